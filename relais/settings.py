@@ -1,0 +1,118 @@
+"""One typed settings object, read from environment variables.
+
+Every setting has a default and an environment variable named ``RELAIS_<FIELD>``
+in upper case (for example ``RELAIS_KAFKA_BOOTSTRAP``). ``relais config`` prints
+the effective values with secrets masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SECRET_MARK = "secret"
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration of one Relais process."""
+
+    data_dir: Path = field(
+        default_factory=lambda: _project_root() / ".relais",
+        metadata={"help": "Where Relais keeps Kafka jars and logs, blobs and worker state."},
+    )
+    kafka_bootstrap: str = field(
+        default="",
+        metadata={
+            "help": "Bootstrap servers of an existing cluster. Empty: the broker started "
+            "by `relais kafka up` on kafka_port."
+        },
+    )
+    kafka_port: int = field(default=9092, metadata={"help": "Client port of the local broker."})
+    kafka_controller_port: int = field(
+        default=9093, metadata={"help": "KRaft controller port of the local broker."}
+    )
+    kafka_heap: str = field(default="768m", metadata={"help": "JVM heap of the local broker."})
+    topic_partitions: int = field(
+        default=3, metadata={"help": "Partitions of each hub topic (member topics use 1)."}
+    )
+    replication_factor: int = field(default=1, metadata={"help": "Replication of every topic."})
+    app_id: str = field(default="relais-hub", metadata={"help": "Consumer group of the hub."})
+    max_submission_bytes: int = field(
+        default=256 * 1024,
+        metadata={"help": "Largest submission record accepted; documents go to the blob store."},
+    )
+    max_acte_bytes: int = field(
+        default=150 * 1024 * 1024,
+        metadata={"help": "Largest total of an acte and its annexes (the 150 Mo TdT limit)."},
+    )
+    api_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of the hub API."})
+    api_port: int = field(default=8470, metadata={"help": "Port of the hub API (blob uploads)."})
+    sandbox_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of sandboxes."})
+    sandbox_tdt_port: int = field(default=8480, metadata={"help": "Port of the sandbox TdT."})
+    schema_registry_url: str = field(
+        default="",
+        metadata={"help": "Confluent-compatible registry URL; empty: Avro single-object encoding."},
+    )
+    schema_registry_password: str = field(
+        default="", metadata={"help": "Registry password.", SECRET_MARK: True}
+    )
+    log_format: str = field(default="json", metadata={"help": "`json` or `console`."})
+    log_level: str = field(default="INFO", metadata={"help": "Minimum level logged."})
+    poll_min_seconds: float = field(
+        default=5.0, metadata={"help": "First TdT status poll delay after posting an acte."}
+    )
+    poll_max_seconds: float = field(
+        default=3600.0, metadata={"help": "Longest delay between two status polls of one acte."}
+    )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The servers clients connect to."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``RELAIS_*`` variables; keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"RELAIS_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def describe(self) -> list[tuple[str, str, str, str]]:
+        """Rows of (environment variable, effective value, default, help), secrets masked."""
+        rows = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            secret = bool(f.metadata.get(SECRET_MARK))
+            shown = ("****" if value else "") if secret else str(value)
+            rows.append((f"RELAIS_{f.name.upper()}", shown, str(default), f.metadata.get("help", "")))
+        return rows
+
+
+def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "Path":
+        return Path(raw)
+    return raw
