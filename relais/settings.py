@@ -40,6 +40,13 @@ class Settings:
         default=9093, metadata={"help": "KRaft controller port of the local broker."}
     )
     kafka_heap: str = field(default="768m", metadata={"help": "JVM heap of the local broker."})
+    kafka_libs_dir: str = field(
+        default="",
+        metadata={
+            "help": "Directory caching the local broker's jars, shareable between data dirs. "
+            "Empty: <data_dir>/kafka/libs."
+        },
+    )
     topic_partitions: int = field(
         default=3, metadata={"help": "Partitions of each hub topic (member topics use 1)."}
     )

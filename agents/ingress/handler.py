@@ -1,0 +1,262 @@
+"""The ingress decision for one submission record: accept and route, or reject with reasons.
+
+It never raises: every outcome is a list of records to publish (a notification
+to the member, a flow-state event, the accepted submission for the next stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from relais.errors import DecodeError, Reason
+from relais.flows.ids import flow_id_for, flow_id_for_unreadable
+from relais.flows.outbound import (
+    FlowContext,
+    Outbound,
+    encode_outbound,
+    flow_state_record,
+    notification_record,
+)
+from relais.members.model import Member
+from relais.wire.avro_codec import AvroCodec, Decoded
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+from topics import member as member_topics
+from topics.catalogue import ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
+
+log = structlog.get_logger(__name__)
+STAGE = "ingress"
+SOURCE = "/relais/hub/ingress"
+
+#: Which stage topic each accepted submission schema goes to, and its flow type.
+ROUTES: dict[str, tuple[str, str]] = {"ActeSubmission": (ACTS_SUBMITTED.name, "acte")}
+
+
+class SubmissionRecord(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class MemberLookup(Protocol):
+    def get(self, siren: str) -> Member | None: ...
+
+
+class BlobSizes(Protocol):
+    async def stat(self, sha256: str) -> int | None: ...
+
+
+@dataclass
+class IngressCounters:
+    """What the ingress did since start, by outcome; logged periodically and on stop."""
+
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, code: str) -> None:
+        self.rejected[code] = self.rejected.get(code, 0) + 1
+
+
+@dataclass(frozen=True)
+class IngressDeps:
+    codec: AvroCodec
+    members: MemberLookup
+    blobs: BlobSizes
+    max_submission_bytes: int
+    counters: IngressCounters
+
+
+def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    refs = []
+    document = record.get("document")
+    if isinstance(document, dict) and isinstance(document.get("blob"), dict):
+        refs.append(("document.blob", document["blob"]))
+    for index, annex in enumerate(record.get("annexes") or []):
+        if isinstance(annex, dict) and isinstance(annex.get("blob"), dict):
+            refs.append((f"annexes[{index}].blob", annex["blob"]))
+    return refs
+
+
+async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]:
+    """A reason for each referenced blob that is absent or of another size."""
+    reasons = []
+    for path, ref in _blob_refs(record):
+        size = await blobs.stat(ref["sha256"])
+        if size is None:
+            reasons.append(
+                Reason(
+                    f"{path}.sha256",
+                    "blob_not_found",
+                    f"no blob with digest {ref['sha256']} was uploaded",
+                )
+            )
+        elif size != ref["size"]:
+            reasons.append(
+                Reason(
+                    f"{path}.size",
+                    "blob_size_mismatch",
+                    f"the blob has {size} bytes, the submission says {ref['size']}",
+                )
+            )
+    return reasons
+
+
+def dead_letter(record: SubmissionRecord, *, code: str, message: str, stage: str) -> Outbound:
+    """The record byte for byte, with headers saying where it came from and why it is here."""
+    context = [
+        ("relais_dlq_origin_topic", record.topic),
+        ("relais_dlq_origin_partition", str(record.partition)),
+        ("relais_dlq_origin_offset", str(record.offset)),
+        ("relais_dlq_stage", stage),
+        ("relais_dlq_error_code", code),
+        ("relais_dlq_error_message", message[:1000]),
+    ]
+    headers = list(record.headers or []) + [(k, v.encode("utf-8")) for k, v in context]
+    return Outbound(INGRESS_DEADLETTER.name, record.key, record.value, headers)
+
+
+def _flow_for_unreadable(record: SubmissionRecord, siren: str) -> FlowContext:
+    submission_id = None
+    if record.key:
+        submission_id = record.key.decode("utf-8", errors="replace")
+        flow_id = flow_id_for(siren, submission_id)
+    else:
+        flow_id = flow_id_for_unreadable(siren, record.topic, record.partition, record.offset)
+    return FlowContext(flow_id, siren, "unknown", submission_id)
+
+
+def _reject(
+    deps: IngressDeps,
+    record: SubmissionRecord,
+    flow: FlowContext,
+    parent: EventHeaders,
+    code: str,
+    message: str,
+    reasons: list[Reason],
+) -> list[Outbound]:
+    deps.counters.reject(code)
+    if deps.members.get(flow.member_siren) is None:
+        log.error("ingress.dead_lettered", code=code, reason=message)
+        return [dead_letter(record, code=code, message=message, stage=STAGE)]
+    log.warning(
+        "ingress.rejected",
+        code=code,
+        reason=message,
+        fields=[r.field for r in reasons],
+    )
+    details = {"topic": record.topic, "partition": str(record.partition),
+               "offset": str(record.offset)}
+    notification = notification_record(
+        flow, kind="REJECTED", state="rejected", message=message, reasons=reasons,
+        details=details, event_key=f"{record.partition}:{record.offset}",
+    )
+    state = flow_state_record(
+        flow, state="rejected", previous_state=None, stage=STAGE, sequence=1,
+        error_code=code, error_message=message, details=details,
+    )
+    return [
+        _out(deps, member_topics.notifications(flow.member_siren).name, flow, "Notification",
+             notification, parent, notification["event_id"]),
+        _out(deps, FLOW_EVENTS.name, flow, "FlowState", state, parent,
+             f"{notification['event_id']}-state"),
+    ]
+
+
+def _out(
+    deps: IngressDeps,
+    topic: str,
+    flow: FlowContext,
+    schema_name: str,
+    value: dict[str, Any],
+    parent: EventHeaders,
+    event_id: str,
+) -> Outbound:
+    return encode_outbound(
+        deps.codec, topic=topic, key=flow.flow_id, schema_name=schema_name, record=value,
+        source=SOURCE, event_id=event_id, subject=flow.flow_id, flow_id=flow.flow_id,
+        parent=parent,
+    )
+
+
+async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list[Outbound]:
+    """Check one record from a member's submissions topic; return what to publish."""
+    parent = EventHeaders.from_kafka(record.headers)
+    siren = member_topics.siren_of_submissions_topic(record.topic)
+    if siren is None:  # the subscription pattern makes this unreachable; stay total anyway
+        log.error("ingress.foreign_topic", topic=record.topic)
+        return []
+    value = record.value or b""
+    if len(value) > deps.max_submission_bytes:
+        flow = _flow_for_unreadable(record, siren)
+        return _reject(
+            deps, record, flow, parent, "oversize",
+            f"the record has {len(value)} bytes, more than the {deps.max_submission_bytes} "
+            "accepted; upload documents as blobs and reference them",
+            [Reason("value", "oversize", f"{len(value)} > {deps.max_submission_bytes} bytes")],
+        )
+    try:
+        decoded: Decoded = deps.codec.decode(value)
+    except DecodeError as exc:
+        flow = _flow_for_unreadable(record, siren)
+        return _reject(deps, record, flow, parent, exc.code, f"unreadable submission: {exc}",
+                       [Reason("value", exc.code, str(exc))])
+    submission = decoded.record
+    submission_id = str(submission.get("submission_id") or "")
+    route = ROUTES.get(decoded.schema_name)
+    flow_type = route[1] if route else "unknown"
+    flow = FlowContext(flow_id_for(siren, submission_id), siren, flow_type, submission_id)
+    with structlog.contextvars.bound_contextvars(flow_id=flow.flow_id):
+        if route is None:
+            return _reject(
+                deps, record, flow, parent, "unsupported_schema",
+                f"{decoded.schema_name} is not accepted on a submissions topic",
+                [Reason("value", "unsupported_schema", decoded.schema_name)],
+            )
+        reasons: list[Reason] = []
+        if not submission_id:
+            reasons.append(Reason("submission_id", "required", "submission_id is empty"))
+        if submission.get("member_siren") != siren:
+            reasons.append(
+                Reason(
+                    "member_siren",
+                    "member_mismatch",
+                    f"the submission names member {submission.get('member_siren')!r} but was "
+                    f"published on the topic of member {siren}",
+                )
+            )
+        if deps.members.get(siren) is None:
+            reasons.append(
+                Reason("member_siren", "unknown_member", f"member {siren} is not registered")
+            )
+        reasons.extend(await blob_reasons(deps.blobs, submission))
+        if reasons:
+            return _reject(deps, record, flow, parent, "invalid_envelope",
+                           "the submission's envelope was refused", reasons)
+        deps.counters.accepted += 1
+        log.info("ingress.accepted", flow_type=flow_type)
+        notification = notification_record(
+            flow, kind="ACCEPTED", state="received",
+            message=f"{decoded.schema_name} {submission_id} received; checks continue",
+        )
+        state = flow_state_record(flow, state="received", previous_state=None, stage=STAGE,
+                                  sequence=1)
+        headers = EventHeaders.new(
+            source=SOURCE, type=deps.codec.catalog.current(decoded.schema_name).full_name,
+            subject=flow.flow_id, flow_id=flow.flow_id, parent=parent,
+            dataschema=parent.dataschema,
+        )
+        forward_headers = [h for h in headers.to_kafka() if h[0] != FLOW_ID_HEADER]
+        forward_headers.append((FLOW_ID_HEADER, flow.flow_id.encode("utf-8")))
+        return [
+            _out(deps, member_topics.notifications(siren).name, flow, "Notification",
+                 notification, parent, notification["event_id"]),
+            _out(deps, FLOW_EVENTS.name, flow, "FlowState", state, parent,
+                 f"{notification['event_id']}-state"),
+            Outbound(route[0], flow.flow_id.encode("utf-8"), value, forward_headers),
+        ]

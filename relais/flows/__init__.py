@@ -1,0 +1,1 @@
+"""Flows: ids, state transitions and the notifications members receive about them."""

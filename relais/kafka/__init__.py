@@ -1,0 +1,1 @@
+"""Thin, documented wrappers over aiokafka used by every hub process."""

@@ -1,0 +1,67 @@
+"""structlog configuration: JSON lines by default, readable console output on request.
+
+Per-message context (flow id, member, topic, partition, offset) is bound with
+:func:`structlog.contextvars.bound_contextvars` for the duration of one record;
+every log line written meanwhile carries it. Values of keys that look like
+secrets are masked before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key")
+
+
+def mask_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Processor that replaces the value of any secret-looking key with ``****``."""
+    for key in list(event_dict):
+        lowered = key.lower()
+        if any(mark in lowered for mark in _SECRET_KEYS) and not lowered.endswith("_sha256"):
+            event_dict[key] = "****"
+    return event_dict
+
+
+def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
+    """Configure structlog (and route stdlib logging, e.g. faust's, through it)."""
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        numeric_level = logging.INFO
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if log_format == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_secrets,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric_level, logging.INFO))

@@ -1,0 +1,1 @@
+"""The member registry: who may submit, and how each member reaches its partners."""

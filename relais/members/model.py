@@ -1,0 +1,80 @@
+"""A member of the platform and the rules its registration must follow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from relais.errors import Reason, ValidationError
+from relais.identifiers import is_valid_siren
+
+_DEPARTMENT = re.compile(r"^(0[0-9][0-9AB]|9[0-9][0-9AB])$")
+
+
+@dataclass(frozen=True)
+class TdtSettings:
+    """How a member reaches its tiers de télétransmission. The password stays in the
+    environment variable ``password_env``; the registry never holds it."""
+
+    url: str
+    login: str
+    password_env: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    arrondissement: int = 1
+    nature_collectivite: str = "31"
+
+
+@dataclass(frozen=True)
+class Member:
+    siren: str
+    name: str
+    department: str
+    token_sha256: str
+    active: bool = True
+    registered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tdt: TdtSettings | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Member:
+        tdt = record.get("tdt")
+        return cls(
+            siren=record["siren"],
+            name=record["name"],
+            department=record["department"],
+            token_sha256=record["token_sha256"],
+            active=record.get("active", True),
+            registered_at=record["registered_at"],
+            tdt=TdtSettings(**tdt) if tdt else None,
+        )
+
+
+def registration_reasons(siren: str, name: str, department: str) -> list[Reason]:
+    """Why a registration is refused; empty when it is acceptable."""
+    reasons = []
+    if not is_valid_siren(siren):
+        reasons.append(
+            Reason("siren", "invalid_siren", f"{siren!r} is not a valid SIREN (9 digits, Luhn)")
+        )
+    if not name.strip():
+        reasons.append(Reason("name", "required", "the member needs a name"))
+    if not _DEPARTMENT.match(department):
+        reasons.append(
+            Reason(
+                "department",
+                "invalid_department",
+                f"{department!r} is not a department code on 3 characters (e.g. 021, 02A, 974)",
+            )
+        )
+    return reasons
+
+
+def check_registration(siren: str, name: str, department: str) -> None:
+    reasons = registration_reasons(siren, name, department)
+    if reasons:
+        raise ValidationError("member registration refused", reasons=reasons)

@@ -1,0 +1,1 @@
+"""Wire format: Avro encoding of record values and CloudEvents headers."""

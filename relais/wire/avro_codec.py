@@ -1,0 +1,137 @@
+"""Avro encoding of record values.
+
+Default wire format: Avro *single-object encoding* — the two marker bytes
+``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer
+schema's parsing canonical form, then the Avro binary body. A reader looks the
+fingerprint up among every recorded version of every schema (``schemas/history``)
+and resolves the writer's version into the current one.
+
+When a schema registry is configured (``RELAIS_SCHEMA_REGISTRY_URL``), values use
+Confluent framing instead: a zero byte, a 4-byte big-endian schema id, the
+Avro body; see :mod:`relais.wire.registry`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+import schemas
+from relais.errors import UnknownSchemaError, ValidationError, ValueDecodeError
+
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+_HEADER_LENGTH = len(SINGLE_OBJECT_MARKER) + 8
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    """One recorded version of a schema, ready to read or write with."""
+
+    name: str
+    full_name: str
+    version: int
+    parsed: Any
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded value: the current schema's name, the record, and the writer's version."""
+
+    schema_name: str
+    record: dict[str, Any]
+    writer_version: int
+
+
+def _version(name: str, version: int, schema_json: dict[str, Any]) -> SchemaVersion:
+    parsed = parse_schema(schema_json, _write_hint=False)
+    canonical = to_parsing_canonical_form(parsed)
+    return SchemaVersion(
+        name=name,
+        full_name=f"{schema_json.get('namespace', '')}.{schema_json['name']}".lstrip("."),
+        version=version,
+        parsed=parsed,
+        fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+    )
+
+
+class SchemaCatalog:
+    """Every schema Relais knows, current and historical, indexed by fingerprint."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, SchemaVersion] = {}
+        self._by_fingerprint: dict[bytes, SchemaVersion] = {}
+        for name in schemas.schema_names():
+            recorded = schemas.history(name)
+            current_json = schemas.load_schema_json(name)
+            latest = recorded[-1][0] if recorded else 1
+            current = _version(name, latest, current_json)
+            self._current[name] = current
+            for version, schema_json in recorded:
+                known = _version(name, version, schema_json)
+                self._by_fingerprint.setdefault(known.fingerprint, known)
+            self._by_fingerprint[current.fingerprint] = current
+
+    def current(self, name: str) -> SchemaVersion:
+        try:
+            return self._current[name]
+        except KeyError:
+            raise UnknownSchemaError(f"no schema named {name!r}") from None
+
+    def by_fingerprint(self, fp: bytes) -> SchemaVersion:
+        try:
+            return self._by_fingerprint[fp]
+        except KeyError:
+            raise UnknownSchemaError(
+                f"value written with an unknown schema (fingerprint {fp.hex()})"
+            ) from None
+
+
+class AvroCodec:
+    """Encodes and decodes record values in Avro single-object encoding."""
+
+    def __init__(self, catalog: SchemaCatalog | None = None) -> None:
+        self.catalog = catalog or SchemaCatalog()
+
+    def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
+        """Encode ``record`` with the current version of ``schema_name``.
+
+        Raises ValidationError when the record does not match the schema.
+        """
+        schema = self.catalog.current(schema_name)
+        buffer = io.BytesIO()
+        buffer.write(SINGLE_OBJECT_MARKER)
+        buffer.write(schema.fingerprint)
+        try:
+            schemaless_writer(buffer, schema.parsed, record, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValidationError(f"record does not match schema {schema_name}: {exc}") from exc
+        return buffer.getvalue()
+
+    def decode(self, data: bytes, expected: str | None = None) -> Decoded:
+        """Decode a value into the current version of its schema.
+
+        Raises ValueDecodeError for bytes that are not a single-object Avro value,
+        UnknownSchemaError for an unknown fingerprint or a schema other than
+        ``expected``.
+        """
+        if len(data) < _HEADER_LENGTH or data[:2] != SINGLE_OBJECT_MARKER:
+            raise ValueDecodeError("value is not Avro single-object encoded (bad marker bytes)")
+        writer = self.catalog.by_fingerprint(data[2:_HEADER_LENGTH])
+        if expected is not None and writer.name != expected:
+            raise UnknownSchemaError(f"expected a {expected} value, got {writer.name}")
+        reader = self.catalog.current(writer.name)
+        body = io.BytesIO(data[_HEADER_LENGTH:])
+        try:
+            record = schemaless_reader(body, writer.parsed, reader.parsed)
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+            raise ValueDecodeError(f"truncated or corrupt {writer.name} value: {exc}") from exc
+        if body.read(1):
+            raise ValueDecodeError(f"trailing bytes after a {writer.name} value")
+        if not isinstance(record, dict):
+            raise ValueDecodeError(f"{writer.name} value is not a record")
+        return Decoded(schema_name=writer.name, record=record, writer_version=writer.version)

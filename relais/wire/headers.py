@@ -1,0 +1,120 @@
+"""Record headers: the CloudEvents Kafka protocol binding (binary mode) plus Relais' own.
+
+Every record the hub writes carries ``ce_specversion``, ``ce_id``, ``ce_source``,
+``ce_type``, ``ce_time``, ``ce_subject``, ``content-type`` and ``ce_dataschema``,
+the flow id in ``relais_flow_id`` and a W3C ``traceparent``. Reading is lenient:
+members may omit headers, and a missing header is ``None``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+AVRO_CONTENT_TYPE = "application/avro"
+FLOW_ID_HEADER = "relais_flow_id"
+
+_CE_FIELDS = {
+    "ce_id": "id",
+    "ce_source": "source",
+    "ce_type": "type",
+    "ce_time": "time",
+    "ce_subject": "subject",
+    "ce_dataschema": "dataschema",
+    "content-type": "content_type",
+    FLOW_ID_HEADER: "flow_id",
+    "traceparent": "traceparent",
+}
+
+
+def new_traceparent() -> str:
+    """A fresh W3C trace context: version 00, random trace and span ids, sampled."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """Same trace as ``parent`` with a new span id; a fresh trace when ``parent`` is unusable."""
+    parts = (parent or "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return new_traceparent()
+    return f"{parts[0]}-{parts[1]}-{secrets.token_hex(8)}-{parts[3]}"
+
+
+@dataclass(frozen=True)
+class EventHeaders:
+    """The headers of one record, as typed fields."""
+
+    id: str | None = None
+    source: str | None = None
+    type: str | None = None
+    time: str | None = None
+    subject: str | None = None
+    dataschema: str | None = None
+    content_type: str | None = AVRO_CONTENT_TYPE
+    flow_id: str | None = None
+    traceparent: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        source: str,
+        type: str,
+        subject: str | None,
+        flow_id: str | None,
+        dataschema: str | None = None,
+        event_id: str | None = None,
+        parent: EventHeaders | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> EventHeaders:
+        """Headers for a new event; ``parent`` continues its trace."""
+        return cls(
+            id=event_id or str(uuid.uuid4()),
+            source=source,
+            type=type,
+            time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            subject=subject,
+            dataschema=dataschema,
+            flow_id=flow_id,
+            traceparent=child_traceparent(parent.traceparent if parent else None),
+            extra=dict(extra or {}),
+        )
+
+    def with_extra(self, **values: str) -> EventHeaders:
+        return replace(self, extra={**self.extra, **values})
+
+    def to_kafka(self) -> list[tuple[str, bytes]]:
+        """Headers as aiokafka wants them: ``[(name, utf-8 bytes)]``, absent ones left out."""
+        out: list[tuple[str, bytes]] = [("ce_specversion", b"1.0")]
+        for header, attr in _CE_FIELDS.items():
+            value = getattr(self, attr)
+            if value is not None:
+                out.append((header, value.encode("utf-8")))
+        out.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
+        return out
+
+    @classmethod
+    def from_kafka(cls, headers: Iterable[tuple[str, bytes]] | None) -> EventHeaders:
+        """Typed headers from a record's raw ones; undecodable values are replaced, not fatal."""
+        values: dict[str, str | None] = {}
+        extra: dict[str, str] = {}
+        for name, raw in headers or ():
+            text = raw.decode("utf-8", errors="replace") if raw is not None else ""
+            if name in _CE_FIELDS:
+                values[_CE_FIELDS[name]] = text
+            elif name != "ce_specversion":
+                extra[name] = text
+        values.setdefault("content_type", None)
+        return cls(**values, extra=extra)  # type: ignore[arg-type]
+
+
+def header_value(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
+    """One header's value as text, or None."""
+    for key, raw in headers or ():
+        if key == name:
+            return raw.decode("utf-8", errors="replace")
+    return None

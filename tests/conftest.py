@@ -1,0 +1,90 @@
+"""Session fixtures shared by every test tier.
+
+The integration tiers run against a real Apache Kafka broker: the one named by
+``RELAIS_TEST_KAFKA_BOOTSTRAP`` if set, otherwise a ``LocalBroker`` started
+once per session on ports 39092/39093 with its data in the session's tmp dir.
+Its jars come from the project's shared cache (``.relais/kafka/libs`` unless
+``RELAIS_DATA_DIR`` / ``RELAIS_KAFKA_LIBS_DIR`` say otherwise), so ``make demo``
+and ``make test`` download them once. Fixtures are sync and session-scoped;
+tests talk to the broker with their own clients on their own event loops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops.kafka.broker import LocalBroker
+from relais.settings import Settings
+
+TEST_KAFKA_PORT = 39092
+TEST_KAFKA_CONTROLLER_PORT = 39093
+EXTERNAL_BOOTSTRAP_ENV = "RELAIS_TEST_KAFKA_BOOTSTRAP"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_kafka_libs_dir() -> Path:
+    """The jar cache of the project's default settings, shared by tests and `relais kafka up`."""
+    defaults = Settings.from_env()
+    if defaults.kafka_libs_dir:
+        return Path(defaults.kafka_libs_dir)
+    return Path(defaults.data_dir) / "kafka" / "libs"
+
+
+def local_broker_settings(data_dir: Path, kafka_port: int, controller_port: int) -> Settings:
+    """Settings of a throwaway local broker in ``data_dir`` using the shared jar cache."""
+    return Settings.from_env(
+        data_dir=data_dir,
+        kafka_bootstrap="",
+        kafka_port=kafka_port,
+        kafka_controller_port=controller_port,
+        kafka_libs_dir=str(shared_kafka_libs_dir()),
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """The session's local broker, started once; None when an external cluster is used."""
+    if os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip():
+        yield None
+        return
+    settings = local_broker_settings(
+        tmp_path_factory.mktemp("kafka-broker"), TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT
+    )
+    broker = LocalBroker(settings)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: LocalBroker | None) -> str:
+    """Bootstrap servers of the Kafka cluster integration tests use."""
+    if kafka_broker is None:
+        return os.environ[EXTERNAL_BOOTSTRAP_ENV].strip()
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def settings_for_tests(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Relais settings pointing at the test cluster, with a throwaway data dir."""
+    return Settings.from_env(
+        kafka_bootstrap=kafka_bootstrap, data_dir=tmp_path_factory.mktemp("relais-data")
+    )
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """``../shared/reference``: official schemas and real partner messages (test oracles)."""
+    path = REPO_ROOT.parent / "shared" / "reference"
+    if not path.is_dir():
+        pytest.fail(
+            f"Reference material not found at {path}: conformance tests need the official "
+            "schemas and partner messages of shared/reference next to the repository."
+        )
+    return path
