@@ -15,6 +15,7 @@ from agents import flow_state
 from agents.ingress.gateway import IngressGateway
 from agents.ingress.handler import IngressCounters, IngressDeps
 from relais.blobs.filesystem import FilesystemBlobStore
+from relais.logs import configure_logging
 from relais.members.directory import MemberDirectory
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
@@ -82,6 +83,7 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
         """Starts the member directory and the ingress with the app, stops them with it."""
 
         async def on_start(self) -> None:
+            configure_logging(settings.log_format, settings.log_level)
             await deps.start()
 
         async def on_stop(self) -> None:

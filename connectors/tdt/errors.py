@@ -10,7 +10,7 @@ Every failure the TdT connector can meet crosses this module exactly once:
     └── DecodingError, TooManyRedirects            PartnerReplyError
 
     HTTP reply status                              Relais error
-    ├── 429, 5xx                                   PartnerTransientError, retry_after from Retry-After
+    ├── 429, 5xx                                   PartnerTransientError  (retry_after: Retry-After)
     ├── 3xx (redirects are not followed)           PartnerPermanentError  (usually a login page)
     └── other 4xx                                  PartnerPermanentError  with the TdT's KO text
 

@@ -168,14 +168,3 @@ class TransactionRef:
     nature_code: int | None
     status: int | None
     idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class BytesResult:
-    """A document fetched from the TdT (classification, prefecture message)."""
-
-    partner: str
-    http_status: int
-    elapsed: float
-    raw: bytes
-    media_type: str = ""

@@ -17,7 +17,7 @@ from enum import StrEnum
 ACTES_NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
 INSEE_NS = "http://xml.insee.fr/schema"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-NSMAP: dict[str | None, str] = {"actes": ACTES_NS, "insee": INSEE_NS, "xsi": XSI_NS}
+NSMAP: dict[str, str] = {"actes": ACTES_NS, "insee": INSEE_NS, "xsi": XSI_NS}
 SCHEMA_LOCATION = f"{ACTES_NS} actesv1_1.xsd"
 
 
@@ -104,9 +104,7 @@ ENVELOPE_DIRECTIONS: dict[str, Direction] = {
 }
 
 # The schema enumerates these for AnomalieEnveloppe/Nature; real traffic also has 999.
-ANOMALIE_ENVELOPPE_NATURES: frozenset[str] = frozenset(
-    {"001", "002", "003", "004", "005", "100"}
-)
+ANOMALIE_ENVELOPPE_NATURES: frozenset[str] = frozenset({"001", "002", "003", "004", "005", "100"})
 
 
 def type_code_for_root(root: str) -> str | None:

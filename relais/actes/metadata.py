@@ -91,8 +91,7 @@ class ActeMetadata:
                 Reason(
                     "annex_typologies",
                     "count",
-                    f"{len(self.annex_typologies)} typologies for "
-                    f"{len(self.annex_files)} annexes",
+                    f"{len(self.annex_typologies)} typologies for {len(self.annex_files)} annexes",
                 )
             )
         for i, code in enumerate(self.annex_typologies):

@@ -297,7 +297,9 @@ def build_envelope_pref(
             attrs={"Departement": department, "Arrondissement": arrondissement},
         )
     else:
-        sub(emetteur, "IDSGAR" if emitter == "sgar" else "IDPref", attrs={"Departement": department})
+        sub(
+            emetteur, "IDSGAR" if emitter == "sgar" else "IDPref", attrs={"Departement": department}
+        )
     _referent(emetteur, referent)
     _formulaires(root, file_names)
     sub(root, "Destinataire", attrs={qname("SIREN", INSEE_NS): destinataire_siren})
@@ -386,9 +388,7 @@ def _ar_reponse_cl(
     return serialize(root)
 
 
-def build_ar_piece_complementaire(
-    id_acte: str, reception_date: date, courrier_date: date
-) -> bytes:
+def build_ar_piece_complementaire(id_acte: str, reception_date: date, courrier_date: date) -> bytes:
     """3-5 ``ARPieceComplementaire``: the prefecture acknowledges a 3-3 or 3-4."""
     return _ar_reponse_cl("ARPieceComplementaire", id_acte, reception_date, courrier_date)
 
@@ -434,7 +434,9 @@ def build_ar_demande_pc(id_acte: str, courrier_date: date) -> bytes:
 
 def build_refus_pc(id_acte: str, courrier_date: date, document_file: str) -> bytes:
     """3-3 ``RefusPieceComplementaire``: explicit refusal to send the documents."""
-    return _courrier_with_document("RefusPieceComplementaire", id_acte, courrier_date, document_file)
+    return _courrier_with_document(
+        "RefusPieceComplementaire", id_acte, courrier_date, document_file
+    )
 
 
 def build_piece_complementaire(
@@ -457,9 +459,7 @@ def build_ar_lettre_observations(id_acte: str, courrier_date: date) -> bytes:
     return serialize(_courrier("ARLettreObservations", id_acte, courrier_date))
 
 
-def build_rejet_lettre_observations(
-    id_acte: str, courrier_date: date, document_file: str
-) -> bytes:
+def build_rejet_lettre_observations(id_acte: str, courrier_date: date, document_file: str) -> bytes:
     """4-3 ``RejetLettreObservations``: explicit refusal to answer the observations."""
     return _courrier_with_document("RejetLettreObservations", id_acte, courrier_date, document_file)
 

@@ -112,7 +112,7 @@ def copy_content(source: etree._Element, target: etree._Element) -> None:
 
 
 def _deep_copy(element: etree._Element) -> etree._Element:
-    copy = etree.Element(element.tag, attrib=dict(element.attrib))
+    copy = etree.Element(element.tag, attrib={str(k): str(v) for k, v in element.attrib.items()})
     copy.text = element.text
     copy.tail = element.tail
     for child in element:
@@ -125,5 +125,6 @@ def serialize(root: etree._Element) -> bytes:
     """ISO-8859-1 bytes with an XML declaration, validated against the ACTES schema."""
     etree.indent(root, space="  ")
     xml = etree.tostring(root, xml_declaration=True, encoding=ENCODING)
+    assert isinstance(xml, bytes)
     assert_valid(xml)
     return xml

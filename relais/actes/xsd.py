@@ -11,8 +11,10 @@ inside the reference folder, anything else is refused.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -55,7 +57,9 @@ class _LocalOnlyResolver(etree.Resolver):
         super().__init__()
         self._folder = folder.resolve()
 
-    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+    def resolve(  # type: ignore[override]  # lxml-stubs omit the context argument
+        self, system_url: str, public_id: str, context: object
+    ) -> object:
         name = system_url.removeprefix("file://")
         candidate = Path(name)
         if not candidate.is_absolute():
@@ -65,7 +69,7 @@ class _LocalOnlyResolver(etree.Resolver):
             raise ConfigurationError(
                 f"schema location {system_url!r} is not a file of {self._folder}"
             )
-        return self.resolve_filename(str(candidate), context)
+        return self.resolve_filename(str(candidate), context)  # type: ignore[attr-defined]
 
 
 def hardened_parser(*, recover: bool = False) -> etree.XMLParser:
@@ -104,7 +108,8 @@ def validate_actes_xml(xml: bytes) -> list[str]:
         return [f"not well-formed XML: {exc}"]
     if schema.validate(document):
         return []
-    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+    errors: Iterable[Any] = schema.error_log  # type: ignore[assignment]  # iterable at runtime
+    return [f"line {error.line}: {error.message}" for error in errors]
 
 
 def assert_valid(xml: bytes) -> None:

@@ -99,7 +99,7 @@ def _relais_error_response(exc: RelaisError) -> JSONResponse:
 
 
 def _headers_only(response: Response) -> Response:
-    """A HEAD answer: the same status and headers without a body."""
+    """A HEAD answer to an error: its status and headers, without the JSON body."""
     headers = {
         key: value for key, value in response.headers.items() if key.lower() != "content-length"
     }
@@ -245,7 +245,9 @@ def create_api(
 
     async def blob(request: Request) -> Response:
         response = await _blob(request)
-        return _headers_only(response) if request.method == "HEAD" else response
+        if request.method == "HEAD" and response.status_code >= 400:
+            return _headers_only(response)
+        return response
 
     async def _blob(request: Request) -> Response:
         member = await member_of(request)

@@ -74,7 +74,7 @@ async def serve_api(
     port: int,
     *,
     handle_signals: bool = True,
-    graceful_timeout: float = 10.0,
+    graceful_timeout: int = 10,
     started: asyncio.Event | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until stopped.
@@ -98,7 +98,7 @@ async def serve_api(
         lifespan="off",
         server_header=False,
         proxy_headers=False,
-        timeout_graceful_shutdown=int(graceful_timeout),
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
     def on_started() -> None:

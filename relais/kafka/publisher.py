@@ -57,6 +57,29 @@ class Publisher:
         value = self.codec.encode(schema_name, record)
         await self.publish_raw(topic, key=key, value=value, headers=headers)
 
+    async def publish_many(
+        self,
+        topic: str,
+        items: list[tuple[str, dict[str, Any], EventHeaders]],
+        *,
+        schema_name: str,
+    ) -> None:
+        """Publish ``(key, record, headers)`` items without a round trip each; returns once
+        the broker acknowledged them all."""
+        futures = []
+        try:
+            for key, record, headers in items:
+                value = self.codec.encode(schema_name, record)
+                futures.append(
+                    await self._producer.send(
+                        topic, value, key=key.encode("utf-8"), headers=headers.to_kafka()
+                    )
+                )
+            for future in futures:
+                await future
+        except KafkaError as exc:
+            raise InfrastructureError(f"cannot publish to {topic}: {exc}") from exc
+
     async def publish_raw(
         self,
         topic: str,

@@ -93,7 +93,10 @@ class MemberDirectory:
     async def _catch_up(
         self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]
     ) -> None:
-        while any(await consumer.position(tp) < end for tp, end in end_offsets.items()):
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in end_offsets}
+            if all(positions[tp] >= end for tp, end in end_offsets.items()):
+                return
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:

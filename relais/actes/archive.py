@@ -1,0 +1,215 @@
+"""The tar.gz a TdT sends for one envelope, laid out and named as a TdT does.
+
+Names (protocols.md §1.2, after STELA and S²LOW):
+
+- message base name ``{DDD}-{SIREN}-{YYYYMMDD}-{NUMERO}-{NN}-{T}-{S}`` where the
+  date is the **transmission** date (STELA writes the day the archive is made,
+  not the decision date, which only the IDActe carries) and ``T-S`` the message
+  code (``1-1`` for an acte);
+- ``{base}_0.xml`` is the message XML; ``{typology}-{base}_1.{ext}`` the main
+  document; ``{typology}-{base}_{n}.{ext}``, n ≥ 2, the annexes;
+- the envelope is ``EACT--{SIREN}--{YYYYMMDD}-{seq}.xml``;
+- the archive is ``{TRIGRAM}-{envelope name without .xml}.tar.gz``.
+
+Archives are reproducible: fixed member order, mtime and ownership.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import PurePosixPath
+
+from relais.actes.metadata import ActeMetadata
+from relais.actes.xml_build import Referent, build_acte, build_envelope_cl
+from relais.errors import Reason, ValidationError
+
+TRIGRAM_RE = re.compile(r"[A-Z0-9]{3}")
+EXTENSION_RE = re.compile(r"[A-Za-z0-9]{1,10}")
+DEFAULT_MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Transmission:
+    """One acte ready to post: its IDActe, the archive and what the archive holds.
+
+    ``metadata`` is the acte with its files renamed as in the archive.
+    ``member_names`` lists the archive members in order: envelope, message XML,
+    main document, annexes.
+    """
+
+    id_acte: str
+    archive_name: str
+    archive_bytes: bytes
+    envelope_name: str
+    message_name: str
+    member_names: tuple[str, ...]
+    metadata: ActeMetadata
+
+
+def message_base_name(
+    department: str,
+    siren: str,
+    day: date,
+    numero: str,
+    nature: str,
+    message_code: str = "1-1",
+) -> str:
+    """``{DDD}-{SIREN}-{YYYYMMDD}-{NUMERO}-{NN}-{T}-{S}``; ``day`` is the transmission date."""
+    return f"{department}-{siren}-{day:%Y%m%d}-{numero}-{nature}-{message_code}"
+
+
+def envelope_file_name(siren: str, day: date, sequence: int) -> str:
+    """``EACT--{SIREN}--{YYYYMMDD}-{seq}.xml``, the collectivité's envelope."""
+    return f"EACT--{siren}--{day:%Y%m%d}-{sequence}.xml"
+
+
+def archive_file_name(trigram: str, envelope_name: str) -> str:
+    """``{TRIGRAM}-{envelope name without .xml}.tar.gz``."""
+    return f"{trigram}-{envelope_name.removesuffix('.xml')}.tar.gz"
+
+
+def _extension(field: str, name: str, reasons: list[Reason]) -> str:
+    suffix = PurePosixPath(name).suffix.removeprefix(".")
+    if EXTENSION_RE.fullmatch(suffix) is None:
+        reasons.append(Reason(field, "extension", f"{name!r} has no usable file extension"))
+    return suffix.lower()
+
+
+def pack_archive(members: Sequence[tuple[str, bytes]], mtime: int = 0) -> bytes:
+    """A gzip-compressed tar of ``members`` (name, content), in order, reproducibly."""
+    tar_buffer = io.BytesIO()
+    with tarfile.open(fileobj=tar_buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mtime = mtime
+            info.mode = 0o644
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(tar_buffer.getvalue(), mtime=mtime)
+
+
+def build_transmission(
+    meta: ActeMetadata,
+    documents: Mapping[str, bytes],
+    *,
+    trigram: str,
+    transmission_date: date,
+    sequence: int,
+    arrondissement: int,
+    nature_collectivite: int,
+    return_emails: Sequence[str],
+    referent: Referent | None = None,
+) -> Transmission:
+    """Lay out one acte as a TdT does and pack it with its ``EnveloppeCLMISILL``.
+
+    ``meta.main_file`` and ``meta.annex_files`` name entries of ``documents``
+    (the uploaded files); they are renamed ``{typology}-{base}_{n}.{ext}``.
+    ``sequence`` is the envelope counter of the day. Raises ``ValidationError``
+    when the metadata, a document or an envelope field is not acceptable.
+    """
+    reasons = list(meta.reasons())
+    if TRIGRAM_RE.fullmatch(trigram) is None:
+        reasons.append(Reason("trigram", "format", f"three upper-case characters, got {trigram!r}"))
+    if sequence < 1:
+        reasons.append(
+            Reason("sequence", "range", f"the envelope sequence starts at 1: {sequence}")
+        )
+    originals = (meta.main_file, *meta.annex_files)
+    fields = ("main_file", *(f"annex_files[{i}]" for i in range(len(meta.annex_files))))
+    for field, name in zip(fields, originals, strict=True):
+        if name not in documents:
+            reasons.append(Reason(field, "missing", f"no document named {name!r} was given"))
+    if len(set(originals)) != len(originals):
+        reasons.append(Reason("annex_files", "duplicate", "each file must be given once"))
+    extensions = [_extension(f, n, reasons) for f, n in zip(fields, originals, strict=True)]
+    if reasons:
+        raise ValidationError("cannot build the transmission", reasons=reasons)
+
+    base = message_base_name(
+        meta.department,
+        meta.siren,
+        transmission_date,
+        meta.numero_interne,
+        meta.nature.abbreviation,
+    )
+    message_name = f"{base}_0.xml"
+    typologies = (
+        meta.main_typology,
+        *(meta.annex_typology(i) for i in range(len(meta.annex_files))),
+    )
+    new_names = [
+        f"{typology}-{base}_{n}.{ext}"
+        for n, (typology, ext) in enumerate(zip(typologies, extensions, strict=True), start=1)
+    ]
+    laid_out = replace(meta, main_file=new_names[0], annex_files=tuple(new_names[1:]))
+    envelope_name = envelope_file_name(meta.siren, transmission_date, sequence)
+    envelope = build_envelope_cl(
+        meta.siren,
+        meta.department,
+        arrondissement,
+        nature_collectivite,
+        [message_name],
+        return_emails,
+        referent,
+    )
+    members = [
+        (envelope_name, envelope),
+        (message_name, build_acte(laid_out)),
+        *((new, documents[old]) for new, old in zip(new_names, originals, strict=True)),
+    ]
+    return Transmission(
+        id_acte=meta.id_acte,
+        archive_name=archive_file_name(trigram, envelope_name),
+        archive_bytes=pack_archive(members),
+        envelope_name=envelope_name,
+        message_name=message_name,
+        member_names=tuple(name for name, _ in members),
+        metadata=laid_out,
+    )
+
+
+def read_transmission(
+    archive_bytes: bytes, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
+) -> dict[str, bytes]:
+    """The members of a transmission tar.gz, by name, in archive order.
+
+    Only plain files with a bare name are accepted (no directories, links or
+    paths); the uncompressed total is capped at ``max_bytes``. Raises
+    ``ValidationError`` otherwise or when the archive cannot be read.
+    """
+
+    def refuse(message: str) -> ValidationError:
+        return ValidationError(
+            f"unreadable transmission archive: {message}",
+            reasons=[Reason("archive", "format", message)],
+        )
+
+    members: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:*") as tar:
+            for info in tar:
+                name = info.name
+                if not info.isfile():
+                    raise refuse(f"{name!r} is not a plain file")
+                if "/" in name or "\\" in name or name in {"", ".", ".."}:
+                    raise refuse(f"{name!r} is not a bare file name")
+                if name in members:
+                    raise refuse(f"{name!r} appears twice")
+                total += info.size
+                if total > max_bytes:
+                    raise refuse(f"more than {max_bytes} bytes once uncompressed")
+                extracted = tar.extractfile(info)
+                if extracted is None:
+                    raise refuse(f"{name!r} cannot be read")
+                members[name] = extracted.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise refuse(str(exc)) from exc
+    return members

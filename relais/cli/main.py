@@ -1,0 +1,62 @@
+"""`relais`: the command line of the hub, for operators and members' integrators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from relais.cli import kafka_cmd, members_cmd, run_cmd, submit_cmd, topics_cmd
+from relais.cli.common import fail
+from relais.errors import RelaisError
+from relais.settings import Settings
+
+app = typer.Typer(
+    help="Relais: the asynchronous integration hub of the platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(members_cmd.app, name="members")
+app.command()(run_cmd.worker)
+app.command()(run_cmd.api)
+app.command()(submit_cmd.submit)
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (secrets masked) and where each comes from."""
+    for env, value, default, help_text in Settings.from_env().describe():
+        marker = "" if value == default else "   (set)"
+        typer.echo(f"{env}={value}{marker}\n    {help_text}")
+
+
+@app.command()
+def parse(path: Path = typer.Argument(..., help="An @CTES message or envelope (XML).")) -> None:
+    """Identify an @CTES business message or envelope and print its key fields as JSON."""
+    from relais.cli.parse_cmd import parse_file
+
+    if not path.is_file():
+        fail(f"{path} is not a readable file")
+    try:
+        summary = parse_file(path)
+    except RelaisError as exc:
+        fail(f"{path}: {exc.message}")
+        return
+    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+
+
+@app.command()
+def demo(
+    stay: bool = typer.Option(False, help="Keep the hub running after the demo until Ctrl-C."),
+) -> None:
+    """Start Kafka, the sandbox partners and the hub, run a demo flow end to end, stop."""
+    from ops.demo import run_demo
+
+    raise typer.Exit(run_demo(stay=stay))
+
+
+if __name__ == "__main__":
+    app()

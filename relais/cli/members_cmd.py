@@ -1,0 +1,105 @@
+"""`relais members add|list|show`: the member registry."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ops.members import new_member, register_members
+from relais.cli.common import fail, load_settings, run
+from relais.kafka.admin import admin_client
+from relais.kafka.publisher import Publisher
+from relais.members.directory import MemberDirectory
+from relais.members.model import Member, TdtSettings
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+
+app = typer.Typer(help="Register and inspect members (communes, EPCI, départements…).")
+
+
+async def _snapshot(settings: Settings) -> MemberDirectory:
+    directory = MemberDirectory(settings.bootstrap_servers, AvroCodec())
+    await directory.start()
+    await directory.stop()
+    return directory
+
+
+def _describe(member: Member) -> dict[str, object]:
+    out: dict[str, object] = {
+        "siren": member.siren,
+        "name": member.name,
+        "department": member.department,
+        "active": member.active,
+        "registered_at": member.registered_at.isoformat(),
+        "submissions_topic": f"relais.member.{member.siren}.submissions",
+        "notifications_topic": f"relais.member.{member.siren}.notifications",
+    }
+    if member.tdt is not None:
+        out["tdt"] = {"url": member.tdt.url, "login": member.tdt.login,
+                      "password_env": member.tdt.password_env}
+    return out
+
+
+@app.command()
+def add(
+    siren: str = typer.Argument(..., help="9-digit SIREN (leading zeros are kept)."),
+    name: str = typer.Option(..., help="The member's name."),
+    department: str = typer.Option(..., help="Department code on 3 characters (021, 02A, 974)."),
+    tdt_url: str = typer.Option("", help="Base URL of the member's TdT."),
+    tdt_login: str = typer.Option("", help="TdT login (HTTP Basic)."),
+    tdt_password_env: str = typer.Option(
+        "", help="Name of the environment variable that holds the TdT password."
+    ),
+    force: bool = typer.Option(False, help="Replace an existing member (rotates its token)."),
+) -> None:
+    """Register a member: create its topics, publish it to the registry, print its token once."""
+    settings = load_settings()
+    tdt = (
+        TdtSettings(url=tdt_url, login=tdt_login, password_env=tdt_password_env)
+        if tdt_url
+        else None
+    )
+
+    async def go() -> str:
+        directory = await _snapshot(settings)
+        if directory.get(siren) is not None and not force:
+            fail(f"member {siren} is already registered (use --force to replace it)")
+        registration = new_member(siren, name, department, tdt=tdt)
+        publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-cli")
+        await publisher.start()
+        try:
+            async with admin_client(settings.bootstrap_servers) as admin:
+                await register_members(admin, publisher, [registration])
+        finally:
+            await publisher.stop()
+        return registration.token
+
+    token = run(go())
+    typer.echo(f"member {siren} registered")
+    typer.echo(f"  submissions:   relais.member.{siren}.submissions")
+    typer.echo(f"  notifications: relais.member.{siren}.notifications")
+    typer.echo(f"  API token (shown once, store it now): {token}")
+
+
+@app.command("list")
+def list_members() -> None:
+    """One line per registered member."""
+    settings = load_settings()
+    directory = run(_snapshot(settings))
+    for member in directory.all():
+        flag = "" if member.active else "  (inactive)"
+        typer.echo(f"{member.siren}  {member.department}  {member.name}{flag}")
+    typer.echo(f"{len(directory)} members")
+
+
+@app.command()
+def show(siren: str) -> None:
+    """A member's registry record as JSON (never its token)."""
+    settings = load_settings()
+    directory = run(_snapshot(settings))
+    member = directory.get(siren)
+    if member is None:
+        fail(f"no member {siren}")
+        return
+    typer.echo(json.dumps(_describe(member), indent=2, ensure_ascii=False))

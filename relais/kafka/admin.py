@@ -1,0 +1,27 @@
+"""An admin client as an async context manager, with errors in the project's tree."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from relais.errors import InfrastructureError
+
+
+@asynccontextmanager
+async def admin_client(bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000)
+    try:
+        await admin.start()
+    except (KafkaConnectionError, KafkaError) as exc:
+        raise InfrastructureError(
+            f"cannot reach Kafka at {bootstrap_servers} ({exc}); is it running? "
+            "Try `relais kafka up`."
+        ) from exc
+    try:
+        yield admin
+    finally:
+        await admin.close()

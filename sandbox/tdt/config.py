@@ -1,0 +1,208 @@
+"""Configuration of the sandbox TdT: accounts, schedule, fault knobs.
+
+Everything is a frozen dataclass. Fault knobs can also be changed while the
+sandbox runs with ``POST /sandbox/faults`` and a JSON object of the
+:class:`Faults` fields to change, e.g. ``{"error_rate": 0.2, "retry_after": 3}``;
+``GET /sandbox/faults`` shows the knobs in force.
+
+Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng):
+
+========================  ==============================================================
+``latency_ms``            fixed delay added before every API answer
+``jitter_ms``             extra delay, uniform in [0, jitter_ms]
+``error_rate``            answer ``error_status`` (5xx) *before* doing anything
+``error_status``          the status of injected errors (503 by default; 429 allowed)
+``retry_after``           seconds sent in ``Retry-After`` with injected errors (None: none)
+``timeout_rate``          wait ``hang_seconds`` before handling the call, then answer
+``hang_seconds``          how long a "timeout" hangs (longer than the client's timeout)
+``error_after_commit_rate``  on creations, record the transaction, *then* answer 5xx:
+                          the "crash between call and record" the hub must reconcile
+``anomaly_rate``          fraction of actes answered by an ``AnomalieActe`` (state -1)
+``duplicate_rate``        a prefecture message listed twice under two ids; a status
+                          poll answering the transaction's previous state once more
+``out_of_order``          document listing shuffled; a prefecture message listed
+                          before the acte's ``ARActe`` is visible
+``prefecture_message_rate``  fraction of acknowledged actes that later receive a
+                          prefecture message (2-1, 3-1, 4-1 or 5-1)
+========================  ==============================================================
+
+Faults never lose a transaction: a transaction is either not recorded (the
+error came first) or recorded and findable (listing, idempotency key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+
+from relais.actes.classification import Classification
+from relais.errors import ConfigurationError, Reason, ValidationError
+from sandbox.tdt.classification import default_classification
+
+MAX_ACTE_BYTES = 150 * 1024 * 1024
+PREFECTURE_MESSAGE_TYPES = ("2-1", "3-1", "4-1", "5-1")
+
+
+@dataclass(frozen=True)
+class SandboxAccount:
+    """A TdT account: HTTP Basic login and password, and the member it transmits for."""
+
+    login: str
+    password: str = field(repr=False)
+    siren: str
+    department: str
+    name: str = ""
+    arrondissement: int = 0
+    nature_collectivite: int = 31
+    return_email: str = "actes@example.org"
+
+
+DEFAULT_ACCOUNTS: tuple[SandboxAccount, ...] = (
+    SandboxAccount(
+        login="demo",
+        password="demo",  # noqa: S106 - the public demo account of a loopback sandbox
+        siren="210600235",
+        department="006",
+        name="Commune de démonstration",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The fault knobs; see the module docstring for what each one does."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    error_status: int = 503
+    retry_after: float | None = None
+    timeout_rate: float = 0.0
+    hang_seconds: float = 30.0
+    error_after_commit_rate: float = 0.0
+    anomaly_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    out_of_order: float = 0.0
+    prefecture_message_rate: float = 0.0
+
+    def reasons(self) -> list[Reason]:
+        """Every knob out of its range."""
+        reasons = []
+        for name in (
+            "error_rate",
+            "timeout_rate",
+            "error_after_commit_rate",
+            "anomaly_rate",
+            "duplicate_rate",
+            "out_of_order",
+            "prefecture_message_rate",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                reasons.append(Reason(name, "range", f"a rate is in [0, 1], got {value}"))
+        for name in ("latency_ms", "jitter_ms", "hang_seconds"):
+            if getattr(self, name) < 0:
+                reasons.append(Reason(name, "range", "must not be negative"))
+        if self.retry_after is not None and self.retry_after < 0:
+            reasons.append(Reason("retry_after", "range", "must not be negative"))
+        if self.error_status != 429 and not 500 <= self.error_status <= 599:
+            reasons.append(Reason("error_status", "range", "429 or a 5xx status"))
+        return reasons
+
+    def updated(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with ``changes`` applied; ValidationError for unknown knobs or bad values."""
+        known = {f.name: f for f in fields(self)}
+        reasons = []
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in known:
+                reasons.append(Reason(name, "unknown", "not a fault knob"))
+                continue
+            if name == "retry_after" and value is None:
+                values[name] = None
+            elif name == "error_status" and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                values[name] = float(value)
+            else:
+                reasons.append(Reason(name, "type", f"expected a number, got {value!r}"))
+        if reasons:
+            raise ValidationError("invalid fault knobs", reasons=reasons)
+        result = dataclasses.replace(self, **values)
+        if result.reasons():
+            raise ValidationError("invalid fault knobs", reasons=result.reasons())
+        return result
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When things happen, in seconds of the injected clock after the triggering call."""
+
+    transmit_after: float = 1.0
+    acknowledge_after: float = 5.0
+    prefecture_message_after: float = 30.0
+    cancel_acknowledge_after: float = 5.0
+    reply_acknowledge_after: float = 5.0
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything the sandbox TdT needs; ``classification`` defaults to :func:`default_classification`."""
+
+    accounts: tuple[SandboxAccount, ...] = DEFAULT_ACCOUNTS
+    classification: Classification = field(default_factory=default_classification)
+    faults: Faults = Faults()
+    schedule: Schedule = Schedule()
+    seed: int = 0
+    trigram: str = "SBX"
+    max_total_bytes: int = MAX_ACTE_BYTES
+    reject_duplicate_numbers: bool = True
+    prefecture_message_types: tuple[str, ...] = PREFECTURE_MESSAGE_TYPES
+    anomaly_nature: str = "002"
+    anomaly_detail: str = (
+        "ODT-VERIF-01 : date de classification qui n'est pas à jour (anomalie simulée par le bac "
+        "à sable)"
+    )
+
+    def account(self, login: str) -> SandboxAccount | None:
+        return next((a for a in self.accounts if a.login == login), None)
+
+    def check(self) -> None:
+        """Raise ConfigurationError when the configuration cannot run."""
+        problems = [r.message for r in self.faults.reasons()]
+        logins = [a.login for a in self.accounts]
+        if len(set(logins)) != len(logins):
+            problems.append("account logins must be unique")
+        unknown = set(self.prefecture_message_types) - set(PREFECTURE_MESSAGE_TYPES)
+        if unknown:
+            problems.append(f"unknown prefecture message types: {sorted(unknown)}")
+        if self.schedule.acknowledge_after < self.schedule.transmit_after:
+            problems.append("acknowledge_after must not come before transmit_after")
+        if problems:
+            raise ConfigurationError("sandbox TdT configuration: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SandboxConfig:
+        """Build from plain data (a JSON file): accounts, faults, schedule and scalar fields."""
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "accounts":
+                values[key] = tuple(SandboxAccount(**account) for account in value)
+            elif key == "faults":
+                values[key] = Faults().updated(value)
+            elif key == "schedule":
+                values[key] = Schedule(**{k: float(v) for k, v in value.items()})
+            elif key == "classification_date":
+                values["classification"] = dataclasses.replace(
+                    default_classification(), date_version=date.fromisoformat(value)
+                )
+            elif key == "prefecture_message_types":
+                values[key] = tuple(value)
+            elif key in {f.name for f in fields(cls)} and key != "classification":
+                values[key] = value
+            else:
+                raise ConfigurationError(f"sandbox TdT configuration: unknown key {key!r}")
+        return cls(**values)
