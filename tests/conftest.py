@@ -2,7 +2,8 @@
 
 The integration tiers run against a real Apache Kafka broker: the one named by
 ``RELAIS_TEST_KAFKA_BOOTSTRAP`` if set, otherwise a ``LocalBroker`` started
-once per session on ports 39092/39093 with its data in the session's tmp dir.
+once per session on ports 39092/39093 (two free ports if another session holds
+those) with its data in the session's tmp dir.
 Its jars come from the project's shared cache (``.relais/kafka/libs`` unless
 ``RELAIS_DATA_DIR`` / ``RELAIS_KAFKA_LIBS_DIR`` say otherwise), so ``make demo``
 and ``make test`` download them once. Fixtures are sync and session-scoped;
@@ -12,6 +13,7 @@ tests talk to the broker with their own clients on their own event loops.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,15 +47,40 @@ def local_broker_settings(data_dir: Path, kafka_port: int, controller_port: int)
     )
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> tuple[int, int]:
+    """Two distinct loopback ports free right now (for a broker's client and controller)."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second,
+    ):
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
+
+
+def pick_broker_ports() -> tuple[int, int]:
+    """39092/39093, or two free ports when another test session already uses those."""
+    if _port_free(TEST_KAFKA_PORT) and _port_free(TEST_KAFKA_CONTROLLER_PORT):
+        return TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT
+    return free_port_pair()
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
     """The session's local broker, started once; None when an external cluster is used."""
     if os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip():
         yield None
         return
-    settings = local_broker_settings(
-        tmp_path_factory.mktemp("kafka-broker"), TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT
-    )
+    settings = local_broker_settings(tmp_path_factory.mktemp("kafka-broker"), *pick_broker_ports())
     broker = LocalBroker(settings)
     try:
         broker.start()

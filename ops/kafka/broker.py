@@ -262,8 +262,9 @@ class LocalBroker:
 
         Formats the storage on the first start. The JVM runs in its own
         session (and process group), so it outlives the calling process; its
-        pid is written to ``broker.pid``. Returns the seconds from launch to
-        ready, or 0.0 when this data dir's broker was already running.
+        pid is written to ``broker.pid``. Returns the seconds from storage
+        formatting (first start) or launch to ready, jar fetching excluded, or
+        0.0 when this data dir's broker was already running (once it answers).
 
         Raises ``ConfigurationError`` when the settings name an external
         cluster, when java or mvn is missing or a port is taken, and

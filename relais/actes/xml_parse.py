@@ -315,11 +315,8 @@ def _parse_xml(raw: bytes) -> etree._Element:
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
-                parser = etree.XMLParser(
-                    resolve_entities=False, no_network=True, load_dtd=False, encoding="cp1252"
-                )
                 try:
-                    return etree.fromstring(data, parser)
+                    return etree.fromstring(data, hardened_parser(encoding="cp1252"))
                 except etree.XMLSyntaxError:
                     pass
         raise PartnerReplyError(

@@ -72,14 +72,17 @@ class _LocalOnlyResolver(etree.Resolver):
         return self.resolve_filename(str(candidate), context)  # type: ignore[attr-defined]
 
 
-def hardened_parser(*, recover: bool = False) -> etree.XMLParser:
-    """An XML parser with no network, no DTD loading and no entity expansion."""
+def hardened_parser(*, encoding: str | None = None) -> etree.XMLParser:
+    """An XML parser with no network, no DTD loading and no entity expansion.
+
+    ``encoding`` overrides the document's own declaration (for undeclared input).
+    """
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
-        recover=recover,
+        encoding=encoding,
     )
 
 

@@ -19,12 +19,9 @@ from aiokafka.errors import UnknownTopicOrPartitionError
 
 from ops.kafka.broker import KAFKA_VERSION, LocalBroker
 from relais.errors import InfrastructureError
-from tests.conftest import local_broker_settings
+from tests.conftest import free_port_pair, local_broker_settings
 
 pytestmark = pytest.mark.integration
-
-LIFECYCLE_PORT = 39094
-LIFECYCLE_CONTROLLER_PORT = 39095
 
 
 @pytest.fixture
@@ -169,14 +166,15 @@ async def test_read_committed_consumer_waits_for_an_open_transaction(
 
 
 def test_local_broker_lifecycle(tmp_path: Path) -> None:
-    broker = LocalBroker(local_broker_settings(tmp_path, LIFECYCLE_PORT, LIFECYCLE_CONTROLLER_PORT))
+    port, controller_port = free_port_pair()
+    broker = LocalBroker(local_broker_settings(tmp_path, port, controller_port))
     try:
         seconds = broker.start()
         status = broker.status()
         assert seconds > 0
         assert status.running
         assert status.pid is not None
-        assert status.bootstrap == f"127.0.0.1:{LIFECYCLE_PORT}"
+        assert status.bootstrap == f"127.0.0.1:{port}"
         assert status.version == KAFKA_VERSION
         assert broker.pid_path.read_text().strip() == str(status.pid)
         assert (broker.log_dirs / "meta.properties").is_file()
@@ -201,7 +199,7 @@ def test_local_broker_lifecycle(tmp_path: Path) -> None:
 
 
 def test_broker_dying_at_startup_reports_its_log(tmp_path: Path) -> None:
-    broker = LocalBroker(local_broker_settings(tmp_path, LIFECYCLE_PORT, LIFECYCLE_CONTROLLER_PORT))
+    broker = LocalBroker(local_broker_settings(tmp_path, *free_port_pair()))
     # Storage formatted for another node: Kafka refuses to start and says why in its log.
     broker.log_dirs.mkdir(parents=True)
     (broker.log_dirs / "meta.properties").write_text(

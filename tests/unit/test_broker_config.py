@@ -84,7 +84,11 @@ def test_pom_pins_the_broker_version_and_a_log4j2_binding() -> None:
     root = etree.parse(str(POM_PATH)).getroot()
     declared = root.find("m:properties", POM_NS)
     assert declared is not None
-    properties = {str(child.tag).split("}")[1]: (child.text or "") for child in declared}
+    properties = {
+        etree.QName(child).localname: (child.text or "")
+        for child in declared
+        if isinstance(child.tag, str)  # skip XML comments
+    }
     deps = {
         (
             dep.findtext("m:groupId", namespaces=POM_NS),

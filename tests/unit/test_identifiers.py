@@ -28,6 +28,7 @@ from relais.identifiers import (
     siret_reasons,
 )
 
+
 def with_check_digit(payload: str) -> str:
     return payload + luhn_check_digit(payload)
 
