@@ -149,7 +149,9 @@ def ko_error(body: bytes, partner: str, operation: str, status: int) -> PartnerP
     """A 2xx reply whose text starts with ``KO``: the TdT refused the call."""
     text = ko_message(body)[:2000]
     return PartnerPermanentError(
-        f"{operation}: TdT answered KO: {text}", partner=partner, status=status,
+        f"{operation}: TdT answered KO: {text}",
+        partner=partner,
+        status=status,
         reasons=ko_reasons(text),
     )
 

@@ -48,14 +48,14 @@ class MultipartBody:
 
     def _field_head(self, name: str) -> bytes:
         return (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
         ).encode("ascii")
 
     def _file_head(self, name: str, file: FileLike) -> bytes:
         return (
             f"--{self.boundary}\r\n"
-            f"Content-Disposition: form-data; name=\"{name}\"; "
-            f"filename=\"{safe_filename(file.name)}\"\r\n"
+            f'Content-Disposition: form-data; name="{name}"; '
+            f'filename="{safe_filename(file.name)}"\r\n'
             f"Content-Type: {file.media_type}\r\n\r\n"
         ).encode("ascii")
 

@@ -352,6 +352,9 @@ class LocalBroker:
             self._signal(pid, signal.SIGKILL)
             if not self._wait_exit(pid, 10.0):
                 raise InfrastructureError(f"Kafka broker pid {pid} survived SIGKILL")
+        if self._proc is not None and self._proc.pid == pid:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
         self.pid_path.unlink(missing_ok=True)
         self._proc = None
         log.info("kafka.stopped", pid=pid, seconds=round(time.monotonic() - started, 2))
@@ -501,6 +504,7 @@ class LocalBroker:
                     args = raw.split(b"\0")
                     return b"kafka.Kafka" in args and wanted in args
                 if stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"]):
+                    self._reap(pid)
                     return False
                 time.sleep(0.025)
             return False

@@ -8,6 +8,7 @@ members may omit headers, and a missing header is ``None``.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,10 @@ _CE_FIELDS = {
     FLOW_ID_HEADER: "flow_id",
     "traceparent": "traceparent",
 }
+# version (ff is invalid), trace id and parent id (lowercase hex, not all zeros), flags
+_TRACEPARENT = re.compile(
+    r"^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
+)
 
 
 def new_traceparent() -> str:
@@ -38,7 +43,7 @@ def new_traceparent() -> str:
 def child_traceparent(parent: str | None) -> str:
     """Same trace as ``parent`` with a new span id; a fresh trace when ``parent`` is unusable."""
     parts = (parent or "").split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    if not _TRACEPARENT.fullmatch(parent or ""):
         return new_traceparent()
     return f"{parts[0]}-{parts[1]}-{secrets.token_hex(8)}-{parts[3]}"
 

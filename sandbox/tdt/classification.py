@@ -87,7 +87,12 @@ _MATIERES: tuple[Matiere, ...] = (
     _node(
         7,
         "Finances locales",
-        _node(1, "Décisions budgétaires", _node(1, "Budget primitif"), _node(2, "Compte administratif")),
+        _node(
+            1,
+            "Décisions budgétaires",
+            _node(1, "Budget primitif"),
+            _node(2, "Compte administratif"),
+        ),
         _node(2, "Fiscalité"),
         _node(3, "Emprunts"),
         _node(5, "Subventions", _node(1, "Subventions aux associations")),

@@ -150,7 +150,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """Everything the sandbox TdT needs; ``classification`` defaults to :func:`default_classification`."""
+    """Everything the sandbox TdT needs (classification: :func:`default_classification`)."""
 
     accounts: tuple[SandboxAccount, ...] = DEFAULT_ACCOUNTS
     classification: Classification = field(default_factory=default_classification)

@@ -31,7 +31,7 @@ class FormError(Exception):
 class FormFile:
     """One uploaded file."""
 
-    field: str
+    field_name: str
     filename: str
     content_type: str
     data: bytearray = field(default_factory=bytearray)
@@ -98,7 +98,7 @@ class _PartCollector:
             content_type = self.headers.get(b"content-type", b"application/octet-stream")
             self.form.files.setdefault(name, []).append(
                 FormFile(
-                    field=name,
+                    field_name=name,
                     filename=options[b"filename"].decode("iso-8859-1"),
                     content_type=content_type.decode("iso-8859-1"),
                     data=self.data,

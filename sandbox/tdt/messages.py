@@ -76,7 +76,9 @@ def sample_pdf(text: str) -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for offset in offsets:
         out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return bytes(out)
 
 
@@ -207,9 +209,7 @@ def _collectivite_archive(
         [account.return_email],
     )
     members = [(envelope_name, envelope), (message_name, xml), *files]
-    return Packed(
-        type_code, xml, archive_file_name(trigram, envelope_name), pack_archive(members)
-    )
+    return Packed(type_code, xml, archive_file_name(trigram, envelope_name), pack_archive(members))
 
 
 def member_reply(

@@ -188,8 +188,8 @@ class TdtState:
 
     def reset(self, *, keep_faults: bool = False) -> None:
         """Forget every transaction, document, key and counter; re-seed the random streams."""
-        self.outcome_rng = random.Random(self._seed)
-        self.fault_rng = random.Random(self._seed ^ 0x5EED)
+        self.outcome_rng = random.Random(self._seed)  # noqa: S311 - simulation
+        self.fault_rng = random.Random(self._seed ^ 0x5EED)  # noqa: S311 - simulation
         if not keep_faults:
             self.faults = self.config.faults
         self.transactions: dict[int, Transaction] = {}
@@ -285,9 +285,7 @@ class TdtState:
             duplicated=u_duplicate < self.faults.duplicate_rate,
         )
 
-    def build_acte(
-        self, account: SandboxAccount, submission: ActeSubmission
-    ) -> Transmission:
+    def build_acte(self, account: SandboxAccount, submission: ActeSubmission) -> Transmission:
         """The acte's archive for today's next envelope; ValidationError if unbuildable."""
         day = local_day(self.now())
         return messages.acte_transmission(

@@ -175,15 +175,13 @@ def validate_acte_form(
     annex_files = form.files.get("acte_attachments[]", [])
     main_name = ""
     if len(main_files) != 1:
-        reasons.append(
-            Reason("acte_pdf_file", "required", "exactly one main document is required")
-        )
+        reasons.append(Reason("acte_pdf_file", "required", "exactly one main document is required"))
     else:
         main = main_files[0]
         main_name = _file_name(main, "acte_pdf_file", reasons)
         if not main.data:
             reasons.append(Reason("acte_pdf_file", "empty", "the main document is empty"))
-        elif not bytes(main.data[: len(PDF_MAGIC)]) == PDF_MAGIC:
+        elif not bytes(main.data).startswith(PDF_MAGIC):
             reasons.append(Reason("acte_pdf_file", "format", "the main document is not a PDF"))
     annex_names = []
     for i, annex in enumerate(annex_files):
