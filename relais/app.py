@@ -1,68 +1,167 @@
-"""The composition root: builds settings-driven dependencies and the faust app.
+"""The composition root: builds every dependency from the settings and the faust app.
 
-Real adapters are wired by default; tests pass fakes to the handlers directly.
+Real adapters are wired by default; unit tests call the stage handlers directly
+with fakes. One worker process runs:
+
+- the ingress (pattern subscription over every member's submissions topic),
+- the acts stages (validation, delivery, status), each a transactional stage runner,
+- one forwarder per delay tier (retries and status polls wait there),
+- the flow-state agent (a faust agent) and the prefecture watcher (a faust timer, leader only).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import faust
 import structlog
 from mode import Service
 
 from agents import flow_state
-from agents.ingress.gateway import IngressGateway
+from agents.acts.delivery import STAGE as DELIVERY
+from agents.acts.delivery import handle_delivery
+from agents.acts.deps import ActsDeps
+from agents.acts.links import LinkIndex
+from agents.acts.prefecture import PrefectureWatcher
+from agents.acts.status import STAGE as STATUS
+from agents.acts.status import handle_status
+from agents.acts.validation import STAGE as VALIDATION
+from agents.acts.validation import handle_submitted
+from agents.ingress.gateway import ingress_runner
 from agents.ingress.handler import IngressCounters, IngressDeps
+from connectors.tdt.registry import TdtConnectors
 from relais.blobs.filesystem import FilesystemBlobStore
+from relais.flows.outbound import Outbound
+from relais.kafka.compacted_view import CompactedView
+from relais.kafka.publisher import Publisher
 from relais.logs import configure_logging
 from relais.members.directory import MemberDirectory
 from relais.settings import Settings
+from relais.stages.delay_forwarder import DelayForwarder
+from relais.stages.delays import TIERS
+from relais.stages.failures import FailureRouter, RetryPolicy
+from relais.stages.records import InputRecord
+from relais.stages.runner import StageRunner
 from relais.wire.avro_codec import AvroCodec
+from topics.catalogue import (
+    ACTS_CLASSIFICATIONS,
+    ACTS_DELIVERY,
+    ACTS_STATUS,
+    ACTS_SUBMITTED,
+    dlq,
+)
 
 log = structlog.get_logger(__name__)
 
 
+class Lifecycle(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class HubDependencies:
-    """Everything the hub's stages share, started and stopped together."""
+    """Everything the hub's stages share, started in order and stopped in reverse."""
 
     settings: Settings
     codec: AvroCodec
     members: MemberDirectory
     blobs: FilesystemBlobStore
-    ingress: IngressGateway
+    acts: ActsDeps
+    prefecture: PrefectureWatcher
+    views: list[Lifecycle] = field(default_factory=list)
+    runners: list[Lifecycle] = field(default_factory=list)
+    stage_runners: dict[str, StageRunner] = field(default_factory=dict)
 
     async def start(self) -> None:
-        await self.members.start()
-        await self.ingress.start()
+        await self.acts.journal.start()
+        for view in self.views:
+            await view.start()
+        for runner in self.runners:
+            await runner.start()
+        log.info("hub.started", stages=list(self.stage_runners), members=len(self.members))
 
     async def stop(self) -> None:
-        await self.ingress.stop()
-        await self.members.stop()
+        for runner in reversed(self.runners):
+            await runner.stop()
+        for view in reversed(self.views):
+            await view.stop()
+        await self.acts.connectors.aclose()
+        await self.acts.journal.stop()
+
+
+def _stage(
+    settings: Settings,
+    codec: AvroCodec,
+    stage: str,
+    topic: str,
+    handle: Callable[[InputRecord, ActsDeps], Awaitable[list[Outbound]]],
+    acts: ActsDeps,
+    policy: RetryPolicy,
+) -> StageRunner:
+    group_id = f"{settings.app_id}-{stage}"
+
+    async def handler(record: InputRecord) -> list[Outbound]:
+        return await handle(record, acts)
+
+    return StageRunner(
+        settings.bootstrap_servers, stage=stage, group_id=group_id, handler=handler,
+        router=FailureRouter(stage=stage, group_id=group_id, flow_type="acte",
+                             dlq_topic=dlq(stage).name, codec=codec, policy=policy),
+        topics=(topic,),
+    )
 
 
 def build_dependencies(settings: Settings) -> HubDependencies:
     codec = AvroCodec()
-    members = MemberDirectory(settings.bootstrap_servers, codec)
+    bootstrap = settings.bootstrap_servers
+    members = MemberDirectory(bootstrap, codec)
     blobs = FilesystemBlobStore(settings.blob_dir)
-    ingress = IngressGateway(
-        settings.bootstrap_servers,
-        IngressDeps(
-            codec=codec,
-            members=members,
-            blobs=blobs,
-            max_submission_bytes=settings.max_submission_bytes,
-            counters=IngressCounters(),
-        ),
+    links = LinkIndex(bootstrap, codec)
+    classifications: CompactedView[dict[str, Any]] = CompactedView(
+        bootstrap, codec, topic=ACTS_CLASSIFICATIONS.name,
+        schema_name="ClassificationSnapshot", parse=lambda record: record,
+    )
+    acts = ActsDeps(
+        codec=codec, members=members, blobs=blobs, links=links,
+        classifications=classifications,
+        connectors=TdtConnectors(timeout=settings.tdt_timeout_seconds),
+        journal=Publisher(bootstrap, codec, client_id=f"{settings.app_id}-journal"),
+        max_acte_bytes=settings.max_acte_bytes,
+        first_poll=settings.first_poll_tier,
+    )
+    policy = RetryPolicy(tiers=tuple(settings.retry_tiers.split(",")))
+    ingress = ingress_runner(
+        bootstrap,
+        IngressDeps(codec=codec, members=members, blobs=blobs,
+                    max_submission_bytes=settings.max_submission_bytes,
+                    counters=IngressCounters()),
         group_id=f"{settings.app_id}-ingress",
     )
-    return HubDependencies(settings, codec, members, blobs, ingress)
+    stages = {
+        "ingress": ingress,
+        VALIDATION: _stage(settings, codec, VALIDATION, ACTS_SUBMITTED.name, handle_submitted,
+                           acts, policy),
+        DELIVERY: _stage(settings, codec, DELIVERY, ACTS_DELIVERY.name, handle_delivery,
+                         acts, policy),
+        STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy),
+    }
+    forwarders = [DelayForwarder(bootstrap, t, group_id=f"{settings.app_id}-delay-{t.label}")
+                  for t in TIERS]
+    return HubDependencies(
+        settings=settings, codec=codec, members=members, blobs=blobs, acts=acts,
+        prefecture=PrefectureWatcher(acts, members),
+        views=[members, links, classifications],
+        runners=[*forwarders, *stages.values()],
+        stage_runners=stages,
+    )
 
 
 def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust.App:
-    """The hub's faust app with every agent and the ingress attached."""
-    deps = deps or build_dependencies(settings)
+    """The hub's faust app with every stage attached."""
+    hub = deps or build_dependencies(settings)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -77,17 +176,23 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
         producer_acks=-1,
         datadir=str(settings.data_dir / "faust"),
     )
-    flow_state.register(app, deps.codec)
+    flow_state.register(app, hub.codec)
+
+    @app.timer(settings.prefecture_poll_seconds, on_leader=True)
+    async def prefecture_messages() -> None:
+        if hub.members.ready.is_set():
+            await hub.prefecture.run_once()
 
     class HubRuntime(Service):
-        """Starts the member directory and the ingress with the app, stops them with it."""
+        """Starts the views and the stages with the app, stops them with it."""
 
         async def on_start(self) -> None:
             configure_logging(settings.log_format, settings.log_level)
-            await deps.start()
+            await hub.start()
+            log.info("ingress.started")
 
         async def on_stop(self) -> None:
-            await deps.stop()
+            await hub.stop()
 
     app.service(HubRuntime)
     return app

@@ -69,15 +69,25 @@ class Settings:
         metadata={"help": "Confluent-compatible registry URL; empty: Avro single-object encoding."},
     )
     schema_registry_password: str = field(
-        default="", metadata={"help": "Registry password.", SECRET_MARK: True}
+        default="",
+        repr=False, metadata={"help": "Registry password.", SECRET_MARK: True}
     )
     log_format: str = field(default="json", metadata={"help": "`json` or `console`."})
     log_level: str = field(default="INFO", metadata={"help": "Minimum level logged."})
-    poll_min_seconds: float = field(
-        default=5.0, metadata={"help": "First TdT status poll delay after posting an acte."}
+    first_poll_tier: str = field(
+        default="5s",
+        metadata={"help": "Delay tier of the first TdT status poll after posting an acte."},
     )
-    poll_max_seconds: float = field(
-        default=3600.0, metadata={"help": "Longest delay between two status polls of one acte."}
+    retry_tiers: str = field(
+        default="30s,5m,1h",
+        metadata={"help": "Delay tiers a retriable failure goes through before its dead letter "
+                  "(comma-separated; tiers: 5s, 30s, 2m, 5m, 10m, 1h)."},
+    )
+    tdt_timeout_seconds: float = field(
+        default=30.0, metadata={"help": "Timeout of each call to a TdT."}
+    )
+    prefecture_poll_seconds: float = field(
+        default=10.0, metadata={"help": "How often each TdT is asked for prefecture messages."}
     )
 
     @property

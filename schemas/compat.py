@@ -128,9 +128,7 @@ def _sample(schema: Any, variant: int, named: Mapping[str, dict[str, Any]], dept
         if value is not None:
             return value
     if kind in ("record", "error"):
-        return {
-            f["name"]: _sample(f["type"], variant, named, depth + 1) for f in schema["fields"]
-        }
+        return {f["name"]: _sample(f["type"], variant, named, depth + 1) for f in schema["fields"]}
     if kind == "enum":
         symbols: list[str] = schema["symbols"]
         return symbols[variant % len(symbols)]

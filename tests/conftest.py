@@ -49,6 +49,8 @@ def local_broker_settings(data_dir: Path, kafka_port: int, controller_port: int)
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Like Kafka's acceptor: a closing connection in TIME_WAIT does not hold the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

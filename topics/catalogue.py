@@ -1,21 +1,26 @@
 """The hub's own topics, each declared once. Agents import these objects; no other
 module spells a topic name.
 
-| topic                        | key       | value          | written by        | read by                 |
-|------------------------------|-----------|----------------|-------------------|-------------------------|
-| relais.members               | SIREN     | Member         | `relais members`  | every hub process       |
-| relais.acts.submitted        | flow id   | ActeSubmission | ingress           | acts-delivery           |
-| relais.flows.events          | flow id   | FlowState      | every stage       | flow-state, operators   |
-| relais.flows.state           | flow id   | FlowState      | flow-state        | `relais flows`          |
-| relais.ingress.deadletter    | (orig.)   | raw            | ingress           | operators (`relais dlq`)|
+| topic                         | key        | value                  | written by            | read by                  |
+|-------------------------------|------------|------------------------|-----------------------|--------------------------|
+| relais.members                | SIREN      | Member                 | `relais members`      | every hub process        |
+| relais.acts.submitted         | SIREN      | ActeSubmission         | ingress               | acts-validation          |
+| relais.acts.delivery          | flow id    | ActeSubmission         | acts-validation       | acts-delivery            |
+| relais.acts.status            | flow id    | ActeStatusCheck        | acts-delivery, -status| acts-status              |
+| relais.acts.links             | flow id    | ActeLink               | acts stages           | acts stages, operators   |
+| relais.acts.classifications   | SIREN      | ClassificationSnapshot | acts-validation       | acts-validation          |
+| relais.flows.events           | flow id    | FlowState              | every stage           | flow-state, operators    |
+| relais.flows.state            | flow id    | FlowState              | flow-state            | `relais flows`           |
+| relais.delay.<tier>           | (original) | (original)             | retries, status polls | delay forwarders         |
+| relais.dlq.<stage>            | (original) | (original)             | every stage           | `relais dlq`, `replay`   |
 
-faust's own leader topic is declared by :func:`faust_internal_topics`.
-
-Per-member topics are in :mod:`topics.member`.
+Per-member topics are in :mod:`topics.member`; delay tiers in
+:mod:`relais.stages.delays`; faust's own leader topic in :func:`faust_internal_topics`.
 """
 
 from __future__ import annotations
 
+from relais.stages.delays import TIERS
 from topics.spec import DAY_MS, TopicSpec
 
 HUB_PARTITIONS = 3
@@ -32,9 +37,43 @@ MEMBERS = TopicSpec(
 ACTS_SUBMITTED = TopicSpec(
     name="relais.acts.submitted",
     partitions=HUB_PARTITIONS,
+    key="member SIREN (string): one member's actes are checked in order, on one partition",
+    value_schema="ActeSubmission",
+    doc="Actes whose envelope the ingress accepted, waiting for the acte checks.",
+)
+
+ACTS_DELIVERY = TopicSpec(
+    name="relais.acts.delivery",
+    partitions=HUB_PARTITIONS,
     key="flow id (string)",
     value_schema="ActeSubmission",
-    doc="Actes whose envelope the ingress accepted, waiting for acts validation and delivery.",
+    doc="Validated actes waiting to be posted to their member's TdT.",
+)
+
+ACTS_STATUS = TopicSpec(
+    name="relais.acts.status",
+    partitions=HUB_PARTITIONS,
+    key="flow id (string)",
+    value_schema="ActeStatusCheck",
+    doc="Posted actes whose TdT status is due for a poll.",
+)
+
+ACTS_LINKS = TopicSpec(
+    name="relais.acts.links",
+    partitions=HUB_PARTITIONS,
+    key="flow id (string)",
+    value_schema="ActeLink",
+    doc="Each acte's IDActe, TdT transaction and delivery step (the delivery journal).",
+    cleanup_policy="compact",
+)
+
+ACTS_CLASSIFICATIONS = TopicSpec(
+    name="relais.acts.classifications",
+    partitions=1,
+    key="member SIREN (string)",
+    value_schema="ClassificationSnapshot",
+    doc="Each member's current @CTES classification (7-2), as fetched from its TdT.",
+    cleanup_policy="compact",
 )
 
 FLOW_EVENTS = TopicSpec(
@@ -42,7 +81,7 @@ FLOW_EVENTS = TopicSpec(
     partitions=HUB_PARTITIONS,
     key="flow id (string)",
     value_schema="FlowState",
-    doc="Every state transition of every flow, in order per flow.",
+    doc="Every state transition and child event of every flow, in order per flow.",
     retention_ms=90 * DAY_MS,
 )
 
@@ -55,23 +94,35 @@ FLOW_STATE = TopicSpec(
     cleanup_policy="compact",
 )
 
-INGRESS_DEADLETTER = TopicSpec(
-    name="relais.ingress.deadletter",
-    partitions=HUB_PARTITIONS,
-    key="original key, byte for byte",
-    value_schema="raw",
-    doc="Submissions the ingress could not even attribute to a member, kept byte for byte "
-    "with error-context headers.",
-    retention_ms=30 * DAY_MS,
-    max_message_bytes=2 * 1024 * 1024,
-)
+STAGES: tuple[str, ...] = ("ingress", "acts-validation", "acts-delivery", "acts-status")
+
+
+def dlq(stage: str) -> TopicSpec:
+    """The dead-letter topic of one stage."""
+    return TopicSpec(
+        name=f"relais.dlq.{stage}",
+        partitions=HUB_PARTITIONS,
+        key="the failed record's key, byte for byte",
+        value_schema="raw",
+        doc=f"Records the {stage} stage gave up on, byte for byte, with error-context headers.",
+        retention_ms=30 * DAY_MS,
+        max_message_bytes=4 * 1024 * 1024,
+    )
+
+
+INGRESS_DEADLETTER = dlq("ingress")
 
 HUB_TOPICS: tuple[TopicSpec, ...] = (
     MEMBERS,
     ACTS_SUBMITTED,
+    ACTS_DELIVERY,
+    ACTS_STATUS,
+    ACTS_LINKS,
+    ACTS_CLASSIFICATIONS,
     FLOW_EVENTS,
     FLOW_STATE,
-    INGRESS_DEADLETTER,
+    *(dlq(stage) for stage in STAGES),
+    *(t.topic for t in TIERS),
 )
 
 

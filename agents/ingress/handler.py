@@ -22,6 +22,7 @@ from relais.flows.outbound import (
     notification_record,
 )
 from relais.members.model import Member
+from relais.stages import headers as stage_headers
 from relais.wire.avro_codec import AvroCodec, Decoded
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics import member as member_topics
@@ -109,15 +110,17 @@ async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]
 
 def dead_letter(record: SubmissionRecord, *, code: str, message: str, stage: str) -> Outbound:
     """The record byte for byte, with headers saying where it came from and why it is here."""
-    context = [
-        ("relais_dlq_origin_topic", record.topic),
-        ("relais_dlq_origin_partition", str(record.partition)),
-        ("relais_dlq_origin_offset", str(record.offset)),
-        ("relais_dlq_stage", stage),
-        ("relais_dlq_error_code", code),
-        ("relais_dlq_error_message", message[:1000]),
-    ]
-    headers = list(record.headers or []) + [(k, v.encode("utf-8")) for k, v in context]
+    headers = stage_headers.replace(
+        record.headers,
+        **{
+            stage_headers.DLQ_ORIGIN_TOPIC: record.topic,
+            stage_headers.DLQ_ORIGIN_PARTITION: str(record.partition),
+            stage_headers.DLQ_ORIGIN_OFFSET: str(record.offset),
+            stage_headers.DLQ_STAGE: stage,
+            stage_headers.DLQ_ERROR_CODE: code,
+            stage_headers.DLQ_ERROR_MESSAGE: message[:2000],
+        },
+    )
     return Outbound(INGRESS_DEADLETTER.name, record.key, record.value, headers)
 
 
@@ -142,6 +145,7 @@ def _reject(
 ) -> list[Outbound]:
     deps.counters.reject(code)
     if deps.members.get(flow.member_siren) is None:
+        message = "; ".join([message, *(f"{r.field} {r.code}: {r.message}" for r in reasons)])
         log.error("ingress.dead_lettered", code=code, reason=message)
         return [dead_letter(record, code=code, message=message, stage=STAGE)]
     log.warning(
@@ -249,14 +253,15 @@ async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list
         headers = EventHeaders.new(
             source=SOURCE, type=deps.codec.catalog.current(decoded.schema_name).full_name,
             subject=flow.flow_id, flow_id=flow.flow_id, parent=parent,
-            dataschema=parent.dataschema,
+            dataschema=parent.dataschema, event_id=f"{notification['event_id']}-forward",
         )
-        forward_headers = [h for h in headers.to_kafka() if h[0] != FLOW_ID_HEADER]
-        forward_headers.append((FLOW_ID_HEADER, flow.flow_id.encode("utf-8")))
+        forward_headers = stage_headers.replace(
+            headers.to_kafka(), **{FLOW_ID_HEADER: flow.flow_id, stage_headers.MEMBER: siren}
+        )
         return [
             _out(deps, member_topics.notifications(siren).name, flow, "Notification",
                  notification, parent, notification["event_id"]),
             _out(deps, FLOW_EVENTS.name, flow, "FlowState", state, parent,
                  f"{notification['event_id']}-state"),
-            Outbound(route[0], flow.flow_id.encode("utf-8"), value, forward_headers),
+            Outbound(route[0], siren.encode("utf-8"), value, forward_headers),
         ]

@@ -6,6 +6,7 @@ Every failure the TdT connector can meet crosses this module exactly once:
     ├── TimeoutException (connect/read/write/pool)  PartnerTimeoutError    retriable
     ├── NetworkError (connect/read/write/close)     PartnerTransientError  retriable
     ├── RemoteProtocolError, ProxyError            PartnerTransientError  retriable
+    ├── ProtocolError (neither side named)         PartnerTransientError  retriable
     ├── LocalProtocolError, UnsupportedProtocol    PartnerPermanentError  (our request or URL)
     └── DecodingError, TooManyRedirects            PartnerReplyError
 
@@ -47,6 +48,7 @@ TRANSPORT_ERRORS: tuple[tuple[type[httpx.RequestError], type[PartnerError]], ...
     (httpx.RemoteProtocolError, PartnerTransientError),
     (httpx.ProxyError, PartnerTransientError),
     (httpx.LocalProtocolError, PartnerPermanentError),
+    (httpx.ProtocolError, PartnerTransientError),
     (httpx.UnsupportedProtocol, PartnerPermanentError),
     (httpx.DecodingError, PartnerReplyError),
     (httpx.TooManyRedirects, PartnerReplyError),
@@ -117,12 +119,10 @@ def ko_reasons(text: str) -> list[Reason]:
 
 
 def ko_message(body: bytes) -> str:
-    """The human text of a reply, without the leading ``KO`` line when there is one."""
+    """The human text of a reply, without its leading ``KO`` (``KO\\n…`` or ``KO : …``)."""
     text = decode_text(body).strip()
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "KO":
-        text = "\n".join(lines[1:]).strip()
-    return text
+    match = re.match(r"KO(?:\s*:\s*|\s*\n|$)", text)
+    return text[match.end() :].strip() if match else text
 
 
 def status_error(response: httpx.Response, partner: str, operation: str) -> PartnerError | None:

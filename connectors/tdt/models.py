@@ -14,6 +14,8 @@ from datetime import date
 from enum import IntEnum
 from typing import Protocol
 
+from relais.actes.xml_parse import ActesMessage, parse_message
+
 
 class TransactionStatus(IntEnum):
     """S²LOW transaction states (``actes_status``), as listed in protocols.md §1.4."""
@@ -96,8 +98,14 @@ class ActeForm:
 
 @dataclass(frozen=True)
 class ReplyForm:
-    """Optional extra fields of a member reply (``actes_transac_reponse_create.php``)."""
+    """Extra fields of a member reply (``actes_transac_reponse_create.php``).
 
+    S²LOW wants a typology for the reply letter (``type_acte``) and one per
+    further document (``type_pj``), like an acte; ``99_AU`` by default.
+    """
+
+    type_acte: str = "99_AU"
+    type_pj: tuple[str, ...] = ()
     description: str | None = None
 
 
@@ -144,6 +152,13 @@ class StatusResult:
     def is_final(self) -> bool:
         """True once polling this transaction can stop (acknowledged, error or cancelled)."""
         return self.status in FINAL_STATUSES
+
+    def parsed_document(self) -> ActesMessage | None:
+        """``document`` read leniently (``ARActe``, ``AnomalieActe``…); None without one.
+
+        Raises :class:`PartnerReplyError` when the document is not an ACTES message.
+        """
+        return parse_message(self.document) if self.document is not None else None
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,14 @@ def _lines(body: bytes) -> list[bytes]:
     return body.replace(b"\r\n", b"\n").split(b"\n")
 
 
+_KO_LINE = re.compile(rb"KO(?:$|[\s:])")
+_OK_ID_LINE = re.compile(rb"OK\s*:\D*([0-9]+)\s*$")
+
+
 def is_ko(body: bytes) -> bool:
-    """True when a text reply starts with the ``KO`` line."""
+    """True when a text reply starts with ``KO`` (``KO`` alone on its line, or ``KO : …``)."""
     first = _lines(body.lstrip())[0].strip()
-    return first == b"KO"
+    return _KO_LINE.match(first) is not None
 
 
 def parse_create_reply(body: bytes, *, partner: str, operation: str, status: int) -> str:
@@ -54,25 +58,52 @@ def parse_create_reply(body: bytes, *, partner: str, operation: str, status: int
     if is_ko(body):
         raise ko_error(body, partner, operation, status)
     lines = [line.strip() for line in _lines(stripped)]
-    if len(lines) >= 2 and lines[0] == b"OK" and lines[1]:
-        return lines[1].decode("ascii", errors="replace")
-    raise reply_error(partner, operation, "neither an XML <id> nor an OK line", body)
+    if len(lines) >= 2 and lines[0] == b"OK" and lines[1].isdigit():
+        return lines[1].decode("ascii")
+    inline = _OK_ID_LINE.match(lines[0])  # "OK : id généré : 123"
+    if inline is not None:
+        return inline.group(1).decode("ascii")
+    raise reply_error(partner, operation, "neither an XML <id> nor an OK line with an id", body)
 
 
 def split_xml_prefix(data: bytes) -> tuple[bytes | None, bytes]:
-    """Split ``data`` into a leading XML document (up to its root's end tag) and the rest."""
+    """Split ``data`` into a leading XML document (up to its root's end) and the rest.
+
+    The root ends at its end tag, or at its start tag when it is empty (``<root/>``).
+    """
     stripped = data.lstrip()
     if not stripped.startswith(b"<"):
         return None, data
     match = _ROOT_TAG.search(stripped)
     if match is None:
         return None, data
-    end_tag = b"</" + match.group(1) + b">"
-    end = stripped.rfind(end_tag)
-    if end < 0:
+    start_tag_end = _start_tag_end(stripped, match.end(1))
+    if start_tag_end is None:
         return None, data
-    end += len(end_tag)
+    if stripped[start_tag_end - 1 : start_tag_end] == b"/":
+        end = start_tag_end + 1
+    else:
+        end_tag = b"</" + match.group(1) + b">"
+        found = stripped.rfind(end_tag)
+        if found < 0:
+            return None, data
+        end = found + len(end_tag)
     return stripped[:end], stripped[end:]
+
+
+def _start_tag_end(data: bytes, position: int) -> int | None:
+    """Index of the ``>`` closing the start tag that begins before ``position``."""
+    quote: int | None = None
+    for index in range(position, len(data)):
+        char = data[index]
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in (0x22, 0x27):  # " or '
+            quote = char
+        elif char == 0x3E:  # >
+            return index
+    return None
 
 
 def parse_status_reply(

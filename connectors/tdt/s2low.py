@@ -337,7 +337,10 @@ class S2lowConnector:
         ``transaction_id`` is the id of the prefecture message (as listed by
         :meth:`list_prefecture_documents`), ``type_code`` one of 2-2, 3-2, 3-3,
         3-4, 4-2, 4-3, 4-4. ``files[0]`` is the reply letter, further files are
-        the additional documents of a 3-4. Same retry rules as :meth:`post_acte`.
+        the additional documents of a 3-4. The TdT only receives the reply's
+        sub-type (``type_envoie``, the digit after the dash) and takes the family
+        from the prefecture message, so a family mismatch cannot be detected
+        there. Same retry rules as :meth:`post_acte`.
         """
         if type_code not in REPLY_TYPES:
             raise ValidationError(
@@ -346,17 +349,34 @@ class S2lowConnector:
                     Reason("type_code", "unknown_reply_type", f"one of {sorted(REPLY_TYPES)}")
                 ],
             )
+        form = form or ReplyForm()
+        extra = len(files) - 1
+        type_pj = form.type_pj or ("99_AU",) * max(extra, 0)
+        if len(type_pj) != max(extra, 0):
+            raise ValidationError(
+                "post_reply: the form cannot be sent",
+                reasons=[
+                    Reason("type_pj", "count", f"{len(type_pj)} typologies for {extra} files")
+                ],
+            )
         fields: list[tuple[str, bytes]] = [
             ("api", b"1"),
             ("id", transaction_id.encode("ascii")),
             ("type_envoie", type_code.split("-")[1].encode("ascii")),
+            ("type_acte", form.type_acte.encode("ascii")),
+            *(("type_pj[]", code.encode("ascii")) for code in type_pj),
         ]
-        if form is not None and form.description is not None:
+        if form.description is not None:
             fields.append(("description", encode_latin1(form.description, "description")))
         operation = "post_reply"
         body = MultipartBody(fields, _acte_files(files))
         response, elapsed = await self._send(
-            operation, "POST", PATH_REPLY_CREATE, body=body, idempotency_key=idempotency_key
+            operation,
+            "POST",
+            PATH_REPLY_CREATE,
+            params={"api": "1"},  # S²LOW reads api from the query string here
+            body=body,
+            idempotency_key=idempotency_key,
         )
         reply_id = parse_ok_id_reply(
             response.content, partner=self.partner, operation=operation, status=response.status_code

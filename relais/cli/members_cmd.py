@@ -14,6 +14,7 @@ from relais.members.directory import MemberDirectory
 from relais.members.model import Member, TdtSettings
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
+from topics import member as member_topics
 
 app = typer.Typer(help="Register and inspect members (communes, EPCI, départements…).")
 
@@ -32,8 +33,8 @@ def _describe(member: Member) -> dict[str, object]:
         "department": member.department,
         "active": member.active,
         "registered_at": member.registered_at.isoformat(),
-        "submissions_topic": f"relais.member.{member.siren}.submissions",
-        "notifications_topic": f"relais.member.{member.siren}.notifications",
+        "submissions_topic": member_topics.submissions(member.siren).name,
+        "notifications_topic": member_topics.notifications(member.siren).name,
     }
     if member.tdt is not None:
         out["tdt"] = {"url": member.tdt.url, "login": member.tdt.login,
@@ -77,8 +78,8 @@ def add(
 
     token = run(go())
     typer.echo(f"member {siren} registered")
-    typer.echo(f"  submissions:   relais.member.{siren}.submissions")
-    typer.echo(f"  notifications: relais.member.{siren}.notifications")
+    typer.echo(f"  submissions:   {member_topics.submissions(siren).name}")
+    typer.echo(f"  notifications: {member_topics.notifications(siren).name}")
     typer.echo(f"  API token (shown once, store it now): {token}")
 
 

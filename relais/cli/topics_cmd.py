@@ -89,4 +89,6 @@ def list_topics() -> None:
     for spec in hub_topics(settings.app_id):
         typer.echo(f"{spec.name}  partitions={spec.partitions} cleanup={spec.cleanup_policy} "
                    f"key=<{spec.key}> value={spec.value_schema}\n    {spec.doc}")
-    typer.echo("relais.member.<siren>.submissions / .notifications  (one pair per member)")
+    for spec in member_topics("<siren>"):
+        typer.echo(f"{spec.name}  partitions={spec.partitions} value={spec.value_schema}  "
+                   "(one per member)\n    {spec.doc}")

@@ -45,7 +45,7 @@ from starlette.routing import Route
 from relais.actes.classification import build_retour_classification
 from relais.errors import ConfigurationError, Reason, ValidationError
 from sandbox.tdt.config import SandboxAccount, SandboxConfig
-from sandbox.tdt.forms import FormError, RawForm, read_form
+from sandbox.tdt.forms import FormError, FormFile, RawForm, read_form
 from sandbox.tdt.state import (
     ACKNOWLEDGED,
     ERROR,
@@ -78,6 +78,42 @@ def ko(status: int, reasons: Sequence[Reason]) -> Response:
 
 def _ok_id(identifier: int) -> Response:
     return Response(f"OK\n{identifier}\n".encode("ascii"), media_type=_LATIN1_TEXT)
+
+
+def _ok_generated_id(identifier: int) -> Response:
+    """S²LOW's reply to a member reply: ``OK : id généré : <id>``."""
+    return Response(
+        f"OK : id généré : {identifier}\n".encode("iso-8859-1"), media_type=_LATIN1_TEXT
+    )
+
+
+def _reply_reasons(
+    form: RawForm, api: str | None, document_type: str, type_code: str, files: Sequence[FormFile]
+) -> list[Reason]:
+    """What is wrong with a member reply to a ``document_type`` prefecture message."""
+    reasons: list[Reason] = []
+    if api != "1":
+        reasons.append(Reason("api", "required", "api=1 is required for API calls"))
+    allowed = REPLY_TYPES_BY_DOCUMENT[document_type]
+    if type_code not in allowed:
+        reasons.append(
+            Reason(
+                "type_envoie",
+                "unknown",
+                f"a {document_type} accepts replies {sorted(allowed) or 'none'}, not {type_code}",
+            )
+        )
+    if not form.text("type_acte"):
+        reasons.append(Reason("type_acte", "required", "the typology of the reply is required"))
+    attachments = len(form.files.get("acte_attachments[]", []))
+    if len(form.values.get("type_pj[]", [])) != attachments:
+        reasons.append(Reason("type_pj[]", "count", f"one typology per attachment ({attachments})"))
+    if type_code in {"2-2", "3-3", "3-4", "4-3", "4-4"} and not files:
+        reasons.append(Reason("acte_pdf_file", "required", f"a {type_code} needs a document"))
+    letters = form.files.get("acte_pdf_file", [])
+    if letters and not bytes(letters[0].data).startswith(PDF_MAGIC):
+        reasons.append(Reason("acte_pdf_file", "format", "the reply letter is not a PDF"))
+    return reasons
 
 
 def _create_reply(transaction: Transaction) -> Response:
@@ -135,7 +171,12 @@ class _Api:
     def endpoint(
         self, handler: Handler, *, creates: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap a handler with latency, hang and error faults and HTTP Basic."""
+        """Wrap a handler with HTTP Basic and the faults, in this order.
+
+        Latency; an injected error (nothing done); authentication; the
+        handler; a hang (the work is done, the answer is late); an injected
+        error after a successful creation (the work is done, the answer lost).
+        """
 
         async def call(request: Request) -> Response:
             state = self.state
@@ -146,9 +187,6 @@ class _Api:
             fail_after = state.draw_fault(faults.error_after_commit_rate) if creates else False
             if delay_ms > 0:
                 await self.sleep(delay_ms / 1000)
-            if hang:
-                state.fault_counters["timeout"] += 1
-                await self.sleep(faults.hang_seconds)
             if fail:
                 state.fault_counters["error"] += 1
                 return self._injected_error("pre-commit")
@@ -168,6 +206,10 @@ class _Api:
                 login=account.login,
                 status=response.status_code,
             )
+            if hang:
+                # The call is done; the answer comes too late for the client.
+                state.fault_counters["timeout"] += 1
+                await self.sleep(faults.hang_seconds)
             if fail_after and response.status_code == 200:
                 state.fault_counters["error_after_commit"] += 1
                 return self._injected_error("post-commit")
@@ -354,46 +396,37 @@ class _Api:
             known = state.by_key(account.login, "reply", key)
             if known is not None:
                 state.count("idempotent_replays", account.login)
-                return _ok_id(known.id)
-        reasons: list[Reason] = []
-        if form.text("api") != "1":
-            reasons.append(Reason("api", "required", "api=1 is required for API calls"))
+                return _ok_generated_id(known.id)
         document = state.document_for(account.login, form.text("id") or "")
         if document is None:
             return ko(404, [Reason("id", "unknown", "no such prefecture document")])
-        type_code = f"{document.type_code[0]}-{form.text('type_envoie') or ''}"
-        allowed = REPLY_TYPES_BY_DOCUMENT[document.type_code]
-        if type_code not in allowed:
-            reasons.append(
-                Reason(
-                    "type_envoie",
-                    "unknown",
-                    f"a {document.type_code} accepts replies "
-                    f"{sorted(allowed) or 'none'}, not {type_code}",
-                )
-            )
-        already = [t for t in document.replies if state.transactions[t].type_code == type_code]
-        if already:
-            reasons.append(
-                Reason(
-                    "type_envoie",
-                    "duplicate",
-                    f"{type_code} already sent as transaction {already[0]}",
-                )
-            )
+        acte = state.transactions[document.related_transaction_id]
         files = [
             *form.files.get("acte_pdf_file", []),
             *form.files.get("acte_attachments[]", []),
         ]
-        needs_document = type_code in {"2-2", "3-3", "3-4", "4-3", "4-4"}
-        if needs_document and not files:
-            reasons.append(Reason("acte_pdf_file", "required", f"a {type_code} needs a document"))
-        if (
-            files
-            and files[0].field_name == "acte_pdf_file"
-            and not bytes(files[0].data).startswith(PDF_MAGIC)
-        ):
-            reasons.append(Reason("acte_pdf_file", "format", "the reply letter is not a PDF"))
+        type_code = f"{document.type_code[0]}-{form.text('type_envoie') or ''}"
+        api = request.query_params.get("api") or form.text("api")
+        reasons = _reply_reasons(form, api, document.type_code, type_code, files)
+        already = [t for t in document.replies if state.transactions[t].type_code == type_code]
+        if already:
+            reasons.append(
+                Reason("type_envoie", "duplicate", f"{type_code} already sent as {already[0]}")
+            )
+        nature = self.config.classification.nature(acte.nature_code or 0)
+        allowed_typologies = nature.typology_codes if nature is not None else frozenset()
+        typologies = [
+            ("type_acte", form.text("type_acte") or ""),
+            *(
+                (f"type_pj[{i}]", value.decode("iso-8859-1"))
+                for i, value in enumerate(form.values.get("type_pj[]", []))
+            ),
+        ]
+        for field_name, code in typologies:
+            if code and allowed_typologies and code not in allowed_typologies:
+                reasons.append(
+                    Reason(field_name, "unknown", f"typology {code!r} is not allowed here")
+                )
         if reasons:
             return ko(400, reasons)
         try:
@@ -407,7 +440,7 @@ class _Api:
             )
         except ValidationError as exc:
             return ko(400, exc.reasons or [Reason("reply", "invalid", exc.message)])
-        return _ok_id(reply.id)
+        return _ok_generated_id(reply.id)
 
     async def list_transactions(self, request: Request, account: SandboxAccount) -> Response:
         names = ("number", "decision_date", "nature_code", "min_submission_date")

@@ -13,7 +13,7 @@ Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng):
 ``error_rate``            answer ``error_status`` (5xx) *before* doing anything
 ``error_status``          the status of injected errors (503 by default; 429 allowed)
 ``retry_after``           seconds sent in ``Retry-After`` with injected errors (None: none)
-``timeout_rate``          wait ``hang_seconds`` before handling the call, then answer
+``timeout_rate``          handle the call, then wait ``hang_seconds`` before answering
 ``hang_seconds``          how long a "timeout" hangs (longer than the client's timeout)
 ``error_after_commit_rate``  on creations, record the transaction, *then* answer 5xx:
                           the "crash between call and record" the hub must reconcile

@@ -30,8 +30,7 @@ def test_current_schema_is_the_latest_recorded_version(name: str) -> None:
     recorded = schemas.history(name)
     if not recorded:
         pytest.fail(
-            f"schema {name} has no recorded version: copy it to "
-            f"schemas/history/{name}.v1.avsc"
+            f"schema {name} has no recorded version: copy it to schemas/history/{name}.v1.avsc"
         )
     latest_version, latest_json = recorded[-1]
     if schemas.load_schema_json(name) != latest_json:

@@ -1,0 +1,70 @@
+"""Each member's current @CTES classification: fetched from its TdT, kept in a compacted
+topic, refreshed on demand and dropped when an anomaly says it is stale."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from agents.acts.deps import ActsDeps
+from relais.actes.classification import Classification, parse_retour_classification
+from relais.errors import PartnerReplyError, RelaisError
+from relais.members.model import Member
+from relais.wire.headers import EventHeaders
+from topics.catalogue import ACTS_CLASSIFICATIONS
+
+log = structlog.get_logger(__name__)
+
+
+def snapshot_record(siren: str, xml: bytes, classification: Classification) -> dict[str, Any]:
+    return {
+        "member_siren": siren,
+        "date_version": classification.date_version,
+        "xml": xml,
+        "fetched_at": datetime.now(UTC),
+    }
+
+
+async def refresh_classification(deps: ActsDeps, member: Member) -> Classification:
+    """Fetch the member's classification from its TdT and publish the snapshot."""
+    connector = deps.connectors.for_member(member)
+    xml = await connector.fetch_classification()
+    try:
+        classification = parse_retour_classification(xml)
+    except RelaisError as exc:
+        raise PartnerReplyError(
+            f"the TdT's classification is unreadable: {exc}", partner="tdt"
+        ) from exc
+    record = snapshot_record(member.siren, xml, classification)
+    await deps.journal.publish(
+        ACTS_CLASSIFICATIONS.name, key=member.siren, schema_name="ClassificationSnapshot",
+        record=record,
+        headers=EventHeaders.new(
+            source="/relais/hub/acts-classification", type="fr.relais.acts.ClassificationSnapshot",
+            subject=member.siren, flow_id=None,
+        ),
+    )
+    deps.classifications.put_local(member.siren, record)
+    log.info("acts.classification_refreshed", member=member.siren,
+             date_version=classification.date_version.isoformat())
+    return classification
+
+
+async def current_classification(deps: ActsDeps, member: Member) -> Classification:
+    """The member's classification, fetched from its TdT when none is kept."""
+    snapshot = deps.classifications.get(member.siren)
+    if snapshot is not None:
+        return parse_retour_classification(snapshot["xml"])
+    return await refresh_classification(deps, member)
+
+
+async def forget_classification(deps: ActsDeps, siren: str) -> None:
+    """Drop a stale snapshot (tombstone); the next acte of the member fetches a new one."""
+    await deps.journal.publish_raw(
+        ACTS_CLASSIFICATIONS.name, key=siren, value=None,
+        headers=EventHeaders.new(source="/relais/hub/acts-classification", type="tombstone",
+                                 subject=siren, flow_id=None),
+    )
+    deps.classifications.put_local(siren, None)

@@ -1,0 +1,170 @@
+"""acts-delivery: posts a validated acte to its member's TdT, exactly once.
+
+The delivery journal (``relais.acts.links``) makes the call safe to repeat:
+
+1. before calling, the intent (POSTING, with the idempotency key) is published
+   and acknowledged by the broker;
+2. the TdT is called with the idempotency key;
+3. the outcome (POSTED, with the transaction id) is published in the stage's
+   transaction, with the flow events and the first status check.
+
+A record that finds its flow POSTED was already delivered: nothing is sent. One
+that finds POSTING (a crash or a timeout came between 1 and 3) asks the TdT
+first (its transaction list tells whether the acte arrived) and posts only when
+the TdT says it did not; when the TdT cannot tell, the flow is parked as
+*uncertain* for an operator. Relais never posts blindly twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from agents.acts.deps import ActsDeps
+from agents.acts.events import transition
+from agents.acts.links import ActeLink
+from connectors.tdt.models import ActeForm, UploadFile
+from connectors.tdt.s2low import S2lowConnector
+from relais.errors import InfrastructureError, PartnerPermanentError, Reason
+from relais.flows.ids import event_id_for
+from relais.flows.outbound import FlowContext, Outbound
+from relais.stages import headers as h
+from relais.stages.delays import tier
+from relais.stages.records import InputRecord
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+from topics.catalogue import ACTS_LINKS, ACTS_STATUS
+
+log = structlog.get_logger(__name__)
+STAGE = "acts-delivery"
+
+
+def acte_form(submission: dict[str, Any]) -> ActeForm:
+    annexes = submission.get("annexes") or []
+    return ActeForm(
+        nature_code=submission["nature_code"],
+        number=submission["numero_interne"],
+        subject=submission["objet"],
+        decision_date=submission["decision_date"],
+        classification=tuple(submission["matieres"]),
+        document_papier=submission.get("document_papier", False),
+        type_acte=submission["document"].get("typology"),
+        type_pj=tuple(a.get("typology") or "99_AU" for a in annexes),
+    )
+
+
+def acte_files(deps: ActsDeps, submission: dict[str, Any]) -> list[UploadFile]:
+    """The documents as streams from the blob store: never whole in memory."""
+    typed = [submission["document"], *(submission.get("annexes") or [])]
+    return [
+        UploadFile(name=t["blob"]["filename"], content=deps.blobs.open(t["blob"]["sha256"]),
+                   media_type=t["blob"]["media_type"], size=t["blob"]["size"])
+        for t in typed
+    ]
+
+
+async def _journal(deps: ActsDeps, link: ActeLink, parent: EventHeaders) -> None:
+    """Publish a journal entry outside the stage transaction, acknowledged before returning."""
+    await deps.journal.publish(
+        ACTS_LINKS.name, key=link.flow_id, schema_name="ActeLink", record=link.to_record(),
+        headers=EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeLink",
+                                 subject=link.flow_id, flow_id=link.flow_id, parent=parent),
+    )
+    deps.links.put_local(link)
+
+
+async def _reconcile(connector: S2lowConnector, link: ActeLink) -> str | None:
+    return await connector.find_by_idempotency_key(
+        link.idempotency_key, number=link.numero_interne, decision_date=link.decision_date,
+        nature_code=link.nature_code,
+    )
+
+
+def status_check(link: ActeLink, transaction_id: str) -> dict[str, Any]:
+    return {
+        "flow_id": link.flow_id, "member_siren": link.member_siren,
+        "submission_id": link.submission_id, "id_acte": link.id_acte,
+        "transaction_id": transaction_id, "polls": 0, "last_status": 1,
+        "posted_at": datetime.now(UTC),
+    }
+
+
+async def _link_of(deps: ActsDeps, flow_id: str, wait: float = 5.0) -> ActeLink:
+    """The flow's link; validation publishes it with the delivery record, so the view
+    may lag by a moment."""
+    for _ in range(int(wait / 0.1)):
+        link = deps.links.get(flow_id)
+        if link is not None:
+            return link
+        await asyncio.sleep(0.1)
+    raise InfrastructureError(f"the link of flow {flow_id} is not visible yet")
+
+
+async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
+    submission = deps.codec.decode(record.value or b"", expected="ActeSubmission").record
+    headers = list(record.headers or ())
+    flow_id = h.get(headers, FLOW_ID_HEADER) or ""
+    siren = h.get(headers, h.MEMBER) or submission["member_siren"]
+    flow = FlowContext(flow_id, siren, "acte", submission["submission_id"])
+    parent = EventHeaders.from_kafka(headers)
+    link = await _link_of(deps, flow_id)
+    if link.delivery in ("POSTED", "UNCERTAIN"):
+        log.info("acts.delivery_skipped", delivery=link.delivery)
+        return []
+    member = deps.member(siren)
+    connector = deps.connectors.for_member(member)
+    tdt_url = member.tdt.url if member.tdt else None
+    transaction_id: str | None = None
+    if link.delivery == "POSTING":
+        try:
+            transaction_id = await _reconcile(connector, link)
+        except PartnerPermanentError as exc:
+            parked = link.moved("UNCERTAIN")
+            await _journal(deps, parked, parent)
+            return transition(
+                deps, flow, stage=STAGE, state="uncertain", previous="validated",
+                kind="FAILED", parent=parent,
+                message="the TdT cannot tell whether an earlier attempt delivered this acte; "
+                "an operator must check before it is sent again",
+                reasons=[Reason("delivery", "uncertain", str(exc))],
+            )
+        log.info("acts.reconciled", transaction_id=transaction_id)
+    if transaction_id is None:
+        await _journal(deps, link.moved("POSTING", tdt_url=tdt_url), parent)
+        try:
+            result = await connector.post_acte(
+                acte_form(submission), acte_files(deps, submission),
+                idempotency_key=link.idempotency_key,
+            )
+        except PartnerPermanentError as exc:
+            if exc.status != 400:
+                raise
+            return transition(
+                deps, flow, stage=STAGE, state="rejected", previous="validated",
+                kind="REJECTED", parent=parent, partner_ref=link.id_acte,
+                message=f"the TdT refused the acte: {exc.message}",
+                reasons=exc.reasons or [Reason("acte", "tdt_refused", exc.message)],
+            )
+        transaction_id = result.transaction_id
+    posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
+    deps.links.put_local(posted)
+    check = status_check(posted, transaction_id)
+    first = tier(deps.first_poll)
+    check_headers = h.replace(
+        EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeStatusCheck",
+                         subject=flow_id, flow_id=flow_id, parent=parent).to_kafka(),
+        **{h.MEMBER: siren, h.DELAY_TARGET: ACTS_STATUS.name},
+    )
+    return [
+        deps.out(ACTS_LINKS.name, flow, "ActeLink", posted.to_record(), stage=STAGE,
+                 event_id=event_id_for(flow_id, "link", "POSTED"), parent=parent),
+        *transition(deps, flow, stage=STAGE, state="posted", previous="validated",
+                    kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,
+                    message=f"acte {link.id_acte} posted to the TdT "
+                    f"(transaction {transaction_id})",
+                    details={"transaction_id": transaction_id}),
+        Outbound(first.topic.name, flow_id.encode("utf-8"),
+                 deps.codec.encode("ActeStatusCheck", check), check_headers),
+    ]

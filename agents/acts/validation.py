@@ -1,0 +1,157 @@
+"""acts-validation: the checks a TdT would make, made before anything reaches it.
+
+Input ``relais.acts.submitted`` (keyed by SIREN, so one member's actes are
+checked in order and IDActe uniqueness is decided on one partition). Output:
+the acte forwarded to ``relais.acts.delivery``, or a rejection naming each
+failed field. Nothing reaches the TdT from a rejected acte.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import structlog
+
+from agents.acts.classification import current_classification
+from agents.acts.deps import ActsDeps
+from agents.acts.events import transition
+from agents.acts.links import ActeLink
+from relais.actes.ids import build_id_acte, nature_reasons, numero_reasons, objet_reasons
+from relais.actes.text import latin1_reasons
+from relais.errors import Reason, ValidationError
+from relais.flows.ids import event_id_for
+from relais.flows.outbound import FlowContext, Outbound
+from relais.stages import headers as h
+from relais.stages.records import InputRecord
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS
+
+log = structlog.get_logger(__name__)
+STAGE = "acts-validation"
+PDF_MAGIC = b"%PDF-"
+
+
+async def _head(deps: ActsDeps, sha256: str, size: int = 8) -> bytes:
+    chunks = deps.blobs.open(sha256)
+    try:
+        async for chunk in chunks:
+            return bytes(chunk[:size])
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    return b""
+
+
+async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[Reason]:
+    """Sizes, presence and PDF-ness of the documents."""
+    reasons: list[Reason] = []
+    documents = [("document", submission["document"])] + [
+        (f"annexes[{i}]", annex) for i, annex in enumerate(submission.get("annexes") or [])
+    ]
+    total = 0
+    for path, typed in documents:
+        blob = typed["blob"]
+        size = await deps.blobs.stat(blob["sha256"])
+        if size is None:
+            reasons.append(Reason(f"{path}.blob.sha256", "blob_not_found",
+                                  f"no blob with digest {blob['sha256']}"))
+            continue
+        total += size
+        if path == "document" and await _head(deps, blob["sha256"]) [:5] != PDF_MAGIC:
+            reasons.append(Reason("document.blob", "not_pdf",
+                                  "the main document of an acte must be a PDF file"))
+    if total > deps.max_acte_bytes:
+        reasons.append(Reason("document", "too_large",
+                              f"the acte and its annexes weigh {total} bytes, more than the "
+                              f"{deps.max_acte_bytes} a TdT accepts"))
+    return reasons
+
+
+def _typologies(submission: dict[str, Any]) -> list[str]:
+    codes = [submission["document"].get("typology")]
+    codes += [annex.get("typology") for annex in submission.get("annexes") or []]
+    return [code for code in codes if code]
+
+
+async def validate_acte(
+    deps: ActsDeps, siren: str, flow_id: str, submission: dict[str, Any]
+) -> tuple[str, list[Reason]]:
+    """The acte's IDActe and every reason it cannot go to the TdT (empty: it can)."""
+    member = deps.member(siren)
+    reasons: list[Reason] = [
+        *nature_reasons(submission["nature_code"]),
+        *numero_reasons(submission["numero_interne"]),
+        *objet_reasons(submission["objet"]),
+        *latin1_reasons(submission["objet"], "objet"),
+    ]
+    decision: date = submission["decision_date"]
+    if decision > date.today() + timedelta(days=1):
+        reasons.append(Reason("decision_date", "in_future",
+                              f"the decision date {decision.isoformat()} is in the future"))
+    id_acte = ""
+    if not reasons:
+        try:
+            id_acte = build_id_acte(member.department, siren, decision,
+                                    submission["numero_interne"], submission["nature_code"])
+        except ValidationError as exc:
+            reasons.extend(exc.reasons)
+    if id_acte:
+        owner = deps.links.flow_of_id_acte(siren, id_acte)
+        if owner is not None and owner != flow_id:
+            reasons.append(Reason("numero_interne", "duplicate_id_acte",
+                                  f"IDActe {id_acte} was already used by another submission"))
+    if member.tdt is None:
+        reasons.append(Reason("member_siren", "no_tdt",
+                              f"member {siren} has no tiers de télétransmission configured"))
+    else:
+        classification = await current_classification(deps, member)
+        reasons.extend(classification.check(submission["nature_code"], submission["matieres"],
+                                            _typologies(submission)))
+        used = submission.get("classification_date")
+        if used is not None and used != classification.date_version:
+            reasons.append(Reason(
+                "classification_date", "stale_classification",
+                f"the acte uses the classification of {used.isoformat()}, the prefecture's "
+                f"current one is of {classification.date_version.isoformat()}",
+            ))
+    reasons.extend(await document_reasons(deps, submission))
+    return id_acte, reasons
+
+
+async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
+    """Check one acte; forward it for delivery or reject it with reasons."""
+    submission = deps.codec.decode(record.value or b"", expected="ActeSubmission").record
+    headers = list(record.headers or ())
+    siren = h.get(headers, h.MEMBER) or submission["member_siren"]
+    flow_id = h.get(headers, FLOW_ID_HEADER) or ""
+    flow = FlowContext(flow_id, siren, "acte", submission["submission_id"])
+    parent = EventHeaders.from_kafka(headers)
+    existing = deps.links.get(flow_id)
+    if existing is not None:
+        log.info("acts.duplicate_submission", delivery=existing.delivery)
+        return []
+    id_acte, reasons = await validate_acte(deps, siren, flow_id, submission)
+    if reasons:
+        log.info("acts.rejected", fields=[r.field for r in reasons])
+        return transition(
+            deps, flow, stage=STAGE, state="rejected", previous="received", kind="REJECTED",
+            message="the acte was refused before reaching the TdT", parent=parent,
+            reasons=reasons, partner_ref=id_acte or None,
+        )
+    link = ActeLink(
+        flow_id=flow_id, member_siren=siren, submission_id=submission["submission_id"],
+        id_acte=id_acte, numero_interne=submission["numero_interne"],
+        decision_date=submission["decision_date"], nature_code=submission["nature_code"],
+        delivery="VALIDATED", idempotency_key=f"{flow_id}:post",
+    )
+    deps.links.put_local(link)
+    log.info("acts.validated", id_acte=id_acte)
+    return [
+        deps.out(ACTS_LINKS.name, flow, "ActeLink", link.to_record(), stage=STAGE,
+                 event_id=event_id_for(flow_id, "link", "VALIDATED"), parent=parent),
+        *transition(deps, flow, stage=STAGE, state="validated", previous="received",
+                    kind="STATE_CHANGED", message=f"acte {id_acte} passed the checks",
+                    parent=parent, partner_ref=id_acte),
+        Outbound(ACTS_DELIVERY.name, flow_id.encode("utf-8"), record.value,
+                 h.replace(headers, **{h.ATTEMPT: None})),
+    ]

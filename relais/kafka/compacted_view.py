@@ -1,0 +1,134 @@
+"""A compacted topic read whole into memory and followed: a global table.
+
+``start`` returns once the view has read up to the end offsets found at start,
+so everything written before the process started is visible; then the view
+keeps following the topic in the background. Stages that write to the topic
+call :meth:`CompactedView.put_local` to see their own writes at once, before the
+record comes back from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from relais.errors import DecodeError
+from relais.wire.avro_codec import AvroCodec
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class CompactedView(Generic[T]):
+    """Key → latest value of a compacted topic whose values are Avro ``schema_name``."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        codec: AvroCodec,
+        *,
+        topic: str,
+        schema_name: str,
+        parse: Callable[[dict[str, Any]], T],
+        on_change: Callable[[str, T | None], None] | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self.topic = topic
+        self._schema_name = schema_name
+        self._parse = parse
+        self._on_change = on_change
+        self._values: dict[str, T] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def get(self, key: str) -> T | None:
+        return self._values.get(key)
+
+    def values(self) -> list[T]:
+        return list(self._values.values())
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def put_local(self, key: str, value: T | None) -> None:
+        """Make a value visible now (the caller has published it, or is about to)."""
+        if value is None:
+            self._values.pop(key, None)
+        else:
+            self._values[key] = value
+        if self._on_change is not None:
+            self._on_change(key, value)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record of the topic (a tombstone removes the key)."""
+        if key is None:
+            return
+        text_key = key.decode("utf-8", errors="replace")
+        if value is None:
+            self.put_local(text_key, None)
+            return
+        try:
+            decoded = self._codec.decode(value, expected=self._schema_name)
+        except DecodeError as exc:
+            log.error("view.record_unreadable", topic=self.topic, key=text_key, error=str(exc))
+            return
+        self.put_local(text_key, self._parse(decoded.record))
+
+    async def start(self, timeout: float = 120.0) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partitions = consumer.partitions_for_topic(self.topic) or {0}
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        end_offsets = await consumer.end_offsets(assigned)
+        await asyncio.wait_for(self._catch_up(consumer, end_offsets), timeout)
+        self.ready.set()
+        log.info("view.ready", topic=self.topic, keys=len(self._values))
+        self._task = asyncio.create_task(self._follow(consumer), name=f"view-{self.topic}")
+
+    async def _catch_up(
+        self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]
+    ) -> None:
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in end_offsets}
+            if all(positions[tp] >= end for tp, end in end_offsets.items()):
+                return
+            await self._read(consumer, 500)
+
+    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
+        batches = await consumer.getmany(timeout_ms=timeout_ms)
+        for records in batches.values():
+            for record in records:
+                self.apply(record.key, record.value)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                await self._read(consumer, 1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broker hiccup must not end the view; aiokafka reconnects
+                log.exception("view.follow_error", topic=self.topic)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,150 @@
+"""Routing a failed record: to the next retry tier, or to the stage's dead-letter topic.
+
+The exception's ``retriable`` flag decides (see :mod:`relais.errors`); an
+exception from outside the tree is a bug and is not retried. A dead letter keeps
+the record's key, value and headers byte for byte and adds error-context
+headers; the flow is marked *failed* and the member is told.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+
+import structlog
+
+from relais.errors import PartnerError, RelaisError
+from relais.flows.ids import event_id_for
+from relais.flows.outbound import (
+    FlowContext,
+    Outbound,
+    encode_outbound,
+    flow_state_record,
+    notification_record,
+)
+from relais.stages import headers as h
+from relais.stages.delays import DelayTier, tier, tier_for
+from relais.stages.records import InputRecord
+from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+from topics import member as member_topics
+from topics.catalogue import FLOW_EVENTS
+
+log = structlog.get_logger(__name__)
+STACK_LIMIT = 4000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Delay tiers a retriable failure goes through before it is dead-lettered."""
+
+    tiers: tuple[str, ...] = ("30s", "5m", "1h")
+
+    def next_tier(self, failures: int, retry_after: float | None) -> DelayTier | None:
+        """The tier for the ``failures``-th failure, or None when retries are used up."""
+        if failures > len(self.tiers):
+            return None
+        chosen = tier(self.tiers[failures - 1])
+        if retry_after is not None and retry_after > chosen.seconds:
+            return tier_for(retry_after)
+        return chosen
+
+
+@dataclass(frozen=True)
+class FailureRouter:
+    stage: str
+    group_id: str
+    flow_type: str
+    dlq_topic: str
+    codec: AvroCodec
+    policy: RetryPolicy = RetryPolicy()
+
+    def route(self, record: InputRecord, exc: BaseException) -> list[Outbound]:
+        headers = list(record.headers or ())
+        failures = int(h.get(headers, h.ATTEMPT) or "0") + 1
+        now = str(int(time.time() * 1000))
+        first = h.get(headers, h.FIRST_FAILURE_AT) or now
+        message = str(exc) or exc.__class__.__name__
+        retriable = isinstance(exc, RelaisError) and exc.retriable
+        retry_after = exc.retry_after if isinstance(exc, PartnerError) else None
+        next_tier = self.policy.next_tier(failures, retry_after) if retriable else None
+        if next_tier is not None:
+            log.warning(
+                "stage.retry_scheduled", stage=self.stage, attempt=failures,
+                tier=next_tier.label, error=message,
+            )
+            retry_headers = h.replace(
+                headers,
+                **{
+                    h.ATTEMPT: str(failures),
+                    h.DELAY_TARGET: record.topic,
+                    h.FIRST_FAILURE_AT: first,
+                    h.LAST_FAILURE_AT: now,
+                    h.LAST_ERROR: f"{exc.__class__.__name__}: {message}"[:1000],
+                },
+            )
+            return [Outbound(next_tier.topic.name, record.key, record.value, retry_headers)]
+        return self.dead_letter(record, exc, failures=failures, first=first, now=now)
+
+    def dead_letter(
+        self, record: InputRecord, exc: BaseException, *, failures: int, first: str, now: str
+    ) -> list[Outbound]:
+        headers = list(record.headers or ())
+        message = str(exc) or exc.__class__.__name__
+        code = exc.code if isinstance(exc, RelaisError) else "bug"
+        stack = "".join(traceback.format_exception(exc))[-STACK_LIMIT:]
+        log.error("stage.dead_lettered", stage=self.stage, attempt=failures, code=code,
+                  error=message)
+        dlq_headers = h.replace(
+            headers,
+            **{
+                h.DLQ_ORIGIN_TOPIC: record.topic,
+                h.DLQ_ORIGIN_PARTITION: str(record.partition),
+                h.DLQ_ORIGIN_OFFSET: str(record.offset),
+                h.DLQ_STAGE: self.stage,
+                h.DLQ_GROUP: self.group_id,
+                h.DLQ_ERROR_CLASS: f"{exc.__class__.__module__}.{exc.__class__.__name__}",
+                h.DLQ_ERROR_CODE: code,
+                h.DLQ_ERROR_MESSAGE: message[:2000],
+                h.DLQ_STACK: stack,
+                h.ATTEMPT: str(failures),
+                h.FIRST_FAILURE_AT: first,
+                h.LAST_FAILURE_AT: now,
+            },
+        )
+        outputs = [Outbound(self.dlq_topic, record.key, record.value, dlq_headers)]
+        flow_id = h.get(headers, FLOW_ID_HEADER)
+        member = h.get(headers, h.MEMBER)
+        if flow_id and member:
+            outputs.extend(self._tell(flow_id, member, code, message, record, failures))
+        return outputs
+
+    def _tell(
+        self, flow_id: str, member: str, code: str, message: str, record: InputRecord,
+        failures: int,
+    ) -> list[Outbound]:
+        flow = FlowContext(flow_id, member, self.flow_type, None)
+        parent = EventHeaders.from_kafka(record.headers)
+        key = f"{self.stage}:{record.topic}:{record.partition}:{record.offset}"
+        note = notification_record(
+            flow, kind="FAILED", state="failed",
+            message=f"the {self.stage} stage failed after {failures} attempt(s): {message}",
+            details={"stage": self.stage, "error_code": code}, event_key=key,
+        )
+        state = flow_state_record(
+            flow, state="failed", previous_state=None, stage=self.stage, sequence=90,
+            error_code=code, error_message=message[:2000],
+            details={"attempts": str(failures), "dlq_topic": self.dlq_topic},
+        )
+        common = {"source": f"/relais/hub/{self.stage}", "subject": flow_id,
+                  "flow_id": flow_id, "parent": parent}
+        return [
+            encode_outbound(self.codec, topic=member_topics.notifications(member).name,
+                            key=flow_id, schema_name="Notification", record=note,
+                            event_id=note["event_id"], **common),  # type: ignore[arg-type]
+            encode_outbound(self.codec, topic=FLOW_EVENTS.name, key=flow_id,
+                            schema_name="FlowState", record=state,
+                            event_id=event_id_for(flow_id, "failed", key),
+                            **common),  # type: ignore[arg-type]
+        ]

@@ -1,0 +1,475 @@
+"""The ingress decision for one submission record, with in-memory fakes (no broker)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from agents.ingress.handler import (
+    IngressCounters,
+    IngressDeps,
+    handle_submission,
+)
+from relais.api.auth import hash_token
+from relais.flows.ids import flow_id_for
+from relais.flows.outbound import Outbound
+from relais.members.model import Member
+from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders, header_value, new_traceparent
+from topics import member as member_topics
+from topics.catalogue import ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
+
+SIREN = "217500016"
+OTHER_SIREN = "200066389"
+UNKNOWN_SIREN = "213502388"
+DOC_SHA = "a" * 64
+ANNEX_SHA = "b" * 64
+SUBMISSIONS = member_topics.submissions(SIREN).name
+NOTIFICATIONS = member_topics.notifications(SIREN).name
+
+
+@dataclass
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class DictMembers:
+    def __init__(self, *members: Member) -> None:
+        self.members = {m.siren: m for m in members}
+
+    def get(self, siren: str) -> Member | None:
+        member = self.members.get(siren)
+        return member if member is not None and member.active else None
+
+
+class DictBlobs:
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = sizes
+        self.asked: list[str] = []
+
+    async def stat(self, sha256: str) -> int | None:
+        self.asked.append(sha256)
+        return self.sizes.get(sha256)
+
+
+def _member(siren: str) -> Member:
+    return Member(
+        siren=siren,
+        name=f"Commune {siren}",
+        department="021",
+        token_sha256=hash_token(f"token-{siren}"),
+        registered_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+@pytest.fixture(scope="module")
+def codec() -> AvroCodec:
+    return AvroCodec()
+
+
+@pytest.fixture
+def deps(codec: AvroCodec) -> IngressDeps:
+    return IngressDeps(
+        codec=codec,
+        members=DictMembers(_member(SIREN), _member(OTHER_SIREN)),
+        blobs=DictBlobs({DOC_SHA: 182_311, ANNEX_SHA: 20_480}),
+        max_submission_bytes=64 * 1024,
+        counters=IngressCounters(),
+    )
+
+
+def _acte(**changes: Any) -> dict[str, Any]:
+    acte: dict[str, Any] = {
+        "submission_id": "DELIB-2024-117",
+        "member_siren": SIREN,
+        "nature_code": 1,
+        "matieres": [7, 1],
+        "numero_interne": "DE2024_117",
+        "decision_date": date(2024, 5, 16),
+        "objet": "Subvention à l'association des Amis de la Bibliothèque",
+        "document": {
+            "blob": {
+                "sha256": DOC_SHA,
+                "size": 182_311,
+                "media_type": "application/pdf",
+                "filename": "deliberation-117.pdf",
+            },
+            "typology": "99_DE",
+        },
+        "annexes": [
+            {
+                "blob": {
+                    "sha256": ANNEX_SHA,
+                    "size": 20_480,
+                    "media_type": "application/pdf",
+                    "filename": "annexe.pdf",
+                },
+                "typology": None,
+            }
+        ],
+        "document_papier": False,
+        "classification_date": None,
+    }
+    acte.update(changes)
+    return acte
+
+
+PARENT_TRACEPARENT = new_traceparent()
+MEMBER_HEADERS = [
+    ("ce_id", b"member-event-1"),
+    ("traceparent", PARENT_TRACEPARENT.encode()),
+    ("x-backoffice", b"\xffopaque\x00bytes"),
+]
+
+
+def _record(
+    value: bytes | None,
+    *,
+    topic: str = SUBMISSIONS,
+    key: bytes | None = b"DELIB-2024-117",
+    offset: int = 42,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> FakeRecord:
+    return FakeRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=list(MEMBER_HEADERS if headers is None else headers),
+    )
+
+
+def _decode(codec: AvroCodec, out: Outbound, schema: str) -> dict[str, Any]:
+    assert out.value is not None
+    decoded = codec.decode(out.value, expected=schema)
+    return decoded.record
+
+
+def _reasons(codec: AvroCodec, outs: list[Outbound]) -> list[dict[str, str]]:
+    notification = _decode(codec, outs[0], "Notification")
+    assert notification["kind"] == "REJECTED"
+    reasons: list[dict[str, str]] = notification["reasons"]
+    return reasons
+
+
+# --- accepted ------------------------------------------------------------------------------
+
+
+async def test_valid_submission_yields_three_outbounds(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte())
+    outs = await handle_submission(_record(value), deps)
+    assert [o.topic for o in outs] == [NOTIFICATIONS, FLOW_EVENTS.name, ACTS_SUBMITTED.name]
+    flow_id = flow_id_for(SIREN, "DELIB-2024-117")
+
+    notification = _decode(codec, outs[0], "Notification")
+    assert notification["kind"] == "ACCEPTED"
+    assert notification["state"] == "received"
+    assert notification["flow_id"] == flow_id
+    assert notification["member_siren"] == SIREN
+    assert notification["submission_id"] == "DELIB-2024-117"
+    assert notification["flow_type"] == "acte"
+    assert notification["reasons"] == []
+
+    state = _decode(codec, outs[1], "FlowState")
+    assert state["state"] == "received"
+    assert state["previous_state"] is None
+    assert state["stage"] == "ingress"
+    assert state["sequence"] == 1
+    assert state["flow_id"] == flow_id
+
+    forwarded = outs[2]
+    assert forwarded.value == value  # byte for byte, not re-encoded
+    # keyed by member (topics.catalogue.ACTS_SUBMITTED): one member's actes stay in order
+    assert ACTS_SUBMITTED.key.startswith("member SIREN")
+    assert forwarded.key == SIREN.encode()
+    assert header_value(forwarded.headers, "relais_member") == SIREN
+    assert header_value(forwarded.headers, FLOW_ID_HEADER) == flow_id
+    assert [name for name, _ in forwarded.headers].count(FLOW_ID_HEADER) == 1
+    assert header_value(forwarded.headers, "ce_type") == "fr.relais.acts.ActeSubmission"
+
+    for out in outs[:2]:
+        assert out.key == flow_id.encode()
+        assert header_value(out.headers, FLOW_ID_HEADER) == flow_id
+        assert header_value(out.headers, "ce_subject") == flow_id
+        assert header_value(out.headers, "ce_specversion") == "1.0"
+    assert header_value(outs[0].headers, "ce_id") == notification["event_id"]
+    assert header_value(outs[0].headers, "ce_type") == "fr.relais.notifications.Notification"
+    assert header_value(outs[1].headers, "ce_type") == "fr.relais.flows.FlowState"
+
+    assert deps.counters.accepted == 1
+    assert deps.counters.rejected == {}
+    assert sorted(deps.blobs.asked) == sorted([DOC_SHA, ANNEX_SHA])  # type: ignore[attr-defined]
+
+
+async def test_outbounds_continue_the_member_trace(deps: IngressDeps, codec: AvroCodec) -> None:
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", _acte())), deps)
+    trace_id = PARENT_TRACEPARENT.split("-")[1]
+    for out in outs:
+        traceparent = EventHeaders.from_kafka(out.headers).traceparent
+        assert traceparent is not None
+        assert traceparent.split("-")[1] == trace_id
+        assert traceparent != PARENT_TRACEPARENT
+
+
+async def test_submission_without_annexes_checks_only_the_document(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", _acte(annexes=[]))), deps)
+    assert _decode(codec, outs[0], "Notification")["kind"] == "ACCEPTED"
+    assert deps.blobs.asked == [DOC_SHA]  # type: ignore[attr-defined]
+
+
+async def test_same_submission_twice_gets_the_same_ids(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte())
+    first = await handle_submission(_record(value), deps)
+    second = await handle_submission(_record(value, offset=43), deps)
+    assert [o.key for o in first] == [o.key for o in second]
+    assert (
+        _decode(codec, first[0], "Notification")["event_id"]
+        == _decode(codec, second[0], "Notification")["event_id"]
+    )
+    for one, two in zip(first, second, strict=True):
+        assert header_value(one.headers, "ce_id") == header_value(two.headers, "ce_id"), one.topic
+    ids = [header_value(o.headers, "ce_id") for o in first]
+    assert len(set(ids)) == len(ids)  # distinct events of one flow have distinct ids
+    assert deps.counters.accepted == 2
+
+
+async def test_same_rejected_record_twice_gets_the_same_ids(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    value = codec.encode("ActeSubmission", _acte(member_siren=OTHER_SIREN))
+    first = await handle_submission(_record(value), deps)
+    second = await handle_submission(_record(value), deps)
+    for one, two in zip(first, second, strict=True):
+        assert header_value(one.headers, "ce_id") == header_value(two.headers, "ce_id")
+    assert deps.counters.rejected == {"invalid_envelope": 2}
+
+
+async def test_different_submissions_get_different_flows(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    one = await handle_submission(_record(codec.encode("ActeSubmission", _acte())), deps)
+    two = await handle_submission(
+        _record(codec.encode("ActeSubmission", _acte(submission_id="DELIB-2024-118"))), deps
+    )
+    assert one[0].key != two[0].key
+    assert header_value(one[0].headers, "ce_id") != header_value(two[0].headers, "ce_id")
+
+
+# --- rejected ------------------------------------------------------------------------------
+
+
+async def test_member_siren_mismatch_is_rejected(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte(member_siren=OTHER_SIREN))
+    with capture_logs() as logs:
+        outs = await handle_submission(_record(value), deps)
+    assert [o.topic for o in outs] == [NOTIFICATIONS, FLOW_EVENTS.name]
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("member_siren", "member_mismatch")]
+    assert OTHER_SIREN in reasons[0]["message"]
+    state = _decode(codec, outs[1], "FlowState")
+    assert state["state"] == "rejected"
+    assert state["error_code"] == "invalid_envelope"
+    assert deps.counters.accepted == 0
+    assert deps.counters.rejected == {"invalid_envelope": 1}
+    rejected = [e for e in logs if e["event"] == "ingress.rejected"]
+    assert len(rejected) == 1
+    assert rejected[0]["code"] == "invalid_envelope"
+    assert rejected[0]["fields"] == ["member_siren"]
+    assert rejected[0]["log_level"] == "warning"
+
+
+async def test_missing_blob_is_rejected(deps: IngressDeps, codec: AvroCodec) -> None:
+    acte = _acte()
+    acte["document"]["blob"]["sha256"] = "c" * 64
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", acte)), deps)
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [
+        ("document.blob.sha256", "blob_not_found")
+    ]
+    assert "c" * 64 in reasons[0]["message"]
+
+
+async def test_annex_of_the_wrong_size_is_rejected(deps: IngressDeps, codec: AvroCodec) -> None:
+    acte = _acte()
+    acte["annexes"][0]["blob"]["size"] = 20_481
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", acte)), deps)
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [
+        ("annexes[0].blob.size", "blob_size_mismatch")
+    ]
+
+
+async def test_every_reason_is_reported_at_once(deps: IngressDeps, codec: AvroCodec) -> None:
+    acte = _acte(submission_id="", member_siren=OTHER_SIREN)
+    acte["document"]["blob"]["sha256"] = "c" * 64
+    second_annex = copy.deepcopy(acte["annexes"][0])
+    second_annex["blob"]["size"] = 1
+    acte["annexes"].append(second_annex)
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", acte)), deps)
+    fields = [r["field"] for r in _reasons(codec, outs)]
+    assert fields == [
+        "submission_id",
+        "member_siren",
+        "document.blob.sha256",
+        "annexes[1].blob.size",
+    ]
+
+
+async def test_oversize_record_is_rejected(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte(objet="x" * (70 * 1024)))
+    assert len(value) > deps.max_submission_bytes
+    with capture_logs() as logs:
+        outs = await handle_submission(_record(value), deps)
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("value", "oversize")]
+    notification = _decode(codec, outs[0], "Notification")
+    assert notification["flow_type"] == "unknown"
+    assert notification["submission_id"] == "DELIB-2024-117"  # from the record key
+    assert _decode(codec, outs[1], "FlowState")["error_code"] == "oversize"
+    assert deps.counters.rejected == {"oversize": 1}
+    assert [e["code"] for e in logs if e["event"] == "ingress.rejected"] == ["oversize"]
+    assert deps.blobs.asked == []  # type: ignore[attr-defined]
+
+
+async def test_garbage_bytes_are_rejected_as_value_decode(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    with capture_logs() as logs:
+        outs = await handle_submission(_record(b'{"submission_id": "x"}'), deps)
+    assert [o.topic for o in outs] == [NOTIFICATIONS, FLOW_EVENTS.name]
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("value", "value_decode")]
+    assert _decode(codec, outs[1], "FlowState")["error_code"] == "value_decode"
+    assert deps.counters.rejected == {"value_decode": 1}
+    assert [e["code"] for e in logs if e["event"] == "ingress.rejected"] == ["value_decode"]
+
+
+async def test_empty_value_without_key_is_rejected(deps: IngressDeps, codec: AvroCodec) -> None:
+    outs = await handle_submission(_record(None, key=None), deps)
+    notification = _decode(codec, outs[0], "Notification")
+    assert notification["submission_id"] is None
+    assert notification["flow_id"].startswith(f"{SIREN}-")
+    assert deps.counters.rejected == {"value_decode": 1}
+
+
+async def test_unknown_fingerprint_is_rejected_as_unknown_schema(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    value = codec.encode("ActeSubmission", _acte())
+    forged = value[:2] + bytes(8) + value[10:]
+    outs = await handle_submission(_record(forged), deps)
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("value", "unknown_schema")]
+    assert deps.counters.rejected == {"unknown_schema": 1}
+
+
+@pytest.mark.parametrize("schema", ["Member", "Notification"])
+async def test_a_known_schema_that_is_not_a_submission_is_unsupported(
+    deps: IngressDeps, codec: AvroCodec, schema: str
+) -> None:
+    records = {
+        "Member": _member(SIREN).to_record(),
+        "Notification": {
+            "event_id": "e",
+            "flow_id": "f",
+            "member_siren": SIREN,
+            "flow_type": "acte",
+            "kind": "ACCEPTED",
+            "state": "received",
+            "message": "m",
+            "occurred_at": datetime(2024, 1, 1, tzinfo=UTC),
+        },
+    }
+    outs = await handle_submission(_record(codec.encode(schema, records[schema])), deps)
+    assert [o.topic for o in outs] == [NOTIFICATIONS, FLOW_EVENTS.name]
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("value", "unsupported_schema")]
+    assert deps.counters.rejected == {"unsupported_schema": 1}
+    assert deps.counters.accepted == 0
+
+
+# --- dead letters --------------------------------------------------------------------------
+
+
+async def test_unknown_member_goes_to_the_dead_letter_topic_byte_for_byte(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    value = codec.encode("ActeSubmission", _acte(member_siren=UNKNOWN_SIREN))
+    topic = member_topics.submissions(UNKNOWN_SIREN).name
+    record = _record(value, topic=topic, key=b"\x00raw-key\xff", offset=7)
+    with capture_logs() as logs:
+        outs = await handle_submission(record, deps)
+    assert len(outs) == 1
+    out = outs[0]
+    assert out.topic == INGRESS_DEADLETTER.name
+    assert out.key == b"\x00raw-key\xff"
+    assert out.value == value
+    assert out.headers[: len(MEMBER_HEADERS)] == MEMBER_HEADERS
+    added = dict(out.headers[len(MEMBER_HEADERS) :])
+    assert set(added) == {
+        "relais_dlq_origin_topic",
+        "relais_dlq_origin_partition",
+        "relais_dlq_origin_offset",
+        "relais_dlq_stage",
+        "relais_dlq_error_code",
+        "relais_dlq_error_message",
+    }
+    assert added["relais_dlq_origin_topic"] == topic.encode()
+    assert added["relais_dlq_origin_partition"] == b"0"
+    assert added["relais_dlq_origin_offset"] == b"7"
+    assert added["relais_dlq_stage"] == b"ingress"
+    assert added["relais_dlq_error_code"]
+    why = added["relais_dlq_error_code"] + b" " + added["relais_dlq_error_message"]
+    assert b"unknown_member" in why, f"the dead letter does not say why: {why!r}"
+    assert deps.counters.accepted == 0
+    assert sum(deps.counters.rejected.values()) == 1
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["ingress.dead_lettered"]
+
+
+async def test_unreadable_record_of_an_unknown_member_is_dead_lettered(
+    deps: IngressDeps,
+) -> None:
+    topic = member_topics.submissions(UNKNOWN_SIREN).name
+    outs = await handle_submission(_record(b"\x00garbage", topic=topic, headers=[]), deps)
+    assert len(outs) == 1
+    assert outs[0].topic == INGRESS_DEADLETTER.name
+    assert outs[0].value == b"\x00garbage"
+    assert dict(outs[0].headers)["relais_dlq_error_code"] == b"value_decode"
+    assert deps.counters.rejected == {"value_decode": 1}
+
+
+async def test_inactive_member_is_treated_as_unknown(deps: IngressDeps, codec: AvroCodec) -> None:
+    members = DictMembers(
+        _member(SIREN), Member(**{**_member(OTHER_SIREN).__dict__, "active": False})
+    )
+    inactive = IngressDeps(
+        codec=codec,
+        members=members,
+        blobs=deps.blobs,
+        max_submission_bytes=65536,
+        counters=IngressCounters(),
+    )
+    value = codec.encode("ActeSubmission", _acte(member_siren=OTHER_SIREN))
+    outs = await handle_submission(
+        _record(value, topic=member_topics.submissions(OTHER_SIREN).name), inactive
+    )
+    assert [o.topic for o in outs] == [INGRESS_DEADLETTER.name]
+
+
+async def test_foreign_topic_yields_nothing(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte())
+    assert await handle_submission(_record(value, topic=ACTS_SUBMITTED.name), deps) == []
+    assert deps.counters.accepted == 0 and deps.counters.rejected == {}
