@@ -3,7 +3,7 @@
 Every stage appends transitions to ``relais.flows.events`` keyed by flow id, so
 the transitions of one flow arrive in order on one partition; this agent copies
 each one to ``relais.flows.state`` under the same key, where compaction keeps the
-latest. ``relais flows show|list`` read that topic.
+latest. Child events (prefecture messages) stay in the events topic only. ``relais flows show|list`` read that topic.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ def register(app: faust.App, codec: AvroCodec) -> Any:
                 offset=message.offset,
             ):
                 try:
-                    codec.decode(event.value, expected="FlowState")
+                    state = codec.decode(event.value, expected="FlowState").record
                 except DecodeError as exc:
                     log.error("flow_state.unreadable_event", error=str(exc))
                     continue
+                if "child_event" in state["details"]:
+                    continue  # a prefecture message leaves the flow's state as it is
                 await state_topic.send(key=event.key, value=event.value, headers=headers)
 
     return flow_state

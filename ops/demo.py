@@ -1,16 +1,23 @@
-"""`make demo` / `relais demo`: the whole hub on this machine, one flow end to end.
+"""`make demo` / `relais demo`: the whole hub on this machine, flows end to end.
 
 Starts (or reuses) the local Kafka broker, applies the topic catalogue, registers
-two demo members, starts the hub worker and API as child processes, then plays a
-member's back-office: uploads a PDF through the API, submits a valid acte, a
-malformed record and an acte naming a blob that was never uploaded, and prints
-the notifications the member receives. Ctrl-C stops everything it started.
+two demo members whose TdT is the sandbox, starts the sandbox TdT, the hub
+worker and the API as child processes, then plays a member's back-office:
+
+1. uploads a PDF through the hub API (token-authenticated);
+2. submits an acte the prefecture acknowledges and later writes about
+   (a prefecture letter is delivered, linked to the acte);
+3. submits an acte the prefecture rejects with an anomaly;
+4. submits an acte naming a blob never uploaded, and bytes that are not Avro:
+   both are refused at once with reasons.
+
+It prints every notification the member receives and each flow's history.
+Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 from datetime import date
@@ -19,10 +26,11 @@ from typing import Any
 import httpx
 
 from ops.demo_documents import minimal_pdf
+from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, new_member, register_members
+from ops.members import Registration, register_members
 from ops.notifications import NotificationWatcher
-from ops.processes import ManagedProcess
+from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
 from ops.submissions import ActeDraft, publish_acte, publish_raw
 from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
@@ -38,6 +46,7 @@ DEMO_MEMBERS = (
     ("212102313", "Commune de Dijon (demo)", "021"),
     ("217100072", "Commune de Mâcon (demo)", "071"),
 )
+TERMINAL = {"acknowledged", "rejected", "cancelled", "failed", "uncertain"}
 
 
 def say(text: str) -> None:
@@ -46,12 +55,18 @@ def say(text: str) -> None:
 
 def show_notification(notification: dict[str, Any]) -> None:
     reasons = "; ".join(f"{r['field']}: {r['message']}" for r in notification["reasons"])
-    line = f"  [{notification['kind']}] {notification['state']}: {notification['message']}"
-    print(line + (f"\n      reasons: {reasons}" if reasons else ""), flush=True)
+    docs = ", ".join(d["filename"] for d in notification["documents"])
+    line = f"  [{notification['kind']:<15}] {notification['submission_id'] or '-':<14} " \
+           f"{notification['state']:<12} {notification['message']}"
+    if reasons:
+        line += f"\n{'':22}reasons: {reasons}"
+    if docs:
+        line += f"\n{'':22}documents: {docs}"
+    print(line, flush=True)
 
 
 async def _register(settings: Settings) -> list[Registration]:
-    registrations = [new_member(s, n, d) for s, n, d in DEMO_MEMBERS]
+    registrations = [sandbox_member(settings, s, n, d) for s, n, d in DEMO_MEMBERS]
     publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
     await publisher.start()
     try:
@@ -63,67 +78,88 @@ async def _register(settings: Settings) -> list[Registration]:
     return registrations
 
 
-async def _scenario(settings: Settings, registrations: list[Registration]) -> bool:
-    member = registrations[0]
+async def _set_faults(client: httpx.AsyncClient, settings: Settings, **knobs: float) -> None:
+    response = await client.post(f"{sandbox_url(settings)}/sandbox/faults", json=knobs)
+    response.raise_for_status()
+
+
+def _has(notifications: list[dict[str, Any]], flow_id: str, *, state: str | None = None,
+         kind: str | None = None) -> bool:
+    return any(n["flow_id"] == flow_id and (state is None or n["state"] == state)
+               and (kind is None or n["kind"] == kind) for n in notifications)
+
+
+async def _scenario(settings: Settings, member: Registration) -> bool:
     siren = member.member.siren
     codec = AvroCodec()
     api = f"http://{settings.api_host}:{settings.api_port}"
-    say(f"{member.member.name} uploads its deliberation through the hub API")
-    pdf = minimal_pdf("Deliberation 2026-042: budget supplementaire")
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            f"{api}/v1/blobs",
-            content=pdf,
-            headers={
-                "Authorization": f"Bearer {member.token}",
-                "Content-Type": "application/pdf",
-                "X-Relais-Filename": "deliberation-2026-042.pdf",
-            },
-        )
-    response.raise_for_status()
-    uploaded = response.json()
-    print(f"  stored {uploaded['filename']}: sha256 {uploaded['sha256'][:16]}…, "
-          f"{uploaded['size']} bytes")
-    blob = BlobRef(uploaded["sha256"], uploaded["size"], uploaded["media_type"],
-                   uploaded["filename"])
-    today = date.today()
-    valid = ActeDraft(
-        submission_id="demo-acte-1", member_siren=siren, nature_code=1, matieres=(7, 1),
-        numero_interne="D2026_042", decision_date=today,
-        objet="Budget supplémentaire 2026", document=blob, document_typology="99_DE",
-    )
-    missing_blob = BlobRef("0" * 64, 1234, "application/pdf", "never-uploaded.pdf")
-    broken = ActeDraft(
-        submission_id="demo-acte-2", member_siren=siren, nature_code=3, matieres=(4, 1),
-        numero_interne="A2026_007", decision_date=today, objet="Arrêté de nomination",
-        document=missing_blob,
-    )
     watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec)
     await watcher.start()
     publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo")
     await publisher.start()
+    today = date.today()
+    run = format(int(time.time()) % 36**5, "x")  # ids unique to this run: the demo can rerun
     try:
-        say("the back-office publishes: a valid acte, an acte naming a blob never uploaded, "
-            "and a malformed record")
-        await publish_acte(publisher, valid)
-        await publish_acte(publisher, broken)
-        await publish_raw(publisher, siren, "demo-garbage", b"this is not Avro at all")
-        expected = {flow_id_for(siren, key) for key in
-                    ("demo-acte-1", "demo-acte-2", "demo-garbage")}
-        await watcher.wait_until(
-            lambda got: expected <= {n["flow_id"] for n in got}, timeout=60
-        )
+        async with httpx.AsyncClient(timeout=30) as client:
+            say(f"{member.member.name} uploads a deliberation through the hub API")
+            response = await client.post(
+                f"{api}/v1/blobs", content=minimal_pdf("Deliberation 2026-042"),
+                headers={"Authorization": f"Bearer {member.token}",
+                         "Content-Type": "application/pdf",
+                         "X-Relais-Filename": "deliberation-2026-042.pdf"},
+            )
+            response.raise_for_status()
+            up = response.json()
+            print(f"  stored {up['filename']}: sha256 {up['sha256'][:16]}…, {up['size']} bytes")
+            blob = BlobRef(up["sha256"], up["size"], up["media_type"], up["filename"])
+
+            def acte(sid: str, numero: str, objet: str, nature: int = 1,
+                     matieres: tuple[int, ...] = (7, 1), document: BlobRef = blob) -> ActeDraft:
+                return ActeDraft(submission_id=sid, member_siren=siren, nature_code=nature,
+                                 matieres=matieres, numero_interne=numero, decision_date=today,
+                                 objet=objet, document=document)
+
+            good = flow_id_for(siren, f"demo-ok-{run}")
+            anomaly = flow_id_for(siren, f"demo-anomaly-{run}")
+            say("acte 1: the sandbox prefecture will acknowledge it, then write about it")
+            await _set_faults(client, settings, anomaly_rate=0.0, prefecture_message_rate=1.0)
+            await publish_acte(publisher, acte(f"demo-ok-{run}", f"D{run}",
+                                               "Budget supplémentaire 2026"))
+            await watcher.wait_until(lambda got: _has(got, good, state="posted"), 60)
+            say("acte 2: the sandbox prefecture will answer with an anomaly")
+            await _set_faults(client, settings, anomaly_rate=1.0, prefecture_message_rate=0.0)
+            await publish_acte(publisher, acte(f"demo-anomaly-{run}", f"A{run}",
+                                               "Arrêté de voirie", nature=3, matieres=(6, 1)))
+            await watcher.wait_until(lambda got: _has(got, anomaly, state="posted"), 60)
+            await _set_faults(client, settings, anomaly_rate=0.0, prefecture_message_rate=0.0)
+        say("acte 3 names a document never uploaded; record 4 is not Avro at all")
+        missing = BlobRef("0" * 64, 1234, "application/pdf", "never-uploaded.pdf")
+        await publish_acte(publisher, acte(f"demo-no-blob-{run}", f"C{run}", "Convention",
+                                           nature=4, document=missing))
+        await publish_raw(publisher, siren, f"demo-garbage-{run}", b"this is not Avro at all")
+        refused = {flow_id_for(siren, f"demo-{k}-{run}") for k in ("no-blob", "garbage")}
+
+        def done(got: list[dict[str, Any]]) -> bool:
+            return (_has(got, good, state="acknowledged")
+                    and _has(got, good, kind="PARTNER_MESSAGE")
+                    and _has(got, anomaly, state="rejected")
+                    and all(_has(got, f, state="rejected") for f in refused))
+
+        await watcher.wait_until(done, 90)
     finally:
         await publisher.stop()
         await watcher.stop()
-    say(f"notifications received on relais.member.{siren}.notifications")
+    say(f"notifications received on the member's topic ({len(watcher.received)})")
     for notification in watcher.received:
         show_notification(notification)
-    got = {n["flow_id"] for n in watcher.received}
-    if not expected <= got:
-        print(f"  missing notifications for {sorted(expected - got)}", flush=True)
-        return False
-    return True
+    for flow_id in (good, anomaly):
+        say(f"relais flows show {flow_id}")
+        for event in await flow_history(settings.bootstrap_servers, flow_id):
+            child = event["details"].get("child_event")
+            print(f"  {event['occurred_at']:%H:%M:%S}  {event['state']:<13}"
+                  f"{' +' + child if child else ''}  by {event['stage']}"
+                  f"{'  ' + event['partner_ref'] if event['partner_ref'] else ''}")
+    return done(watcher.received)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -131,14 +167,13 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def run_demo(*, stay: bool = False) -> int:
-    """Run the demo; 0 when every expected notification arrived."""
+    """Run the demo; 0 when every expected outcome was observed."""
     settings = Settings.from_env()
     configure_logging("console", "WARNING")
     signal.signal(signal.SIGTERM, _interrupt)
     broker = LocalBroker(settings)
     started_broker = False
-    processes: list[ManagedProcess] = []
-    logs = settings.data_dir / "logs"
+    stack = Stack(settings, settings.data_dir / "logs")
     try:
         if not broker.external:
             say(f"starting Apache Kafka (KRaft) at {broker.bootstrap}")
@@ -146,22 +181,18 @@ def run_demo(*, stay: bool = False) -> int:
             seconds = broker.start()
             started_broker = seconds > 0
             print(f"  ready in {seconds:.1f} s" if seconds else "  already running")
-        say("applying the topic catalogue and registering demo members")
+        say("applying the topic catalogue and registering the demo members")
         registrations = asyncio.run(_register(settings))
         for registration in registrations:
             print(f"  {registration.member.siren} {registration.member.name}")
-        say("starting the hub worker and API")
-        env = {"RELAIS_LOG_FORMAT": "json"}
-        worker = ManagedProcess("worker", ["worker"], env, logs / "worker.log")
-        api = ManagedProcess("api", ["api"], env, logs / "api.log")
-        processes += [worker, api]
-        for process in processes:
-            process.start()
-        worker_ready = worker.wait_for("ingress.started", timeout=120)
-        api.wait_for("Relais API on", timeout=60)
-        print(f"  worker ready in {worker_ready:.1f} s; logs in {logs}")
-        ok = asyncio.run(_scenario(settings, registrations))
-        say("demo " + ("succeeded" if ok else "FAILED"))
+        say("starting the sandbox TdT, the hub worker and the hub API")
+        stack.start_sandbox(sandbox_config(registrations))
+        started = time.monotonic()
+        stack.start_worker()
+        print(f"  worker ready in {time.monotonic() - started:.1f} s; logs in {stack.log_dir}")
+        stack.start_api()
+        ok = asyncio.run(_scenario(settings, registrations[0]))
+        say("demo " + ("succeeded" if ok else "FAILED: an expected outcome did not arrive"))
         if stay:
             say("the hub keeps running; Ctrl-C stops everything")
             while True:
@@ -171,9 +202,9 @@ def run_demo(*, stay: bool = False) -> int:
         return 130
     finally:
         say("stopping")
-        for process in reversed(processes):
-            process.stop()
+        stopped = list(stack.processes)
+        stack.stop()
         if started_broker:
             broker.stop()
-        print(json.dumps({"stopped": [p.name for p in processes]
-                          + (["kafka"] if started_broker else [])}), flush=True)
+            stopped.append("kafka")
+        print(f"  stopped: {', '.join(stopped)}", flush=True)

@@ -10,6 +10,7 @@ import structlog
 
 from agents.acts.deps import ActsDeps
 from relais.actes.classification import Classification, parse_retour_classification
+from relais.actes.codes import NATURE_BY_CODE
 from relais.errors import PartnerReplyError, RelaisError
 from relais.members.model import Member
 from relais.wire.headers import EventHeaders
@@ -68,3 +69,21 @@ async def forget_classification(deps: ActsDeps, siren: str) -> None:
                                  subject=siren, flow_id=None),
     )
     deps.classifications.put_local(siren, None)
+
+
+def default_typology_code(classification: Classification | None, nature_code: int) -> str:
+    """The typology used when a member gives none: the nature's first ``99_`` code in the
+    classification (as TdT clients do), else ``99_<abbreviation>``."""
+    nature = classification.nature(nature_code) if classification is not None else None
+    if nature is not None and nature.typologies:
+        codes = sorted(t.code for t in nature.typologies)
+        preferred = [code for code in codes if code.startswith("99_")]
+        return (preferred or codes)[0]
+    abbreviation = NATURE_BY_CODE[nature_code].abbreviation if nature_code in NATURE_BY_CODE \
+        else "AU"
+    return f"99_{abbreviation}"
+
+
+def kept_classification(deps: ActsDeps, siren: str) -> Classification | None:
+    snapshot = deps.classifications.get(siren)
+    return parse_retour_classification(snapshot["xml"]) if snapshot is not None else None

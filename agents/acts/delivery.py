@@ -23,11 +23,13 @@ from typing import Any
 
 import structlog
 
+from agents.acts.classification import default_typology_code, kept_classification
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink
 from connectors.tdt.models import ActeForm, UploadFile
 from connectors.tdt.s2low import S2lowConnector
+from relais.actes.classification import Classification
 from relais.errors import InfrastructureError, PartnerPermanentError, Reason
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
@@ -41,8 +43,10 @@ log = structlog.get_logger(__name__)
 STAGE = "acts-delivery"
 
 
-def acte_form(submission: dict[str, Any]) -> ActeForm:
+def acte_form(submission: dict[str, Any], classification: Classification | None) -> ActeForm:
+    """The S²LOW form of an acte; missing typologies get the nature's default."""
     annexes = submission.get("annexes") or []
+    default = default_typology_code(classification, submission["nature_code"])
     return ActeForm(
         nature_code=submission["nature_code"],
         number=submission["numero_interne"],
@@ -50,8 +54,8 @@ def acte_form(submission: dict[str, Any]) -> ActeForm:
         decision_date=submission["decision_date"],
         classification=tuple(submission["matieres"]),
         document_papier=submission.get("document_papier", False),
-        type_acte=submission["document"].get("typology"),
-        type_pj=tuple(a.get("typology") or "99_AU" for a in annexes),
+        type_acte=submission["document"].get("typology") or default,
+        type_pj=tuple(a.get("typology") or default for a in annexes),
     )
 
 
@@ -135,7 +139,8 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         await _journal(deps, link.moved("POSTING", tdt_url=tdt_url), parent)
         try:
             result = await connector.post_acte(
-                acte_form(submission), acte_files(deps, submission),
+                acte_form(submission, kept_classification(deps, siren)),
+                acte_files(deps, submission),
                 idempotency_key=link.idempotency_key,
             )
         except PartnerPermanentError as exc:

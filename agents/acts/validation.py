@@ -57,7 +57,7 @@ async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[R
                                   f"no blob with digest {blob['sha256']}"))
             continue
         total += size
-        if path == "document" and await _head(deps, blob["sha256"]) [:5] != PDF_MAGIC:
+        if path == "document" and (await _head(deps, blob["sha256"]))[:5] != PDF_MAGIC:
             reasons.append(Reason("document.blob", "not_pdf",
                                   "the main document of an acte must be a PDF file"))
     if total > deps.max_acte_bytes:

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import structlog
 
-from connectors.tdt.errors import map_transport_errors, status_error
+from connectors.tdt.errors import ko_error, map_transport_errors, status_error
 from connectors.tdt.models import (
     ActeForm,
     FileLike,
@@ -301,12 +301,7 @@ class S2lowConnector:
             operation, "GET", PATH_GET_DOCUMENT, params={"id": document_id}
         )
         if is_ko(response.content):
-            parse_ok_text_reply(
-                response.content,
-                partner=self.partner,
-                operation=operation,
-                status=response.status_code,
-            )
+            raise ko_error(response.content, self.partner, operation, response.status_code)
         return response.content
 
     async def mark_prefecture_document_read(self, document_id: str) -> None:
@@ -316,12 +311,7 @@ class S2lowConnector:
             operation, "GET", PATH_MARK_READ, params={"transaction_id": document_id}
         )
         if is_ko(response.content):
-            parse_ok_text_reply(
-                response.content,
-                partner=self.partner,
-                operation=operation,
-                status=response.status_code,
-            )
+            raise ko_error(response.content, self.partner, operation, response.status_code)
 
     async def post_reply(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from relais.cli import kafka_cmd, members_cmd, run_cmd, submit_cmd, topics_cmd
+from relais.cli import flows_cmd, kafka_cmd, members_cmd, run_cmd, submit_cmd, topics_cmd
 from relais.cli.common import fail
 from relais.errors import RelaisError
 from relais.settings import Settings
@@ -20,8 +20,10 @@ app = typer.Typer(
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(members_cmd.app, name="members")
+app.add_typer(flows_cmd.app, name="flows")
 app.command()(run_cmd.worker)
 app.command()(run_cmd.api)
+app.command()(run_cmd.sandbox)
 app.command()(submit_cmd.submit)
 
 

@@ -41,3 +41,26 @@ def api() -> None:
             await directory.stop()
 
     asyncio.run(go())
+
+
+def sandbox(
+    config: str = typer.Option("", help="JSON file: accounts, schedule, faults (see README)."),
+    port: int = typer.Option(0, help="Port (default: RELAIS_SANDBOX_TDT_PORT)."),
+) -> None:
+    """Run the sandbox TdT: a loopback server speaking the S²LOW API, with fault knobs."""
+    import json
+    from pathlib import Path
+
+    from sandbox.tdt.config import SandboxConfig
+    from sandbox.tdt.server import serve_tdt
+
+    settings = load_settings()
+    sandbox_config = (
+        SandboxConfig.from_mapping(json.loads(Path(config).read_text(encoding="utf-8")))
+        if config
+        else SandboxConfig()
+    )
+    sandbox_config.check()
+    chosen = port or settings.sandbox_tdt_port
+    typer.echo(f"Sandbox TdT on http://{settings.sandbox_host}:{chosen}", err=True)
+    asyncio.run(serve_tdt(sandbox_config, settings.sandbox_host, chosen))

@@ -28,22 +28,35 @@ class Publisher:
 
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, *, client_id: str) -> None:
         self.codec = codec
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._started: AIOKafkaProducer | None = None
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._started is None:
+            raise InfrastructureError("the publisher is not started")
+        return self._started
+
+    async def start(self) -> None:
+        """Connect; the producer is built here, inside the running event loop."""
+        self._started = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
+            max_request_size=4 * 1024 * 1024,
         )
-
-    async def start(self) -> None:
         try:
-            await self._producer.start()
+            await self._started.start()
         except KafkaError as exc:
             raise InfrastructureError(f"cannot reach Kafka: {exc}") from exc
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._started is not None:
+            await self._started.stop()
+            self._started = None
 
     async def publish(
         self,

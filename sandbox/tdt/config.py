@@ -121,11 +121,15 @@ class Faults:
             if name not in known:
                 reasons.append(Reason(name, "unknown", "not a fault knob"))
                 continue
+            number = isinstance(value, int | float) and not isinstance(value, bool)
             if name == "retry_after" and value is None:
                 values[name] = None
-            elif name == "error_status" and isinstance(value, int) and not isinstance(value, bool):
-                values[name] = value
-            elif isinstance(value, int | float) and not isinstance(value, bool):
+            elif name == "error_status":
+                if number and float(value).is_integer():
+                    values[name] = int(value)
+                else:
+                    reasons.append(Reason(name, "type", f"expected an HTTP status, got {value!r}"))
+            elif number:
                 values[name] = float(value)
             else:
                 reasons.append(Reason(name, "type", f"expected a number, got {value!r}"))

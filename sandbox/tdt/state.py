@@ -187,7 +187,10 @@ class TdtState:
         self.reset(keep_faults=True)
 
     def reset(self, *, keep_faults: bool = False) -> None:
-        """Forget every transaction, document, key and counter; re-seed the random streams."""
+        """Forget every transaction, document, key and counter; re-seed the random streams.
+
+        The fault knobs go back to the configuration's unless ``keep_faults``.
+        """
         self.outcome_rng = random.Random(self._seed)  # noqa: S311 - simulation
         self.fault_rng = random.Random(self._seed ^ 0x5EED)  # noqa: S311 - simulation
         if not keep_faults:

@@ -18,6 +18,7 @@ from relais.actes.classification import parse_retour_classification
 from relais.actes.xml_parse import parse_message
 from relais.actes.xsd import validate_actes_xml
 from relais.errors import (
+    ConfigurationError,
     PartnerPermanentError,
     PartnerTimeoutError,
     PartnerTransientError,
@@ -556,3 +557,42 @@ async def test_a_hanging_tdt_times_out_and_the_acte_is_found_afterwards() -> Non
                 "flow-5:post", number="D2024_001", decision_date=date(2024, 2, 28), nature_code=1
             )
             assert found == "1"
+
+
+async def test_out_of_order_fault_shuffles_the_document_listing() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, prefecture_message_types=("2-1", "5-1"))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        for n in range(6):
+            await box.connector.post_acte(acte(number=f"D{n}"), files())
+        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
+        in_order = [r.id for r in await box.connector.list_prefecture_documents()]
+        assert in_order == sorted(in_order, key=int) and len(in_order) == 6
+        await box.set_faults(out_of_order=1.0)
+        shuffled = [r.id for r in await box.connector.list_prefecture_documents()]
+        assert sorted(shuffled, key=int) == in_order
+        assert shuffled != in_order
+        assert (await box.stats())["faults"]["shuffled_listing"] == 1
+
+
+def test_a_configuration_can_come_from_plain_data() -> None:
+    config = SandboxConfig.from_mapping(
+        {
+            "accounts": [
+                {"login": "sivom", "password": "pw", "siren": "214400152", "department": "044"}
+            ],
+            "faults": {"error_rate": 0.1, "retry_after": 2},
+            "schedule": {"acknowledge_after": 30},
+            "classification_date": "2023-09-01",
+            "seed": 42,
+        }
+    )
+    assert config.account("sivom") is not None and config.account("demo") is None
+    assert (config.faults.error_rate, config.faults.retry_after) == (0.1, 2.0)
+    assert config.schedule.acknowledge_after == 30.0
+    assert config.classification.date_version == date(2023, 9, 1)
+    with pytest.raises(ConfigurationError):
+        SandboxConfig.from_mapping({"chaos_monkey": True})
+    with pytest.raises(ConfigurationError):
+        create_tdt_sandbox(
+            dataclasses.replace(config, schedule=Schedule(transmit_after=9, acknowledge_after=1))
+        )

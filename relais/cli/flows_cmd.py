@@ -1,0 +1,82 @@
+"""`relais flows show|list`: what became of each flow."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, UTC
+
+import typer
+
+from ops.flows import FlowFilter, flow_history, latest_states
+from relais.cli.common import fail, load_settings, run
+
+app = typer.Typer(help="Inspect flows: one flow's history, or the flows in a given state.")
+
+
+def _since(value: str) -> datetime | None:
+    if not value:
+        return None
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[-1] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since takes 30m, 2h, 7d or an ISO date-time, not {value!r}")
+        raise
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def show(flow_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every event of one flow, oldest first; exit 1 when the flow is unknown."""
+    settings = load_settings()
+    events = run(flow_history(settings.bootstrap_servers, flow_id))
+    if not events:
+        fail(f"no flow {flow_id}")
+    if as_json:
+        typer.echo(json.dumps(events, default=str, indent=2, ensure_ascii=False))
+        return
+    first = events[0]
+    typer.echo(f"flow {flow_id}  type={first['flow_type']}  member={first['member_siren']}  "
+               f"submission={first['submission_id']}")
+    for event in events:
+        child = event["details"].get("child_event")
+        label = f"{event['state']} (+{child})" if child else event["state"]
+        line = f"  {event['occurred_at']:%Y-%m-%d %H:%M:%S}  {label:<28} by {event['stage']}"
+        if event["partner_ref"]:
+            line += f"  ref={event['partner_ref']}"
+        if event["error_code"]:
+            line += f"  error={event['error_code']}: {event['error_message']}"
+        typer.echo(line)
+
+
+@app.command("list")
+def list_flows(
+    member: str = typer.Option("", help="Only this member's flows (SIREN)."),
+    flow_type: str = typer.Option("", "--type", help="acte, unknown…"),
+    state: str = typer.Option("", help="received, validated, posted, acknowledged, rejected, "
+                              "failed, uncertain…"),
+    stage: str = typer.Option("", help="The stage that made the last transition."),
+    error: str = typer.Option("", help="Error code prefix, e.g. anomalie or partner_."),
+    since: str = typer.Option("", help="30m, 2h, 7d or an ISO date-time."),
+    limit: int = typer.Option(50, help="At most this many lines (0: all)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The latest state of the flows that match, most recent first."""
+    settings = load_settings()
+    flow_filter = FlowFilter(
+        member=member or None, flow_type=flow_type or None, state=state or None,
+        stage=stage or None, error_code=error or None, since=_since(since),
+    )
+    found = run(latest_states(settings.bootstrap_servers, flow_filter))
+    shown = found[:limit] if limit else found
+    if as_json:
+        typer.echo(json.dumps(shown, default=str, indent=2, ensure_ascii=False))
+        return
+    for flow in shown:
+        typer.echo(f"{flow['flow_id']}  {flow['flow_type']:<7} {flow['state']:<13} "
+                   f"{flow['occurred_at']:%Y-%m-%d %H:%M:%S}  {flow['partner_ref'] or ''}"
+                   f"{'  ' + flow['error_code'] if flow['error_code'] else ''}")
+    typer.echo(f"{len(found)} flows match" + (f", {len(shown)} shown" if len(shown) < len(found)
+                                              else ""))
