@@ -3,7 +3,8 @@
 Every stage appends transitions to ``relais.flows.events`` keyed by flow id, so
 the transitions of one flow arrive in order on one partition; this agent copies
 each one to ``relais.flows.state`` under the same key, where compaction keeps the
-latest. Child events (prefecture messages) stay in the events topic only. ``relais flows show|list`` read that topic.
+latest. Child events (prefecture messages) stay in the events topic only.
+``relais flows show|list`` read these topics.
 """
 
 from __future__ import annotations

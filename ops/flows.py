@@ -22,7 +22,8 @@ from topics.catalogue import FLOW_EVENTS, FLOW_STATE
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key``."""
-    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def _read_all(
@@ -34,7 +35,7 @@ async def _read_all(
     await consumer.start()
     out: list[tuple[bytes | None, dict[str, Any]]] = []
     try:
-        partitions = await consumer._client._wait_on_metadata(topic)  # noqa: SLF001
+        partitions = await consumer._client._wait_on_metadata(topic)
         assignments = [TopicPartition(topic, p) for p in pick(len(partitions))]
         consumer.assign(assignments)
         await consumer.seek_to_beginning(*assignments)

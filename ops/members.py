@@ -8,9 +8,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.topics import apply_topics
 from relais.api.auth import generate_token, hash_token
+from relais.kafka.publisher import Publisher, dataschema_uri
 from relais.members.model import Member, TdtSettings, check_registration
 from relais.wire.headers import EventHeaders
-from relais.kafka.publisher import Publisher, dataschema_uri
 from topics.catalogue import MEMBERS
 from topics.member import member_topics
 from topics.spec import TopicSpec

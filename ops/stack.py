@@ -14,7 +14,7 @@ from relais.members.model import TdtSettings
 from relais.settings import Settings
 
 SANDBOX_PASSWORD_ENV = "RELAIS_SANDBOX_TDT_PASSWORD"
-SANDBOX_PASSWORD = "sandbox-password"  # noqa: S105 - the loopback sandbox's demo secret
+SANDBOX_PASSWORD = "sandbox-password"  # the loopback sandbox's demo secret
 
 
 def sandbox_url(settings: Settings) -> str:

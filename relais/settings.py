@@ -117,10 +117,11 @@ class Settings:
         rows = []
         for f in fields(self):
             value = getattr(self, f.name)
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
             secret = bool(f.metadata.get(SECRET_MARK))
             shown = ("****" if value else "") if secret else str(value)
-            rows.append((f"RELAIS_{f.name.upper()}", shown, str(default), f.metadata.get("help", "")))
+            env = f"RELAIS_{f.name.upper()}"
+            rows.append((env, shown, str(default), f.metadata.get("help", "")))
         return rows
 
 

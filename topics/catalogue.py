@@ -1,18 +1,20 @@
 """The hub's own topics, each declared once. Agents import these objects; no other
 module spells a topic name.
 
-| topic                         | key        | value                  | written by            | read by                  |
-|-------------------------------|------------|------------------------|-----------------------|--------------------------|
-| relais.members                | SIREN      | Member                 | `relais members`      | every hub process        |
-| relais.acts.submitted         | SIREN      | ActeSubmission         | ingress               | acts-validation          |
-| relais.acts.delivery          | flow id    | ActeSubmission         | acts-validation       | acts-delivery            |
-| relais.acts.status            | flow id    | ActeStatusCheck        | acts-delivery, -status| acts-status              |
-| relais.acts.links             | flow id    | ActeLink               | acts stages           | acts stages, operators   |
-| relais.acts.classifications   | SIREN      | ClassificationSnapshot | acts-validation       | acts-validation          |
-| relais.flows.events           | flow id    | FlowState              | every stage           | flow-state, operators    |
-| relais.flows.state            | flow id    | FlowState              | flow-state            | `relais flows`           |
-| relais.delay.<tier>           | (original) | (original)             | retries, status polls | delay forwarders         |
-| relais.dlq.<stage>            | (original) | (original)             | every stage           | `relais dlq`, `replay`   |
+===========================  ==========  ======================  ==========================
+topic                        key         value                   written by → read by
+===========================  ==========  ======================  ==========================
+relais.members               SIREN       Member                  CLI → every hub process
+relais.acts.submitted        SIREN       ActeSubmission          ingress → acts-validation
+relais.acts.delivery         flow id     ActeSubmission          validation → delivery
+relais.acts.status           flow id     ActeStatusCheck         delay tiers → acts-status
+relais.acts.links            flow id     ActeLink                acts stages → acts stages
+relais.acts.classifications  SIREN       ClassificationSnapshot  validation → validation
+relais.flows.events          flow id     FlowState               every stage → flow-state
+relais.flows.state           flow id     FlowState               flow-state → `relais flows`
+relais.delay.<tier>          (original)  (original)              retries, polls → forwarders
+relais.dlq.<stage>           (original)  (original)              every stage → operators
+===========================  ==========  ======================  ==========================
 
 Per-member topics are in :mod:`topics.member`; delay tiers in
 :mod:`relais.stages.delays`; faust's own leader topic in :func:`faust_internal_topics`.

@@ -58,7 +58,7 @@ class PrefectureWatcher:
     def __init__(self, deps: ActsDeps, members: MemberList) -> None:
         self._deps = deps
         self._members = members
-        self._delivered: set[str] = set()
+        self._delivered: set[tuple[str, str]] = set()
         self.delivered = 0
 
     def _accounts(self) -> Iterable[Member]:

@@ -94,8 +94,10 @@ async def _answered(
     return None
 
 
-def _next_check(deps: ActsDeps, check: dict[str, Any], status: int, headers: list[tuple[str, bytes]],
-                flow_id: str) -> Outbound:
+def _next_check(
+    deps: ActsDeps, check: dict[str, Any], status: int, headers: list[tuple[str, bytes]],
+    flow_id: str,
+) -> Outbound:
     polls = check["polls"] + 1
     schedule = deps.poll_schedule
     wait = tier(schedule[min(polls, len(schedule) - 1)])

@@ -111,7 +111,7 @@ async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]
 def dead_letter(record: SubmissionRecord, *, code: str, message: str, stage: str) -> Outbound:
     """The record byte for byte, with headers saying where it came from and why it is here."""
     headers = stage_headers.replace(
-        record.headers,
+        list(record.headers or ()),
         **{
             stage_headers.DLQ_ORIGIN_TOPIC: record.topic,
             stage_headers.DLQ_ORIGIN_PARTITION: str(record.partition),

@@ -68,7 +68,7 @@ class DelayForwarder:
             await self._producer.stop()
 
     def _due_at(self, record: ConsumerRecord) -> float:  # type: ignore[type-arg]
-        return record.timestamp / 1000.0 + self.tier.seconds
+        return float(record.timestamp) / 1000.0 + self.tier.seconds
 
     async def _run(self) -> None:
         assert self._consumer is not None
