@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -176,52 +177,56 @@ async def wait_marker(process: ManagedProcess, marker: str, limit: float, hint: 
     return time.monotonic() - started
 
 
-INGRESS_READY_MARKERS = ("ingress.started",)
-
-
 def ingress_ready(output: str) -> bool:
-    """True once a hub worker's JSON log says its ingress consumes.
+    """True once a hub worker's log says it is ready (``ingress.started``, logged once the
+    member registry is read and the ingress consumes)."""
+    return "ingress.started" in output
 
-    The ingress logs ``ingress.started``; as a stage runner it logs ``stage.started``
-    with ``"stage": "ingress"``. Both are recognised.
-    """
-    if any(marker in output for marker in INGRESS_READY_MARKERS):
-        return True
-    return any(
-        '"stage.started"' in line and '"stage": "ingress"' in line
-        for line in output.splitlines()
+
+def registry_read(output: str) -> bool:
+    """True once a hub worker's log says it has read the member registry."""
+    return "members.directory_ready" in output or any(
+        '"view.ready"' in line and '"relais.members"' in line for line in output.splitlines()
     )
 
 
 async def submissions_partitions_assigned(admin: AIOKafkaAdminClient, app_id: str) -> int:
-    """Members' submissions partitions assigned in the Stable consumer groups of ``app_id``.
+    """Members' submissions partitions assigned in the ingress group of hub ``app_id``.
 
-    Found with ListGroups and DescribeGroups, whatever the ingress group is called.
-    A group that is rebalancing counts 0.
+    The group is ``<app_id>-ingress`` (or, failing that, any ``<app_id>…ingress…``
+    group), read with DescribeGroups one group at a time: aiokafka cannot decode a
+    description of faust's own group. A group that is rebalancing counts 0.
     """
     try:
-        listed = await admin.list_consumer_groups()
-        groups = [g[0] for g in listed if str(g[0]).startswith(app_id)]
-        if not groups:
-            return 0
-        responses = await admin.describe_consumer_groups(groups)
-    except KafkaError:
+        async with asyncio.timeout(10):
+            listed = [str(g[0]) for g in await admin.list_consumer_groups()]
+    except (KafkaError, TimeoutError):
         return 0
+    wanted = f"{app_id}-ingress"
+    groups = [wanted] if wanted in listed else [
+        g for g in listed if g.startswith(app_id) and "ingress" in g
+    ]
     total = 0
-    for response in responses:
-        for group in response.groups:
-            state, members = group[2], group[5]
-            if state != "Stable":
-                continue
-            for member in members:
-                raw = member[-1]  # member_assignment is the last field in every version
-                if not raw:
+    for group_id in groups:
+        try:
+            async with asyncio.timeout(10):
+                responses = await admin.describe_consumer_groups([group_id])
+        except (KafkaError, TimeoutError):
+            continue
+        for response in responses:
+            for group in response.groups:
+                state, members = group[2], group[5]
+                if state != "Stable":
                     continue
-                assignment = ConsumerProtocolMemberAssignment.decode(raw)
-                total += sum(
-                    1 for tp in assignment.partitions()
-                    if siren_of_submissions_topic(tp.topic) is not None
-                )
+                for member in members:
+                    raw = member[-1]  # member_assignment is the last field in every version
+                    if not raw:
+                        continue
+                    assignment = ConsumerProtocolMemberAssignment.decode(raw)
+                    total += sum(
+                        1 for tp in assignment.partitions()
+                        if siren_of_submissions_topic(tp.topic) is not None
+                    )
     return total
 
 
@@ -364,13 +369,24 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def load_line() -> str:
+    """The machine's load averages, for the record (other work skews the figures)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def run_benchmark(body: Callable[[contextlib.ExitStack], None]) -> int:
     """Run ``body`` with an ExitStack that stops what it started; returns an exit code.
 
     Ctrl-C and SIGTERM unwind the stack too (exit 130); a :class:`BenchmarkError`
-    is printed without a traceback (exit 1).
+    is printed without a traceback (exit 1). ``RELAIS_BENCH_LOG_LEVEL`` (default
+    WARNING, aiokafka's own retry messages hidden) sets this process's log level.
     """
-    configure_logging("console", os.environ.get("RELAIS_BENCH_LOG_LEVEL", "WARNING"))
+    level = os.environ.get("RELAIS_BENCH_LOG_LEVEL", "")
+    configure_logging("console", level or "WARNING")
+    if not level:
+        # aiokafka logs its own retries (a new topic's leader not known yet) as errors.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         with _sigterm_raises(), contextlib.ExitStack() as stack:
             body(stack)

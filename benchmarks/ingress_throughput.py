@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -56,6 +55,7 @@ from benchmarks import (
     fmt,
     hub_env,
     ingress_ready,
+    load_line,
     percentile,
     rss_mib,
     run_benchmark,
@@ -590,10 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     def body(stack: contextlib.ExitStack) -> None:
         work = temp_dir(stack, "relais-bench-ingress-", args.keep)
         broker, seconds = start_broker(stack, work / "broker", PORTS, args.broker_timeout)
-        print(f"Broker ready in {seconds:.1f} s (pid {broker.running_pid()}, {os.cpu_count()} "
-              "CPUs)", flush=True)
+        print(f"Broker ready in {seconds:.1f} s (pid {broker.running_pid()})", flush=True)
+        load_before = load_line()
         phases = asyncio.run(scenario(stack, args, broker, work))
         print(report(args, phases))
+        print(f"({load_before} at the start, {load_line()} at the end)")
 
     return run_benchmark(body)
 

@@ -45,8 +45,10 @@ from relais.stages.failures import FailureRouter, RetryPolicy
 from relais.stages.records import InputRecord
 from relais.stages.runner import StageRunner
 from relais.wire.avro_codec import AvroCodec
+from relais.controls import ConnectorControls
 from topics.catalogue import (
     ACTS_CLASSIFICATIONS,
+    STAGE_PARTNERS,
     ACTS_DELIVERY,
     ACTS_STATUS,
     ACTS_SUBMITTED,
@@ -71,6 +73,7 @@ class HubDependencies:
     blobs: FilesystemBlobStore
     acts: ActsDeps
     prefecture: PrefectureWatcher
+    controls: ConnectorControls
     views: list[Lifecycle] = field(default_factory=list)
     runners: list[Lifecycle] = field(default_factory=list)
     stage_runners: dict[str, StageRunner] = field(default_factory=dict)
@@ -100,8 +103,10 @@ def _stage(
     handle: Callable[[InputRecord, ActsDeps], Awaitable[list[Outbound]]],
     acts: ActsDeps,
     policy: RetryPolicy,
+    controls: ConnectorControls,
 ) -> StageRunner:
     group_id = f"{settings.app_id}-{stage}"
+    partner = STAGE_PARTNERS.get(stage)
 
     async def handler(record: InputRecord) -> list[Outbound]:
         return await handle(record, acts)
@@ -111,6 +116,7 @@ def _stage(
         router=FailureRouter(stage=stage, group_id=group_id, flow_type="acte",
                              dlq_topic=dlq(stage).name, codec=codec, policy=policy),
         topics=(topic,),
+        paused=(lambda: controls.paused(partner)) if partner else None,
     )
 
 
@@ -132,7 +138,8 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         max_acte_bytes=settings.max_acte_bytes,
         first_poll=settings.first_poll_tier,
     )
-    policy = RetryPolicy(tiers=tuple(settings.retry_tiers.split(",")))
+    policy = RetryPolicy(tiers=tuple(t for t in settings.retry_tiers.split(",") if t))
+    controls = ConnectorControls(bootstrap, codec)
     ingress = ingress_runner(
         bootstrap,
         IngressDeps(codec=codec, members=members, blobs=blobs,
@@ -143,17 +150,19 @@ def build_dependencies(settings: Settings) -> HubDependencies:
     stages = {
         "ingress": ingress,
         VALIDATION: _stage(settings, codec, VALIDATION, ACTS_SUBMITTED.name, handle_submitted,
-                           acts, policy),
+                           acts, policy, controls),
         DELIVERY: _stage(settings, codec, DELIVERY, ACTS_DELIVERY.name, handle_delivery,
-                         acts, policy),
-        STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy),
+                         acts, policy, controls),
+        STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy,
+                       controls),
     }
     forwarders = [DelayForwarder(bootstrap, t, group_id=f"{settings.app_id}-delay-{t.label}")
                   for t in TIERS]
     return HubDependencies(
         settings=settings, codec=codec, members=members, blobs=blobs, acts=acts,
         prefecture=PrefectureWatcher(acts, members),
-        views=[members, links, classifications],
+        controls=controls,
+        views=[members, links, classifications, controls],
         runners=[*forwarders, *stages.values()],
         stage_runners=stages,
     )
@@ -180,7 +189,7 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
 
     @app.timer(settings.prefecture_poll_seconds, on_leader=True)
     async def prefecture_messages() -> None:
-        if hub.members.ready.is_set():
+        if hub.members.ready.is_set() and not hub.controls.paused("tdt"):
             await hub.prefecture.run_once()
 
     class HubRuntime(Service):

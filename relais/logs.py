@@ -65,3 +65,5 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric_level, logging.INFO))
+    for chatty in ("httpx", "httpcore", "aiokafka", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -14,6 +14,8 @@ relais.flows.events          flow id     FlowState               every stage →
 relais.flows.state           flow id     FlowState               flow-state → `relais flows`
 relais.delay.<tier>          (original)  (original)              retries, polls → forwarders
 relais.dlq.<stage>           (original)  (original)              every stage → operators
+relais.ops.audit             record ref  AuditEntry              operator tools → auditors
+relais.ops.controls          partner     ConnectorControl        `relais connector` → stages
 ===========================  ==========  ======================  ==========================
 
 Per-member topics are in :mod:`topics.member`; delay tiers in
@@ -96,7 +98,29 @@ FLOW_STATE = TopicSpec(
     cleanup_policy="compact",
 )
 
+OPS_AUDIT = TopicSpec(
+    name="relais.ops.audit",
+    partitions=1,
+    key="the audited record (topic:partition:offset) or object",
+    value_schema="AuditEntry",
+    doc="Every operator action (replays, refusals, connector pauses): who, when, what, why.",
+    retention_ms=5 * 365 * DAY_MS,
+)
+
+OPS_CONTROLS = TopicSpec(
+    name="relais.ops.controls",
+    partitions=1,
+    key="partner name (string)",
+    value_schema="ConnectorControl",
+    doc="Connector pauses: a paused partner's stages hold their input; flows wait, not fail.",
+    cleanup_policy="compact",
+)
+
 STAGES: tuple[str, ...] = ("ingress", "acts-validation", "acts-delivery", "acts-status")
+
+#: The partner each stage calls; pausing the partner holds these stages.
+STAGE_PARTNERS: dict[str, str] = {"acts-validation": "tdt", "acts-delivery": "tdt",
+                                  "acts-status": "tdt"}
 
 
 def dlq(stage: str) -> TopicSpec:
@@ -123,6 +147,8 @@ HUB_TOPICS: tuple[TopicSpec, ...] = (
     ACTS_CLASSIFICATIONS,
     FLOW_EVENTS,
     FLOW_STATE,
+    OPS_AUDIT,
+    OPS_CONTROLS,
     *(dlq(stage) for stage in STAGES),
     *(t.topic for t in TIERS),
 )

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from relais.cli import flows_cmd, kafka_cmd, members_cmd, run_cmd, submit_cmd, topics_cmd
+from relais.cli import (
+    flows_cmd,
+    kafka_cmd,
+    members_cmd,
+    ops_cmd,
+    run_cmd,
+    submit_cmd,
+    topics_cmd,
+)
 from relais.cli.common import fail
 from relais.errors import RelaisError
 from relais.settings import Settings
@@ -21,6 +29,10 @@ app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(members_cmd.app, name="members")
 app.add_typer(flows_cmd.app, name="flows")
+app.add_typer(ops_cmd.dlq_app, name="dlq")
+app.add_typer(ops_cmd.connector_app, name="connector")
+app.command("replay")(ops_cmd.replay_cmd)
+app.command()(ops_cmd.health)
 app.command()(run_cmd.worker)
 app.command()(run_cmd.api)
 app.command()(run_cmd.sandbox)

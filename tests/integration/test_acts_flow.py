@@ -1,0 +1,170 @@
+"""Actes to the prefecture, end to end, on the real broker with the sandbox TdT:
+1,000 actes from 20 members end acknowledged or rejected, each member receives exactly
+its own notifications, and the TdT receives each acte once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ops.demo_documents import minimal_pdf
+from ops.flows import FlowFilter, latest_states
+from ops.members import Registration
+from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
+from ops.submissions import ActeDraft, publish_acte
+from relais.blobs.filesystem import FilesystemBlobStore
+from relais.flows.ids import flow_id_for
+from relais.identifiers import luhn_check_digit
+from relais.kafka.publisher import Publisher
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+from tests.integration.conftest import apply_hub_topics, register
+from topics import member as member_topics
+
+pytestmark = pytest.mark.integration
+
+MEMBERS = 20
+ACTES_PER_MEMBER = 50
+TERMINAL = {"acknowledged", "rejected"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def sirens(count: int) -> list[str]:
+    out = []
+    for n in range(count):
+        body = f"20{n:06d}"
+        out.append(body + str(luhn_check_digit(body)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def acts_stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, list[Registration]]]:
+    data_dir = tmp_path_factory.mktemp("acts")
+    settings = Settings.from_env(
+        kafka_bootstrap=kafka_bootstrap, data_dir=data_dir,
+        app_id=f"relais-acts-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        api_port=free_port(),
+    )
+    registrations = [sandbox_member(settings, siren, f"Commune {i}", "021")
+                     for i, siren in enumerate(sirens(MEMBERS))]
+    asyncio.run(apply_hub_topics(settings))
+    asyncio.run(register(settings, registrations))
+    stack = Stack(settings, data_dir / "logs", extra_env={"RELAIS_PREFECTURE_POLL_SECONDS": "2"})
+    try:
+        stack.start_sandbox(sandbox_config(
+            registrations,
+            faults={"anomaly_rate": 0.1, "prefecture_message_rate": 0.1,
+                    "duplicate_rate": 0.2, "out_of_order": 0.2},
+        ))
+        stack.start_worker()
+        yield stack, registrations
+    finally:
+        stack.stop()
+
+
+def _drafts(siren: str, blob: Any) -> list[ActeDraft]:
+    return [
+        ActeDraft(
+            submission_id=f"{siren}-{i}", member_siren=siren, nature_code=1 + i % 6,
+            matieres=(1 + i % 9, 1), numero_interne=f"T{i:04d}", decision_date=date(2026, 11, 2),
+            objet=f"Acte de test numéro {i}", document=blob,
+        )
+        for i in range(ACTES_PER_MEMBER)
+    ]
+
+
+async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
+    codec = AvroCodec()
+    tp = TopicPartition(member_topics.notifications(siren).name, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        out = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                out += [codec.decode(r.value, expected="Notification").record for r in records]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_thousand_actes_from_twenty_members(
+    acts_stack: tuple[Stack, list[Registration]],
+) -> None:
+    stack, registrations = acts_stack
+    settings = stack.settings
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = await store.put_bytes(minimal_pdf("acte"), media_type="application/pdf",
+                                 filename="acte.pdf")
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    expected: dict[str, str] = {}
+    started = time.monotonic()
+    try:
+        for registration in registrations:
+            siren = registration.member.siren
+            for draft in _drafts(siren, blob):
+                await publish_acte(publisher, draft)
+                expected[flow_id_for(siren, draft.submission_id)] = siren
+    finally:
+        await publisher.stop()
+    published = time.monotonic() - started
+
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
+        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
+        if len(states) == len(expected) and set(states.values()) <= TERMINAL:
+            break
+        await asyncio.sleep(3)
+    elapsed = time.monotonic() - started
+    print(f"\n1000 actes: published in {published:.1f} s, all terminal after {elapsed:.1f} s "
+          f"({len(expected) / elapsed:.1f} actes/s end to end)")
+    outcome = Counter(states.values())
+    assert len(states) == len(expected), f"{len(expected) - len(states)} flows have no state"
+    assert set(outcome) <= TERMINAL, outcome
+    assert outcome["acknowledged"] > 0 and outcome["rejected"] > 0, outcome
+
+    async with httpx.AsyncClient() as client:
+        stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    assert stats["transactions_created"] == len(expected)
+    assert stats["duplicate_posts"] == 0
+    assert stats["rejected_posts"] == 0
+
+    for registration in registrations:
+        siren = registration.member.siren
+        notes = await _notifications(settings.bootstrap_servers, siren)
+        mine = {flow for flow, owner in expected.items() if owner == siren}
+        assert {n["member_siren"] for n in notes} == {siren}
+        assert {n["flow_id"] for n in notes} == mine
+        ids = Counter(n["event_id"] for n in notes)
+        assert max(ids.values()) == 1, "a notification was delivered twice"
+        finals = Counter(n["flow_id"] for n in notes if n["state"] in TERMINAL
+                         and n["kind"] in ("STATE_CHANGED", "REJECTED"))
+        assert set(finals) == mine and max(finals.values()) == 1
+        for note in notes:
+            if note["kind"] == "REJECTED":
+                assert note["reasons"][0]["code"].startswith("anomalie_")
