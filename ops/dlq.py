@@ -93,7 +93,7 @@ async def read_dead_letters(
         assignments: list[TopicPartition] = []
         for stage in letter_filter.stages:
             topic = dlq(stage).name
-            partitions = await consumer._client._wait_on_metadata(topic)  # noqa: SLF001
+            partitions = await consumer._client._wait_on_metadata(topic)
             assignments += [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assignments)
         await consumer.seek_to_beginning(*assignments)

@@ -59,7 +59,7 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             committed = await _group_offsets(admin, group)
             partitions: list[TopicPartition] = []
             for topic in stage_topics:
-                found = await consumer._client._wait_on_metadata(topic)  # noqa: SLF001
+                found = await consumer._client._wait_on_metadata(topic)
                 partitions += [TopicPartition(topic, p) for p in sorted(found)]
             end = await consumer.end_offsets(partitions) if partitions else {}
             lag, oldest = 0, None
@@ -78,7 +78,7 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             dead = 0
             if stage in STAGES:
                 dlq_name = dlq(stage).name
-                found = await consumer._client._wait_on_metadata(dlq_name)  # noqa: SLF001
+                found = await consumer._client._wait_on_metadata(dlq_name)
                 dlq_parts = [TopicPartition(dlq_name, p) for p in found]
                 ends = await consumer.end_offsets(dlq_parts)
                 starts = await consumer.beginning_offsets(dlq_parts)

@@ -33,6 +33,7 @@ from agents.ingress.gateway import ingress_runner
 from agents.ingress.handler import IngressCounters, IngressDeps
 from connectors.tdt.registry import TdtConnectors
 from relais.blobs.filesystem import FilesystemBlobStore
+from relais.controls import ConnectorControls
 from relais.flows.outbound import Outbound
 from relais.kafka.compacted_view import CompactedView
 from relais.kafka.publisher import Publisher
@@ -45,13 +46,12 @@ from relais.stages.failures import FailureRouter, RetryPolicy
 from relais.stages.records import InputRecord
 from relais.stages.runner import StageRunner
 from relais.wire.avro_codec import AvroCodec
-from relais.controls import ConnectorControls
 from topics.catalogue import (
     ACTS_CLASSIFICATIONS,
-    STAGE_PARTNERS,
     ACTS_DELIVERY,
     ACTS_STATUS,
     ACTS_SUBMITTED,
+    STAGE_PARTNERS,
     dlq,
 )
 
