@@ -64,15 +64,18 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             end = await consumer.end_offsets(partitions) if partitions else {}
             lag, oldest = 0, None
             waiting = [tp for tp in partitions if end[tp] > committed.get(tp, 0)]
-            for tp in waiting:
-                lag += end[tp] - committed.get(tp, 0)
             if waiting:
+                # A transaction's commit marker takes an offset too: only records count.
                 consumer.assign(waiting)
                 for tp in waiting:
                     consumer.seek(tp, committed.get(tp, 0))
                 batches = await consumer.getmany(timeout_ms=2000, max_records=len(waiting) * 10)
                 now = time.time()
-                heads = [records[0].timestamp / 1000 for records in batches.values() if records]
+                heads = []
+                for tp, records in batches.items():
+                    if records:
+                        lag += end[tp] - records[0].offset
+                        heads.append(records[0].timestamp / 1000)
                 if heads:
                     oldest = max(0.0, now - (min(heads) + delay))
             dead = 0

@@ -136,7 +136,7 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         connectors=TdtConnectors(timeout=settings.tdt_timeout_seconds),
         journal=Publisher(bootstrap, codec, client_id=f"{settings.app_id}-journal"),
         max_acte_bytes=settings.max_acte_bytes,
-        first_poll=settings.first_poll_tier,
+        poll_schedule=tuple(t for t in settings.poll_tiers.split(",") if t),
     )
     policy = RetryPolicy(tiers=tuple(t for t in settings.retry_tiers.split(",") if t))
     controls = ConnectorControls(bootstrap, codec)

@@ -74,9 +74,10 @@ class Settings:
     )
     log_format: str = field(default="json", metadata={"help": "`json` or `console`."})
     log_level: str = field(default="INFO", metadata={"help": "Minimum level logged."})
-    first_poll_tier: str = field(
-        default="5s",
-        metadata={"help": "Delay tier of the first TdT status poll after posting an acte."},
+    poll_tiers: str = field(
+        default="5s,30s,2m,10m,1h",
+        metadata={"help": "Delay tiers between TdT status polls of one acte: the first poll, "
+                  "the second…, the last repeated (comma-separated)."},
     )
     retry_tiers: str = field(
         default="30s,5m,1h",

@@ -117,3 +117,25 @@ def reference_dir() -> Path:
             "schemas and partner messages of shared/reference next to the repository."
         )
     return path
+
+
+@pytest.fixture(scope="module")
+def hub_kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of the module's own, for modules that run a hub worker.
+
+    A hub consumes every member's submissions topic by pattern from the earliest
+    offset, so two modules' hubs on one broker would process each other's
+    submissions. A fresh broker (about 4 s to start) keeps modules independent.
+    With an external cluster (RELAIS_TEST_KAFKA_BOOTSTRAP) that cluster is used.
+    """
+    external = os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip()
+    if external:
+        yield external
+        return
+    settings = local_broker_settings(tmp_path_factory.mktemp("module-kafka"), *free_port_pair())
+    broker = LocalBroker(settings)
+    try:
+        broker.start()
+        yield broker.bootstrap
+    finally:
+        broker.stop()

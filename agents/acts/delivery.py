@@ -156,7 +156,7 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
     deps.links.put_local(posted)
     check = status_check(posted, transaction_id)
-    first = tier(deps.first_poll)
+    first = tier(deps.poll_schedule[0])
     check_headers = h.replace(
         EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeStatusCheck",
                          subject=flow_id, flow_id=flow_id, parent=parent).to_kafka(),

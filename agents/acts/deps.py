@@ -31,7 +31,6 @@ class ActsDeps:
     connectors: TdtConnectors
     journal: Publisher
     max_acte_bytes: int = 150 * 1024 * 1024
-    first_poll: str = "5s"
     poll_schedule: tuple[str, ...] = ("5s", "30s", "2m", "10m", "1h")
     paused_partners: set[str] = field(default_factory=set)
 

@@ -57,11 +57,13 @@ def members_for(sirens_names: list[tuple[str, str, str]]) -> list[Registration]:
 
 
 @pytest.fixture(scope="module")
-def hub(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+def hub(
+    hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHub]:
     """A hub worker subprocess on the test broker, with its own app id and data dir."""
     data_dir: Path = tmp_path_factory.mktemp("hub")
     settings = Settings.from_env(
-        kafka_bootstrap=kafka_bootstrap,
+        kafka_bootstrap=hub_kafka_bootstrap,
         data_dir=data_dir,
         app_id=f"relais-test-{uuid.uuid4().hex[:8]}",
     )

@@ -55,11 +55,11 @@ def sirens(count: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def acts_stack(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, list[Registration]]]:
     data_dir = tmp_path_factory.mktemp("acts")
     settings = Settings.from_env(
-        kafka_bootstrap=kafka_bootstrap, data_dir=data_dir,
+        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
         app_id=f"relais-acts-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
         api_port=free_port(),
     )
@@ -67,7 +67,9 @@ def acts_stack(
                      for i, siren in enumerate(sirens(MEMBERS))]
     asyncio.run(apply_hub_topics(settings))
     asyncio.run(register(settings, registrations))
-    stack = Stack(settings, data_dir / "logs", extra_env={"RELAIS_PREFECTURE_POLL_SECONDS": "2"})
+    stack = Stack(settings, data_dir / "logs", extra_env={
+        "RELAIS_PREFECTURE_POLL_SECONDS": "2", "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
+    })
     try:
         stack.start_sandbox(sandbox_config(
             registrations,
