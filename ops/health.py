@@ -14,7 +14,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from relais.stages.delays import TIERS
-from topics.catalogue import ACTS_DELIVERY, ACTS_STATUS, ACTS_SUBMITTED, STAGES, dlq
+from topics.catalogue import (
+    ACTS_DELIVERY,
+    ACTS_FOLLOWUPS,
+    ACTS_STATUS,
+    ACTS_SUBMITTED,
+    STAGES,
+    dlq,
+)
 from topics.member import SUBMISSIONS_PATTERN
 
 
@@ -51,6 +58,7 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             "acts-validation": ([ACTS_SUBMITTED.name], 0.0),
             "acts-delivery": ([ACTS_DELIVERY.name], 0.0),
             "acts-status": ([ACTS_STATUS.name], 0.0),
+            "acts-followup": ([ACTS_FOLLOWUPS.name], 0.0),
             **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
         }
         results = []

@@ -23,6 +23,8 @@ from agents import flow_state
 from agents.acts.delivery import STAGE as DELIVERY
 from agents.acts.delivery import handle_delivery
 from agents.acts.deps import ActsDeps
+from agents.acts.followup import STAGE as FOLLOWUP
+from agents.acts.followup import handle_followup
 from agents.acts.links import LinkIndex
 from agents.acts.prefecture import PrefectureWatcher
 from agents.acts.status import STAGE as STATUS
@@ -49,6 +51,7 @@ from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import (
     ACTS_CLASSIFICATIONS,
     ACTS_DELIVERY,
+    ACTS_FOLLOWUPS,
     ACTS_STATUS,
     ACTS_SUBMITTED,
     STAGE_PARTNERS,
@@ -155,6 +158,8 @@ def build_dependencies(settings: Settings) -> HubDependencies:
                          acts, policy, controls),
         STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy,
                        controls),
+        FOLLOWUP: _stage(settings, codec, FOLLOWUP, ACTS_FOLLOWUPS.name, handle_followup, acts,
+                         policy, controls),
     }
     forwarders = [DelayForwarder(bootstrap, t, group_id=f"{settings.app_id}-delay-{t.label}")
                   for t in TIERS]

@@ -8,6 +8,7 @@ relais.members               SIREN       Member                  CLI → every h
 relais.acts.submitted        SIREN       ActeSubmission          ingress → acts-validation
 relais.acts.delivery         flow id     ActeSubmission          validation → delivery
 relais.acts.status           flow id     ActeStatusCheck         delay tiers → acts-status
+relais.acts.followups        SIREN       ActeFollowUp            ingress → acts-followup
 relais.acts.links            flow id     ActeLink                acts stages → acts stages
 relais.acts.classifications  SIREN       ClassificationSnapshot  validation → validation
 relais.flows.events          flow id     FlowState               every stage → flow-state
@@ -52,6 +53,14 @@ ACTS_DELIVERY = TopicSpec(
     key="flow id (string)",
     value_schema="ActeSubmission",
     doc="Validated actes waiting to be posted to their member's TdT.",
+)
+
+ACTS_FOLLOWUPS = TopicSpec(
+    name="relais.acts.followups",
+    partitions=HUB_PARTITIONS,
+    key="member SIREN (string)",
+    value_schema="ActeFollowUp",
+    doc="Members' cancellations and replies to prefecture messages, waiting to go to the TdT.",
 )
 
 ACTS_STATUS = TopicSpec(
@@ -116,11 +125,13 @@ OPS_CONTROLS = TopicSpec(
     cleanup_policy="compact",
 )
 
-STAGES: tuple[str, ...] = ("ingress", "acts-validation", "acts-delivery", "acts-status")
+STAGES: tuple[str, ...] = (
+    "ingress", "acts-validation", "acts-delivery", "acts-status", "acts-followup",
+)
 
 #: The partner each stage calls; pausing the partner holds these stages.
 STAGE_PARTNERS: dict[str, str] = {"acts-validation": "tdt", "acts-delivery": "tdt",
-                                  "acts-status": "tdt"}
+                                  "acts-status": "tdt", "acts-followup": "tdt"}
 
 
 def dlq(stage: str) -> TopicSpec:
@@ -143,6 +154,7 @@ HUB_TOPICS: tuple[TopicSpec, ...] = (
     ACTS_SUBMITTED,
     ACTS_DELIVERY,
     ACTS_STATUS,
+    ACTS_FOLLOWUPS,
     ACTS_LINKS,
     ACTS_CLASSIFICATIONS,
     FLOW_EVENTS,

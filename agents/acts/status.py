@@ -48,7 +48,10 @@ async def _answered(
 ) -> list[Outbound] | None:
     """The transitions of a final status, or None when the acte is still in transit."""
     id_acte = check["id_acte"]
-    if result.status == TransactionStatus.ACKNOWLEDGED:
+    if check.get("awaiting") == "cancellation":
+        if result.status != TransactionStatus.CANCELLED:
+            return None
+    elif result.status == TransactionStatus.ACKNOWLEDGED:
         documents, details = [], {"tdt_status": str(result.status)}
         if result.document:
             documents.append(await _keep(deps, result.document, f"{id_acte}-1-2.xml",
@@ -122,6 +125,8 @@ async def handle_status(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
         log.info("acts.answered", tdt_status=result.status, polls=check["polls"] + 1)
         return final
     outputs: list[Outbound] = []
+    if check.get("awaiting") == "cancellation":
+        return [_next_check(deps, check, min(result.status, 4), headers, flow_id)]
     progress = _PROGRESS.get(TransactionStatus(result.status), 0) if result.status in list(
         TransactionStatus) else 0
     if progress == 3 and check["last_status"] < 3:

@@ -26,14 +26,17 @@ from relais.stages import headers as stage_headers
 from relais.wire.avro_codec import AvroCodec, Decoded
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics import member as member_topics
-from topics.catalogue import ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
+from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
 
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
 SOURCE = "/relais/hub/ingress"
 
 #: Which stage topic each accepted submission schema goes to, and its flow type.
-ROUTES: dict[str, tuple[str, str]] = {"ActeSubmission": (ACTS_SUBMITTED.name, "acte")}
+ROUTES: dict[str, tuple[str, str]] = {
+    "ActeSubmission": (ACTS_SUBMITTED.name, "acte"),
+    "ActeFollowUp": (ACTS_FOLLOWUPS.name, "acte-followup"),
+}
 
 
 class SubmissionRecord(Protocol):
@@ -81,6 +84,9 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     for index, annex in enumerate(record.get("annexes") or []):
         if isinstance(annex, dict) and isinstance(annex.get("blob"), dict):
             refs.append((f"annexes[{index}].blob", annex["blob"]))
+    for index, blob in enumerate(record.get("documents") or []):
+        if isinstance(blob, dict):
+            refs.append((f"documents[{index}]", blob))
     return refs
 
 

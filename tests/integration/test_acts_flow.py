@@ -28,6 +28,7 @@ from relais.identifiers import luhn_check_digit
 from relais.kafka.publisher import Publisher
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import EventHeaders
 from tests.integration.conftest import apply_hub_topics, register
 from topics import member as member_topics
 
@@ -170,3 +171,70 @@ async def test_thousand_actes_from_twenty_members(
         for note in notes:
             if note["kind"] == "REJECTED":
                 assert note["reasons"][0]["code"].startswith("anomalie_")
+
+
+async def _publish_followup(settings: Settings, record: dict[str, Any]) -> None:
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    try:
+        await publisher.publish(
+            member_topics.submissions(record["member_siren"]).name,
+            key=record["submission_id"], schema_name="ActeFollowUp", record=record,
+            headers=EventHeaders.new(source="/tests", type="fr.relais.acts.ActeFollowUp",
+                                     subject=record["submission_id"], flow_id=None),
+        )
+    finally:
+        await publisher.stop()
+
+
+async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
+    acts_stack: tuple[Stack, list[Registration]],
+) -> None:
+    stack, registrations = acts_stack
+    settings = stack.settings
+    siren = registrations[0].member.siren
+    notes = await _notifications(settings.bootstrap_servers, siren)
+    letters = [n for n in notes if n["kind"] == "PARTNER_MESSAGE"
+               and n["details"].get("type_code") in ("2-1", "3-1", "4-1")]
+    acknowledged = [n for n in notes if n["state"] == "acknowledged"
+                    and n["kind"] == "STATE_CHANGED" and "child_event" not in n["details"]]
+    assert acknowledged, "the first test leaves acknowledged actes"
+    to_cancel = acknowledged[0]["submission_id"]
+    store = FilesystemBlobStore(settings.blob_dir)
+    letter_blob = await store.put_bytes(minimal_pdf("reply"), media_type="application/pdf",
+                                        filename="reponse.pdf")
+    await _publish_followup(settings, {
+        "submission_id": f"cancel-{to_cancel}", "member_siren": siren,
+        "acte_submission_id": to_cancel, "kind": "CANCELLATION", "reply_type": None,
+        "prefecture_document_id": None, "description": None, "documents": [],
+    })
+    replies = []
+    for letter in letters[:1]:
+        reply_type = {"2-1": "2-2", "3-1": "3-2", "4-1": "4-2"}[letter["details"]["type_code"]]
+        replies.append(letter["flow_id"])
+        await _publish_followup(settings, {
+            "submission_id": f"reply-{letter['submission_id']}", "member_siren": siren,
+            "acte_submission_id": letter["submission_id"], "kind": "REPLY",
+            "reply_type": reply_type,
+            "prefecture_document_id": letter["details"]["tdt_document_id"],
+            "description": None, "documents": [letter_blob.to_dict()],
+        })
+    cancelled_flow = flow_id_for(siren, to_cancel)
+    deadline = time.monotonic() + 90
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        found = await latest_states(settings.bootstrap_servers, FlowFilter(member=siren))
+        states = {s["flow_id"]: s["state"] for s in found}
+        sent = [f for f, s in states.items() if s == "sent"]
+        if states.get(cancelled_flow) == "cancelled" and len(sent) == 1 + len(replies):
+            break
+        await asyncio.sleep(2)
+    assert states.get(cancelled_flow) == "cancelled"
+    followups = {f: s for f, s in states.items()
+                 if f in {flow_id_for(siren, f"cancel-{to_cancel}")}
+                 | {flow_id_for(siren, f"reply-{n['submission_id']}") for n in letters[:1]}}
+    assert set(followups.values()) == {"sent"}, followups
+    async with httpx.AsyncClient() as client:
+        stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    assert stats["cancellations"] == 1
+    assert stats["replies"] == len(replies)
