@@ -68,6 +68,9 @@ class Settings:
         default="",
         metadata={"help": "Confluent-compatible registry URL; empty: Avro single-object encoding."},
     )
+    schema_registry_user: str = field(
+        default="", metadata={"help": "Registry user (HTTP Basic); empty: no authentication."}
+    )
     schema_registry_password: str = field(
         default="",
         repr=False, metadata={"help": "Registry password.", SECRET_MARK: True}

@@ -22,6 +22,12 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 import schemas
 from relais.errors import UnknownSchemaError, ValidationError, ValueDecodeError
+from relais.wire.registry import (
+    SchemaRegistryClient,
+    frame,
+    registry_from_environment,
+    unframe,
+)
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 _HEADER_LENGTH = len(SINGLE_OBJECT_MARKER) + 8
@@ -92,10 +98,16 @@ class SchemaCatalog:
 
 
 class AvroCodec:
-    """Encodes and decodes record values in Avro single-object encoding."""
+    """Encodes record values in Avro single-object encoding, or in Confluent framing when
+    built with a schema registry; decodes both."""
 
-    def __init__(self, catalog: SchemaCatalog | None = None) -> None:
+    def __init__(
+        self,
+        catalog: SchemaCatalog | None = None,
+        registry: SchemaRegistryClient | None = None,
+    ) -> None:
         self.catalog = catalog or SchemaCatalog()
+        self.registry = registry if registry is not None else registry_from_environment()
 
     def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
         """Encode ``record`` with the current version of ``schema_name``.
@@ -104,8 +116,14 @@ class AvroCodec:
         """
         schema = self.catalog.current(schema_name)
         buffer = io.BytesIO()
-        buffer.write(SINGLE_OBJECT_MARKER)
-        buffer.write(schema.fingerprint)
+        if self.registry is not None:
+            schema_id = self.registry.register(
+                f"{schema.full_name}-value", schemas.load_schema_json(schema_name)
+            )
+            buffer.write(frame(schema_id, b""))
+        else:
+            buffer.write(SINGLE_OBJECT_MARKER)
+            buffer.write(schema.fingerprint)
         try:
             schemaless_writer(buffer, schema.parsed, record, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -119,6 +137,11 @@ class AvroCodec:
         UnknownSchemaError for an unknown fingerprint or a schema other than
         ``expected``.
         """
+        if data[:1] == b"\x00" and self.registry is not None:
+            schema_id, body_bytes = unframe(data)
+            writer_json = self.registry.schema(schema_id)
+            writer = self.catalog.by_fingerprint(_version("?", 0, writer_json).fingerprint)
+            data = SINGLE_OBJECT_MARKER + writer.fingerprint + body_bytes
         if len(data) < _HEADER_LENGTH or data[:2] != SINGLE_OBJECT_MARKER:
             raise ValueDecodeError("value is not Avro single-object encoded (bad marker bytes)")
         writer = self.catalog.by_fingerprint(data[2:_HEADER_LENGTH])
