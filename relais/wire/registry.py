@@ -56,7 +56,9 @@ class SchemaRegistryClient:
         try:
             response = self._client.get(f"/schemas/ids/{schema_id}")
         except httpx.HTTPError as exc:
-            raise InfrastructureError(f"schema registry: cannot read id {schema_id}: {exc}") from exc
+            raise InfrastructureError(
+                f"schema registry: cannot read id {schema_id}: {exc}"
+            ) from exc
         if response.status_code == 404:
             raise UnknownSchemaError(f"the registry knows no schema id {schema_id}")
         if response.is_error:
