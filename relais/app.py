@@ -44,7 +44,7 @@ from relais.members.directory import MemberDirectory
 from relais.settings import Settings
 from relais.stages.delay_forwarder import DelayForwarder
 from relais.stages.delays import TIERS
-from relais.stages.failures import FailureRouter, RetryPolicy
+from relais.stages.failures import FailureRouter, RetryPolicy, parse_tiers, partner_policies
 from relais.stages.records import InputRecord
 from relais.stages.runner import StageRunner
 from relais.wire.avro_codec import AvroCodec
@@ -107,6 +107,7 @@ def _stage(
     acts: ActsDeps,
     policy: RetryPolicy,
     controls: ConnectorControls,
+    member_policy: Callable[[str | None], RetryPolicy | None],
 ) -> StageRunner:
     group_id = f"{settings.app_id}-{stage}"
     partner = STAGE_PARTNERS.get(stage)
@@ -117,7 +118,8 @@ def _stage(
     return StageRunner(
         settings.bootstrap_servers, stage=stage, group_id=group_id, handler=handler,
         router=FailureRouter(stage=stage, group_id=group_id, flow_type="acte",
-                             dlq_topic=dlq(stage).name, codec=codec, policy=policy),
+                             dlq_topic=dlq(stage).name, codec=codec, policy=policy,
+                             policy_for=member_policy),
         topics=(topic,),
         paused=(lambda: controls.paused(partner)) if partner else None,
     )
@@ -141,7 +143,15 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         max_acte_bytes=settings.max_acte_bytes,
         poll_schedule=tuple(t for t in settings.poll_tiers.split(",") if t),
     )
-    policy = RetryPolicy(tiers=tuple(t for t in settings.retry_tiers.split(",") if t))
+    default_policy = RetryPolicy(parse_tiers(settings.retry_tiers))
+    policy = partner_policies(settings.partner_retry_tiers).get("tdt", default_policy)
+
+    def member_policy(siren: str | None) -> RetryPolicy | None:
+        member = members.get(siren) if siren else None
+        if member is None or not member.retry_tiers:
+            return None
+        return RetryPolicy(parse_tiers(member.retry_tiers))
+
     controls = ConnectorControls(bootstrap, codec)
     ingress = ingress_runner(
         bootstrap,
@@ -153,13 +163,13 @@ def build_dependencies(settings: Settings) -> HubDependencies:
     stages = {
         "ingress": ingress,
         VALIDATION: _stage(settings, codec, VALIDATION, ACTS_SUBMITTED.name, handle_submitted,
-                           acts, policy, controls),
+                           acts, policy, controls, member_policy),
         DELIVERY: _stage(settings, codec, DELIVERY, ACTS_DELIVERY.name, handle_delivery,
-                         acts, policy, controls),
+                         acts, policy, controls, member_policy),
         STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy,
-                       controls),
+                       controls, member_policy),
         FOLLOWUP: _stage(settings, codec, FOLLOWUP, ACTS_FOLLOWUPS.name, handle_followup, acts,
-                         policy, controls),
+                         policy, controls, member_policy),
     }
     forwarders = [DelayForwarder(bootstrap, t, group_id=f"{settings.app_id}-delay-{t.label}")
                   for t in TIERS]

@@ -87,6 +87,11 @@ class Settings:
         metadata={"help": "Delay tiers a retriable failure goes through before its dead letter "
                   "(comma-separated; tiers: 5s, 30s, 2m, 5m, 10m, 1h)."},
     )
+    partner_retry_tiers: str = field(
+        default="",
+        metadata={"help": "Retry tiers per partner, overriding RELAIS_RETRY_TIERS, e.g. "
+                  "`tdt=30s,5m,1h;sirene=5s,30s`. A member's own tiers (registry) win."},
+    )
     tdt_timeout_seconds: float = field(
         default=30.0, metadata={"help": "Timeout of each call to a TdT."}
     )

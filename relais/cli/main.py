@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from relais.cli import (
+    acts_cmd,
     flows_cmd,
     kafka_cmd,
     members_cmd,
@@ -29,6 +30,7 @@ app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(members_cmd.app, name="members")
 app.add_typer(flows_cmd.app, name="flows")
+app.add_typer(acts_cmd.app, name="classification")
 app.add_typer(ops_cmd.dlq_app, name="dlq")
 app.add_typer(ops_cmd.connector_app, name="connector")
 app.command("replay")(ops_cmd.replay_cmd)

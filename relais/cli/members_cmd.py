@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import typer
 
-from ops.members import new_member, register_members
+from ops.members import Registration, new_member, register_members
 from relais.cli.common import fail, load_settings, run
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.members.directory import MemberDirectory
 from relais.members.model import Member, TdtSettings
 from relais.settings import Settings
+from relais.stages.failures import parse_tiers
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
 
@@ -52,6 +54,9 @@ def add(
     tdt_password_env: str = typer.Option(
         "", help="Name of the environment variable that holds the TdT password."
     ),
+    retry_tiers: str = typer.Option(
+        "", help="This member's retry tiers, e.g. 30s,5m,1h (default: the partner's or hub's)."
+    ),
     force: bool = typer.Option(False, help="Replace an existing member (rotates its token)."),
 ) -> None:
     """Register a member: create its topics, publish it to the registry, print its token once."""
@@ -67,6 +72,11 @@ def add(
         if directory.get(siren) is not None and not force:
             fail(f"member {siren} is already registered (use --force to replace it)")
         registration = new_member(siren, name, department, tdt=tdt)
+        if retry_tiers:
+            parse_tiers(retry_tiers)
+            registration = Registration(
+                replace(registration.member, retry_tiers=retry_tiers), registration.token
+            )
         publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-cli")
         await publisher.start()
         try:

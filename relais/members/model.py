@@ -36,6 +36,7 @@ class Member:
     active: bool = True
     registered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     tdt: TdtSettings | None = None
+    retry_tiers: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +52,7 @@ class Member:
             active=record.get("active", True),
             registered_at=record["registered_at"],
             tdt=TdtSettings(**tdt) if tdt else None,
+            retry_tiers=record.get("retry_tiers"),
         )
 
 

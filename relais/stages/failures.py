@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -51,14 +52,43 @@ class RetryPolicy:
         return chosen
 
 
+def parse_tiers(text: str) -> tuple[str, ...]:
+    """``"30s,5m,1h"`` → ``("30s", "5m", "1h")``; unknown tier labels are refused."""
+    labels = tuple(label.strip() for label in text.split(",") if label.strip())
+    for label in labels:
+        tier(label)  # KeyError for an unknown tier
+    return labels
+
+
+def partner_policies(text: str) -> dict[str, RetryPolicy]:
+    """``"tdt=30s,5m;sirene=5s"`` → a policy per partner."""
+    policies = {}
+    for part in text.split(";"):
+        if "=" in part:
+            partner, tiers = part.split("=", 1)
+            policies[partner.strip()] = RetryPolicy(parse_tiers(tiers))
+    return policies
+
+
 @dataclass(frozen=True)
 class FailureRouter:
+    """Routes a stage's failures. The retry policy is, in order: the member's own
+    (``policy_for(member)``), else ``policy`` (the partner's or the hub's)."""
+
     stage: str
     group_id: str
     flow_type: str
     dlq_topic: str
     codec: AvroCodec
     policy: RetryPolicy = RetryPolicy()
+    policy_for: Callable[[str | None], RetryPolicy | None] | None = None
+
+    def _policy(self, member: str | None) -> RetryPolicy:
+        if self.policy_for is not None:
+            chosen = self.policy_for(member)
+            if chosen is not None:
+                return chosen
+        return self.policy
 
     def route(self, record: InputRecord, exc: BaseException) -> list[Outbound]:
         headers = list(record.headers or ())
@@ -68,7 +98,8 @@ class FailureRouter:
         message = str(exc) or exc.__class__.__name__
         retriable = isinstance(exc, RelaisError) and exc.retriable
         retry_after = exc.retry_after if isinstance(exc, PartnerError) else None
-        next_tier = self.policy.next_tier(failures, retry_after) if retriable else None
+        policy = self._policy(h.get(headers, h.MEMBER))
+        next_tier = policy.next_tier(failures, retry_after) if retriable else None
         if next_tier is not None:
             log.warning(
                 "stage.retry_scheduled", stage=self.stage, attempt=failures,

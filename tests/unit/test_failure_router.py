@@ -1,0 +1,107 @@
+"""The failure router: retry tiers, Retry-After, dead letters with context, per-member policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from relais.errors import PartnerPermanentError, PartnerTransientError, ValueDecodeError
+from relais.stages import headers as h
+from relais.stages.failures import FailureRouter, RetryPolicy, parse_tiers, partner_policies
+from relais.stages.records import FakeRecord
+from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import FLOW_ID_HEADER
+
+CODEC = AvroCodec()
+
+
+def router(**kwargs: object) -> FailureRouter:
+    return FailureRouter(stage="acts-delivery", group_id="g", flow_type="acte",
+                         dlq_topic="relais.dlq.acts-delivery", codec=CODEC, **kwargs)  # type: ignore[arg-type]
+
+
+def record(attempt: int | None = None, member: str | None = "212102313") -> FakeRecord:
+    headers = [(FLOW_ID_HEADER, b"flow-1"), ("ce_id", b"x")]
+    if member:
+        headers.append((h.MEMBER, member.encode()))
+    if attempt is not None:
+        headers.append((h.ATTEMPT, str(attempt).encode()))
+    return FakeRecord(topic="relais.acts.delivery", value=b"\x01\x02", key=b"flow-1",
+                      partition=2, offset=41, headers=tuple(headers))
+
+
+def test_transient_errors_climb_the_tiers_then_dead_letter() -> None:
+    r = router(policy=RetryPolicy(("30s", "5m", "1h")))
+    exc = PartnerTransientError("down", partner="tdt", status=503)
+    topics = []
+    current = record()
+    for _ in range(4):
+        outputs = r.route(current, exc)
+        topics.append(outputs[0].topic)
+        current = FakeRecord(topic=current.topic, value=current.value, key=current.key,
+                             headers=tuple(outputs[0].headers))
+    assert topics == ["relais.delay.30s", "relais.delay.5m", "relais.delay.1h",
+                      "relais.dlq.acts-delivery"]
+
+
+def test_retry_keeps_the_record_and_names_its_target() -> None:
+    out = router().route(record(), PartnerTransientError("x", partner="tdt"))[0]
+    assert out.value == b"\x01\x02" and out.key == b"flow-1"
+    assert h.get(out.headers, h.DELAY_TARGET) == "relais.acts.delivery"
+    assert h.get(out.headers, h.ATTEMPT) == "1"
+    assert h.get(out.headers, FLOW_ID_HEADER) == "flow-1"
+
+
+def test_retry_after_longer_than_the_tier_moves_to_a_longer_tier() -> None:
+    exc = PartnerTransientError("busy", partner="tdt", status=429, retry_after=240)
+    out = router(policy=RetryPolicy(("30s",))).route(record(), exc)[0]
+    assert out.topic == "relais.delay.5m"
+
+
+def test_permanent_error_goes_straight_to_the_dead_letter_with_context() -> None:
+    outputs = router().route(record(), PartnerPermanentError("bad", partner="tdt", status=403))
+    dlq, notification, state = outputs
+    assert dlq.topic == "relais.dlq.acts-delivery" and dlq.value == b"\x01\x02"
+    assert dlq.key == b"flow-1"
+    assert h.get(dlq.headers, h.DLQ_ORIGIN_TOPIC) == "relais.acts.delivery"
+    assert h.get(dlq.headers, h.DLQ_ORIGIN_PARTITION) == "2"
+    assert h.get(dlq.headers, h.DLQ_ORIGIN_OFFSET) == "41"
+    assert h.get(dlq.headers, h.DLQ_ERROR_CLASS) == "relais.errors.PartnerPermanentError"
+    assert h.get(dlq.headers, h.DLQ_ERROR_CODE) == "partner_permanent"
+    assert "PartnerPermanentError" in (h.get(dlq.headers, h.DLQ_STACK) or "")
+    assert h.get(dlq.headers, "ce_id") == "x"  # original headers kept
+    assert notification.topic == "relais.member.212102313.notifications"
+    note = CODEC.decode(notification.value or b"", expected="Notification").record
+    assert note["kind"] == "FAILED" and note["state"] == "failed"
+    assert CODEC.decode(state.value or b"", expected="FlowState").record["state"] == "failed"
+
+
+def test_errors_outside_the_tree_are_bugs_and_not_retried() -> None:
+    outputs = router().route(record(), KeyError("boom"))
+    assert outputs[0].topic == "relais.dlq.acts-delivery"
+    assert h.get(outputs[0].headers, h.DLQ_ERROR_CODE) == "bug"
+
+
+def test_decode_errors_are_permanent() -> None:
+    outputs = router().route(record(), ValueDecodeError("garbage"))
+    assert outputs[0].topic == "relais.dlq.acts-delivery"
+
+
+def test_without_member_no_notification_is_attempted() -> None:
+    outputs = router().route(record(member=None), ValueDecodeError("garbage"))
+    assert [o.topic for o in outputs] == ["relais.dlq.acts-delivery"]
+
+
+def test_a_member_policy_wins_over_the_partner_policy() -> None:
+    r = router(policy=RetryPolicy(("1h",)),
+               policy_for=lambda siren: RetryPolicy(("5s",)) if siren == "212102313" else None)
+    exc = PartnerTransientError("x", partner="tdt")
+    assert r.route(record(), exc)[0].topic == "relais.delay.5s"
+    assert r.route(record(member="217100072"), exc)[0].topic == "relais.delay.1h"
+
+
+def test_tier_and_partner_policy_parsing() -> None:
+    assert parse_tiers(" 30s, 5m ,1h") == ("30s", "5m", "1h")
+    with pytest.raises(KeyError):
+        parse_tiers("7s")
+    policies = partner_policies("tdt=5s,30s;sirene=1h")
+    assert policies["tdt"].tiers == ("5s", "30s") and policies["sirene"].tiers == ("1h",)
