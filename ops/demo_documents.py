@@ -1,29 +1,7 @@
-"""Small, valid documents for the demo and the tests (no binary fixtures in the repo)."""
+"""Documents for the demo and the tests; see :mod:`relais.documents`."""
 
 from __future__ import annotations
 
+from relais.documents import sample_pdf as minimal_pdf
 
-def minimal_pdf(text: str) -> bytes:
-    """A one-page PDF 1.4 showing ``text`` (ASCII only), with a correct xref table."""
-    safe = text.encode("ascii", errors="replace").replace(b"(", b"[").replace(b")", b"]")
-    stream = b"BT /F1 14 Tf 72 720 Td (" + safe + b") Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    out += trailer.encode()
-    return bytes(out)
+__all__ = ["minimal_pdf"]

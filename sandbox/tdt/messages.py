@@ -41,6 +41,7 @@ from relais.actes.xml_build import (
     build_reponse_courrier_simple,
     build_reponse_lettre_observations,
 )
+from relais.documents import sample_pdf
 from sandbox.tdt.config import SandboxAccount
 from sandbox.tdt.validation import ActeSubmission
 
@@ -53,33 +54,6 @@ class Packed:
     message_xml: bytes
     archive_name: str
     archive_bytes: bytes
-
-
-def sample_pdf(text: str) -> bytes:
-    """A small, valid one-page PDF showing ``text`` (ASCII), for prefecture letters."""
-    safe = "".join(c if 32 <= ord(c) < 127 and c not in "()\\" else " " for c in text)
-    stream = f"BT /F1 12 Tf 72 760 Td ({safe}) Tj ET".encode("ascii")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return bytes(out)
 
 
 def acte_metadata(
