@@ -47,6 +47,14 @@ class DelayForwarder:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
+        await self._new_producer()
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"delay-{self.tier.label}")
+
+    async def _new_producer(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
@@ -54,8 +62,6 @@ class DelayForwarder:
             max_request_size=4 * 1024 * 1024,
         )
         await self._producer.start()
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"delay-{self.tier.label}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -106,11 +112,14 @@ class DelayForwarder:
                     await self._forward(due)
                 except KafkaError as exc:
                     log.error("delay.forward_failed", tier=self.tier.label, error=str(exc))
-                    for tp in due:
-                        offset = await self._consumer.committed(tp)
-                        if offset is not None:
-                            self._consumer.seek(tp, offset)
                     await asyncio.sleep(1.0)
+                    with contextlib.suppress(KafkaError):
+                        await self._new_producer()
+                    for tp in due:
+                        with contextlib.suppress(KafkaError):
+                            offset = await self._consumer.committed(tp)
+                            if offset is not None:
+                                self._consumer.seek(tp, offset)
 
     async def _forward(self, due: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self._producer is not None

@@ -97,6 +97,18 @@ class StageRunner:
             self._consumer.subscribe(pattern=self._pattern)
         else:
             self._consumer.subscribe(topics=list(self._topics))
+        await self._new_producer()
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"stage-{self.stage}")
+        log.info("stage.started", stage=self.stage, topics=list(self._topics),
+                 pattern=self._pattern)
+
+    async def _new_producer(self) -> None:
+        """(Re)create the transactional producer; after a broker outage the old one may be
+        left in an error state that no further transaction can clear."""
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
@@ -105,10 +117,6 @@ class StageRunner:
             max_request_size=4 * 1024 * 1024,
         )
         await self._producer.start()
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"stage-{self.stage}")
-        log.info("stage.started", stage=self.stage, topics=list(self._topics),
-                 pattern=self._pattern)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -142,8 +150,18 @@ class StageRunner:
                 await self._process(batches)
             except KafkaError as exc:
                 log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
-                await self._rewind(list(batches))
-                await asyncio.sleep(1.0)
+                await self._recover(list(batches))
+            except Exception:  # a bug past the router: keep the stage alive, retry the batch
+                log.exception("stage.batch_bug_will_retry", stage=self.stage)
+                await self._recover(list(batches))
+
+    async def _recover(self, partitions: list[TopicPartition]) -> None:
+        await asyncio.sleep(1.0)
+        try:
+            await self._new_producer()
+        except KafkaError as exc:
+            log.warning("stage.producer_restart_failed", stage=self.stage, error=str(exc))
+        await self._rewind(partitions)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self._producer is not None
