@@ -34,6 +34,7 @@ from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
 from ops.submissions import ActeDraft, publish_acte, publish_raw
 from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
+from relais.errors import RelaisError
 from relais.flows.ids import flow_id_for
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
@@ -200,6 +201,9 @@ def run_demo(*, stay: bool = False) -> int:
         return 0 if ok else 1
     except KeyboardInterrupt:
         return 130
+    except RelaisError as exc:
+        print(f"error: {exc.message}", flush=True)
+        return 1
     finally:
         say("stopping")
         stopped = list(stack.processes)

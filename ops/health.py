@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ops.dlq import DeadLetterFilter, read_dead_letters
 from relais.stages.delays import TIERS
 from topics.catalogue import (
     ACTS_DELIVERY,
     ACTS_FOLLOWUPS,
     ACTS_STATUS,
     ACTS_SUBMITTED,
-    STAGES,
-    dlq,
 )
 from topics.member import SUBMISSIONS_PATTERN
 
@@ -61,6 +60,9 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             "acts-followup": ([ACTS_FOLLOWUPS.name], 0.0),
             **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
         }
+        dead_letters: dict[str, int] = {}
+        async for letter in read_dead_letters(bootstrap, DeadLetterFilter()):
+            dead_letters[letter.stage] = dead_letters.get(letter.stage, 0) + 1
         results = []
         for stage, (stage_topics, delay) in inputs.items():
             group = f"{app_id}-{stage}"
@@ -86,14 +88,7 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
                         heads.append(records[0].timestamp / 1000)
                 if heads:
                     oldest = max(0.0, now - (min(heads) + delay))
-            dead = 0
-            if stage in STAGES:
-                dlq_name = dlq(stage).name
-                found = await consumer._client._wait_on_metadata(dlq_name)
-                dlq_parts = [TopicPartition(dlq_name, p) for p in found]
-                ends = await consumer.end_offsets(dlq_parts)
-                starts = await consumer.beginning_offsets(dlq_parts)
-                dead = sum(ends[tp] - starts[tp] for tp in dlq_parts)
+            dead = dead_letters.get(stage, 0)
             results.append(StageHealth(stage, group, lag, oldest, dead))
         return results
     finally:

@@ -141,7 +141,7 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         connectors=TdtConnectors(timeout=settings.tdt_timeout_seconds),
         journal=Publisher(bootstrap, codec, client_id=f"{settings.app_id}-journal"),
         max_acte_bytes=settings.max_acte_bytes,
-        poll_schedule=tuple(t for t in settings.poll_tiers.split(",") if t),
+        poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",),
     )
     default_policy = RetryPolicy(parse_tiers(settings.retry_tiers))
     policy = partner_policies(settings.partner_retry_tiers).get("tdt", default_policy)

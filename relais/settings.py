@@ -47,10 +47,6 @@ class Settings:
             "Empty: <data_dir>/kafka/libs."
         },
     )
-    topic_partitions: int = field(
-        default=3, metadata={"help": "Partitions of each hub topic (member topics use 1)."}
-    )
-    replication_factor: int = field(default=1, metadata={"help": "Replication of every topic."})
     app_id: str = field(default="relais-hub", metadata={"help": "Consumer group of the hub."})
     max_submission_bytes: int = field(
         default=256 * 1024,

@@ -103,7 +103,8 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
              for d in followup["documents"]]
     try:
         result = await connector.post_reply(
-            str(document_id), str(reply_type), ReplyForm(), files, idempotency_key=key)
+            str(document_id), str(reply_type), ReplyForm(description=followup.get("description")),
+            files, idempotency_key=key)
     except ValidationError as exc:
         return _refuse(deps, flow, parent, exc.reasons, f"the reply was refused: {exc.message}")
     except PartnerPermanentError as exc:

@@ -54,9 +54,9 @@ def show(flow_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("list")
 def list_flows(
     member: str = typer.Option("", help="Only this member's flows (SIREN)."),
-    flow_type: str = typer.Option("", "--type", help="acte, unknown…"),
-    state: str = typer.Option("", help="received, validated, posted, acknowledged, rejected, "
-                              "failed, uncertain…"),
+    flow_type: str = typer.Option("", "--type", help="acte, acte-followup, unknown."),
+    state: str = typer.Option("", help="received, validated, posted, transmitted, "
+                              "acknowledged, rejected, cancelled, sent, failed, uncertain."),
     stage: str = typer.Option("", help="The stage that made the last transition."),
     error: str = typer.Option("", help="Error code prefix, e.g. anomalie or partner_."),
     since: str = typer.Option("", help="30m, 2h, 7d or an ISO date-time."),

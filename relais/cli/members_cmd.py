@@ -73,7 +73,7 @@ def add(
             fail(f"member {siren} is already registered (use --force to replace it)")
         registration = new_member(siren, name, department, tdt=tdt)
         if retry_tiers:
-            parse_tiers(retry_tiers)
+            parse_tiers(retry_tiers)  # ConfigurationError: one line, exit 1
             registration = Registration(
                 replace(registration.member, retry_tiers=retry_tiers), registration.token
             )

@@ -91,4 +91,4 @@ def list_topics() -> None:
                    f"key=<{spec.key}> value={spec.value_schema}\n    {spec.doc}")
     for spec in member_topics("<siren>"):
         typer.echo(f"{spec.name}  partitions={spec.partitions} value={spec.value_schema}  "
-                   "(one per member)\n    {spec.doc}")
+                   f"(one per member)\n    {spec.doc}")

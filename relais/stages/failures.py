@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from relais.errors import PartnerError, RelaisError
+from relais.errors import ConfigurationError, PartnerError, RelaisError
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import (
     FlowContext,
@@ -25,7 +25,7 @@ from relais.flows.outbound import (
     notification_record,
 )
 from relais.stages import headers as h
-from relais.stages.delays import DelayTier, tier, tier_for
+from relais.stages.delays import TIERS, DelayTier, tier, tier_for
 from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
@@ -55,8 +55,12 @@ class RetryPolicy:
 def parse_tiers(text: str) -> tuple[str, ...]:
     """``"30s,5m,1h"`` → ``("30s", "5m", "1h")``; unknown tier labels are refused."""
     labels = tuple(label.strip() for label in text.split(",") if label.strip())
-    for label in labels:
-        tier(label)  # KeyError for an unknown tier
+    known = [t.label for t in TIERS]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown delay tier(s) {', '.join(unknown)} in {text!r}; tiers: {', '.join(known)}"
+        )
     return labels
 
 

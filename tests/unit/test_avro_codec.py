@@ -36,6 +36,7 @@ MEMBER: dict[str, Any] = {
         "arrondissement": 2,
         "nature_collectivite": "32",
     },
+    "retry_tiers": None,
 }
 
 ACTE: dict[str, Any] = {

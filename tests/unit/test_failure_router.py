@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from relais.errors import PartnerPermanentError, PartnerTransientError, ValueDecodeError
+from relais.errors import (
+    ConfigurationError,
+    PartnerPermanentError,
+    PartnerTransientError,
+    ValueDecodeError,
+)
 from relais.stages import headers as h
 from relais.stages.failures import FailureRouter, RetryPolicy, parse_tiers, partner_policies
 from relais.stages.records import FakeRecord
@@ -101,7 +106,7 @@ def test_a_member_policy_wins_over_the_partner_policy() -> None:
 
 def test_tier_and_partner_policy_parsing() -> None:
     assert parse_tiers(" 30s, 5m ,1h") == ("30s", "5m", "1h")
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigurationError, match="7s"):
         parse_tiers("7s")
     policies = partner_policies("tdt=5s,30s;sirene=1h")
     assert policies["tdt"].tiers == ("5s", "30s") and policies["sirene"].tiers == ("1h",)

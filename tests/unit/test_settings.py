@@ -15,7 +15,6 @@ def test_defaults() -> None:
     assert settings == Settings()
     assert settings.kafka_bootstrap == ""
     assert settings.kafka_port == 9092
-    assert settings.topic_partitions == 3
     assert settings.max_submission_bytes == 256 * 1024
     assert settings.max_acte_bytes == 150 * 1024 * 1024
     assert settings.tdt_timeout_seconds == 30.0
