@@ -77,6 +77,7 @@ class HubDependencies:
     acts: ActsDeps
     prefecture: PrefectureWatcher
     controls: ConnectorControls
+    ingress_counters: IngressCounters
     views: list[Lifecycle] = field(default_factory=list)
     runners: list[Lifecycle] = field(default_factory=list)
     stage_runners: dict[str, StageRunner] = field(default_factory=dict)
@@ -153,11 +154,12 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         return RetryPolicy(parse_tiers(member.retry_tiers))
 
     controls = ConnectorControls(bootstrap, codec)
+    ingress_counters = IngressCounters()
     ingress = ingress_runner(
         bootstrap,
         IngressDeps(codec=codec, members=members, blobs=blobs,
                     max_submission_bytes=settings.max_submission_bytes,
-                    counters=IngressCounters()),
+                    counters=ingress_counters),
         group_id=f"{settings.app_id}-ingress",
     )
     stages = {
@@ -177,6 +179,7 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         settings=settings, codec=codec, members=members, blobs=blobs, acts=acts,
         prefecture=PrefectureWatcher(acts, members),
         controls=controls,
+        ingress_counters=ingress_counters,
         views=[members, links, classifications, controls],
         runners=[*forwarders, *stages.values()],
         stage_runners=stages,
@@ -206,6 +209,17 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
     async def prefecture_messages() -> None:
         if hub.members.ready.is_set() and not hub.controls.paused("tdt"):
             await hub.prefecture.run_once()
+
+    @app.timer(60.0)
+    async def stage_counters() -> None:
+        """Every minute, one log line of what each stage did since start."""
+        log.info(
+            "hub.counters",
+            stages={name: {"handled": r.stats.handled, "failed": r.stats.failed}
+                     for name, r in hub.stage_runners.items()},
+            ingress_accepted=hub.ingress_counters.accepted,
+            ingress_rejected=hub.ingress_counters.rejected,
+        )
 
     class HubRuntime(Service):
         """Starts the views and the stages with the app, stops them with it."""

@@ -30,7 +30,9 @@ def submit(
     submission_id: str = typer.Option("", help="Your id for this submission (default: random)."),
     wait: float = typer.Option(15.0, help="Seconds to wait for notifications (0: don't)."),
 ) -> None:
-    """Upload the documents to the blob store, publish the ActeSubmission, print the answers."""
+    """Store the documents in the local blob store (as the hub API would), publish the
+    ActeSubmission on the member's topic, and print the notifications that arrive for it
+    within --wait seconds."""
     settings = load_settings()
     sid = submission_id or f"cli-{uuid.uuid4().hex[:12]}"
 
