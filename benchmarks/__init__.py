@@ -178,9 +178,9 @@ async def wait_marker(process: ManagedProcess, marker: str, limit: float, hint: 
 
 
 def ingress_ready(output: str) -> bool:
-    """True once a hub worker's log says it is ready (``ingress.started``, logged once the
+    """True once a hub worker's log says it is ready (``relais worker ready``, logged once the
     member registry is read and the ingress consumes)."""
-    return "ingress.started" in output
+    return "relais worker ready" in output
 
 
 def registry_read(output: str) -> bool:

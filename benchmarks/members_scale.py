@@ -11,13 +11,19 @@ On a throwaway broker (127.0.0.1:49092/49093, data in a temp dir) it measures
     each plus a registry record), in calls of ``--batch`` members, so a cost
     growing with the cluster's size shows in the per-batch figures;
 (b) the ``relais topics check`` work over every topic: reading the registry
-    (the member directory) then ``ops.topics.check_topics``;
+    (the member directory) then ``ops.topics.check_topics``, right after the
+    registration and again once the broker lists every created topic (a KRaft
+    broker acknowledges CreateTopics before its metadata shows the topics; the
+    delay is reported);
 (c) the hub worker's start with N members: spawn → ``members.directory_ready``
-    → ``ingress.started`` → the ingress group holds every submissions partition
+    → ``relais worker ready`` → the ingress group holds every submissions partition
     (seen with DescribeGroups) → a submission published to the LAST member before
     the spawn is answered on its notifications topic (end-to-end readiness);
 (d) the same worker start with a single member, measured first in the same
     run (before the N members exist), as the baseline.
+
+Each worker start is repeated ``--repeat`` times (fresh app id each time) and
+the medians are compared: on a shared machine one start varies by seconds.
 
 The broker's RSS is shown before and after the registration.
 """
@@ -28,9 +34,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -112,8 +121,12 @@ class Registered:
 class Checked:
     topics: int = 0
     drift: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
     directory_seconds: float = 0.0
     check_seconds: float = 0.0
+
+    def kinds_text(self) -> str:
+        return ", ".join(f"{kind} {count}" for kind, count in self.kinds.most_common()) or "-"
 
 
 @dataclass
@@ -124,6 +137,8 @@ class Figures:
     rss_before: float | None = None
     rss_after: float | None = None
     registered: Registered = field(default_factory=Registered)
+    checked_at_once: Checked = field(default_factory=Checked)
+    visible_after: float | None = None
     checked: Checked = field(default_factory=Checked)
     starts: list[WorkerStart] = field(default_factory=list)
 
@@ -189,7 +204,7 @@ async def measure_worker_start(
         started = time.monotonic()
         worker.start()
         next_describe = 0.0
-        while figures.probe_answered is None or figures.all_assigned is None:
+        while None in (figures.probe_answered, figures.all_assigned, figures.ingress_started):
             now = time.monotonic() - started
             if not worker.running():
                 raise BenchmarkError(
@@ -203,14 +218,15 @@ async def measure_worker_start(
                     figures.ingress_started = now
                 elif now > start_timeout:
                     raise BenchmarkError(
-                        f"{worker.name} did not log ingress.started within {start_timeout:.0f} s "
+                        f"{worker.name} did not print 'relais worker ready' within "
+                        f"{start_timeout:.0f} s "
                         f"(slow machine? raise --start-timeout). Last output:\n"
                         f"{worker.output()[-3000:]}"
                     )
             if now > ready_timeout:
                 raise BenchmarkError(
                     f"{worker.name} not fully ready within {ready_timeout:.0f} s (slow machine? "
-                    f"raise --ready-timeout): ingress.started at {fmt(figures.ingress_started)} s, "
+                    f"raise --ready-timeout): ready at {fmt(figures.ingress_started)} s, "
                     f"all {partitions} partitions assigned at {fmt(figures.all_assigned)} s, "
                     f"probe answered at {fmt(figures.probe_answered)} s. Last output:\n"
                     f"{worker.output()[-2000:]}"
@@ -303,7 +319,24 @@ async def topics_check(bootstrap: str, admin: AIOKafkaAdminClient, app_id: str) 
     checked.check_seconds = time.monotonic() - began
     checked.topics = len(specs)
     checked.drift = len(drift)
+    checked.kinds = Counter(item.what for item in drift)
     return checked
+
+
+async def wait_listed(admin: AIOKafkaAdminClient, names: list[str], limit: float) -> float:
+    """Seconds until the broker's metadata (ListTopics) shows every topic in ``names``."""
+    began = time.monotonic()
+    wanted = set(names)
+    while True:
+        missing = wanted - set(await admin.list_topics())
+        if not missing:
+            return time.monotonic() - began
+        if time.monotonic() - began > limit:
+            raise BenchmarkError(
+                f"{len(missing)} of {len(wanted)} created topics still not in the broker's "
+                f"metadata after {limit:.0f} s (e.g. {sorted(missing)[0]}); slow machine?"
+            )
+        await asyncio.sleep(0.25)
 
 
 async def scenario(
@@ -318,22 +351,28 @@ async def scenario(
     await publisher.start()
     try:
         async with admin_client(bootstrap) as admin:
-            await apply_topics(
-                admin, [*hub_topics(BASELINE_APP_ID), *faust_internal_topics(SCALE_APP_ID)]
-            )
+            app_ids = [
+                f"{app}-{attempt}" for app in (BASELINE_APP_ID, SCALE_APP_ID)
+                for attempt in range(1, args.repeat + 1)
+            ]
+            await apply_topics(admin, list(hub_topics(app_ids[0])))
+            await apply_topics(admin, [t for a in app_ids[1:] for t in faust_internal_topics(a)])
             await register_members(admin, publisher, registrations_for([baseline_siren]))
 
             warm_imports()
-            print("(d) baseline: hub worker start with 1 member ...", flush=True)
-            figures.starts.append(
-                await measure_worker_start(
-                    stack, admin, publisher, label="1 member", bootstrap=bootstrap,
-                    data_dir=work / "hub-one", app_id=BASELINE_APP_ID,
-                    probe_siren=baseline_siren, members_in_registry=1,
-                    log_level=args.worker_log_level, start_timeout=args.start_timeout,
-                    ready_timeout=args.ready_timeout,
+            for attempt in range(1, args.repeat + 1):
+                print(f"(d) baseline: hub worker start with 1 member ({attempt}/{args.repeat}) ...",
+                      flush=True)
+                figures.starts.append(
+                    await measure_worker_start(
+                        stack, admin, publisher, label="1 member", bootstrap=bootstrap,
+                        data_dir=work / f"hub-one-{attempt}",
+                        app_id=f"{BASELINE_APP_ID}-{attempt}",
+                        probe_siren=baseline_siren, members_in_registry=1,
+                        log_level=args.worker_log_level, start_timeout=args.start_timeout,
+                        ready_timeout=args.ready_timeout,
+                    )
                 )
-            )
             figures.rss_before = rss_mib(broker.running_pid())
 
             print(f"(a) registering {args.members} members ...", flush=True)
@@ -341,22 +380,31 @@ async def scenario(
                 admin, publisher, registrations_for(scale_sirens), args.batch,
                 args.register_timeout,
             )
-            await asyncio.sleep(2.0)  # let the broker settle before sampling its memory
+            print("(b) checking every topic (`relais topics check` equivalent) at once ...",
+                  flush=True)
+            figures.checked_at_once = await topics_check(bootstrap, admin, app_ids[0])
+            print("    waiting until the broker lists every created topic ...", flush=True)
+            names = [t.name for s in scale_sirens for t in member_topics(s)]
+            figures.visible_after = figures.checked_at_once.directory_seconds + (
+                figures.checked_at_once.check_seconds
+            ) + await wait_listed(admin, names, args.register_timeout)
             figures.rss_after = rss_mib(broker.running_pid())
+            print("(b) checking every topic again ...", flush=True)
+            figures.checked = await topics_check(bootstrap, admin, app_ids[0])
 
-            print("(b) checking every topic (`relais topics check` equivalent) ...", flush=True)
-            figures.checked = await topics_check(bootstrap, admin, SCALE_APP_ID)
-
-            print(f"(c) hub worker start with {args.members} members ...", flush=True)
-            figures.starts.append(
-                await measure_worker_start(
-                    stack, admin, publisher, label=f"{args.members} members",
-                    bootstrap=bootstrap, data_dir=work / "hub-many", app_id=SCALE_APP_ID,
-                    probe_siren=scale_sirens[-1], members_in_registry=args.members + 1,
-                    log_level=args.worker_log_level, start_timeout=args.start_timeout,
-                    ready_timeout=args.ready_timeout,
+            for attempt in range(1, args.repeat + 1):
+                print(f"(c) hub worker start with {args.members} members "
+                      f"({attempt}/{args.repeat}) ...", flush=True)
+                figures.starts.append(
+                    await measure_worker_start(
+                        stack, admin, publisher, label=f"{args.members} members",
+                        bootstrap=bootstrap, data_dir=work / f"hub-many-{attempt}",
+                        app_id=f"{SCALE_APP_ID}-{attempt}",
+                        probe_siren=scale_sirens[-1], members_in_registry=args.members + 1,
+                        log_level=args.worker_log_level, start_timeout=args.start_timeout,
+                        ready_timeout=args.ready_timeout,
+                    )
                 )
-            )
     except InfrastructureError as exc:
         raise BenchmarkError(str(exc)) from exc
     finally:
@@ -377,7 +425,7 @@ def report(figures: Figures) -> str:
         ["members registered", fmt(reg.members)],
         ["topics created (2 per member)", fmt(2 * reg.members)],
         [f"register_members calls ({figures.batch} members each)", fmt(len(reg.batches))],
-        ["total seconds", fmt(reg.seconds)],
+        ["seconds until register_members returned", fmt(reg.seconds)],
         ["ms per member (overall)", fmt(per_member_ms, 1)],
     ]
     if reg.batches:
@@ -386,50 +434,75 @@ def report(figures: Figures) -> str:
         rows.append(["ms per member, first call", fmt(first_s / first_n * 1000, 1)])
         rows.append(["ms per member, last call", fmt(last_s / last_n * 1000, 1)])
     rows.append(["broker RSS MiB before registration", fmt(figures.rss_before, 0)])
-    rows.append(["broker RSS MiB after registration", fmt(figures.rss_after, 0)])
+    rows.append(["broker RSS MiB after (all topics listed)", fmt(figures.rss_after, 0)])
     lines.append(table(["(a) registration", "value"], rows))
     lines.append("")
 
-    chk = figures.checked
+    now, later = figures.checked_at_once, figures.checked
     rows = [
-        ["topics checked", fmt(chk.topics)],
-        ["differences found", fmt(chk.drift)],
-        ["read the member registry s", fmt(chk.directory_seconds)],
-        ["check_topics s", fmt(chk.check_seconds)],
-        ["total s", fmt(chk.directory_seconds + chk.check_seconds)],
+        ["topics checked", fmt(now.topics), fmt(later.topics)],
+        ["differences found", fmt(now.drift), fmt(later.drift)],
+        ["differences by kind", now.kinds_text(), later.kinds_text()],
+        ["read the member registry s", fmt(now.directory_seconds), fmt(later.directory_seconds)],
+        ["check_topics s", fmt(now.check_seconds), fmt(later.check_seconds)],
+        ["total s", fmt(now.directory_seconds + now.check_seconds),
+         fmt(later.directory_seconds + later.check_seconds)],
     ]
-    lines.append(table(["(b) `relais topics check` equivalent", "value"], rows))
+    lines.append(table(
+        ["(b) `relais topics check` equivalent", "right after (a)", "once all listed"], rows
+    ))
+    lines.append(
+        f"every created topic listed by the broker {fmt(figures.visible_after)} s after "
+        "register_members returned"
+    )
     lines.append("")
 
-    starts = {s.label: s for s in figures.starts}
-    ordered = sorted(figures.starts, key=lambda s: s.members_in_registry)
-    headers = ["(c)/(d) hub worker start, s since spawn", *(s.label for s in ordered)]
-    if len(ordered) == 2:
-        headers.append("difference")
+    labels = list(dict.fromkeys(s.label for s in figures.starts))  # runs' order
+    runs = {label: [s for s in figures.starts if s.label == label] for label in labels}
+    repeats = max((len(r) for r in runs.values()), default=0)
+    spread = repeats > 1
+    title = "(c)/(d) hub worker start, s since spawn"
+    if spread:
+        title += f", median (min-max) of {repeats}"
+    headers = [title, *labels]
+    if len(labels) == 2:
+        headers.append("difference of medians")
 
-    def row(name: str, values: list[float | None], digits: int = 2) -> list[str]:
-        cells = [name, *(fmt(v, digits) for v in values)]
-        if len(values) == 2:
-            a, b = values
+    def row(name: str, get: Callable[[WorkerStart], float | None], digits: int = 2) -> list[str]:
+        cells = [name]
+        medians: list[float | None] = []
+        for label in labels:
+            values = [v for v in (get(s) for s in runs[label]) if v is not None]
+            middle = statistics.median(values) if values else None
+            medians.append(middle)
+            text = fmt(middle, digits)
+            low, high = (fmt(min(values), digits), fmt(max(values), digits)) if values else ("", "")
+            if spread and low != high:
+                text += f" ({low}-{high})"
+            cells.append(text)
+        if len(medians) == 2:
+            a, b = medians
             cells.append(fmt(b - a + 0.0, digits) if a is not None and b is not None else "-")
         return cells
 
     rows = [
-        row("members in registry", [float(s.members_in_registry) for s in ordered], 0),
-        row("submissions partitions to assign", [float(s.submissions_partitions) for s in ordered],
-            0),
-        row("member registry read", [s.directory_ready for s in ordered]),
-        row("ingress.started", [s.ingress_started for s in ordered]),
-        row("all submissions partitions assigned", [s.all_assigned for s in ordered]),
-        row("probe on last member answered", [s.probe_answered for s in ordered]),
-        row("worker RSS MiB when ready", [s.rss_mib for s in ordered], 0),
-        row("worker stop (SIGTERM to exit) s", [s.stop_seconds for s in ordered]),
+        row("members in registry", lambda s: float(s.members_in_registry), 0),
+        row("submissions partitions to assign", lambda s: float(s.submissions_partitions), 0),
+        row("member registry read", lambda s: s.directory_ready),
+        row("relais worker ready", lambda s: s.ingress_started),
+        row("all submissions partitions assigned", lambda s: s.all_assigned),
+        row("probe on last member answered", lambda s: s.probe_answered),
+        row("worker RSS MiB when ready", lambda s: s.rss_mib, 0),
+        row("worker stop (SIGTERM to exit) s", lambda s: s.stop_seconds),
     ]
     lines.append(table(headers, rows))
-    lines.append("(times sampled every ~0.1-0.25 s; the probe was published before the spawn)")
-    for label in starts:
-        for note in starts[label].notes:
-            lines.append(f"note ({label}): {note}")
+    lines.append(
+        "(times sampled every ~0.1-0.25 s; each start uses a fresh app id, so fresh consumer "
+        "groups; the probe was published before the spawn)"
+    )
+    for start in figures.starts:
+        for note in start.notes:
+            lines.append(f"note ({start.label}): {note}")
     return "\n".join(lines)
 
 
@@ -449,16 +522,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--register-timeout", type=float, default=1800.0,
                         help="seconds for the whole registration (default 1800)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
-                        help="seconds from spawn to ingress.started (default 300)")
+                        help="seconds from spawn to relais worker ready (default 300)")
     parser.add_argument("--ready-timeout", type=float, default=900.0,
                         help="seconds from spawn to the probe's answer (default 900)")
-    parser.add_argument("--worker-log-level", default="INFO",
-                        help="RELAIS_LOG_LEVEL of the hub worker (default INFO)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="hub worker starts per configuration, medians shown (default 3)")
+    parser.add_argument("--worker-log-level", default="INFO", choices=["DEBUG", "INFO"],
+                        help="RELAIS_LOG_LEVEL of the hub worker (default INFO; its INFO "
+                        "lines are the readiness markers)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (broker data, worker logs)")
     args = parser.parse_args(argv)
     if args.members < 1 or args.members > 20000:
         parser.error("--members must be between 1 and 20000")
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be between 1 and 20")
     if args.batch < 1:
         parser.error("--batch must be positive")
     return args

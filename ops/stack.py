@@ -10,6 +10,7 @@ from typing import Any
 
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
+from relais.app import READY_LINE
 from relais.members.model import TdtSettings
 from relais.settings import Settings
 
@@ -82,7 +83,7 @@ class Stack:
     def start_worker(self, name: str = "worker") -> ManagedProcess:
         process = ManagedProcess(name, ["worker"], self.env(), self.log_dir / f"{name}.log")
         process.start()
-        process.wait_for("ingress.started", timeout=120)
+        process.wait_for(READY_LINE, timeout=120)
         self.processes[name] = process
         return process
 

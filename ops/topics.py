@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -10,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from relais.errors import InfrastructureError
 from topics.spec import TopicSpec
 
 log = structlog.get_logger(__name__)
@@ -59,6 +62,29 @@ async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, di
                 _error, _msg, _type, name, entries = resource[:5]
                 configs[name] = {entry[0]: entry[1] for entry in entries}
     return configs
+
+
+async def wait_until_listed(
+    admin: AIOKafkaAdminClient, names: Sequence[str], deadline_s: float = 180.0
+) -> float:
+    """Wait until the broker lists every topic in ``names``; seconds waited.
+
+    Kafka accepts a batch of CreateTopics at once but makes the topics visible
+    progressively (seconds for thousands); callers that publish to them, or
+    announce them, wait here first.
+    """
+    started = time.monotonic()
+    missing = set(names)
+    while missing:
+        missing -= set(await admin.list_topics())
+        if not missing:
+            break
+        if time.monotonic() - started > deadline_s:
+            raise InfrastructureError(
+                f"{len(missing)} created topics are still not listed after {deadline_s:.0f} s"
+            )
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 async def check_topics(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[Drift]:
@@ -112,6 +138,8 @@ async def apply_topics(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -
                 [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.configs())]
             )
             report.updated.append(spec.name)
+    if report.created:
+        await wait_until_listed(admin, report.created)
     touched = set(report.created) | set(report.updated)
     report.updated = sorted(set(report.updated))
     report.unchanged = [s.name for s in specs if s.name not in touched]

@@ -11,6 +11,7 @@ with fakes. One worker process runs:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -59,6 +60,9 @@ from topics.catalogue import (
 )
 
 log = structlog.get_logger(__name__)
+
+#: Printed on stderr once every view is loaded and every stage consumes.
+READY_LINE = "relais worker ready"
 
 
 class Lifecycle(Protocol):
@@ -227,7 +231,9 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
         async def on_start(self) -> None:
             configure_logging(settings.log_format, settings.log_level)
             await hub.start()
-            log.info("ingress.started")
+            log.info("hub.ready")
+            # The readiness line supervisors wait for, whatever the log level.
+            print(READY_LINE, file=sys.stderr, flush=True)
 
         async def on_stop(self) -> None:
             await hub.stop()

@@ -13,6 +13,7 @@ import pytest
 from ops.members import Registration, new_member, register_members
 from ops.processes import ManagedProcess
 from ops.topics import apply_topics
+from relais.app import READY_LINE
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.settings import Settings
@@ -72,7 +73,7 @@ def hub(
     worker = ManagedProcess("worker", ["worker"], env, data_dir / "worker.log")
     worker.start()
     try:
-        worker.wait_for("ingress.started", timeout=120)
+        worker.wait_for(READY_LINE, timeout=120)
         yield RunningHub(settings, worker, env)
     finally:
         worker.stop()
