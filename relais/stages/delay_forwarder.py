@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
+from relais.stages.runner import TRANSACTION_TIMEOUT_MS
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ class DelayForwarder:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
         )

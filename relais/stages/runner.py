@@ -34,6 +34,13 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[InputRecord], Awaitable[list[Outbound]]]
 
+#: A transaction here only wraps the sends of a batch already handled, so it lasts well
+#: under a second. The transactional id carries the pid, so a restarted worker does not
+#: fence the transaction a crashed one left open: the broker aborts it only once this
+#: timeout expires, and until then read_committed consumers of every partition it wrote
+#: to (links, flow events, delay tiers…) are stuck at its first offset. Keep it short.
+TRANSACTION_TIMEOUT_MS = 15_000
+
 
 @dataclass
 class StageStats:
@@ -112,7 +119,7 @@ class StageRunner:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
-            transaction_timeout_ms=900000,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
         )
