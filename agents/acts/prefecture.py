@@ -11,6 +11,7 @@ event id, derived from its content, and is delivered once per process.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -71,16 +72,21 @@ class PrefectureWatcher:
                 seen.add(key)
                 yield member
 
-    async def run_once(self) -> int:
-        """One round over every TdT account; returns the messages delivered."""
-        delivered = 0
-        for member in self._accounts():
-            try:
-                delivered += await self._account(member)
-            except RelaisError as exc:
-                log.warning("acts.prefecture_round_failed", member=member.siren,
-                            error=str(exc), retriable=exc.retriable)
-        return delivered
+    async def run_once(self, concurrency: int = 8) -> int:
+        """One round over every TdT account, several accounts at a time, so one slow or
+        failing TdT does not hold the others; returns the messages delivered."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(member: Member) -> int:
+            async with gate:
+                try:
+                    return await self._account(member)
+                except RelaisError as exc:
+                    log.warning("acts.prefecture_round_failed", member=member.siren,
+                                error=str(exc), retriable=exc.retriable)
+                    return 0
+
+        return sum(await asyncio.gather(*(one(member) for member in self._accounts())))
 
     async def _account(self, member: Member) -> int:
         assert member.tdt is not None
@@ -95,10 +101,15 @@ class PrefectureWatcher:
                 log.info("acts.prefecture_message_waits", document=ref.id,
                          transaction_id=ref.related_transaction_id)
                 continue
-            archive = await connector.get_prefecture_document(ref.id)
-            if await self._deliver(flow_id, ref, archive):
-                delivered += 1
-            await connector.mark_prefecture_document_read(ref.id)
+            try:
+                archive = await connector.get_prefecture_document(ref.id)
+                if await self._deliver(flow_id, ref, archive):
+                    delivered += 1
+                await connector.mark_prefecture_document_read(ref.id)
+            except RelaisError as exc:
+                # this message waits for the next round; the others go on now
+                log.warning("acts.prefecture_message_failed", document=ref.id,
+                            error=str(exc), retriable=exc.retriable)
         return delivered
 
     async def _deliver(self, flow_id: str, ref: PrefectureDocumentRef, archive: bytes) -> bool:
