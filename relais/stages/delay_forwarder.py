@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
 
 import structlog
@@ -21,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
+from relais.stages.instance import transactional_id
 from relais.stages.runner import TRANSACTION_TIMEOUT_MS
 
 log = structlog.get_logger(__name__)
@@ -58,7 +57,7 @@ class DelayForwarder:
                 await self._producer.stop()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
-            transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
+            transactional_id=transactional_id(self.group_id),
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -27,6 +25,7 @@ from aiokafka.errors import KafkaError
 from relais.flows.outbound import Outbound
 from relais.stages import headers as h
 from relais.stages.failures import FailureRouter
+from relais.stages.instance import transactional_id
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER
 
@@ -35,10 +34,10 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[InputRecord], Awaitable[list[Outbound]]]
 
 #: A transaction here only wraps the sends of a batch already handled, so it lasts well
-#: under a second. The transactional id carries the pid, so a restarted worker does not
-#: fence the transaction a crashed one left open: the broker aborts it only once this
-#: timeout expires, and until then read_committed consumers of every partition it wrote
-#: to (links, flow events, delay tiers…) are stuck at its first offset. Keep it short.
+#: under a second. A restarted worker fences the transaction its crashed predecessor left
+#: open (same transactional id, see relais.stages.instance); this timeout is the backstop
+#: for a worker that does not come back: until it expires, read_committed readers of every
+#: partition the open transaction wrote to are held at its first offset. Keep it short.
 TRANSACTION_TIMEOUT_MS = 15_000
 
 
@@ -118,7 +117,7 @@ class StageRunner:
                 await self._producer.stop()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
-            transactional_id=f"{self.group_id}-{socket.gethostname()}-{os.getpid()}",
+            transactional_id=transactional_id(self.group_id),
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
