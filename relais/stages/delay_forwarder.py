@@ -78,49 +78,64 @@ class DelayForwarder:
         return float(record.timestamp) / 1000.0 + self.tier.seconds
 
     async def _run(self) -> None:
-        assert self._consumer is not None
         while True:
-            now = time.time()
-            for tp, not_before in list(self._not_before.items()):
-                if not_before <= now:
-                    self._consumer.resume(tp)
-                    del self._not_before[tp]
             try:
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
-            except KafkaError as exc:
-                log.warning("delay.fetch_failed", tier=self.tier.label, error=str(exc))
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. pause/seek on a partition a rebalance just took away: never let the
+                # tier stop forwarding; the next step starts again from committed offsets.
+                log.exception("delay.step_failed", tier=self.tier.label)
+                self._not_before.clear()
                 await asyncio.sleep(1.0)
-                continue
-            if not batches:
-                continue
-            due: dict[TopicPartition, list[ConsumerRecord]] = {}
-            for tp, records in batches.items():
-                count = 0
-                for record in records:
-                    if self._due_at(record) > now:
-                        break
-                    count += 1
-                ready = records[:count]
-                if len(ready) < len(records):
-                    first_undue = records[len(ready)]
-                    self._consumer.seek(tp, first_undue.offset)
-                    self._consumer.pause(tp)
-                    self._not_before[tp] = self._due_at(first_undue)
-                if ready:
-                    due[tp] = ready
-            if due:
-                try:
-                    await self._forward(due)
-                except KafkaError as exc:
-                    log.error("delay.forward_failed", tier=self.tier.label, error=str(exc))
-                    await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        assert self._consumer is not None
+        now = time.time()
+        assigned = self._consumer.assignment()
+        for tp, not_before in list(self._not_before.items()):
+            if tp not in assigned:
+                del self._not_before[tp]  # revoked: its new owner starts from committed
+            elif not_before <= now:
+                self._consumer.resume(tp)
+                del self._not_before[tp]
+        try:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+        except KafkaError as exc:
+            log.warning("delay.fetch_failed", tier=self.tier.label, error=str(exc))
+            await asyncio.sleep(1.0)
+            return
+        if not batches:
+            return
+        due: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for tp, records in batches.items():
+            count = 0
+            for record in records:
+                if self._due_at(record) > now:
+                    break
+                count += 1
+            ready = records[:count]
+            if len(ready) < len(records):
+                first_undue = records[len(ready)]
+                self._consumer.seek(tp, first_undue.offset)
+                self._consumer.pause(tp)
+                self._not_before[tp] = self._due_at(first_undue)
+            if ready:
+                due[tp] = ready
+        if due:
+            try:
+                await self._forward(due)
+            except KafkaError as exc:
+                log.error("delay.forward_failed", tier=self.tier.label, error=str(exc))
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(KafkaError):
+                    await self._new_producer()
+                for tp in due:
                     with contextlib.suppress(KafkaError):
-                        await self._new_producer()
-                    for tp in due:
-                        with contextlib.suppress(KafkaError):
-                            offset = await self._consumer.committed(tp)
-                            if offset is not None:
-                                self._consumer.seek(tp, offset)
+                        offset = await self._consumer.committed(tp)
+                        if offset is not None:
+                            self._consumer.seek(tp, offset)
 
     async def _forward(self, due: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self._producer is not None

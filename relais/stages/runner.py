@@ -146,7 +146,7 @@ class StageRunner:
                 batches = await self._consumer.getmany(
                     timeout_ms=1000, max_records=self._max_records
                 )
-            except KafkaError as exc:
+            except (KafkaError, AssertionError) as exc:  # AssertionError: mid-rebalance
                 log.warning("stage.fetch_failed", stage=self.stage, error=str(exc))
                 await asyncio.sleep(1.0)
                 continue
