@@ -19,8 +19,7 @@ from aiokafka.errors import KafkaError
 
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
-from relais.stages.instance import transactional_id
-from relais.stages.runner import TRANSACTION_TIMEOUT_MS
+from relais.stages.instance import fresh_transactional_producer
 
 log = structlog.get_logger(__name__)
 
@@ -52,17 +51,9 @@ class DelayForwarder:
         self._task = asyncio.create_task(self._run(), name=f"delay-{self.tier.label}")
 
     async def _new_producer(self) -> None:
-        if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            transactional_id=transactional_id(self.group_id),
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-            linger_ms=5,
-            max_request_size=4 * 1024 * 1024,
+        self._producer = await fresh_transactional_producer(
+            self._bootstrap, self.group_id, self._producer
         )
-        await self._producer.start()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from relais.flows.outbound import Outbound
 from relais.stages import headers as h
 from relais.stages.failures import FailureRouter
-from relais.stages.instance import transactional_id
+from relais.stages.instance import fresh_transactional_producer
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER
 
@@ -33,12 +33,6 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[InputRecord], Awaitable[list[Outbound]]]
 
-#: A transaction here only wraps the sends of a batch already handled, so it lasts well
-#: under a second. A restarted worker fences the transaction its crashed predecessor left
-#: open (same transactional id, see relais.stages.instance); this timeout is the backstop
-#: for a worker that does not come back: until it expires, read_committed readers of every
-#: partition the open transaction wrote to are held at its first offset. Keep it short.
-TRANSACTION_TIMEOUT_MS = 15_000
 
 
 @dataclass
@@ -110,19 +104,9 @@ class StageRunner:
                  pattern=self._pattern)
 
     async def _new_producer(self) -> None:
-        """(Re)create the transactional producer; after a broker outage the old one may be
-        left in an error state that no further transaction can clear."""
-        if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            transactional_id=transactional_id(self.group_id),
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-            linger_ms=5,
-            max_request_size=4 * 1024 * 1024,
+        self._producer = await fresh_transactional_producer(
+            self._bootstrap, self.group_id, self._producer
         )
-        await self._producer.start()
 
     async def stop(self) -> None:
         if self._task is not None:
