@@ -90,7 +90,7 @@ class CompactedView(Generic[T]):
         )
         await consumer.start()
         self._consumer = consumer
-        partitions = consumer.partitions_for_topic(self.topic) or {0}
+        partitions = await consumer._client._wait_on_metadata(self.topic)
         assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)

@@ -64,6 +64,7 @@ def sirens(prefix: str, count: int) -> list[str]:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the teardown finish
     raise KeyboardInterrupt(f"signal {signum}")
 
 
