@@ -52,13 +52,6 @@ def hub(fault_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         running.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN BUG, open: after SIGKILL + restart some actes stay 'validated' — the "
-    "delivery stage keeps waiting for links it cannot see and retries parked in the delay "
-    "tiers do not come back (seen twice: 1,319 and 1,341 of 2,000 stuck; none posted twice). "
-    "Reported as xfail, never as a pass.",
-)
 async def test_worker_killed_while_actes_flow(hub: FaultHub) -> None:
     rng = random.Random(SEED)
     per_member = [drafts(siren, hub.blob, ACTES_PER_MEMBER, tag="K") for siren in hub.sirens]
