@@ -10,7 +10,6 @@ record comes back from the broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relais.errors import DecodeError
+from relais.kafka.lifecycle import stop_loop
 from relais.wire.avro_codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -126,9 +126,4 @@ class CompactedView(Generic[T]):
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_loop(self._task, self._consumer)

@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
 from relais.stages.instance import fresh_transactional_producer
@@ -56,14 +57,7 @@ class DelayForwarder:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        await stop_loop(self._task, self._consumer, self._producer)
 
     def _due_at(self, record: ConsumerRecord) -> float:  # type: ignore[type-arg]
         return float(record.timestamp) / 1000.0 + self.tier.seconds

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from relais.flows.outbound import Outbound
+from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
 from relais.stages.failures import FailureRouter
 from relais.stages.instance import fresh_transactional_producer
@@ -109,14 +110,7 @@ class StageRunner:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        await stop_loop(self._task, self._consumer, self._producer)
         log.info("stage.stopped", stage=self.stage, handled=self.stats.handled,
                  failed=self.stats.failed)
 
