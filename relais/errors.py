@@ -21,7 +21,12 @@ the connector boundary; nothing above a connector catches httpx or zeep errors.
     │   ├── PartnerTransientError    yes  timeout, connection, 5xx, 429, partner busy
     │   │   └── PartnerTimeoutError  yes
     │   └── PartnerPermanentError    no   4xx, SOAP client fault, schema rejection
+    │       ├── PartnerRefusedError  no   the partner read the request and said no (S²LOW
+    │       │                             ``KO`` line, SOAP ``codeRetour`` KO): its own words
+    │       │                             reach the member as a rejection
+    │       ├── PartnerAuthError     no   credentials or TLS client certificate refused
     │       └── PartnerReplyError    no   the partner answered something unreadable
+    │           └── PartnerReplyTooLargeError  no  the answer exceeded the endpoint's cap
     └── InfrastructureError          yes  broker or store unavailable
 """
 
@@ -128,8 +133,30 @@ class PartnerPermanentError(PartnerError):
     code = "partner_permanent"
 
 
+class PartnerRefusedError(PartnerPermanentError):
+    """The partner understood the request and refused it (a business refusal).
+
+    Stages turn it into a *rejected* flow whose message is the partner's own text;
+    they never look at HTTP statuses to decide that (S²LOW refuses with HTTP 200).
+    """
+
+    code = "partner_refused"
+
+
+class PartnerAuthError(PartnerPermanentError):
+    """The partner refused the member's credentials or TLS client certificate."""
+
+    code = "partner_auth"
+
+
 class PartnerReplyError(PartnerPermanentError):
     code = "partner_reply"
+
+
+class PartnerReplyTooLargeError(PartnerReplyError):
+    """A partner's answer went past the size cap of its endpoint; it was not read whole."""
+
+    code = "partner_reply_too_large"
 
 
 class InfrastructureError(RelaisError):
