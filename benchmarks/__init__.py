@@ -3,15 +3,17 @@
 Each benchmark is a module run with ``python -m benchmarks.<name>`` from the
 repository root (``--help`` lists its knobs). It starts its OWN broker, like the
 test suite does (``tests/conftest.py``): data in a temporary directory, fixed
-loopback ports, broker jars from the project's shared cache. Everything it
+loopback ports picked free at start (never fixed ones: a fixed port inside Linux's
+ephemeral range, 32768-60999, can be taken as a client's source port first), broker jars
+from the project's shared cache. Everything it
 starts (broker, hub worker, helper processes) is stopped on the way out, also on
 Ctrl-C, SIGTERM and errors; ``--keep`` leaves the temporary directory (logs) in
 place for inspection.
 
 - ``benchmarks.members_scale``: registering many members, checking their topics,
-  starting the hub worker with many members (ports 49092/49093).
+  starting the hub worker with many members.
 - ``benchmarks.ingress_throughput``: records/s and latency of the hub ingress
-  against a bare aiokafka loop (ports 49192/49193).
+  against a bare aiokafka loop.
 
 This module holds the helpers both share.
 """
@@ -25,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +70,21 @@ def shared_kafka_libs_dir() -> Path:
     return Path(defaults.data_dir) / "kafka" / "libs"
 
 
+def free_port_pair() -> tuple[int, int]:
+    """Two distinct loopback ports free right now, for a broker's client and controller.
+
+    Both sockets stay bound until both ports are known, so the two differ; the kernel
+    does not hand a port that a listener holds to a client as its source port.
+    """
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second,
+    ):
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])
+
+
 def broker_settings(data_dir: Path, kafka_port: int, controller_port: int) -> Settings:
     """Settings of a throwaway local broker in ``data_dir`` using the shared jar cache."""
     return Settings.from_env(
@@ -79,9 +97,12 @@ def broker_settings(data_dir: Path, kafka_port: int, controller_port: int) -> Se
 
 
 def start_broker(
-    stack: contextlib.ExitStack, data_dir: Path, ports: tuple[int, int], timeout: float
+    stack: contextlib.ExitStack, data_dir: Path, timeout: float,
+    ports: tuple[int, int] | None = None,
 ) -> tuple[LocalBroker, float]:
-    """Start a broker in ``data_dir``; ``stack`` stops it. Returns it and its start seconds."""
+    """Start a broker in ``data_dir`` on ``ports`` (default: two free ones); ``stack`` stops
+    it. Returns it and its start seconds."""
+    ports = ports or free_port_pair()
     broker = LocalBroker(broker_settings(data_dir, *ports))
     # Registered before start: an interrupt while it boots still stops it.
     stack.callback(broker.stop)

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.ingress_throughput
     .venv/bin/python -m benchmarks.ingress_throughput --records 2000 --members 5 --size large
 
-On a throwaway broker (127.0.0.1:49192/49193, data in a temp dir) it registers
+On a throwaway broker (free loopback ports, data in a temp dir) it registers
 ``--members`` members, stores one PDF in the hub worker's blob directory, then
 runs two phases over the SAME member topics, one after the other:
 
@@ -84,7 +84,6 @@ from topics import member as member_topics
 from topics.catalogue import hub_topics
 from topics.member import SUBMISSIONS_PATTERN, siren_of_submissions_topic
 
-PORTS = (49192, 49193)
 APP_ID = "relais-bench-tp"
 BASELINE_GROUP = "relais-bench-baseline"
 BASELINE_MARKER = "baseline.started"
@@ -552,7 +551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ingress_throughput",
         description="Hub ingress throughput and latency against a bare aiokafka loop, on a "
-        "throwaway broker at 127.0.0.1:49192.",
+        "throwaway broker on free loopback ports.",
     )
     parser.add_argument("--records", type=int, default=5000,
                         help="submissions per phase (default 5000)")
@@ -595,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(stack: contextlib.ExitStack) -> None:
         work = temp_dir(stack, "relais-bench-ingress-", args.keep)
-        broker, seconds = start_broker(stack, work / "broker", PORTS, args.broker_timeout)
+        broker, seconds = start_broker(stack, work / "broker", args.broker_timeout)
         print(f"Broker ready in {seconds:.1f} s (pid {broker.running_pid()})", flush=True)
         load_before = load_line()
         phases = asyncio.run(scenario(stack, args, broker, work))

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python -m benchmarks.members_scale               # 1100 members
     .venv/bin/python -m benchmarks.members_scale --members 200
 
-On a throwaway broker (127.0.0.1:49092/49093, data in a temp dir) it measures
+On a throwaway broker (free loopback ports, data in a temp dir) it measures
 
 (a) registering N members with ``ops.members.register_members`` (two topics
     each plus a registry record), in calls of ``--batch`` members, so a cost
@@ -83,7 +83,6 @@ from topics.catalogue import faust_internal_topics, hub_topics
 from topics.member import member_topics, siren_of_submissions_topic
 from topics.spec import TopicSpec
 
-PORTS = (49092, 49093)
 BASELINE_APP_ID = "relais-bench-one"
 SCALE_APP_ID = "relais-bench-many"
 
@@ -510,7 +509,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.members_scale",
         description="Registration, topic check and hub worker start with many members, on a "
-        "throwaway broker at 127.0.0.1:49092.",
+        "throwaway broker on free loopback ports.",
     )
     parser.add_argument("--members", type=int, default=1100, help="N members (default 1100)")
     parser.add_argument(
@@ -549,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     def body(stack: contextlib.ExitStack) -> None:
         work = temp_dir(stack, "relais-bench-members-", args.keep)
         broker, figures.broker_start = start_broker(
-            stack, work / "broker", PORTS, args.broker_timeout
+            stack, work / "broker", args.broker_timeout
         )
         started = time.monotonic()
         load_before = load_line()
