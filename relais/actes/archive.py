@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import PurePosixPath
 
+from relais.actes.archive_reader import ArchiveLimits, read_archive
 from relais.actes.metadata import ActeMetadata
 from relais.actes.xml_build import Referent, build_acte, build_envelope_cl
 from relais.errors import Reason, ValidationError
@@ -180,36 +181,11 @@ def read_transmission(
 ) -> dict[str, bytes]:
     """The members of a transmission tar.gz, by name, in archive order.
 
-    Only plain files with a bare name are accepted (no directories, links or
-    paths); the uncompressed total is capped at ``max_bytes``. Raises
-    ``ValidationError`` otherwise or when the archive cannot be read.
+    Read by :func:`relais.actes.archive_reader.read_archive`: only plain files
+    with a bare name, each once; headers, long names and contents all count
+    towards ``max_bytes`` (uncompressed) before they are expanded. Raises
+    ``ValidationError`` (reason field ``archive``) otherwise, when the archive
+    is empty or cannot be read. From a partner and in async code, use
+    :func:`relais.actes.archive_reader.read_partner_archive`.
     """
-
-    def refuse(message: str) -> ValidationError:
-        return ValidationError(
-            f"unreadable transmission archive: {message}",
-            reasons=[Reason("archive", "format", message)],
-        )
-
-    members: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:*") as tar:
-            for info in tar:
-                name = info.name
-                if not info.isfile():
-                    raise refuse(f"{name!r} is not a plain file")
-                if "/" in name or "\\" in name or name in {"", ".", ".."}:
-                    raise refuse(f"{name!r} is not a bare file name")
-                if name in members:
-                    raise refuse(f"{name!r} appears twice")
-                total += info.size
-                if total > max_bytes:
-                    raise refuse(f"more than {max_bytes} bytes once uncompressed")
-                extracted = tar.extractfile(info)
-                if extracted is None:
-                    raise refuse(f"{name!r} cannot be read")
-                members[name] = extracted.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise refuse(str(exc)) from exc
-    return members
+    return read_archive(archive_bytes, ArchiveLimits(max_bytes=max_bytes))
