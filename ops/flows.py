@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from relais.errors import DecodeError
+from relais.kafka import clients as kafka_clients
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import FLOW_EVENTS, FLOW_STATE
 
@@ -30,7 +31,7 @@ async def _read_all(
     bootstrap: str, topic: str, pick: Callable[[int], list[int]], codec: AvroCodec
 ) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Every FlowState of the partitions ``pick(partition_count)`` of ``topic``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     out: list[tuple[bytes | None, dict[str, Any]]] = []
@@ -67,6 +68,51 @@ async def flow_history(bootstrap: str, flow_id: str) -> list[dict[str, Any]]:
     return [value for key, value in events if key == flow_id.encode("utf-8")]
 
 
+def error_codes(state: dict[str, Any]) -> list[str]:
+    """The event's error code, then the sub-code of each of its reasons (``invalid_envelope``,
+    ``member_mismatch``, ``blob_not_found``…), without repeats."""
+    codes = [state["error_code"]] if state.get("error_code") else []
+    for reason in state.get("reasons") or ():
+        if reason["code"] not in codes:
+            codes.append(reason["code"])
+    return codes
+
+
+def reason_lines(state: dict[str, Any]) -> list[str]:
+    """One ``field code: message`` line per reason of the event."""
+    return [f"{r['field']} {r['code']}: {r['message']}" for r in state.get("reasons") or ()]
+
+
+def state_line(state: dict[str, Any]) -> str:
+    """One line of ``relais flows list``: id, type, state, time, partner ref, error codes."""
+    line = (f"{state['flow_id']}  {state['flow_type']:<7} {state['state']:<13} "
+            f"{state['occurred_at']:%Y-%m-%d %H:%M:%S}  {state['partner_ref'] or ''}")
+    codes = error_codes(state)
+    if codes:
+        line += f"  {codes[0]}"
+        if len(codes) > 1:
+            line += f" ({', '.join(codes[1:])})"
+    return line
+
+
+def history_lines(flow_id: str, events: list[dict[str, Any]]) -> list[str]:
+    """``relais flows show``: a header line, then one line per event and one per reason."""
+    first = events[0]
+    lines = [f"flow {flow_id}  type={first['flow_type']}  member={first['member_siren']}  "
+             f"submission={first['submission_id']}"]
+    for event in events:
+        child = event["details"].get("child_event")
+        label = f"{event['state']} (+{child})" if child else event["state"]
+        line = f"  {event['occurred_at']:%Y-%m-%d %H:%M:%S}  {label:<28} by {event['stage']}"
+        if event["partner_ref"]:
+            line += f"  ref={event['partner_ref']}"
+        if event["error_code"]:
+            line += f"  error={event['error_code']}: {event['error_message']}"
+        lines.append(line)
+        lines += [f"      - {reason}" for reason in reason_lines(event)]
+    return lines
+
+
 @dataclass(frozen=True)
 class FlowFilter:
     member: str | None = None
@@ -84,8 +130,8 @@ class FlowFilter:
             and (self.flow_type is None or state["flow_type"] == self.flow_type)
             and (self.state is None or state["state"] == self.state)
             and (self.stage is None or state["stage"] == self.stage)
-            and (self.error_code is None or (state["error_code"] or "").startswith(
-                self.error_code))
+            and (self.error_code is None
+                 or any(code.startswith(self.error_code) for code in error_codes(state)))
             and (self.since is None or at >= self.since)
             and (self.until is None or at <= self.until)
         )

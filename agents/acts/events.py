@@ -67,7 +67,7 @@ def transition(
         partner_ref=partner_ref,
         error_code=reasons[0].code if reasons and kind in ("REJECTED", "FAILED") else None,
         error_message=message if kind in ("REJECTED", "FAILED") else None,
-        details=all_details,
+        details=all_details, reasons=reasons,
     )
     member_header = {h.MEMBER: flow.member_siren}
     return [

@@ -168,7 +168,7 @@ def _reject(
     )
     state = flow_state_record(
         flow, state="rejected", previous_state=None, stage=STAGE, sequence=1,
-        error_code=code, error_message=message, details=details,
+        error_code=code, error_message=message, details=details, reasons=reasons,
     )
     return [
         _out(deps, member_topics.notifications(flow.member_siren).name, flow, "Notification",

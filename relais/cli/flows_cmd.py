@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from ops.flows import FlowFilter, flow_history, latest_states
+from ops.flows import FlowFilter, flow_history, history_lines, latest_states, state_line
 from relais.cli.common import fail, load_settings, run
 
 app = typer.Typer(help="Inspect flows: one flow's history, or the flows in a given state.")
@@ -37,17 +37,7 @@ def show(flow_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         typer.echo(json.dumps(events, default=str, indent=2, ensure_ascii=False))
         return
-    first = events[0]
-    typer.echo(f"flow {flow_id}  type={first['flow_type']}  member={first['member_siren']}  "
-               f"submission={first['submission_id']}")
-    for event in events:
-        child = event["details"].get("child_event")
-        label = f"{event['state']} (+{child})" if child else event["state"]
-        line = f"  {event['occurred_at']:%Y-%m-%d %H:%M:%S}  {label:<28} by {event['stage']}"
-        if event["partner_ref"]:
-            line += f"  ref={event['partner_ref']}"
-        if event["error_code"]:
-            line += f"  error={event['error_code']}: {event['error_message']}"
+    for line in history_lines(flow_id, events):
         typer.echo(line)
 
 
@@ -58,7 +48,8 @@ def list_flows(
     state: str = typer.Option("", help="received, validated, posted, transmitted, "
                               "acknowledged, rejected, cancelled, sent, failed, uncertain."),
     stage: str = typer.Option("", help="The stage that made the last transition."),
-    error: str = typer.Option("", help="Error code prefix, e.g. anomalie or partner_."),
+    error: str = typer.Option("", help="Error code or reason sub-code prefix, e.g. anomalie, "
+                              "partner_, member_mismatch or blob_not_found."),
     since: str = typer.Option("", help="30m, 2h, 7d or an ISO date-time."),
     limit: int = typer.Option(50, help="At most this many lines (0: all)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -75,8 +66,6 @@ def list_flows(
         typer.echo(json.dumps(shown, default=str, indent=2, ensure_ascii=False))
         return
     for flow in shown:
-        typer.echo(f"{flow['flow_id']}  {flow['flow_type']:<7} {flow['state']:<13} "
-                   f"{flow['occurred_at']:%Y-%m-%d %H:%M:%S}  {flow['partner_ref'] or ''}"
-                   f"{'  ' + flow['error_code'] if flow['error_code'] else ''}")
+        typer.echo(state_line(flow))
     typer.echo(f"{len(found)} flows match" + (f", {len(shown)} shown" if len(shown) < len(found)
                                               else ""))

@@ -107,7 +107,9 @@ def flow_state_record(
     error_code: str | None = None,
     error_message: str | None = None,
     details: dict[str, str] | None = None,
+    reasons: list[Reason] | None = None,
 ) -> dict[str, Any]:
+    """A FlowState record; ``reasons`` are the sub-codes under ``error_code``."""
     return {
         "flow_id": flow.flow_id,
         "flow_type": flow.flow_type,
@@ -121,5 +123,8 @@ def flow_state_record(
         "error_code": error_code,
         "error_message": error_message,
         "details": details or {},
+        "reasons": [
+            {"field": r.field, "code": r.code, "message": r.message} for r in reasons or []
+        ],
         "occurred_at": datetime.now(UTC),
     }

@@ -113,6 +113,7 @@ FLOW_STATE: dict[str, Any] = {
     "error_code": None,
     "error_message": None,
     "details": {"tdt_transaction": "88123"},
+    "reasons": [],
     "occurred_at": AT,
 }
 
