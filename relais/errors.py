@@ -16,7 +16,8 @@ the connector boundary; nothing above a connector catches httpx or zeep errors.
     │   └── UnknownMemberError       no
     ├── BlobError                    no
     │   ├── BlobNotFoundError        no
-    │   └── BlobIntegrityError       no   digest or size does not match
+    │   ├── BlobIntegrityError       no   digest or size does not match
+    │   └── BlobNotOwnedError        no   a member asked for a blob it does not own
     ├── PartnerError                 (by subclass)
     │   ├── PartnerTransientError    yes  timeout, connection, 5xx, 429, partner busy
     │   │   └── PartnerTimeoutError  yes
@@ -98,6 +99,10 @@ class BlobNotFoundError(BlobError):
 
 class BlobIntegrityError(BlobError):
     code = "blob_integrity"
+
+
+class BlobNotOwnedError(BlobError):
+    code = "blob_not_owned"
 
 
 class PartnerError(RelaisError):

@@ -4,6 +4,7 @@ Layout under ``root``::
 
     root/tmp/put-*.part                 uploads in progress (same filesystem as blobs)
     root/ab/cd/abcd…                    one read-only file per blob, named by its SHA-256
+    root/owners/ab/abcd…/<member>       one empty file per owner of a blob
 
 Every file operation runs in a worker thread (``asyncio.to_thread``), one call
 per chunk, so the event loop never waits on the disk. Writes are gathered into
@@ -23,7 +24,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from relais.blobs.model import BlobRef, normalize_media_type, parse_sha256, validate_filename
+from relais.blobs.model import (
+    BlobRef,
+    normalize_media_type,
+    parse_owner,
+    parse_sha256,
+    validate_filename,
+)
 from relais.blobs.store import TOO_LARGE, Chunk
 from relais.errors import (
     BlobIntegrityError,
@@ -36,6 +43,7 @@ from relais.errors import (
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 TEMP_DIR_NAME = "tmp"
+OWNERS_DIR_NAME = "owners"
 _TEMP_PREFIX = "put-"
 _TEMP_SUFFIX = ".part"
 _BLOB_MODE = 0o440
@@ -106,6 +114,18 @@ def _install(temp_path: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
+def _mark_owner(path: Path) -> None:
+    """Create the empty owner file ``path`` (and its directories) durably, if missing."""
+    if path.exists():
+        return
+    path.parent.parent.parent.mkdir(exist_ok=True)
+    _make_dir_durably(path.parent.parent)
+    _make_dir_durably(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o440)
+    os.close(fd)
+    _fsync_dir(path.parent)
+
+
 def _open_or_none(path: Path) -> IO[bytes] | None:
     try:
         return path.open("rb")
@@ -173,6 +193,11 @@ class FilesystemBlobStore:
         digest = parse_sha256(sha256)
         return self.root / digest[:2] / digest[2:4] / digest
 
+    def owner_path(self, sha256: str, member: str) -> Path:
+        """The file that says ``member`` owns the blob (present or not)."""
+        digest = parse_sha256(sha256)
+        return self.root / OWNERS_DIR_NAME / digest[:2] / digest / parse_owner(member)
+
     async def _io(self, func: Callable[..., _T], *args: object) -> _T:
         """Run a blocking file operation in a worker thread; storage failures become
         :class:`~relais.errors.InfrastructureError`."""
@@ -191,14 +216,18 @@ class FilesystemBlobStore:
         filename: str,
         expected_sha256: str | None = None,
         max_bytes: int | None = None,
+        owner: str | None = None,
     ) -> BlobRef:
         """Store a stream; see :meth:`relais.blobs.store.BlobStore.put_stream`.
 
         On return the file was fsynced, renamed into ``root/ab/cd/<sha256>`` and
-        its directory fsynced. At most about two chunks are held in memory.
+        its directory fsynced, and ``owner`` (if given) recorded. At most about
+        two chunks are held in memory.
         """
         media_type = normalize_media_type(media_type)
         validate_filename(filename)
+        if owner is not None:
+            parse_owner(owner)
         expected = (
             None
             if expected_sha256 is None
@@ -236,6 +265,8 @@ class FilesystemBlobStore:
         except BaseException:
             temp.discard()
             raise
+        if owner is not None:
+            await self.grant(digest, owner)
         return BlobRef(sha256=digest, size=size, media_type=media_type, filename=filename)
 
     async def put_bytes(
@@ -246,6 +277,7 @@ class FilesystemBlobStore:
         filename: str,
         expected_sha256: str | None = None,
         max_bytes: int | None = None,
+        owner: str | None = None,
     ) -> BlobRef:
         """Store bytes already in memory, written chunk by chunk without copies."""
 
@@ -260,7 +292,16 @@ class FilesystemBlobStore:
             filename=filename,
             expected_sha256=expected_sha256,
             max_bytes=max_bytes,
+            owner=owner,
         )
+
+    async def grant(self, sha256: str, member: str) -> None:
+        """Record ``member`` as an owner of the blob (an empty file), durably."""
+        await self._io(_mark_owner, self.owner_path(sha256, member))
+
+    async def owned_by(self, sha256: str, member: str) -> bool:
+        """True when ``member`` uploaded the blob or was granted it."""
+        return await self._io(os.path.exists, self.owner_path(sha256, member))
 
     async def open(self, sha256: str) -> AsyncIterator[bytes]:
         """Yield the blob's bytes in chunks of at most ``chunk_size`` bytes."""

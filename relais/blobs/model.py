@@ -23,6 +23,7 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MEDIA_NAME = r"[a-z0-9!#$&^_.+-]+"
 _MEDIA_ESSENCE_RE = re.compile(rf"{_MEDIA_NAME}/{_MEDIA_NAME}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _FIELDS = ("sha256", "size", "media_type", "filename")
 
 
@@ -47,6 +48,17 @@ def parse_sha256(value: str, *, field: str = "sha256") -> str:
         if _SHA256_RE.fullmatch(lowered):
             return lowered
     raise _refuse(field, "invalid_sha256", "A SHA-256 digest must be 64 hexadecimal digits.")
+
+
+def parse_owner(value: str, *, field: str = "member") -> str:
+    """Return ``value`` if it can name a blob's owner (a member's SIREN), else raise.
+
+    1 to 64 letters, digits, ``_`` or ``-``, starting with a letter or digit: an
+    owner is used as a file name by the filesystem store, never as a path.
+    """
+    if isinstance(value, str) and _OWNER_RE.fullmatch(value):
+        return value
+    raise _refuse(field, "invalid_owner", "A blob owner must be a member identifier.")
 
 
 def validate_filename(value: str, *, field: str = "filename") -> str:

@@ -20,6 +20,8 @@ Errors raised by every implementation:
 * :class:`~relais.errors.BlobIntegrityError` when content does not match the
   digest the caller expected;
 * :class:`~relais.errors.BlobNotFoundError` when a blob is absent;
+* :class:`~relais.errors.BlobNotOwnedError` (code ``blob_not_owned``) from
+  :func:`check_owner` when a member asks for a blob it does not own;
 * :class:`~relais.errors.InfrastructureError` when the storage itself fails.
 """
 
@@ -36,6 +38,9 @@ Chunk = bytes | bytearray | memoryview
 TOO_LARGE = "blob_too_large"
 """Reason code of the ValidationError raised when content exceeds ``max_bytes``."""
 
+NOT_OWNED = "blob_not_owned"
+"""Code of a refusal to let a member read or reference a blob it does not own."""
+
 
 @runtime_checkable
 class BlobStore(Protocol):
@@ -49,6 +54,7 @@ class BlobStore(Protocol):
         filename: str,
         expected_sha256: str | None = None,
         max_bytes: int | None = None,
+        owner: str | None = None,
     ) -> BlobRef:
         """Store the bytes ``chunks`` yields and return their reference.
 
@@ -67,6 +73,10 @@ class BlobStore(Protocol):
         BlobIntegrityError is raised. On any failure, including cancellation
         or an error raised by ``chunks``, nothing is stored and nothing partial
         is left behind.
+
+        ``owner`` (a member's SIREN) is recorded as an owner of the blob once it
+        is stored (see :meth:`grant`): the member that uploaded it, or the
+        member whose flow received a partner document.
         """
         ...
 
@@ -78,8 +88,25 @@ class BlobStore(Protocol):
         filename: str,
         expected_sha256: str | None = None,
         max_bytes: int | None = None,
+        owner: str | None = None,
     ) -> BlobRef:
         """Store bytes already in memory; same guarantees as :meth:`put_stream`."""
+        ...
+
+    async def grant(self, sha256: str, member: str) -> None:
+        """Record ``member`` as an owner of the blob. Idempotent; durable on return.
+
+        A blob is content-addressed, so the same bytes uploaded by two members
+        have two owners. Raises ValidationError for a malformed digest or member.
+        """
+        ...
+
+    async def owned_by(self, sha256: str, member: str) -> bool:
+        """True when ``member`` uploaded the blob or was granted it.
+
+        Members may read and reference only the blobs they own; operators (the
+        CLI and the hub's own stages) read the store directly, whoever owns what.
+        """
         ...
 
     def open(self, sha256: str) -> AsyncIterator[bytes]:
