@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from benchmarks import (
@@ -75,6 +75,7 @@ from relais.blobs.model import BlobRef
 from relais.errors import DecodeError, InfrastructureError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, notification_record
+from relais.kafka import clients as kafka_clients
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher, dataschema_uri
 from relais.settings import Settings
@@ -98,7 +99,7 @@ SIZES: dict[str, tuple[int, int]] = {"small": (40, 0), "medium": (250, 3), "larg
 async def baseline_worker(bootstrap: str, group_id: str, max_records: int) -> None:
     """The minimum a consumer of the submissions topics does: decode, answer, commit."""
     codec = AvroCodec()
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
@@ -108,7 +109,7 @@ async def baseline_worker(bootstrap: str, group_id: str, max_records: int) -> No
         heartbeat_interval_ms=1000,
     )
     consumer.subscribe(pattern=SUBMISSIONS_PATTERN)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     await consumer.start()
     print(BASELINE_MARKER, flush=True)
@@ -249,7 +250,7 @@ class NotificationReader:
     def __init__(self, bootstrap: str, sirens: list[str], codec: AvroCodec) -> None:
         self._codec = codec
         self._tps = [TopicPartition(member_topics.notifications(s).name, 0) for s in sirens]
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -421,7 +422,7 @@ async def scenario(
     finally:
         await publisher.stop()
 
-    producer = AIOKafkaProducer(
+    producer = kafka_clients.producer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
     )
     reader = NotificationReader(bootstrap, sirens, codec)
@@ -471,7 +472,7 @@ async def scenario(
 async def commit_end_offsets(bootstrap: str, group_id: str, sirens: list[str]) -> None:
     """Commit the current end of every submissions topic for ``group_id``."""
     tps = [TopicPartition(member_topics.submissions(s).name, 0) for s in sirens]
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
         bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
     )
     await consumer.start()

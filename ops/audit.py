@@ -7,8 +7,9 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from relais.kafka import clients as kafka_clients
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import OPS_AUDIT
 
@@ -35,7 +36,7 @@ async def read_audit(bootstrap: str, codec: AvroCodec | None = None) -> list[dic
     """Every audit entry, oldest first."""
     codec = codec or AvroCodec()
     tp = TopicPartition(OPS_AUDIT.name, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     entries: list[dict[str, Any]] = []

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from relais.kafka import clients as kafka_clients
 from relais.stages import headers as h
 from relais.wire.headers import FLOW_ID_HEADER
 from topics.catalogue import STAGES, dlq
@@ -86,7 +87,7 @@ async def read_dead_letters(
     bootstrap: str, letter_filter: DeadLetterFilter
 ) -> AsyncIterator[DeadLetter]:
     """Every dead letter that matches, up to the end offsets found when the read starts."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     try:

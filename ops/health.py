@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.dlq import DeadLetterFilter, read_dead_letters
+from relais.kafka import clients as kafka_clients
 from relais.stages.delays import TIERS
 from topics.catalogue import (
     ACTS_DELIVERY,
@@ -45,8 +46,8 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
     """The health of every stage of the hub whose consumer groups start with ``app_id``."""
     import re
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = kafka_clients.admin(bootstrap_servers=bootstrap)
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from relais.errors import DecodeError
+from relais.kafka import clients as kafka_clients
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
 
@@ -24,7 +25,7 @@ class NotificationWatcher:
     def __init__(self, bootstrap_servers: str, siren: str, codec: AvroCodec | None = None) -> None:
         self._codec = codec or AvroCodec()
         self._tp = TopicPartition(member_topics.notifications(siren).name, 0)
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             bootstrap_servers=bootstrap_servers,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from ops.audit import audit_entry, read_audit
 from ops.dlq import DeadLetter, DeadLetterFilter, read_dead_letters
+from relais.kafka import clients as kafka_clients
 from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
@@ -84,7 +85,7 @@ async def replay(
     report.matched = len(letters)
     producer: AIOKafkaProducer | None = None
     if not dry_run:
-        producer = AIOKafkaProducer(
+        producer = kafka_clients.producer(
             bootstrap_servers=bootstrap,
             transactional_id=f"relais-replay-{socket.gethostname()}-{os.getpid()}",
             max_request_size=4 * 1024 * 1024,

@@ -11,6 +11,7 @@ from typing import Any
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
 from relais.app import READY_LINE
+from relais.kafka.security import hub_security
 from relais.members.model import TdtSettings
 from relais.settings import Settings
 
@@ -66,6 +67,7 @@ class Stack:
             "RELAIS_SANDBOX_TDT_PORT": str(s.sandbox_tdt_port),
             "RELAIS_LOG_FORMAT": "json",
             SANDBOX_PASSWORD_ENV: SANDBOX_PASSWORD,
+            **hub_security(s).as_env(),
             **self.extra_env,
         }
 

@@ -38,6 +38,7 @@ from connectors.tdt.registry import TdtConnectors
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.controls import ConnectorControls
 from relais.flows.outbound import Outbound
+from relais.kafka.clients import faust_credentials
 from relais.kafka.compacted_view import CompactedView
 from relais.kafka.publisher import Publisher
 from relais.logs import configure_logging
@@ -196,6 +197,7 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings.bootstrap_servers),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",

@@ -47,6 +47,34 @@ class Settings:
             "Empty: <data_dir>/kafka/libs."
         },
     )
+    kafka_auth: str = field(
+        default="on",
+        metadata={"help": "`on`: the local broker requires SASL/SCRAM-SHA-512 and enforces ACLs "
+                  "(credentials generated at first start under <data_dir>/kafka); `off`: "
+                  "no authentication and no ACLs (only for a machine nobody else can reach)."},
+    )
+    kafka_security_protocol: str = field(
+        default="",
+        metadata={"help": "PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL. Empty: SASL_PLAINTEXT for "
+                  "the local broker when kafka_auth is on, PLAINTEXT otherwise."},
+    )
+    kafka_sasl_mechanism: str = field(
+        default="SCRAM-SHA-512",
+        metadata={"help": "SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN."},
+    )
+    kafka_username: str = field(
+        default="",
+        metadata={"help": "SASL user. Empty with the local broker: its admin user, read from "
+                  "<data_dir>/kafka/credentials.json."},
+    )
+    kafka_password: str = field(
+        default="", repr=False, metadata={"help": "SASL password.", SECRET_MARK: True}
+    )
+    kafka_ca_file: str = field(
+        default="",
+        metadata={"help": "PEM file of the CA that signed the brokers' certificates (SSL, "
+                  "SASL_SSL); empty: the system's trust store."},
+    )
     app_id: str = field(default="relais-hub", metadata={"help": "Consumer group of the hub."})
     max_submission_bytes: int = field(
         default=256 * 1024,

@@ -13,6 +13,22 @@ directory once and runs ``kafka.Kafka`` as a combined broker and controller
     jvm.out             the JVM's own stdout/stderr (empty unless the JVM itself fails)
     broker.pid          pid of the running broker (also its process group id)
     cluster.id          the KRaft cluster id the storage was formatted with
+    credentials.json    generated passwords of its SASL users (mode 0600; authentication on)
+
+Authentication (``RELAIS_KAFKA_AUTH=on``, the default): the client listener is
+SASL_PLAINTEXT with SCRAM-SHA-512 only, on loopback; the controller listener
+uses SASL/PLAIN with a user known to the controller alone. The
+``StandardAuthorizer`` enforces ACLs with ``allow.everyone.if.no.acl.found=false``;
+``relais-admin`` (operator tools) is a super user; ``relais-hub`` (worker, API)
+gets the ACLs of ``relais.kafka.acls.hub_acls`` at each start; members get
+theirs from ``relais members add``. SCRAM credentials of ``relais-admin`` and
+``relais-hub`` are written into the metadata log when the storage is formatted
+(``kafka-storage format --add-scram``), since the broker authenticates to
+itself as ``relais-admin`` before any client could create them. A listener
+reachable from other hosts must be SASL_SSL (SCRAM over TLS): this broker only
+ever listens on loopback; a deployment on a network uses its own cluster
+(``RELAIS_KAFKA_BOOTSTRAP``, ``RELAIS_KAFKA_SECURITY_PROTOCOL=SASL_SSL``,
+``RELAIS_KAFKA_CA_FILE``; see docker-compose.yml and docs/operations.md).
 
 Why Kafka 4.1.1: it is the version aiokafka 0.14 (our client, and faust's) was
 verified against on this project's machines for everything Relais relies on:
@@ -33,7 +49,9 @@ import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -41,13 +59,22 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
 from relais.errors import ConfigurationError, InfrastructureError
+from relais.kafka.security import (
+    ADMIN_USER,
+    HUB_USER,
+    KafkaSecurity,
+    credentials_path,
+    read_local_credentials,
+    remember,
+)
 from relais.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,6 +88,10 @@ LOG4J_CONFIG_PATH = HERE / "log4j2.properties"
 
 NODE_ID = 1
 LISTEN_HOST = "127.0.0.1"
+CONTROLLER_USER = "relais-controller"
+"""Known to the controller listener only (SASL/PLAIN, its password in server.properties)."""
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+_T = TypeVar("_T")
 _VERSION_MARKER = ".relais-kafka-version"
 _MAVEN_TIMEOUT = 900.0
 _FORMAT_TIMEOUT = 120.0
@@ -80,9 +111,66 @@ class BrokerStatus:
     external: bool = False
 
 
-def render_server_properties(settings: Settings, log_dirs: Path) -> str:
-    """The broker's ``server.properties`` for these settings, storing partitions in ``log_dirs``."""
+def auth_enabled(settings: Settings) -> bool:
+    """Whether the local broker requires authentication (``RELAIS_KAFKA_AUTH``)."""
+    value = settings.kafka_auth.strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigurationError(f"RELAIS_KAFKA_AUTH={settings.kafka_auth!r}: expected on or off")
+    return value == "on"
+
+
+def _listener_lines(settings: Settings, users: dict[str, str] | None) -> list[str]:
     port = settings.kafka_port
+    controller_port = settings.kafka_controller_port
+    if users is None:
+        return [
+            "# Loopback only: clients on kafka_port, the controller quorum on "
+            "kafka_controller_port. No authentication (RELAIS_KAFKA_AUTH=off).",
+            f"listeners=PLAINTEXT://{LISTEN_HOST}:{port},"
+            f"CONTROLLER://{LISTEN_HOST}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{LISTEN_HOST}:{port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+    admin, controller = users[ADMIN_USER], users[CONTROLLER_USER]
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    return [
+        "# Loopback only: clients on kafka_port (SASL/SCRAM-SHA-512), the controller quorum",
+        "# on kafka_controller_port (SASL/PLAIN, one user). A listener other hosts can reach",
+        "# must be SASL_SSL instead.",
+        f"listeners=CLIENT://{LISTEN_HOST}:{port},CONTROLLER://{LISTEN_HOST}:{controller_port}",
+        f"advertised.listeners=CLIENT://{LISTEN_HOST}:{port}",
+        "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name=CLIENT",
+        "controller.listener.names=CONTROLLER",
+        f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}",
+        f"listener.name.client.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+        f"listener.name.client.scram-sha-512.sasl.jaas.config={scram} required "
+        f'username="{ADMIN_USER}" password="{admin}";',
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain} required "
+        f'username="{CONTROLLER_USER}" password="{controller}" '
+        f'user_{CONTROLLER_USER}="{controller}";',
+        "",
+        "# Authorisation: ACLs only; nothing is allowed without one, except to the super users.",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        f"super.users=User:{ADMIN_USER};User:{CONTROLLER_USER}",
+    ]
+
+
+def render_server_properties(
+    settings: Settings, log_dirs: Path, users: dict[str, str] | None = None
+) -> str:
+    """The broker's ``server.properties`` for these settings, storing partitions in ``log_dirs``.
+
+    ``users`` (user → password, from ``credentials.json``) turns authentication
+    on; None leaves the broker open (``RELAIS_KAFKA_AUTH=off``).
+    """
     controller_port = settings.kafka_controller_port
     # Java properties treat a backslash as an escape character.
     data = str(log_dirs).replace("\\", "\\\\")
@@ -94,12 +182,7 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
         f"node.id={NODE_ID}",
         f"controller.quorum.voters={NODE_ID}@{LISTEN_HOST}:{controller_port}",
         "",
-        "# Loopback only: clients on kafka_port, the controller quorum on kafka_controller_port.",
-        f"listeners=PLAINTEXT://{LISTEN_HOST}:{port},CONTROLLER://{LISTEN_HOST}:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://{LISTEN_HOST}:{port}",
-        "inter.broker.listener.name=PLAINTEXT",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        *_listener_lines(settings, users),
         "",
         "# Storage.",
         f"log.dirs={data}",
@@ -150,6 +233,7 @@ class LocalBroker:
         self.jvm_out_path = self.home / "jvm.out"
         self.pid_path = self.home / "broker.pid"
         self.cluster_id_path = self.home / "cluster.id"
+        self.credentials_path = credentials_path(Path(settings.data_dir))
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -161,6 +245,49 @@ class LocalBroker:
     def bootstrap(self) -> str:
         """Bootstrap servers of the local broker."""
         return f"{LISTEN_HOST}:{self.settings.kafka_port}"
+
+    @property
+    def auth(self) -> bool:
+        """Whether this broker requires SASL and enforces ACLs."""
+        return auth_enabled(self.settings)
+
+    def security(self, user: str = ADMIN_USER) -> KafkaSecurity:
+        """How ``user`` (``relais-admin`` or ``relais-hub``) connects to this broker."""
+        if not self.auth:
+            return KafkaSecurity()
+        users = read_local_credentials(Path(self.settings.data_dir))
+        if user not in users:
+            raise ConfigurationError(
+                f"no credentials for {user} in {self.credentials_path}: start the broker first"
+            )
+        return KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism=SCRAM_MECHANISM,
+                             username=user, password=users[user])
+
+    # ------------------------------------------------------------ credentials
+
+    def _ensure_credentials(self, formatted: bool) -> dict[str, str] | None:
+        """The users of a secured broker, generated (0600) before its storage is formatted."""
+        if not self.auth:
+            return None
+        users = read_local_credentials(Path(self.settings.data_dir))
+        wanted = (ADMIN_USER, HUB_USER, CONTROLLER_USER)
+        if all(users.get(name) for name in wanted):
+            return users
+        if formatted:
+            raise ConfigurationError(
+                f"The Kafka storage in {self.log_dirs} was formatted without authentication "
+                f"and {self.credentials_path} is missing: `relais kafka wipe` (deletes its "
+                "topics) to start again secured, or RELAIS_KAFKA_AUTH=off."
+            )
+        users = {name: secrets.token_urlsafe(24) for name in wanted}
+        self.home.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump({"users": users}, handle, indent=2)
+        os.chmod(self.credentials_path, 0o600)
+        log.info("kafka.credentials_generated", path=str(self.credentials_path),
+                 users=sorted(users))
+        return users
 
     # ------------------------------------------------------------------ jars
 
@@ -278,6 +405,8 @@ class LocalBroker:
             )
         running = self.running_pid()
         if running is not None:
+            if self.auth:
+                remember(self.bootstrap, self.security(), hub=self.security(HUB_USER))
             self._wait_ready(running, time.monotonic() + timeout, process=None)
             log.info("kafka.already_running", pid=running, bootstrap=self.bootstrap)
             return 0.0
@@ -294,12 +423,15 @@ class LocalBroker:
                 )
 
         self.home.mkdir(parents=True, exist_ok=True)
-        self.properties_path.write_text(
-            render_server_properties(self.settings, self.log_dirs), encoding="utf-8"
-        )
+        formatted = (self.log_dirs / "meta.properties").is_file()
+        users = self._ensure_credentials(formatted)
+        descriptor = os.open(self.properties_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(render_server_properties(self.settings, self.log_dirs, users))
+        os.chmod(self.properties_path, 0o600)
         started = time.monotonic()
-        if not (self.log_dirs / "meta.properties").is_file():
-            self._format_storage(java, libs)
+        if not formatted:
+            self._format_storage(java, libs, users)
 
         command = [
             java,
@@ -326,9 +458,11 @@ class LocalBroker:
             )
         self._proc = process
         self.pid_path.write_text(f"{process.pid}\n", encoding="utf-8")
+        remember(self.bootstrap, self.security(), hub=self.security(HUB_USER))
         log.info("kafka.starting", pid=process.pid, bootstrap=self.bootstrap, home=str(self.home))
 
         self._wait_ready(process.pid, started + timeout, process=process, log_offset=log_offset)
+        self._grant_hub()
         seconds = time.monotonic() - started
         log.info(
             "kafka.ready", pid=process.pid, bootstrap=self.bootstrap, seconds=round(seconds, 2)
@@ -360,6 +494,22 @@ class LocalBroker:
         log.info("kafka.stopped", pid=pid, seconds=round(time.monotonic() - started, 2))
         return True
 
+    def _grant_hub(self) -> None:
+        """Give ``relais-hub`` its ACLs (again: adding an existing ACL changes nothing)."""
+        if not self.auth:
+            return
+        from relais.kafka.acls import create_acls, hub_acls
+
+        started = time.monotonic()
+
+        async def grant() -> None:
+            async with admin_session(self.bootstrap, self.security()) as admin:
+                await create_acls(admin, hub_acls(HUB_USER, self.settings.app_id))
+
+        _run(grant())
+        log.info("kafka.hub_acls", user=HUB_USER, app_id=self.settings.app_id,
+                 seconds=round(time.monotonic() - started, 3))
+
     def status(self) -> BrokerStatus:
         """Whether this data dir's broker runs, with its pid and address."""
         if self.external:
@@ -384,7 +534,9 @@ class LocalBroker:
         """Stop the broker and delete its data, configuration and logs (the jars stay cached)."""
         self.stop()
         shutil.rmtree(self.log_dirs, ignore_errors=True)
-        for path in (self.properties_path, self.cluster_id_path, self.jvm_out_path):
+        paths = (self.properties_path, self.cluster_id_path, self.jvm_out_path,
+                 self.credentials_path)
+        for path in paths:
             path.unlink(missing_ok=True)
         for path in self.home.glob("server.log*"):
             path.unlink(missing_ok=True)
@@ -420,7 +572,7 @@ class LocalBroker:
             f"-Dkafka.logs.dir={self.home}",
         ]
 
-    def _format_storage(self, java: str, libs: Path) -> None:
+    def _format_storage(self, java: str, libs: Path, users: dict[str, str] | None) -> None:
         if self.cluster_id_path.is_file():
             cluster_id = self.cluster_id_path.read_text(encoding="utf-8").strip()
         else:
@@ -440,6 +592,11 @@ class LocalBroker:
             str(self.properties_path),
             "--ignore-formatted",
         ]
+        # The broker authenticates to itself as relais-admin (inter-broker listener) and
+        # needs its credential before any client could create one.
+        for user, password in (users or {}).items():
+            if user in (ADMIN_USER, HUB_USER):
+                command += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
         log.info("kafka.formatting", cluster_id=cluster_id, log_dirs=str(self.log_dirs))
         try:
             done = subprocess.run(
@@ -476,7 +633,8 @@ class LocalBroker:
                     f"Last log lines:\n{self.log_tail(since=log_offset)}"
                 )
             remaining = deadline - time.monotonic()
-            if _answers(self.bootstrap, timeout=max(1.0, min(5.0, remaining))):
+            if _answers(self.bootstrap, self.security(),
+                        timeout=max(1.0, min(5.0, remaining))):
                 return
             if time.monotonic() >= deadline:
                 raise InfrastructureError(
@@ -539,6 +697,18 @@ class LocalBroker:
         return True
 
 
+@contextlib.asynccontextmanager
+async def admin_session(bootstrap: str, security: KafkaSecurity) -> Any:
+    from relais.kafka.clients import admin as admin_client
+
+    admin = admin_client(bootstrap, security=security, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 def _main_jar_name() -> str:
     return f"kafka_2.13-{KAFKA_VERSION}.jar"
 
@@ -565,7 +735,13 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _answers(bootstrap: str, timeout: float) -> bool:
+def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` on a private event loop in a worker thread (caller in a loop or not)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _answers(bootstrap: str, security: KafkaSecurity, timeout: float) -> bool:
     """True when the broker at ``bootstrap`` answers a metadata request listing a live broker.
 
     Runs aiokafka's admin client on a private event loop in a worker thread,
@@ -574,16 +750,16 @@ def _answers(bootstrap: str, timeout: float) -> bool:
     host, _, port = bootstrap.rpartition(":")
     if not _port_open(host, int(port)):
         return False
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _describe_cluster(bootstrap, timeout)).result()
+    return _run(_describe_cluster(bootstrap, security, timeout))
 
 
-async def _describe_cluster(bootstrap: str, wait_seconds: float) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def _describe_cluster(bootstrap: str, security: KafkaSecurity, wait_seconds: float) -> bool:
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(wait_seconds * 1000)
+    from relais.kafka.clients import admin as admin_client
+
+    admin = admin_client(
+        bootstrap, security=security, request_timeout_ms=int(wait_seconds * 1000)
     )
     try:
         async with asyncio.timeout(wait_seconds):

@@ -9,8 +9,10 @@ import typer
 
 from ops.members import Registration, new_member, register_members
 from relais.cli.common import fail, load_settings, run
+from relais.kafka.acls import member_group_prefix
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
+from relais.kafka.security import security_for
 from relais.members.directory import MemberDirectory
 from relais.members.model import Member, TdtSettings
 from relais.settings import Settings
@@ -57,9 +59,12 @@ def add(
     retry_tiers: str = typer.Option(
         "", help="This member's retry tiers, e.g. 30s,5m,1h (default: the partner's or hub's)."
     ),
-    force: bool = typer.Option(False, help="Replace an existing member (rotates its token)."),
+    force: bool = typer.Option(
+        False, help="Replace an existing member (rotates its token and Kafka password)."
+    ),
 ) -> None:
-    """Register a member: create its topics, publish it to the registry, print its token once."""
+    """Register a member: create its topics and Kafka user, publish it to the registry, print
+    its token and Kafka password once."""
     settings = load_settings()
     tdt = (
         TdtSettings(url=tdt_url, login=tdt_login, password_env=tdt_password_env)
@@ -67,30 +72,36 @@ def add(
         else None
     )
 
-    async def go() -> str:
+    async def go() -> Registration:
         directory = await _snapshot(settings)
         if directory.get(siren) is not None and not force:
             fail(f"member {siren} is already registered (use --force to replace it)")
         registration = new_member(siren, name, department, tdt=tdt)
         if retry_tiers:
             parse_tiers(retry_tiers)  # ConfigurationError: one line, exit 1
-            registration = Registration(
-                replace(registration.member, retry_tiers=retry_tiers), registration.token
+            registration = replace(
+                registration, member=replace(registration.member, retry_tiers=retry_tiers)
             )
         publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-cli")
         await publisher.start()
         try:
             async with admin_client(settings.bootstrap_servers) as admin:
-                await register_members(admin, publisher, [registration])
+                await register_members(admin, publisher, [registration], principals=sasl)
         finally:
             await publisher.stop()
-        return registration.token
+        return registration
 
-    token = run(go())
+    sasl = security_for(settings.bootstrap_servers).sasl
+    registration = run(go())
+    token = registration.token
     typer.echo(f"member {siren} registered")
     typer.echo(f"  submissions:   {member_topics.submissions(siren).name}")
     typer.echo(f"  notifications: {member_topics.notifications(siren).name}")
     typer.echo(f"  API token (shown once, store it now): {token}")
+    if sasl:
+        typer.echo(f"  Kafka user:     {registration.kafka_user} (SASL SCRAM-SHA-512)")
+        typer.echo(f"  Kafka password (shown once, store it now): {registration.kafka_password}")
+        typer.echo(f"  consumer group: {member_group_prefix(siren)}<any suffix>")
 
 
 @app.command("list")

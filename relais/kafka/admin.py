@@ -9,11 +9,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from relais.errors import InfrastructureError
+from relais.kafka import clients
+from relais.kafka.security import KafkaSecurity
 
 
 @asynccontextmanager
-async def admin_client(bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000)
+async def admin_client(
+    bootstrap_servers: str, *, security: KafkaSecurity | None = None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = clients.admin(bootstrap_servers, security=security, request_timeout_ms=30000)
     try:
         await admin.start()
     except (KafkaConnectionError, KafkaError) as exc:

@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relais.errors import DecodeError
+from relais.kafka import clients
 from relais.kafka.lifecycle import stop_loop
 from relais.wire.avro_codec import AvroCodec
 
@@ -82,7 +83,7 @@ class CompactedView(Generic[T]):
         self.put_local(text_key, self._parse(decoded.record))
 
     async def start(self, timeout: float = 120.0) -> None:
-        consumer = AIOKafkaConsumer(
+        consumer = clients.consumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -8,6 +8,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from relais.errors import InfrastructureError
+from relais.kafka import clients
+from relais.kafka.security import KafkaSecurity
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
 
@@ -26,11 +28,23 @@ class Publisher:
     await does not recall a record already handed to the producer.
     """
 
-    def __init__(self, bootstrap_servers: str, codec: AvroCodec, *, client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        codec: AvroCodec,
+        *,
+        client_id: str,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self.codec = codec
+        self._security = security
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
         self._started: AIOKafkaProducer | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._bootstrap
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -40,8 +54,9 @@ class Publisher:
 
     async def start(self) -> None:
         """Connect; the producer is built here, inside the running event loop."""
-        self._started = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        self._started = clients.producer(
+            self._bootstrap,
+            security=self._security,
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",

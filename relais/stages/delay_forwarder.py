@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from relais.kafka import clients as kafka_clients
 from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
@@ -37,7 +38,7 @@ class DelayForwarder:
         self.forwarded = 0
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
             self.tier.topic.name,
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,

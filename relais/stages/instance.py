@@ -16,6 +16,8 @@ import socket
 
 from aiokafka import AIOKafkaProducer
 
+from relais.kafka import clients as kafka_clients
+
 
 def worker_id() -> str:
     return os.environ.get("RELAIS_WORKER_ID") or socket.gethostname()
@@ -44,7 +46,7 @@ async def fresh_transactional_producer(
     if previous is not None:
         with contextlib.suppress(Exception):
             await previous.stop()
-    producer = AIOKafkaProducer(
+    producer = kafka_clients.producer(
         bootstrap_servers=bootstrap_servers,
         transactional_id=transactional_id(group_id),
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ops.demo_documents import minimal_pdf
 from ops.dlq import DeadLetter, DeadLetterFilter, read_dead_letters
@@ -37,6 +37,7 @@ from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
 from relais.flows.ids import flow_id_for
 from relais.identifiers import luhn_check_digit
+from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
@@ -261,7 +262,7 @@ async def wait_for_states(
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every committed record of ``topic`` (all partitions), up to its end when called."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     try:
@@ -280,7 +281,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         assigned: list[TopicPartition] = []
@@ -330,7 +331,7 @@ async def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]
     holds read_committed consumers there), with the records held back."""
     ends: dict[str, dict[TopicPartition, int]] = {}
     for isolation in ("read_committed", "read_uncommitted"):
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+        consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, isolation_level=isolation)
         await consumer.start()
         try:
             assigned: list[TopicPartition] = []

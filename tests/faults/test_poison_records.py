@@ -12,13 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from ops.dlq import DeadLetter
 from ops.flows import partition_of
 from ops.kafka.broker import LocalBroker
 from ops.submissions import ActeDraft, publish_acte, publish_raw
 from relais.flows.ids import flow_id_for
+from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
 from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
@@ -70,7 +70,7 @@ def _covering(candidates: list[ActeDraft], per_partition: int = 2) -> list[ActeD
 
 async def _poison_internal(bootstrap: str, siren: str) -> dict[str, tuple[str, int, int, bytes]]:
     """Garbage in each partition of acts.delivery and acts.status; flow → where it went."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = kafka_clients.producer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     placed: dict[str, tuple[str, int, int, bytes]] = {}
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ops.demo_documents import minimal_pdf
 from ops.flows import FlowFilter, latest_states
@@ -25,6 +25,7 @@ from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
 from relais.identifiers import luhn_check_digit
+from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
@@ -97,7 +98,7 @@ def _drafts(siren: str, blob: Any) -> list[ActeDraft]:
 async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
     codec = AvroCodec()
     tp = TopicPartition(member_topics.notifications(siren).name, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()
     try:

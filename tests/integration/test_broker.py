@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from ops.kafka.broker import KAFKA_VERSION, LocalBroker
 from relais.errors import InfrastructureError
+from relais.kafka import clients as kafka_clients
 from tests.conftest import free_port_pair, local_broker_settings
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=10_000)
+    client = kafka_clients.admin(bootstrap_servers=kafka_bootstrap, request_timeout_ms=10_000)
     await client.start()
     try:
         yield client
@@ -46,7 +47,7 @@ async def read_all(
     bootstrap: str, topic: str, isolation_level: str, wait_seconds: float = 20.0
 ) -> list[bytes]:
     """Every value readable in ``topic`` under ``isolation_level``, up to its end offset."""
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -85,7 +86,7 @@ async def test_auto_topic_creation_is_disabled(
     unknown = f"never-declared-{uuid.uuid4().hex[:12]}"
     # aiokafka's metadata requests ask for auto-creation: a broker allowing it would
     # create the topic here and the send would succeed.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3_000)
+    producer = kafka_clients.producer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3_000)
     await producer.start()
     try:
         with pytest.raises(UnknownTopicOrPartitionError):
@@ -99,7 +100,7 @@ async def test_auto_topic_creation_is_disabled(
 async def test_idempotent_producer_writes_each_record_once_in_order(
     kafka_bootstrap: str, topic: str
 ) -> None:
-    producer = AIOKafkaProducer(
+    producer = kafka_clients.producer(
         bootstrap_servers=kafka_bootstrap, enable_idempotence=True, linger_ms=5
     )
     await producer.start()
@@ -117,7 +118,7 @@ async def test_idempotent_producer_writes_each_record_once_in_order(
 async def test_read_committed_consumer_skips_aborted_transactions(
     kafka_bootstrap: str, topic: str
 ) -> None:
-    producer = AIOKafkaProducer(
+    producer = kafka_clients.producer(
         bootstrap_servers=kafka_bootstrap,
         transactional_id=f"test-broker-{uuid.uuid4().hex[:12]}",
     )
@@ -149,7 +150,7 @@ async def test_read_committed_consumer_skips_aborted_transactions(
 async def test_read_committed_consumer_waits_for_an_open_transaction(
     kafka_bootstrap: str, topic: str
 ) -> None:
-    producer = AIOKafkaProducer(
+    producer = kafka_clients.producer(
         bootstrap_servers=kafka_bootstrap,
         transactional_id=f"test-broker-{uuid.uuid4().hex[:12]}",
     )

@@ -6,13 +6,13 @@ import asyncio
 from datetime import date
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ops.demo_documents import minimal_pdf
 from ops.notifications import NotificationWatcher
 from ops.submissions import ActeDraft, publish_acte, publish_raw, submission_headers
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
+from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
 from relais.wire.avro_codec import AvroCodec
 from tests.integration.conftest import RunningHub, members_for, register
@@ -40,7 +40,7 @@ async def _draft(hub: RunningHub, siren: str, submission_id: str) -> ActeDraft:
 
 async def _flow_states(bootstrap: str, flow_ids: set[str], timeout: float) -> dict[str, str]:
     codec = AvroCodec()
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
         FLOW_STATE.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False, isolation_level="read_committed",
     )

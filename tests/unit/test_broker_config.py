@@ -180,3 +180,75 @@ def test_cluster_ids_look_like_kafka_uuids() -> None:
     for cluster_id in ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id)
         assert not cluster_id.startswith("-")
+
+
+# ------------------------------------------------------------- authentication
+
+USERS = {"relais-admin": "admin-pw", "relais-hub": "hub-pw", "relais-controller": "ctl-pw"}
+
+
+def test_secured_broker_listens_with_scram_and_enforces_acls(tmp_path: Path) -> None:
+    text = render_server_properties(
+        settings(tmp_path, kafka_port=19999, kafka_controller_port=19998), tmp_path, USERS
+    )
+    props = parse_properties(text)
+
+    assert props["listeners"] == "CLIENT://127.0.0.1:19999,CONTROLLER://127.0.0.1:19998"
+    assert props["advertised.listeners"] == "CLIENT://127.0.0.1:19999"
+    protocol_map = dict(
+        item.split(":") for item in props["listener.security.protocol.map"].split(",")
+    )
+    # No listener without authentication, and nothing beyond loopback.
+    assert protocol_map == {"CLIENT": "SASL_PLAINTEXT", "CONTROLLER": "SASL_PLAINTEXT"}
+    assert "PLAINTEXT://" not in text and "0.0.0.0" not in text
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert props["inter.broker.listener.name"] == "CLIENT"
+    assert 'username="relais-admin" password="admin-pw"' in (
+        props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    )
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert 'user_relais-controller="ctl-pw"' in (
+        props["listener.name.controller.plain.sasl.jaas.config"]
+    )
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:relais-admin;User:relais-controller"
+    # The hub's user is no super user: it has ACLs.
+    assert "relais-hub" not in text
+
+
+def test_kafka_auth_setting_is_on_by_default_and_checked(tmp_path: Path) -> None:
+    assert LocalBroker(settings(tmp_path)).auth is True
+    assert LocalBroker(settings(tmp_path, kafka_auth="off")).auth is False
+    with pytest.raises(ConfigurationError, match="RELAIS_KAFKA_AUTH"):
+        _ = LocalBroker(settings(tmp_path, kafka_auth="maybe")).auth
+
+
+def test_storage_formatted_without_authentication_is_refused_with_a_way_out(
+    tmp_path: Path,
+) -> None:
+    broker = LocalBroker(settings(tmp_path))
+    with pytest.raises(ConfigurationError, match="relais kafka wipe"):
+        broker._ensure_credentials(formatted=True)
+    assert not broker.credentials_path.exists()
+
+
+def test_credentials_are_generated_once_private_and_reused(tmp_path: Path) -> None:
+    broker = LocalBroker(settings(tmp_path))
+    users = broker._ensure_credentials(formatted=False)
+    assert users is not None
+    assert set(users) == {"relais-admin", "relais-hub", "relais-controller"}
+    assert len(set(users.values())) == 3 and all(len(p) >= 32 for p in users.values())
+    assert broker.credentials_path.stat().st_mode & 0o777 == 0o600
+    assert broker._ensure_credentials(formatted=True) == users
+    admin = broker.security()
+    assert (admin.protocol, admin.mechanism, admin.username) == (
+        "SASL_PLAINTEXT", "SCRAM-SHA-512", "relais-admin"
+    )
+    assert admin.password == users["relais-admin"]
+    assert users["relais-admin"] not in repr(admin)
+    assert broker.security("relais-hub").password == users["relais-hub"]
