@@ -1,5 +1,9 @@
 """Each member's current @CTES classification: fetched from its TdT, kept in a compacted
-topic, refreshed on demand and dropped when an anomaly says it is stale."""
+topic, refreshed on demand and dropped when an anomaly says it is stale.
+
+The TdT may answer a refresh with a 7-3 ``ReponseClassificationSansChangement``
+("classification unchanged") instead of a 7-2 ``RetourClassification``: the kept
+classification is then current and stays as it is."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import structlog
 from agents.acts.deps import ActsDeps
 from relais.actes.classification import Classification, parse_retour_classification
 from relais.actes.codes import NATURE_BY_CODE
+from relais.actes.xml_parse import parse_message
 from relais.errors import PartnerReplyError, RelaisError
 from relais.members.model import Member
 from relais.wire.headers import EventHeaders
@@ -28,10 +33,34 @@ def snapshot_record(siren: str, xml: bytes, classification: Classification) -> d
     }
 
 
+UNCHANGED = "7-3"
+
+
+def is_unchanged_answer(xml: bytes) -> bool:
+    """True when ``xml`` is a 7-3 ``ReponseClassificationSansChangement``."""
+    try:
+        return parse_message(xml).type_code == UNCHANGED
+    except RelaisError:
+        return False
+
+
 async def refresh_classification(deps: ActsDeps, member: Member) -> Classification:
-    """Fetch the member's classification from its TdT and publish the snapshot."""
+    """Fetch the member's classification from its TdT and publish the snapshot.
+
+    A 7-3 answer keeps the current snapshot (nothing is published).
+    """
     connector = deps.connectors.for_member(member)
     xml = await connector.fetch_classification()
+    if is_unchanged_answer(xml):
+        kept = deps.classifications.get(member.siren)
+        if kept is None:
+            raise PartnerReplyError(
+                f"the TdT of member {member.siren} answered that its classification is "
+                "unchanged (7-3), but Relais keeps none for it yet: ask the TdT to send the "
+                "classification (7-2)", partner="tdt",
+            )
+        log.info("acts.classification_unchanged", member=member.siren)
+        return parse_retour_classification(kept["xml"])
     try:
         classification = parse_retour_classification(xml)
     except RelaisError as exc:

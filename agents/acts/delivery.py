@@ -2,22 +2,26 @@
 
 The delivery journal (``relais.acts.links``) makes the call safe to repeat:
 
-1. before calling, the intent (POSTING, with the idempotency key) is published
-   and acknowledged by the broker;
-2. the TdT is called with the idempotency key;
+1. before calling, the intent (POSTING) is published and acknowledged by the broker;
+2. the TdT is called (a real TdT knows no idempotency key: the journal's own key
+   stays in the journal);
 3. the outcome (POSTED, with the transaction id) is published in the stage's
    transaction, with the flow events and the first status check.
 
 A record that finds its flow POSTED was already delivered: nothing is sent. One
 that finds POSTING (a crash or a timeout came between 1 and 3) asks the TdT
-first (its transaction list tells whether the acte arrived) and posts only when
-the TdT says it did not; when the TdT cannot tell, the flow is parked as
-*uncertain* for an operator. Relais never posts blindly twice.
+first (``find_acte``: the number is unique per authority) and posts only when
+the TdT's listings prove the acte is absent. When the TdT cannot tell *now*, the
+record is retried along the retry tiers; the flow is parked as *uncertain* only
+when the TdT can never tell or the tiers are spent. Relais never posts blindly
+twice. A refusal by the TdT (``PartnerRefusedError``) rejects the flow with the
+TdT's own words.
 """
 
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +31,16 @@ from agents.acts.classification import default_typology_code, kept_classificatio
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink
+from agents.acts.ports import TdtConnector
 from connectors.tdt.models import ActeForm, UploadFile
-from connectors.tdt.s2low import S2lowConnector
 from relais.actes.classification import Classification
-from relais.errors import InfrastructureError, PartnerPermanentError, Reason
+from relais.errors import (
+    InfrastructureError,
+    PartnerPermanentError,
+    PartnerRefusedError,
+    PartnerTransientError,
+    Reason,
+)
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
@@ -50,7 +60,7 @@ def acte_form(submission: dict[str, Any], classification: Classification | None)
     return ActeForm(
         nature_code=submission["nature_code"],
         number=submission["numero_interne"],
-        subject=submission["objet"],
+        subject=unicodedata.normalize("NFC", submission["objet"]),
         decision_date=submission["decision_date"],
         classification=tuple(submission["matieres"]),
         document_papier=submission.get("document_papier", False),
@@ -79,11 +89,48 @@ async def _journal(deps: ActsDeps, link: ActeLink, parent: EventHeaders) -> None
     deps.links.put_local(link)
 
 
-async def _reconcile(connector: S2lowConnector, link: ActeLink) -> str | None:
-    return await connector.find_by_idempotency_key(
-        link.idempotency_key, number=link.numero_interne, decision_date=link.decision_date,
-        nature_code=link.nature_code,
-    )
+class ReconciliationPendingError(PartnerTransientError):
+    """The TdT cannot tell now whether an earlier post of this acte arrived.
+
+    Retriable: the stage runner retries the record along the retry tiers. When
+    the tiers are spent, the failure router publishes :meth:`when_exhausted`
+    (the flow parked as *uncertain*) instead of a plain dead letter's *failed*.
+    """
+
+    code = "reconciliation_pending"
+
+    def __init__(self, cause: PartnerTransientError, parked: list[Outbound]) -> None:
+        super().__init__(
+            f"the TdT cannot tell yet whether an earlier post arrived: {cause.message}",
+            partner=cause.partner, retry_after=cause.retry_after,
+        )
+        self._parked = parked
+
+    def when_exhausted(self) -> list[Outbound]:
+        return list(self._parked)
+
+
+async def _reconcile(connector: TdtConnector, link: ActeLink) -> str | None:
+    return await connector.find_acte(number=link.numero_interne,
+                                     decision_date=link.decision_date)
+
+
+def _parked(
+    deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders, why: str,
+) -> list[Outbound]:
+    """The journal entry UNCERTAIN, the flow event and the member's FAILED notice."""
+    parked = link.moved("UNCERTAIN")
+    return [
+        deps.out(ACTS_LINKS.name, flow, "ActeLink", parked.to_record(), stage=STAGE,
+                 event_id=event_id_for(flow.flow_id, "link", "UNCERTAIN"), parent=parent),
+        *transition(
+            deps, flow, stage=STAGE, state="uncertain", previous="validated",
+            kind="FAILED", parent=parent, partner_ref=link.id_acte,
+            message="the TdT cannot tell whether an earlier attempt delivered this acte; "
+            "an operator must check before it is sent again",
+            reasons=[Reason("delivery", "uncertain", why)],
+        ),
+    ]
 
 
 def status_check(link: ActeLink, transaction_id: str) -> dict[str, Any]:
@@ -124,16 +171,16 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     if link.delivery == "POSTING":
         try:
             transaction_id = await _reconcile(connector, link)
+        except PartnerTransientError as exc:
+            log.warning("acts.reconciliation_pending", error=exc.message)
+            raise ReconciliationPendingError(
+                exc, _parked(deps, flow, link, parent, f"the TdT could not tell: {exc.message}"),
+            ) from exc
         except PartnerPermanentError as exc:
-            parked = link.moved("UNCERTAIN")
-            await _journal(deps, parked, parent)
-            return transition(
-                deps, flow, stage=STAGE, state="uncertain", previous="validated",
-                kind="FAILED", parent=parent,
-                message="the TdT cannot tell whether an earlier attempt delivered this acte; "
-                "an operator must check before it is sent again",
-                reasons=[Reason("delivery", "uncertain", str(exc))],
-            )
+            log.warning("acts.delivery_uncertain", error=exc.message)
+            outputs = _parked(deps, flow, link, parent, exc.message)
+            deps.links.put_local(link.moved("UNCERTAIN"))
+            return outputs
         log.info("acts.reconciled", transaction_id=transaction_id)
     if transaction_id is None:
         await _journal(deps, link.moved("POSTING", tdt_url=tdt_url), parent)
@@ -141,11 +188,9 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
             result = await connector.post_acte(
                 acte_form(submission, kept_classification(deps, siren)),
                 acte_files(deps, submission),
-                idempotency_key=link.idempotency_key,
             )
-        except PartnerPermanentError as exc:
-            if exc.status != 400:
-                raise
+        except PartnerRefusedError as exc:
+            log.info("acts.tdt_refused", error=exc.message)
             return transition(
                 deps, flow, stage=STAGE, state="rejected", previous="validated",
                 kind="REJECTED", parent=parent, partner_ref=link.id_acte,
@@ -155,19 +200,30 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         transaction_id = result.transaction_id
     posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
     deps.links.put_local(posted)
+    return posted_outputs(deps, flow, posted, parent)
+
+
+def posted_outputs(
+    deps: ActsDeps, flow: FlowContext, posted: ActeLink, parent: EventHeaders | None, *,
+    stage: str = STAGE, previous: str = "validated", message: str | None = None,
+) -> list[Outbound]:
+    """What recording a POSTED link publishes: the journal entry, the ``posted`` flow event
+    and notification, and the first status check on the first poll tier. Also used by
+    ``relais flows resolve --posted`` (``ops/resolve.py``)."""
+    flow_id, transaction_id = flow.flow_id, posted.transaction_id or ""
     check = status_check(posted, transaction_id)
     first = tier(deps.poll_schedule[0])
     check_headers = h.replace(
-        EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeStatusCheck",
+        EventHeaders.new(source=f"/relais/hub/{stage}", type="fr.relais.acts.ActeStatusCheck",
                          subject=flow_id, flow_id=flow_id, parent=parent).to_kafka(),
-        **{h.MEMBER: siren, h.DELAY_TARGET: ACTS_STATUS.name},
+        **{h.MEMBER: flow.member_siren, h.DELAY_TARGET: ACTS_STATUS.name},
     )
     return [
-        deps.out(ACTS_LINKS.name, flow, "ActeLink", posted.to_record(), stage=STAGE,
+        deps.out(ACTS_LINKS.name, flow, "ActeLink", posted.to_record(), stage=stage,
                  event_id=event_id_for(flow_id, "link", "POSTED"), parent=parent),
-        *transition(deps, flow, stage=STAGE, state="posted", previous="validated",
-                    kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,
-                    message=f"acte {link.id_acte} posted to the TdT "
+        *transition(deps, flow, stage=stage, state="posted", previous=previous,
+                    kind="STATE_CHANGED", parent=parent, partner_ref=posted.id_acte,
+                    message=message or f"acte {posted.id_acte} posted to the TdT "
                     f"(transaction {transaction_id})",
                     details={"transaction_id": transaction_id}),
         Outbound(first.topic.name, flow_id.encode("utf-8"),

@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.acts.links import LinkIndex
-from connectors.tdt.registry import TdtConnectors
-from relais.blobs.store import BlobStore
+from agents.acts.ports import Blobs, ConnectorRegistry, JournalPublisher, LinksView, SnapshotView
 from relais.errors import UnknownMemberError
 from relais.flows.outbound import FlowContext, Outbound, encode_outbound
-from relais.kafka.compacted_view import CompactedView
-from relais.kafka.publisher import Publisher
 from relais.members.model import Member
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
@@ -25,14 +21,17 @@ class Members(Protocol):
 class ActsDeps:
     codec: AvroCodec
     members: Members
-    blobs: BlobStore
-    links: LinkIndex
-    classifications: CompactedView[dict[str, Any]]
-    connectors: TdtConnectors
-    journal: Publisher
+    blobs: Blobs
+    links: LinksView
+    classifications: SnapshotView
+    connectors: ConnectorRegistry
+    journal: JournalPublisher
     max_acte_bytes: int = 150 * 1024 * 1024
     poll_schedule: tuple[str, ...] = ("5s", "30s", "2m", "10m", "1h")
     paused_partners: set[str] = field(default_factory=set)
+    #: Attempts at fetching the stamped acte (one per poll tier) before telling the
+    #: member that no stamped copy is available.
+    stamp_attempts: int = 5
 
     def member(self, siren: str) -> Member:
         member = self.members.get(siren)

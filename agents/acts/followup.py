@@ -3,8 +3,14 @@ the TdT against the acte it is about.
 
 A cancellation is sent with ``cancel`` and the acte's status is polled again
 until the prefecture's ARAnnulation (6-2) makes it *cancelled*. A reply goes
-with ``post_reply`` against the prefecture message it answers. Both calls carry
-an idempotency key derived from the follow-up's own flow id.
+with ``post_reply`` against the prefecture message it answers. A refusal by the
+TdT (``PartnerRefusedError``, e.g. S²LOW's ``KO`` line) rejects the follow-up
+with the TdT's own words.
+
+Reply kinds are those S²LOW accepts: 2-2 answers a courrier simple; a pieces
+request (3-1) or an observation letter (4-1) is answered by a refusal (3-3, 4-3)
+or a sending (3-4, 4-4), posted as ``type_envoie`` 3 or 4. The acknowledgements
+3-2 and 4-2 carry no document and are not posted: they are refused here.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import structlog
 
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
+from agents.acts.ports import transaction_id_of
 from connectors.tdt.models import ReplyForm, UploadFile
-from relais.errors import PartnerPermanentError, Reason, ValidationError
+from relais.errors import PartnerRefusedError, Reason, ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
@@ -28,7 +35,26 @@ from topics.catalogue import ACTS_STATUS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-followup"
-REPLY_TYPES = ("2-2", "3-2", "3-3", "3-4", "4-2", "4-3", "4-4")
+#: Reply kinds S²LOW accepts (``actes_transac_reponse_create.php``).
+REPLY_TYPES = ("2-2", "3-3", "3-4", "4-3", "4-4")
+#: Acknowledgements of a pieces request / an observation letter: nothing to post.
+NOT_POSTED = {"3-2": "pieces request (3-1)", "4-2": "observation letter (4-1)"}
+
+
+def reply_type_reasons(reply_type: str | None) -> list[Reason]:
+    """Why ``reply_type`` cannot be sent to the TdT (empty: it can)."""
+    if reply_type in REPLY_TYPES:
+        return []
+    if reply_type in NOT_POSTED:
+        return [Reason(
+            "reply_type", "not_posted",
+            f"{reply_type} acknowledges a {NOT_POSTED[reply_type]} without a document; the TdT "
+            f"takes no such reply: answer with a refusal ({reply_type[0]}-3) or a sending "
+            f"({reply_type[0]}-4)",
+        )]
+    return [Reason("reply_type", "unknown_reply_type",
+                   f"{reply_type!r} is not a reply the TdT accepts: one of "
+                   f"{', '.join(REPLY_TYPES)}")]
 
 
 def _refuse(deps: ActsDeps, flow: FlowContext, parent: EventHeaders, reasons: list[Reason],
@@ -52,14 +78,12 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
             f"no transmitted acte with submission id {followup['acte_submission_id']!r}")],
             "the follow-up names no acte transmitted to the TdT")
     connector = deps.connectors.for_member(deps.member(siren))
-    key = f"{flow.flow_id}:{followup['kind'].lower()}"
     acte = FlowContext(acte_flow, siren, "acte", link.submission_id)
     if followup["kind"] == "CANCELLATION":
         try:
-            result = await connector.cancel(link.transaction_id, idempotency_key=key)
-        except PartnerPermanentError as exc:
-            if exc.status != 400:
-                raise
+            cancel_id = transaction_id_of(await connector.cancel(link.transaction_id))
+        except PartnerRefusedError as exc:
+            log.info("acts.followup_refused", kind="cancellation", error=exc.message)
             return _refuse(deps, flow, parent, exc.reasons or [Reason("acte", "tdt_refused",
                            exc.message)], f"the TdT refused the cancellation: {exc.message}")
         check = {
@@ -75,7 +99,7 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         )
         return [
             *transition(deps, flow, stage=STAGE, state="sent", previous="received",
-                        kind="STATE_CHANGED", parent=parent, partner_ref=result.transaction_id,
+                        kind="STATE_CHANGED", parent=parent, partner_ref=cancel_id,
                         message=f"cancellation of acte {link.id_acte} sent to the TdT (6-1)"),
             *transition(deps, acte, stage=STAGE, state="acknowledged", previous="acknowledged",
                         kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,
@@ -86,11 +110,7 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         ]
     reply_type = followup.get("reply_type")
     document_id = followup.get("prefecture_document_id")
-    reasons = []
-    if reply_type not in REPLY_TYPES:
-        reasons.append(
-            Reason("reply_type", "unknown_reply_type", f"one of {', '.join(REPLY_TYPES)}")
-        )
+    reasons = reply_type_reasons(reply_type)
     if not document_id:
         reasons.append(Reason("prefecture_document_id", "required",
                               "a reply names the prefecture message it answers"))
@@ -102,21 +122,20 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
                         media_type=d["media_type"], size=d["size"])
              for d in followup["documents"]]
     try:
-        result = await connector.post_reply(
+        reply_id = transaction_id_of(await connector.post_reply(
             str(document_id), str(reply_type), ReplyForm(description=followup.get("description")),
-            files, idempotency_key=key)
+            files))
     except ValidationError as exc:
         return _refuse(deps, flow, parent, exc.reasons, f"the reply was refused: {exc.message}")
-    except PartnerPermanentError as exc:
-        if exc.status not in (400, 404):
-            raise
+    except PartnerRefusedError as exc:
+        log.info("acts.followup_refused", kind="reply", error=exc.message)
         return _refuse(deps, flow, parent, exc.reasons or [Reason("reply", "tdt_refused",
                        exc.message)], f"the TdT refused the reply: {exc.message}")
     details: dict[str, Any] = {"reply_type": str(reply_type),
                                "prefecture_document_id": str(document_id)}
     return [
         *transition(deps, flow, stage=STAGE, state="sent", previous="received",
-                    kind="STATE_CHANGED", parent=parent, partner_ref=result.transaction_id,
+                    kind="STATE_CHANGED", parent=parent, partner_ref=reply_id,
                     details=details, message=f"reply {reply_type} about acte {link.id_acte} sent"),
         *transition(deps, acte, stage=STAGE, state="acknowledged", previous="acknowledged",
                     kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,

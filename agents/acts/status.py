@@ -4,6 +4,16 @@ Polls wait in the delay tiers, further apart each time (5 s, 30 s, 2 min,
 10 min, then hourly), so 100,000 pending actes cost about 28 requests a second
 at the hourly pace. A status older than one already seen (a duplicated or
 reordered reply) is ignored: a flow never moves backwards.
+
+An acte the TdT holds in state 17 (waiting to be posted) or 18 (waiting to be
+signed) is not transmitted until someone acts at the TdT: the member is told
+once, with what the TdT waits for, and polling goes on along the tiers.
+
+Once an acte is acknowledged, the préfecture-stamped PDF is fetched from the
+TdT (a check with ``awaiting = "stamp"``), stored as a blob and delivered to
+the member once. When the TdT has none yet, the fetch is tried again along the
+poll tiers, at most ``stamp_attempts`` times; then the member is told that no
+stamped copy is available. The acknowledgement itself never waits for it.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from connectors.tdt.models import StatusResult, TransactionStatus
 from relais.actes.xml_parse import parse_message
-from relais.errors import Reason, RelaisError
+from relais.errors import PartnerRefusedError, Reason, RelaisError
 from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
 from relais.stages.delays import tier
@@ -27,8 +37,19 @@ from topics.catalogue import ACTS_STATUS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-status"
-_PROGRESS = {TransactionStatus.POSTED: 1, TransactionStatus.WAITING_TRANSMISSION: 2,
+#: How far along the transmission each non-final state is; states 17/18 come before
+#: the post (they are on the same step as 1), other states do not count.
+_PROGRESS = {TransactionStatus.WAITING_SIGNATURE: 1, TransactionStatus.WAITING_POST: 1,
+             TransactionStatus.POSTED: 1, TransactionStatus.WAITING_TRANSMISSION: 2,
              TransactionStatus.TRANSMITTED: 3}
+#: What the TdT waits for in the states where a person must act at the TdT.
+_HELD = {
+    TransactionStatus.WAITING_POST: "waiting to be posted: someone must confirm the "
+    "sending in the TdT's own interface",
+    TransactionStatus.WAITING_SIGNATURE: "waiting to be signed: someone must sign it in the "
+    "TdT's own interface before it is sent",
+}
+STAMP = "stamp"
 
 
 async def _keep(deps: ActsDeps, content: bytes, filename: str, media_type: str) -> dict[str, Any]:
@@ -97,17 +118,101 @@ async def _answered(
     return None
 
 
+def _progress(status: int) -> int:
+    return _PROGRESS.get(TransactionStatus(status), 0) if status in _STATES else 0
+
+
+_STATES = frozenset(int(s) for s in TransactionStatus)
+
+
+def _furthest(status: int, last: int) -> int:
+    """The status to remember: the new one unless it is behind the last one seen."""
+    return status if _progress(status) >= _progress(last) else last
+
+
 def _next_check(
-    deps: ActsDeps, check: dict[str, Any], status: int, headers: list[tuple[str, bytes]],
-    flow_id: str,
+    deps: ActsDeps, check: dict[str, Any], last_status: int, headers: list[tuple[str, bytes]],
+    flow_id: str, **changes: Any,
 ) -> Outbound:
     polls = check["polls"] + 1
     schedule = deps.poll_schedule
     wait = tier(schedule[min(polls, len(schedule) - 1)])
-    follow = {**check, "polls": polls, "last_status": max(status, check["last_status"])}
+    follow = {**check, "polls": polls, "last_status": last_status, **changes}
     return Outbound(
         wait.topic.name, flow_id.encode("utf-8"), deps.codec.encode("ActeStatusCheck", follow),
         h.replace(headers, **{h.DELAY_TARGET: ACTS_STATUS.name, h.ATTEMPT: None}),
+    )
+
+
+def _stamp_check(
+    deps: ActsDeps, check: dict[str, Any], headers: list[tuple[str, bytes]], flow_id: str,
+) -> Outbound:
+    """The first fetch of the stamped acte, one poll tier after the acknowledgement."""
+    first = tier(deps.poll_schedule[0])
+    follow = {**check, "polls": 0, "last_status": int(TransactionStatus.ACKNOWLEDGED),
+              "awaiting": STAMP}
+    return Outbound(
+        first.topic.name, flow_id.encode("utf-8"), deps.codec.encode("ActeStatusCheck", follow),
+        h.replace(headers, **{h.DELAY_TARGET: ACTS_STATUS.name, h.ATTEMPT: None}),
+    )
+
+
+async def _stamped(
+    deps: ActsDeps, flow: FlowContext, check: dict[str, Any], headers: list[tuple[str, bytes]],
+    parent: EventHeaders,
+) -> list[Outbound]:
+    """Fetch the stamped acte: deliver it once, try again later, or say there is none.
+
+    Whatever the TdT answers, the acknowledgement stands: no error leaves here
+    (a failure would dead-letter the check and mark an acknowledged flow failed).
+    """
+    id_acte, transaction_id = check["id_acte"], check["transaction_id"]
+    attempt = check["polls"] + 1
+    try:
+        member = deps.member(check["member_siren"])
+        pdf = await deps.connectors.for_member(member).get_stamped_acte(transaction_id)
+        ref = await deps.blobs.put_bytes(pdf, media_type="application/pdf",
+                                         filename=f"{id_acte}-tampon.pdf")
+    except RelaisError as exc:
+        why = exc.message
+        if isinstance(exc, PartnerRefusedError):
+            why = f"the TdT has no stamped copy yet: {exc.message}"
+        if (exc.retriable or isinstance(exc, PartnerRefusedError)) \
+                and attempt < deps.stamp_attempts:
+            log.info("acts.stamp_not_yet", attempt=attempt, error=exc.message)
+            return [_next_check(deps, check, check["last_status"], headers, flow.flow_id)]
+        log.warning("acts.stamp_unavailable", attempts=attempt, error=exc.message)
+        return transition(
+            deps, flow, stage=STAGE, state="acknowledged", previous="acknowledged",
+            kind="STATE_CHANGED", parent=parent, partner_ref=id_acte,
+            child_event="stamped-acte-unavailable",
+            reasons=[Reason("stamped_acte", "unavailable", why)],
+            details={"transaction_id": transaction_id, "attempts": str(attempt)},
+            message=f"no stamped copy of acte {id_acte} is available from the TdT after "
+            f"{attempt} attempt(s); the acknowledgement stands",
+        )
+    log.info("acts.stamp_delivered", sha256=ref.sha256, size=ref.size)
+    return transition(
+        deps, flow, stage=STAGE, state="acknowledged", previous="acknowledged",
+        kind="STATE_CHANGED", parent=parent, partner_ref=id_acte, child_event="stamped-acte",
+        documents=[ref.to_dict()],
+        details={"transaction_id": transaction_id, "document": "stamped_acte"},
+        message=f"the stamped copy of acte {id_acte} (tampon de la préfecture) is attached",
+    )
+
+
+def _held_notice(
+    deps: ActsDeps, flow: FlowContext, check: dict[str, Any], status: int,
+    parent: EventHeaders,
+) -> list[Outbound]:
+    """Tell the member once that the TdT holds the acte until someone acts there."""
+    waits = _HELD[TransactionStatus(status)]
+    return transition(
+        deps, flow, stage=STAGE, state="posted", previous="posted", kind="STATE_CHANGED",
+        parent=parent, partner_ref=check["id_acte"], child_event=f"tdt-state-{status}",
+        details={"tdt_status": str(status), "transaction_id": check["transaction_id"]},
+        message=f"acte {check['id_acte']} is held by the TdT (state {status}), {waits}; "
+        "Relais keeps checking and tells you when it is transmitted",
     )
 
 
@@ -117,23 +222,31 @@ async def handle_status(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
     flow_id = h.get(headers, FLOW_ID_HEADER) or check["flow_id"]
     flow = FlowContext(flow_id, check["member_siren"], "acte", check["submission_id"])
     parent = EventHeaders.from_kafka(headers)
+    if check.get("awaiting") == STAMP:
+        return await _stamped(deps, flow, check, headers, parent)
     member = deps.member(check["member_siren"])
     connector = deps.connectors.for_member(member)
     result = await connector.get_status(check["transaction_id"])
     final = await _answered(deps, flow, check, result, parent)
     if final is not None:
         log.info("acts.answered", tdt_status=result.status, polls=check["polls"] + 1)
+        if result.status == TransactionStatus.ACKNOWLEDGED \
+                and check.get("awaiting") != "cancellation":
+            final.append(_stamp_check(deps, check, headers, flow_id))
         return final
-    outputs: list[Outbound] = []
     if check.get("awaiting") == "cancellation":
         return [_next_check(deps, check, min(result.status, 4), headers, flow_id)]
-    progress = _PROGRESS.get(TransactionStatus(result.status), 0) if result.status in list(
-        TransactionStatus) else 0
-    if progress == 3 and check["last_status"] < 3:
+    outputs: list[Outbound] = []
+    last = check["last_status"]
+    if result.status in _STATES and TransactionStatus(result.status) in _HELD \
+            and result.status != last and _progress(last) <= 1:
+        log.info("acts.held_by_tdt", tdt_status=result.status)
+        outputs += _held_notice(deps, flow, check, result.status, parent)
+    if _progress(result.status) == 3 and _progress(last) < 3:
         outputs += transition(
             deps, flow, stage=STAGE, state="transmitted", previous="posted",
             kind="STATE_CHANGED", parent=parent, partner_ref=check["id_acte"],
             message=f"acte {check['id_acte']} transmitted to the prefecture",
         )
-    outputs.append(_next_check(deps, check, result.status, headers, flow_id))
+    outputs.append(_next_check(deps, check, _furthest(result.status, last), headers, flow_id))
     return outputs

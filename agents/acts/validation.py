@@ -4,10 +4,16 @@ Input ``relais.acts.submitted`` (keyed by SIREN, so one member's actes are
 checked in order and IDActe uniqueness is decided on one partition). Output:
 the acte forwarded to ``relais.acts.delivery``, or a rejection naming each
 failed field. Nothing reaches the TdT from a rejected acte.
+
+The numéro interne and the documents' file names are checked with the TdT's own
+rules (``connectors.tdt.rules``: S²LOW's number pattern, its file name and
+extension checks); each reason names the refused field, and a reason is listed
+once even when two checks find it.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,8 +23,8 @@ from agents.acts.classification import current_classification
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink
-from relais.actes.ids import build_id_acte, nature_reasons, numero_reasons, objet_reasons
-from relais.actes.text import latin1_reasons
+from connectors.tdt.rules import check_filename, check_number
+from relais.actes.ids import build_id_acte, nature_reasons, objet_reasons
 from relais.errors import Reason, ValidationError
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
@@ -42,14 +48,57 @@ async def _head(deps: ActsDeps, sha256: str, size: int = 8) -> bytes:
     return b""
 
 
+def _at(field: str, reasons: list[Reason]) -> list[Reason]:
+    """``reasons`` about one value, re-addressed to the submission field it came from."""
+    return [Reason(field, r.code, r.message) for r in reasons]
+
+
+def unique_reasons(reasons: list[Reason]) -> list[Reason]:
+    """Each (field, code) once, the first one found kept, in order."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for reason in reasons:
+        if (reason.field, reason.code) not in seen:
+            seen.add((reason.field, reason.code))
+            kept.append(reason)
+    return kept
+
+
+def _documents(submission: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [("document", submission["document"])] + [
+        (f"annexes[{i}]", annex) for i, annex in enumerate(submission.get("annexes") or [])
+    ]
+
+
+def filename_reasons(submission: dict[str, Any]) -> list[Reason]:
+    """File names and extensions the way the TdT checks them, before anything is sent.
+
+    Reasons name the submission's fields: ``document.blob.filename``,
+    ``annexes[0].blob.media_type``…
+    """
+    reasons: list[Reason] = []
+    acte_media_type = submission["document"]["blob"]["media_type"]
+    for path, typed in _documents(submission):
+        blob = typed["blob"]
+        found = check_filename(
+            blob["filename"], blob["media_type"],
+            role="acte" if path == "document" else "annex",
+            nature_code=submission["nature_code"], classification=submission["matieres"],
+            acte_media_type=acte_media_type, field=f"{path}.blob",
+        )
+        reasons += [Reason(_filename_field(r.field), r.code, r.message) for r in found]
+    return reasons
+
+
+def _filename_field(field: str) -> str:
+    return field[: -len(".name")] + ".filename" if field.endswith(".name") else field
+
+
 async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[Reason]:
     """Sizes, presence and PDF-ness of the documents."""
     reasons: list[Reason] = []
-    documents = [("document", submission["document"])] + [
-        (f"annexes[{i}]", annex) for i, annex in enumerate(submission.get("annexes") or [])
-    ]
     total = 0
-    for path, typed in documents:
+    for path, typed in _documents(submission):
         blob = typed["blob"]
         size = await deps.blobs.stat(blob["sha256"])
         if size is None:
@@ -57,7 +106,8 @@ async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[R
                                   f"no blob with digest {blob['sha256']}"))
             continue
         total += size
-        if path == "document" and (await _head(deps, blob["sha256"]))[:5] != PDF_MAGIC:
+        if path == "document" and blob["media_type"] == "application/pdf" \
+                and (await _head(deps, blob["sha256"]))[:5] != PDF_MAGIC:
             reasons.append(Reason("document.blob", "not_pdf",
                                   "the main document of an acte must be a PDF file"))
     if total > deps.max_acte_bytes:
@@ -78,11 +128,12 @@ async def validate_acte(
 ) -> tuple[str, list[Reason]]:
     """The acte's IDActe and every reason it cannot go to the TdT (empty: it can)."""
     member = deps.member(siren)
+    # the objet is sent folded to ISO-8859-1 after NFC (a decomposed é is an é)
     reasons: list[Reason] = [
         *nature_reasons(submission["nature_code"]),
-        *numero_reasons(submission["numero_interne"]),
-        *objet_reasons(submission["objet"]),
-        *latin1_reasons(submission["objet"], "objet"),
+        *_at("numero_interne", check_number(submission["numero_interne"])),
+        *objet_reasons(unicodedata.normalize("NFC", submission["objet"])),
+        *filename_reasons(submission),
     ]
     decision: date = submission["decision_date"]
     if decision > date.today() + timedelta(days=1):
@@ -115,7 +166,7 @@ async def validate_acte(
                 f"current one is of {classification.date_version.isoformat()}",
             ))
     reasons.extend(await document_reasons(deps, submission))
-    return id_acte, reasons
+    return id_acte, unique_reasons(reasons)
 
 
 async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound]:

@@ -3,6 +3,9 @@
 Every failure the TdT connector can meet crosses this module exactly once:
 
     httpx exception raised by the transport        Relais error
+    ├── TlsClientAuthError (connectors/tdt/tls.py:  PartnerAuthError       client certificate
+    │   TLS alert, reset/EOF confirmed by a probe,                         refused, or server
+    │   server certificate not trusted)                                    certificate untrusted
     ├── TimeoutException (connect/read/write/pool)  PartnerTimeoutError    retriable
     ├── NetworkError (connect/read/write/close)     PartnerTransientError  retriable
     ├── RemoteProtocolError, ProxyError            PartnerTransientError  retriable
@@ -31,7 +34,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 
+from connectors.tdt.tls import TlsClientAuthError
 from relais.errors import (
+    PartnerAuthError,
     PartnerError,
     PartnerPermanentError,
     PartnerReplyError,
@@ -43,6 +48,7 @@ from relais.errors import (
 log = structlog.get_logger(__name__)
 
 TRANSPORT_ERRORS: tuple[tuple[type[httpx.RequestError], type[PartnerError]], ...] = (
+    (TlsClientAuthError, PartnerAuthError),
     (httpx.TimeoutException, PartnerTimeoutError),
     (httpx.NetworkError, PartnerTransientError),
     (httpx.RemoteProtocolError, PartnerTransientError),

@@ -24,7 +24,9 @@ def submit(
     objet: str = typer.Option(..., help="Subject of the acte (1 to 499 characters)."),
     nature: int = typer.Option(1, help="Nature code: 1 DE, 2 AR, 3 AI, 4 CC, 5 BF, 6 AU."),
     matiere: list[int] = typer.Option([1, 1], help="Classification codes, level 1 first."),
-    numero: str = typer.Option(..., help="Internal number, [A-Za-z0-9_]{1,15}."),
+    numero: str = typer.Option(..., help=(
+        "Internal number (numéro interne) as S²LOW accepts it: 1 to 15 upper-case letters, "
+        "digits or '_', neither starting nor ending with '_' (e.g. D2026_042).")),
     decision_date: str = typer.Option(date.today().isoformat(), help="YYYY-MM-DD."),
     annex: list[Path] = typer.Option([], exists=True, dir_okay=False, help="Annex files."),
     submission_id: str = typer.Option("", help="Your id for this submission (default: random)."),

@@ -15,8 +15,15 @@ _DEPARTMENT = re.compile(r"^(0[0-9][0-9AB]|9[0-9][0-9AB])$")
 
 @dataclass(frozen=True)
 class TdtSettings:
-    """How a member reaches its tiers de télétransmission. The password stays in the
-    environment variable ``password_env``; the registry never holds it."""
+    """How a member reaches its tiers de télétransmission.
+
+    S²LOW requires a TLS client certificate (``cert_file``, ``key_file``); HTTP
+    Basic (``login`` and the password in ``password_env``) is optional: an empty
+    ``password_env`` sends none. Secrets stay in environment variables, named
+    here: the Basic password in ``password_env``, the key's password in
+    ``key_password_env``; the registry never holds them. ``ca_file`` replaces the
+    system CA store for a TdT whose server certificate a private CA issued.
+    """
 
     url: str
     login: str
@@ -25,6 +32,8 @@ class TdtSettings:
     key_file: str | None = None
     arrondissement: int = 1
     nature_collectivite: str = "31"
+    key_password_env: str | None = None
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ MEMBER: dict[str, Any] = {
         "key_file": None,
         "arrondissement": 2,
         "nature_collectivite": "32",
+        "key_password_env": "RELAIS_TDT_KEY_PASSWORD_DIJON",
+        "ca_file": None,
     },
     "retry_tiers": None,
 }

@@ -1,0 +1,1 @@
+"""Machinery shared by every partner sandbox (TLS material, client-certificate gate)."""

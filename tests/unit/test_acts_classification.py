@@ -1,0 +1,58 @@
+"""The member's classification on fakes: a 7-3 answer keeps the current one."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from agents.acts.classification import is_unchanged_answer, refresh_classification
+from relais.errors import PartnerReplyError
+from relais.wire.avro_codec import AvroCodec
+from tests.unit.acts_fakes import (
+    CLASSIFICATION_DATE,
+    SIREN,
+    World,
+    classification_xml,
+    member,
+    unchanged_xml,
+)
+from topics.catalogue import ACTS_CLASSIFICATIONS
+
+
+@pytest.fixture(scope="module")
+def codec() -> AvroCodec:
+    return AvroCodec()
+
+
+def test_a_7_3_answer_is_recognised() -> None:
+    assert is_unchanged_answer(unchanged_xml())
+    assert not is_unchanged_answer(classification_xml())
+    assert not is_unchanged_answer(b"not xml")
+
+
+async def test_unchanged_keeps_the_current_classification(codec: AvroCodec) -> None:
+    world = World(codec)
+    world.keep_classification()
+    kept = world.snapshots.get(SIREN)
+    world.connector.classification_xml = unchanged_xml(date(2026, 6, 1))
+    classification = await refresh_classification(world.deps(), member())
+    assert classification.date_version == CLASSIFICATION_DATE
+    assert classification.check(1, [1, 1], ["99_DE"]) == []
+    assert world.snapshots.get(SIREN) is kept
+    assert [t for t, _ in world.journal.published if t == ACTS_CLASSIFICATIONS.name] == []
+
+
+async def test_a_new_classification_is_kept_and_published(codec: AvroCodec) -> None:
+    world = World(codec)
+    world.connector.classification_xml = classification_xml(date(2026, 6, 1))
+    classification = await refresh_classification(world.deps(), member())
+    assert classification.date_version == date(2026, 6, 1)
+    assert [t for t, _ in world.journal.published] == [ACTS_CLASSIFICATIONS.name]
+
+
+async def test_unchanged_with_nothing_kept_says_so(codec: AvroCodec) -> None:
+    world = World(codec)
+    world.connector.classification_xml = unchanged_xml()
+    with pytest.raises(PartnerReplyError, match="unchanged"):
+        await refresh_classification(world.deps(), member())

@@ -1,0 +1,99 @@
+"""acts-validation on fakes: the TdT's number and file name rules, reasons listed once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.acts.validation import handle_submitted, unique_reasons
+from relais.errors import Reason
+from relais.flows.outbound import Outbound
+from relais.wire.avro_codec import AvroCodec
+from tests.unit.acts_fakes import (
+    PDF,
+    World,
+    flow_of,
+    links_out,
+    notifications,
+    record_of,
+    submission,
+)
+from topics.catalogue import ACTS_DELIVERY, ACTS_SUBMITTED
+
+
+@pytest.fixture(scope="module")
+def codec() -> AvroCodec:
+    return AvroCodec()
+
+
+async def _validate(world: World, filename: str = "deliberation.pdf",
+                    **changes: Any) -> list[Outbound]:
+    document = world.blobs.add(PDF, filename)
+    acte = submission(document={"blob": document, "typology": None}, **changes)
+    record = record_of(world.codec, "ActeSubmission", acte, ACTS_SUBMITTED.name,
+                       flow_of("sub-1"))
+    world.keep_classification()
+    return await handle_submitted(record, world.deps())
+
+
+def _reasons(codec: AvroCodec, outputs: list[Outbound]) -> list[tuple[str, str]]:
+    [note] = notifications(codec, outputs)
+    assert note["kind"] == "REJECTED"
+    return [(r["field"], r["code"]) for r in note["reasons"]]
+
+
+async def test_a_good_acte_goes_to_delivery(codec: AvroCodec) -> None:
+    world = World(codec)
+    outputs = await _validate(world)
+    assert [n["state"] for n in notifications(codec, outputs)] == ["validated"]
+    assert links_out(codec, outputs)[0]["delivery"] == "VALIDATED"
+    assert [o.topic for o in outputs if o.topic == ACTS_DELIVERY.name] == [ACTS_DELIVERY.name]
+
+
+@pytest.mark.parametrize("numero", ["d2026_042", "_D2026", "D2026_", "D2026-042",
+                                    "ABCDEFGHIJKLMNOP"])
+async def test_numbers_s2low_refuses_are_refused_before_sending(
+    codec: AvroCodec, numero: str,
+) -> None:
+    world = World(codec)
+    outputs = await _validate(world, numero_interne=numero)
+    assert ("numero_interne", "number_format") in _reasons(codec, outputs)
+    assert [o for o in outputs if o.topic == ACTS_DELIVERY.name] == []
+
+
+@pytest.mark.parametrize("filename", ["deliberation", "../../etc/passwd", "acte.exe.txt"])
+async def test_bad_file_names_are_refused_naming_the_field(
+    codec: AvroCodec, filename: str,
+) -> None:
+    world = World(codec)
+    outputs = await _validate(world, filename=filename)
+    fields = {field for field, _ in _reasons(codec, outputs)}
+    assert "document.blob.filename" in fields
+    assert [o for o in outputs if o.topic == ACTS_DELIVERY.name] == []
+
+
+async def test_an_annex_without_extension_names_the_annex(codec: AvroCodec) -> None:
+    world = World(codec)
+    annex = world.blobs.add(b"%PDF-1.4 annex", "annexe")
+    outputs = await _validate(world, annexes=[{"blob": annex, "typology": None}])
+    assert ("annexes[0].blob.filename", "extension_missing") in _reasons(codec, outputs)
+
+
+@pytest.mark.parametrize("objet", ["Budget 予算 😀", "Budget 😀 et \U0001F600 予"])
+async def test_charset_reason_listed_once(codec: AvroCodec, objet: str) -> None:
+    world = World(codec)
+    reasons = _reasons(codec, await _validate(world, objet=objet))
+    assert reasons.count(("objet", "charset")) == 1
+
+
+async def test_decomposed_accents_and_typographic_quotes_are_sendable(codec: AvroCodec) -> None:
+    world = World(codec)
+    outputs = await _validate(world, objet="De\u0301libe\u0301ration sur l’œuvre")
+    assert [n["state"] for n in notifications(codec, outputs)] == ["validated"]
+
+
+def test_unique_reasons_keeps_the_first_of_each_field_and_code() -> None:
+    reasons = [Reason("objet", "charset", "a"), Reason("objet", "charset", "b"),
+               Reason("objet", "length", "c"), Reason("numero_interne", "charset", "d")]
+    assert unique_reasons(reasons) == [reasons[0], reasons[2], reasons[3]]
