@@ -127,6 +127,7 @@ OPS_CONTROLS = TopicSpec(
 
 STAGES: tuple[str, ...] = (
     "ingress", "acts-validation", "acts-delivery", "acts-status", "acts-followup",
+    "acts-prefecture",
 )
 
 #: The partner each stage calls; pausing the partner holds these stages.
