@@ -220,7 +220,7 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
     })
     replies = []
     for letter in letters[:1]:
-        reply_type = {"2-1": "2-2", "3-1": "3-2", "4-1": "4-2"}[letter["details"]["type_code"]]
+        reply_type = {"2-1": "2-2", "3-1": "3-4", "4-1": "4-4"}[letter["details"]["type_code"]]
         replies.append(letter["flow_id"])
         await _publish_followup(settings, {
             "submission_id": f"reply-{letter['submission_id']}", "member_siren": siren,
