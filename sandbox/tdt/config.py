@@ -17,6 +17,7 @@ Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng):
 ``hang_seconds``          how long a "timeout" hangs (longer than the client's timeout)
 ``error_after_commit_rate``  on creations, record the transaction, *then* answer 5xx:
                           the "crash between call and record" the hub must reconcile
+                          (with ``api/list_actes.php``, as against the real S²LOW)
 ``anomaly_rate``          fraction of actes answered by an ``AnomalieActe`` (state -1)
 ``duplicate_rate``        a prefecture message listed twice under two ids; a status
                           poll answering the transaction's previous state once more
@@ -27,7 +28,7 @@ Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng):
 ========================  ==============================================================
 
 Faults never lose a transaction: a transaction is either not recorded (the
-error came first) or recorded and findable (listing, idempotency key).
+error came first) or recorded and findable with ``api/list_actes.php``.
 """
 
 from __future__ import annotations
@@ -46,9 +47,19 @@ MAX_ACTE_BYTES = 150 * 1024 * 1024
 PREFECTURE_MESSAGE_TYPES = ("2-1", "3-1", "4-1", "5-1")
 
 
+PERMISSIONS = ("RW", "CS", "TT", "RO", "NONE")
+
+
 @dataclass(frozen=True)
 class SandboxAccount:
-    """A TdT account: HTTP Basic login and password, and the member it transmits for."""
+    """A TdT account: HTTP Basic login and password, and the member it transmits for.
+
+    ``permission`` is the user's right on S²LOW's actes module: ``RW`` (every call),
+    ``CS`` (create and reply; its actes wait in state 17, no cancellation), ``TT``
+    (transmit: cancel, request a classification), ``RO``/``NONE`` (refused).
+    ``must_sign`` stands for a client that posts ``must_signed``: its actes wait in 18.
+    ``authority_id`` is S²LOW's authority id in the listings (default: account's rank).
+    """
 
     login: str
     password: str = field(repr=False)
@@ -58,6 +69,9 @@ class SandboxAccount:
     arrondissement: int = 0
     nature_collectivite: int = 31
     return_email: str = "actes@example.org"
+    permission: str = "RW"
+    must_sign: bool = False
+    authority_id: int = 0
 
 
 DEFAULT_ACCOUNTS: tuple[SandboxAccount, ...] = (
@@ -163,7 +177,8 @@ class SandboxConfig:
     seed: int = 0
     trigram: str = "SBX"
     max_total_bytes: int = MAX_ACTE_BYTES
-    reject_duplicate_numbers: bool = True
+    max_file_uploads: int = 20
+    restrict_classification_requests: bool = True
     prefecture_message_types: tuple[str, ...] = PREFECTURE_MESSAGE_TYPES
     anomaly_nature: str = "002"
     anomaly_detail: str = (
@@ -174,12 +189,21 @@ class SandboxConfig:
     def account(self, login: str) -> SandboxAccount | None:
         return next((a for a in self.accounts if a.login == login), None)
 
+    def authority_id(self, account: SandboxAccount) -> int:
+        """S²LOW's authority id of ``account`` (its rank from 1 unless configured)."""
+        return account.authority_id or self.accounts.index(account) + 1
+
     def check(self) -> None:
         """Raise ConfigurationError when the configuration cannot run."""
         problems = [r.message for r in self.faults.reasons()]
         logins = [a.login for a in self.accounts]
         if len(set(logins)) != len(logins):
             problems.append("account logins must be unique")
+        for account in self.accounts:
+            if account.permission not in PERMISSIONS:
+                problems.append(f"{account.login}: permission is one of {', '.join(PERMISSIONS)}")
+        if self.max_file_uploads < 1:
+            problems.append("max_file_uploads must be at least 1")
         unknown = set(self.prefecture_message_types) - set(PREFECTURE_MESSAGE_TYPES)
         if unknown:
             problems.append(f"unknown prefecture message types: {sorted(unknown)}")

@@ -18,7 +18,7 @@ from relais.actes.archive import (
     envelope_file_name,
     pack_archive,
 )
-from relais.actes.classification import Classification
+from relais.actes.classification import Classification, build_retour_classification
 from relais.actes.metadata import ActeMetadata
 from relais.actes.xml_build import (
     build_annulation,
@@ -31,6 +31,7 @@ from relais.actes.xml_build import (
     build_ar_reponse_rejet_lettre_observations,
     build_courrier_simple,
     build_defere_ta,
+    build_demande_classification,
     build_demande_piece_complementaire,
     build_envelope_cl,
     build_envelope_pref,
@@ -56,10 +57,18 @@ class Packed:
     archive_bytes: bytes
 
 
+def _file_names(submission: ActeSubmission) -> list[str]:
+    """Names under which the posted files enter the archive builder (S²LOW renames them
+    after the typology and the acte, with the extension of the sniffed content type)."""
+    files = (submission.main, *submission.annexes)
+    return [f"file{n}.{f.extension}" for n, f in enumerate(files)]
+
+
 def acte_metadata(
     submission: ActeSubmission, account: SandboxAccount, classification: Classification
 ) -> ActeMetadata:
     """The ``ActeMetadata`` a TdT derives from a validated post and the member's account."""
+    names = _file_names(submission)
     return ActeMetadata(
         siren=account.siren,
         department=account.department,
@@ -70,8 +79,8 @@ def acte_metadata(
         objet=submission.subject,
         classification_date=classification.date_version,
         document_papier=submission.document_papier,
-        main_file=submission.main_file[0],
-        annex_files=tuple(name for name, _ in submission.annexes),
+        main_file=names[0],
+        annex_files=tuple(names[1:]),
         main_typology=submission.type_acte,
         annex_typologies=submission.type_pj,
     )
@@ -87,7 +96,9 @@ def acte_transmission(
     sequence: int,
 ) -> Transmission:
     """The 1-1 archive (envelope, ``Acte`` XML, documents); ValidationError if unbuildable."""
-    documents = dict([submission.main_file, *submission.annexes])
+    names = _file_names(submission)
+    files = (submission.main, *submission.annexes)
+    documents = {name: f.data for name, f in zip(names, files, strict=True)}
     return build_transmission(
         acte_metadata(submission, account, classification),
         documents,
@@ -257,3 +268,19 @@ def annulation(
 def ar_annulation(id_acte: str, day: date) -> bytes:
     """6-2 ``ARAnnulation``."""
     return build_ar_annulation(id_acte, day)
+
+
+def demande_classification(
+    known: date | None, account: SandboxAccount, *, trigram: str, day: date, sequence: int
+) -> Packed:
+    """7-1 ``DemandeClassification`` asking for a classification newer than ``known``."""
+    xml = build_demande_classification(known)
+    base = f"{account.department}-{account.siren}----7-1"
+    return _collectivite_archive(
+        "7-1", xml, base, [], account, trigram=trigram, day=day, sequence=sequence
+    )
+
+
+def retour_classification(classification: Classification) -> bytes:
+    """7-2 ``RetourClassification`` of ``classification`` (ValidationError if unbuildable)."""
+    return build_retour_classification(classification)

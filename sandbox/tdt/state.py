@@ -1,25 +1,32 @@
 """What the sandbox TdT remembers and how its transactions move.
 
+Everything S²LOW keeps in ``actes_transactions``, ``actes_transactions_workflow``,
+``actes_envelopes`` and ``actes_included_files`` lives here, with the same identities:
+transaction ids (actes, cancellations, replies, classification requests and the
+prefecture's messages share one sequence, as in S²LOW), envelope ids (the archive a
+transaction travels in, what ``actes_download_file.php?env=`` serves) and included-file ids
+(``actes_download_file.php?file=``).
+
 State changes are driven by the injected clock: each API call first runs
-:meth:`TdtState.advance`, which applies every scheduled event whose time has
-come, in time order. An acte goes 1 (posted) → 3 (transmitted) → 4
-(acknowledged, with an ``ARActe``) or -1 (error, with an ``AnomalieActe``: S²LOW
-has no "refused" state, it records the prefecture's anomaly as an error whose
-message carries the anomaly); a cancellation takes an acknowledged acte to 0.
+:meth:`TdtState.advance`, which applies every scheduled event whose time has come, in time
+order. An acte goes 1 (posted) → 3 (transmitted) → 4 (acknowledged, with an ``ARActe``) or
+-1 (error, with an ``AnomalieActe``); one posted with ``en_attente`` (or by an account with
+the ``CS`` permission) waits in 17, one posted with ``must_signed`` in 18, until the
+sandbox-only control releases it. A cancellation (type 6) goes 1 → 3 → 4 and then takes its
+acte to 0.
 
-Randomness is split in two seeded streams so that runs are reproducible: the
-*outcome* stream draws a fixed number of values per acte when it is posted
-(anomaly? prefecture message? which one? early? duplicated?), whatever the
-knobs, and the *fault* stream draws per call (injected errors, stale status,
-shuffled listing). Polling more or less often never changes an acte's fate.
+Randomness is split in two seeded streams so that runs are reproducible: the *outcome*
+stream draws a fixed number of values per acte when it is posted (anomaly? prefecture
+message? which one? early? duplicated?), whatever the knobs, and the *fault* stream draws per
+call (injected errors, stale status, shuffled listing). Polling more or less often never
+changes an acte's fate.
 
-Methods are synchronous and never await: each call's check-then-record is
-atomic on the event loop.
+Methods are synchronous and never await: each call's check-then-record is atomic on the
+event loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import random
 from collections import Counter
@@ -27,58 +34,49 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
 from relais.actes.archive import Transmission, read_transmission
+from relais.actes.xml_build import build_reponse_classification_sans_changement
 from sandbox.tdt import messages
 from sandbox.tdt.config import Faults, SandboxAccount, SandboxConfig
-from sandbox.tdt.forms import RawForm
 from sandbox.tdt.messages import Packed
-from sandbox.tdt.validation import ActeSubmission
+from sandbox.tdt.validation import PARIS, ActeSubmission, extension_of
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
 ERROR, CANCELLED, POSTED, TRANSMITTED, ACKNOWLEDGED = -1, 0, 1, 3, 4
-DOCUMENT_RECEIVED, ACK_SENT, DOCUMENT_NO_ACK_DUE = 7, 8, 21
-REPLY_TYPES_BY_DOCUMENT: dict[str, frozenset[str]] = {
-    "2-1": frozenset({"2-2"}),
-    "3-1": frozenset({"3-2", "3-3", "3-4"}),
-    "4-1": frozenset({"4-2", "4-3", "4-4"}),
-    "5-1": frozenset(),
-}
-
-try:
-    _PARIS: Any = ZoneInfo("Europe/Paris")
-except ZoneInfoNotFoundError:  # pragma: no cover - hosts without tz data
-    _PARIS = UTC
+DOCUMENT_RECEIVED, ACK_SENT = 7, 8
+WAITING_TO_POST, WAITING_TO_SIGN, DOCUMENT_NO_ACK_DUE = 17, 18, 21
+WAITING_STATES = (WAITING_TO_POST, WAITING_TO_SIGN)
 
 
 def local_day(moment: datetime) -> date:
     """The calendar day in France of an instant (the dates @CTES messages carry)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(_PARIS).date()
+    return moment.astimezone(PARIS).date()
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def form_fingerprint(form: RawForm) -> str:
-    """A digest of a post's values and files: the same logical post gives the same digest."""
-    digest = hashlib.sha256()
-    for name in sorted(form.values):
-        for value in form.values[name]:
-            digest.update(b"v\0" + name.encode("iso-8859-1") + b"\0" + value + b"\0")
-    for name in sorted(form.files):
-        for file in form.files[name]:
-            content = hashlib.sha256(file.data).hexdigest().encode()
-            digest.update(b"f\0" + name.encode("iso-8859-1") + b"\0" + content + b"\0")
-    return digest.hexdigest()
+class AdjustableClock:
+    """The system clock plus an offset ``POST /sandbox/clock`` can move forward."""
+
+    def __init__(self, base: Clock = system_clock) -> None:
+        self._base = base
+        self._offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return self._base() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -90,24 +88,55 @@ class StatusEntry:
 
 
 @dataclass
-class Transaction:
-    """Anything a member posted: an acte (1-1), a cancellation (6-1) or a reply."""
+class Envelope:
+    """An archive as S²LOW stores it (``actes_envelopes``)."""
 
     id: int
     login: str
+    archive_name: str
+    archive_bytes: bytes
+
+
+@dataclass
+class IncludedFile:
+    """A file of a transaction (``actes_included_files``)."""
+
+    id: int
+    transaction_id: int
+    posted_filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass
+class Transaction:
+    """A row of ``actes_transactions``: an acte (type 1), a prefecture message (2–5), a
+    member's reply (2–4 with ``type_reponse``), a cancellation (6) or a classification
+    request (7)."""
+
+    id: int
+    login: str
+    s2low_type: str
     type_code: str
     posted_at: datetime
     id_acte: str
     number: str
     decision_date: date | None
     nature_code: int | None
+    nature_descr: str
     subject: str
-    idempotency_key: str | None
-    fingerprint: str
+    classification: str
     packed: Packed
+    envelope_id: int
     related_id: int | None = None
+    type_reponse: int | None = None
     history: list[StatusEntry] = field(default_factory=list)
     cancellation_id: int | None = None
+    files: list[IncludedFile] = field(default_factory=list)
+    read: bool = False
+    duplicate_of: int | None = None
+    replies: list[int] = field(default_factory=list)
+    pending: Callable[[], None] | None = None
 
     @property
     def status(self) -> int:
@@ -118,51 +147,29 @@ class Transaction:
     ) -> None:
         self.history.append(StatusEntry(status, at, document, message))
 
+    def has_status(self, status: int) -> bool:
+        return any(entry.status == status for entry in self.history)
+
+    @property
+    def is_prefecture_message(self) -> bool:
+        return self.s2low_type in {"2", "3", "4", "5"} and self.type_reponse is None
+
     def summary(self) -> dict[str, Any]:
-        """The row of the transaction listing."""
+        """The sandbox's own description (``GET /sandbox/transactions/{id}``)."""
         return {
-            "id": str(self.id),
-            "type": self.type_code,
+            "id": self.id,
+            "type": self.s2low_type,
+            "message": self.type_code,
             "number": self.number,
             "decision_date": self.decision_date.isoformat() if self.decision_date else None,
             "nature_code": self.nature_code,
             "subject": self.subject,
             "status": self.status,
-            "submission_date": local_day(self.posted_at).isoformat(),
             "id_acte": self.id_acte,
-            "idempotency_key": self.idempotency_key,
-            "related_transaction_id": str(self.related_id) if self.related_id else None,
-        }
-
-
-@dataclass
-class PrefectureDocument:
-    """A prefecture message for a member, listed until marked read."""
-
-    id: int
-    login: str
-    type_code: str
-    related_transaction_id: int
-    number: str
-    id_acte: str
-    visible_at: datetime
-    courrier_date: date
-    packed: Packed
-    status: int
-    read: bool = False
-    duplicate_of: int | None = None
-    replies: list[int] = field(default_factory=list)
-
-    def row(self) -> dict[str, Any]:
-        """The row of ``api/list_document_prefecture.php`` (fields of the real API + date)."""
-        return {
-            "id": str(self.id),
-            "type": self.type_code,
-            "related_transaction_id": str(self.related_transaction_id),
-            "number": self.number,
-            "date": self.courrier_date.isoformat(),
-            "last_status_id": self.status,
-            "unique_id": f"{self.id_acte}-{self.type_code}",
+            "envelope_id": self.envelope_id,
+            "related_transaction_id": self.related_id,
+            "type_reponse": self.type_reponse,
+            "read": self.read,
         }
 
 
@@ -177,7 +184,7 @@ class _Fate:
 
 
 class TdtState:
-    """Transactions, prefecture documents, idempotency keys and counters of one sandbox."""
+    """Transactions, envelopes, files and counters of one sandbox."""
 
     def __init__(self, config: SandboxConfig, clock: Clock, rng: random.Random) -> None:
         self.config = config
@@ -187,7 +194,7 @@ class TdtState:
         self.reset(keep_faults=True)
 
     def reset(self, *, keep_faults: bool = False) -> None:
-        """Forget every transaction, document, key and counter; re-seed the random streams.
+        """Forget every transaction, envelope and counter; re-seed the random streams.
 
         The fault knobs go back to the configuration's unless ``keep_faults``.
         """
@@ -196,11 +203,18 @@ class TdtState:
         if not keep_faults:
             self.faults = self.config.faults
         self.transactions: dict[int, Transaction] = {}
-        self.documents: dict[int, PrefectureDocument] = {}
-        self.keys: dict[tuple[str, str, str], int] = {}
+        self.envelopes: dict[int, Envelope] = {}
+        self.files: dict[int, IncludedFile] = {}
+        self.classification = self.config.classification
+        initial = messages.retour_classification(self.classification)
+        self.received_classification: dict[str, tuple[date, bytes]] = {
+            a.login: (self.classification.date_version, initial) for a in self.config.accounts
+        }
         self._events: list[tuple[datetime, int, Callable[[], None]]] = []
         self._event_seq = 0
         self._last_id = 0
+        self._last_envelope = 0
+        self._last_file = 0
         self._envelope_seq: Counter[tuple[str, date]] = Counter()
         self.counters: Counter[str] = Counter()
         self.fault_counters: Counter[str] = Counter()
@@ -220,6 +234,23 @@ class TdtState:
     def _sequence(self, login: str, day: date) -> int:
         self._envelope_seq[(login, day)] += 1
         return self._envelope_seq[(login, day)]
+
+    def next_sequence(self, login: str, day: date) -> int:
+        """The envelope counter the next archive of ``login`` will use on ``day``."""
+        return self._envelope_seq[(login, day)] + 1
+
+    def _envelope(self, login: str, packed: Packed) -> int:
+        self._last_envelope += 1
+        self.envelopes[self._last_envelope] = Envelope(
+            self._last_envelope, login, packed.archive_name, packed.archive_bytes
+        )
+        return self._last_envelope
+
+    def _file(self, transaction_id: int, name: str, mimetype: str, data: bytes) -> IncludedFile:
+        self._last_file += 1
+        included = IncludedFile(self._last_file, transaction_id, name, mimetype, data)
+        self.files[included.id] = included
+        return included
 
     def _schedule(self, at: datetime, action: Callable[[], None]) -> None:
         self._event_seq += 1
@@ -241,43 +272,41 @@ class TdtState:
         """One draw of the fault stream (drawn even when ``rate`` is 0, for reproducibility)."""
         return self.fault_rng.random() < rate
 
-    # -- actes ----------------------------------------------------------------------------
+    def transaction(self, transaction_id: str | int | None) -> Transaction | None:
+        """Any transaction by id (S²LOW's pages check the owner themselves)."""
+        if isinstance(transaction_id, int):
+            return self.transactions.get(transaction_id)
+        text = (transaction_id or "").strip()
+        return self.transactions.get(int(text)) if text.isdigit() else None
 
-    def by_key(self, login: str, kind: str, key: str) -> Transaction | None:
-        found = self.keys.get((login, kind, key))
-        return self.transactions.get(found) if found is not None else None
-
-    def same_acte(self, login: str, submission: ActeSubmission) -> list[Transaction]:
-        """Actes of ``login`` with the same number, decision date and nature."""
-        return [
-            t
-            for t in self.transactions.values()
-            if t.login == login
-            and t.type_code == "1-1"
-            and t.number == submission.number
-            and t.decision_date == submission.decision_date
-            and t.nature_code == submission.nature_code
-        ]
-
-    def live_with_number(self, login: str, number: str) -> Transaction | None:
-        """An acte of ``login`` with ``number`` that is not in error or cancelled."""
+    def by_unique_id(self, unique_id: str) -> Transaction | None:
+        """``ActesTransaction::getTransactionFromUniqueId``: the acte (type 1) with this IDActe."""
         return next(
             (
                 t
                 for t in self.transactions.values()
-                if t.login == login
-                and t.type_code == "1-1"
-                and t.number == number
-                and t.status not in (ERROR, CANCELLED)
+                if t.s2low_type == "1" and t.id_acte == unique_id
             ),
             None,
         )
 
-    def _draw_fate(self) -> _Fate:
+    # -- actes ----------------------------------------------------------------------------
+
+    def number_taken(self, login: str, number: str) -> bool:
+        """``ActesTransaction::isUnique`` negated: any transaction of the authority."""
+        return any(t.login == login and t.number == number for t in self.transactions.values())
+
+    def same_acte(self, login: str, form_number: str) -> bool:
+        return any(
+            t.login == login and t.s2low_type == "1" and t.number == form_number
+            for t in self.transactions.values()
+        )
+
+    def _draw_fate(self, forced_anomaly: bool) -> _Fate:
         rng = self.outcome_rng
         u_anomaly, u_message, u_type, u_early, u_duplicate = (rng.random() for _ in range(5))
         types = self.config.prefecture_message_types
-        anomaly = u_anomaly < self.faults.anomaly_rate
+        anomaly = forced_anomaly or u_anomaly < self.faults.anomaly_rate
         message = None
         if not anomaly and types and u_message < self.faults.prefecture_message_rate:
             message = types[min(int(u_type * len(types)), len(types) - 1)]
@@ -294,10 +323,10 @@ class TdtState:
         return messages.acte_transmission(
             submission,
             account,
-            self.config.classification,
+            self.classification,
             trigram=self.config.trigram,
             day=day,
-            sequence=self._envelope_seq[(account.login, day)] + 1,
+            sequence=self.next_sequence(account.login, day),
         )
 
     def record_acte(
@@ -306,44 +335,97 @@ class TdtState:
         submission: ActeSubmission,
         transmission: Transmission,
         *,
-        idempotency_key: str | None,
-        fingerprint: str,
+        initial_status: int,
+        out_of_classification: str | None,
     ) -> Transaction:
-        """Record a validated acte in state 1 and schedule its life."""
+        """Record an accepted acte in ``initial_status`` (1, 17 or 18) and schedule its life.
+
+        ``out_of_classification`` (matières or typologies the authority's classification does
+        not have) makes the préfecture answer with an ``AnomalieActe``.
+        """
         now = self.now()
         self._sequence(account.login, local_day(now))
+        packed = Packed(
+            "1-1",
+            read_transmission(transmission.archive_bytes)[transmission.message_name],
+            transmission.archive_name,
+            transmission.archive_bytes,
+        )
         transaction = Transaction(
             id=self._next_id(),
             login=account.login,
+            s2low_type="1",
             type_code="1-1",
             posted_at=now,
             id_acte=transmission.id_acte,
             number=submission.number,
             decision_date=submission.decision_date,
             nature_code=submission.nature_code,
+            nature_descr=submission.nature_descr,
             subject=submission.subject,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            packed=Packed(
-                "1-1",
-                read_transmission(transmission.archive_bytes)[transmission.message_name],
-                transmission.archive_name,
-                transmission.archive_bytes,
-            ),
+            classification=submission.classification,
+            packed=packed,
+            envelope_id=self._envelope(account.login, packed),
         )
-        transaction.set_status(POSTED, now)
+        for posted in (submission.main, *submission.annexes):
+            transaction.files.append(
+                self._file(transaction.id, posted.posted_name, posted.mimetype, posted.data)
+            )
+        messages_by_status = {
+            POSTED: "Dépôt initial",
+            WAITING_TO_POST: "Dépôt dans un état d'attente",
+            WAITING_TO_SIGN: "En attente d'être signé",
+        }
+        transaction.set_status(initial_status, now, message=messages_by_status[initial_status])
         self.transactions[transaction.id] = transaction
-        if idempotency_key is not None:
-            self.keys[(account.login, "acte", idempotency_key)] = transaction.id
         self.count("transactions_created", account.login)
-        fate = self._draw_fate()
+        fate = self._draw_fate(out_of_classification is not None)
+
+        def start() -> None:
+            self._start_life(transaction, account, transmission, fate, out_of_classification)
+
+        if initial_status == POSTED:
+            start()
+        else:
+            transaction.pending = start
+        log.info(
+            "sandbox_tdt_acte_recorded",
+            transaction_id=transaction.id,
+            login=account.login,
+            id_acte=transaction.id_acte,
+            status=initial_status,
+            anomaly=fate.anomaly,
+            prefecture_message=fate.prefecture_message,
+        )
+        return transaction
+
+    def release(self, transaction: Transaction) -> bool:
+        """Move an acte waiting in 17 or 18 to 1 (posted) and start its life."""
+        if transaction.status not in WAITING_STATES or transaction.pending is None:
+            return False
+        transaction.set_status(POSTED, self.now(), message="Dépôt initial")
+        start, transaction.pending = transaction.pending, None
+        start()
+        return True
+
+    def _start_life(
+        self,
+        transaction: Transaction,
+        account: SandboxAccount,
+        transmission: Transmission,
+        fate: _Fate,
+        out_of_classification: str | None,
+    ) -> None:
+        now = self.now()
         schedule = self.config.schedule
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
         answered_at = now + timedelta(seconds=schedule.acknowledge_after)
         self._schedule(transmitted_at, lambda: self._transmit(transaction, transmitted_at))
         self._schedule(
             answered_at,
-            lambda: self._answer(transaction, transmission, answered_at, fate.anomaly),
+            lambda: self._answer(
+                transaction, transmission, answered_at, fate.anomaly, out_of_classification
+            ),
         )
         if fate.prefecture_message is not None:
             message_at = answered_at + timedelta(seconds=schedule.prefecture_message_after)
@@ -357,38 +439,34 @@ class TdtState:
                     transaction, account, type_code, message_at, fate.duplicated
                 ),
             )
-        log.info(
-            "sandbox_tdt_acte_recorded",
-            transaction_id=transaction.id,
-            login=account.login,
-            id_acte=transaction.id_acte,
-            anomaly=fate.anomaly,
-            prefecture_message=fate.prefecture_message,
-        )
-        return transaction
 
     def _transmit(self, transaction: Transaction, at: datetime) -> None:
         if transaction.status == POSTED:
-            transaction.set_status(TRANSMITTED, at)
+            transaction.set_status(TRANSMITTED, at, message="Transmis au MIOCT")
 
     def _answer(
-        self, transaction: Transaction, transmission: Transmission, at: datetime, anomaly: bool
+        self,
+        transaction: Transaction,
+        transmission: Transmission,
+        at: datetime,
+        anomaly: bool,
+        out_of_classification: str | None,
     ) -> None:
         day = local_day(at)
-        classification = self.config.classification
+        classification = self.classification
         if anomaly:
+            detail = out_of_classification or self.config.anomaly_detail
             document = messages.anomalie_acte(
-                transmission,
-                day,
-                classification,
-                nature=self.config.anomaly_nature,
-                detail=self.config.anomaly_detail,
+                transmission, day, classification, nature=self.config.anomaly_nature, detail=detail
             )
-            message = f"AnomalieActe {self.config.anomaly_nature} : {self.config.anomaly_detail}"
+            message = f"AnomalieActe {self.config.anomaly_nature} : {detail}"
             transaction.set_status(ERROR, at, document, message)
         else:
             transaction.set_status(
-                ACKNOWLEDGED, at, messages.ar_acte(transmission, day, classification)
+                ACKNOWLEDGED,
+                at,
+                messages.ar_acte(transmission, day, classification),
+                "Reçu par le MIOCT le " + day.isoformat(),
             )
 
     def _prefecture_message(
@@ -406,36 +484,35 @@ class TdtState:
             type_code, transaction.id_acte, account, day, self._sequence(account.login, day)
         )
         status = DOCUMENT_NO_ACK_DUE if type_code in {"2-1", "5-1"} else DOCUMENT_RECEIVED
-        document = PrefectureDocument(
-            id=self._next_id(),
-            login=account.login,
-            type_code=type_code,
-            related_transaction_id=transaction.id,
-            number=transaction.number,
-            id_acte=transaction.id_acte,
-            visible_at=at,
-            courrier_date=day,
-            packed=packed,
-            status=status,
-        )
-        self.documents[document.id] = document
-        self.count("prefecture_documents", account.login)
-        if duplicated:
-            copy = PrefectureDocument(
+        envelope_id = self._envelope(account.login, packed)
+        copies = 2 if duplicated else 1
+        first: int | None = None
+        for _ in range(copies):
+            document = Transaction(
                 id=self._next_id(),
                 login=account.login,
+                s2low_type=type_code[0],
                 type_code=type_code,
-                related_transaction_id=transaction.id,
-                number=transaction.number,
+                posted_at=at,
                 id_acte=transaction.id_acte,
-                visible_at=at,
-                courrier_date=day,
+                number=transaction.number,
+                decision_date=day,
+                nature_code=transaction.nature_code,
+                nature_descr=transaction.nature_descr,
+                subject=transaction.subject,
+                classification=transaction.classification,
                 packed=packed,
-                status=status,
-                duplicate_of=document.id,
+                envelope_id=envelope_id,
+                related_id=transaction.id,
+                duplicate_of=first,
             )
-            self.documents[copy.id] = copy
-            self.fault_counters["duplicate_document"] += 1
+            document.set_status(status, at, packed.message_xml, "Document reçu")
+            self.transactions[document.id] = document
+            if first is None:
+                first = document.id
+                self.count("prefecture_documents", account.login)
+            else:
+                self.fault_counters["duplicate_document"] += 1
 
     # -- status -------------------------------------------------------------------------
 
@@ -447,41 +524,29 @@ class TdtState:
             return transaction.history[-2]
         return transaction.history[-1]
 
-    def transaction_for(self, login: str, transaction_id: str) -> Transaction | None:
-        if not transaction_id.isdigit():
-            return None
-        found = self.transactions.get(int(transaction_id))
-        return found if found is not None and found.login == login else None
+    def flux_retour(self, transaction: Transaction, status: int) -> bytes:
+        """``getFluxRetour($status)``: the file stored with that status, or nothing."""
+        for entry in reversed(transaction.history):
+            if entry.status == status:
+                return entry.document or b""
+        return b""
 
-    def list_transactions(self, login: str, filters: dict[str, str]) -> list[dict[str, Any]]:
-        """Listing rows of ``login``'s actes matching the given filters."""
-        rows = []
-        for transaction in self.transactions.values():
-            if transaction.login != login or transaction.type_code != "1-1":
-                continue
-            row = transaction.summary()
-            if filters.get("number") not in (None, transaction.number):
-                continue
-            if filters.get("decision_date") not in (None, row["decision_date"]):
-                continue
-            if filters.get("nature_code") not in (None, str(transaction.nature_code)):
-                continue
-            since = filters.get("min_submission_date")
-            if since is not None and row["submission_date"] < since:
-                continue
-            rows.append(row)
-        return rows
+    def list_actes(self, login: str, status_id: int) -> list[Transaction]:
+        """``getListByStatusAndAuthority``: every type, ``last_status_id`` = ``status_id``,
+        newest first."""
+        rows = [t for t in self.transactions.values() if t.login == login and t.status == status_id]
+        return sorted(rows, key=lambda t: t.id, reverse=True)
 
     # -- cancellation -------------------------------------------------------------------
 
-    def cancel(
-        self,
-        account: SandboxAccount,
-        acte: Transaction,
-        *,
-        idempotency_key: str | None,
-        fingerprint: str,
-    ) -> Transaction:
+    def pending_cancellation(self, acte: Transaction) -> bool:
+        """``hasPendingCancelTrans``: a cancellation of this acte in state 1 to 3."""
+        return any(
+            t.s2low_type == "6" and t.related_id == acte.id and 0 < t.status < 4
+            for t in self.transactions.values()
+        )
+
+    def cancel(self, account: SandboxAccount, acte: Transaction) -> Transaction:
         """Record a 6-1 for an acknowledged acte and schedule its 6-2."""
         now = self.now()
         day = local_day(now)
@@ -495,23 +560,23 @@ class TdtState:
         cancellation = Transaction(
             id=self._next_id(),
             login=account.login,
+            s2low_type="6",
             type_code="6-1",
             posted_at=now,
             id_acte=acte.id_acte,
             number=acte.number,
-            decision_date=acte.decision_date,
-            nature_code=acte.nature_code,
-            subject=acte.subject,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
+            decision_date=None,
+            nature_code=None,
+            nature_descr="",
+            subject="",
+            classification=acte.classification,
             packed=packed,
+            envelope_id=self._envelope(account.login, packed),
             related_id=acte.id,
         )
-        cancellation.set_status(POSTED, now)
+        cancellation.set_status(POSTED, now, message="Dépôt initial")
         acte.cancellation_id = cancellation.id
         self.transactions[cancellation.id] = cancellation
-        if idempotency_key is not None:
-            self.keys[(account.login, "cancel", idempotency_key)] = cancellation.id
         self.count("cancellations", account.login)
         schedule = self.config.schedule
         transmitted_at = now + timedelta(
@@ -529,72 +594,75 @@ class TdtState:
         self, cancellation: Transaction, acte: Transaction, at: datetime
     ) -> None:
         document = messages.ar_annulation(acte.id_acte, local_day(at))
-        cancellation.set_status(ACKNOWLEDGED, at, document)
-        acte.set_status(CANCELLED, at, document)
+        cancellation.set_status(ACKNOWLEDGED, at, document, "Reçu par le MIOCT")
+        acte.set_status(CANCELLED, at, document, "Acte annulé")
 
     # -- prefecture documents and replies -----------------------------------------------
 
-    def visible_documents(self, login: str) -> list[PrefectureDocument]:
-        """Unread documents of ``login`` in id order (shuffled under the out_of_order fault)."""
-        listed = [d for d in self.documents.values() if d.login == login and not d.read]
-        listed.sort(key=lambda d: d.id)
+    def unread_documents(self, login: str) -> list[Transaction]:
+        """``listDocumentPrefectureNonLu``: unread prefecture messages by id (shuffled under
+        the out_of_order fault)."""
+        listed = [
+            t
+            for t in self.transactions.values()
+            if t.login == login and t.is_prefecture_message and not t.read
+        ]
+        listed.sort(key=lambda t: t.id)
         if self.draw_fault(self.faults.out_of_order) and len(listed) > 1:
             self.fault_rng.shuffle(listed)
             self.fault_counters["shuffled_listing"] += 1
         return listed
 
-    def document_for(self, login: str, document_id: str) -> PrefectureDocument | None:
-        if not document_id.isdigit():
-            return None
-        found = self.documents.get(int(document_id))
-        return found if found is not None and found.login == login else None
-
     def reply(
         self,
         account: SandboxAccount,
-        document: PrefectureDocument,
+        document: Transaction,
         type_code: str,
-        files: Sequence[tuple[str, bytes]],
-        *,
-        idempotency_key: str | None,
-        fingerprint: str,
+        type_reponse: int | None,
+        files: Sequence[tuple[str, str, bytes]],
     ) -> Transaction:
-        """Record a member reply to ``document`` and schedule its transmission."""
+        """Record a member reply to ``document`` and schedule its transmission.
+
+        ``files`` are (posted name, content type, bytes), the letter first.
+        """
         now = self.now()
         day = local_day(now)
         packed = messages.member_reply(
             type_code,
             document.id_acte,
-            document.courrier_date,
-            files,
+            document.decision_date or day,
+            [(f"file.{extension_of(mimetype)}", data) for _, mimetype, data in files],
             account,
             trigram=self.config.trigram,
             day=day,
-            sequence=self._envelope_seq[(account.login, day)] + 1,
+            sequence=self.next_sequence(account.login, day),
         )
         self._sequence(account.login, day)
-        acte = self.transactions[document.related_transaction_id]
         reply = Transaction(
             id=self._next_id(),
             login=account.login,
+            s2low_type=document.s2low_type,
             type_code=type_code,
             posted_at=now,
             id_acte=document.id_acte,
-            number=acte.number,
-            decision_date=acte.decision_date,
-            nature_code=acte.nature_code,
-            subject=acte.subject,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
+            number=document.number,
+            decision_date=document.decision_date,
+            nature_code=document.nature_code,
+            nature_descr=document.nature_descr,
+            subject=document.subject,
+            classification=document.classification,
             packed=packed,
+            envelope_id=self._envelope(account.login, packed),
             related_id=document.id,
+            type_reponse=type_reponse,
         )
-        reply.set_status(POSTED, now)
+        for name, mimetype, data in files:
+            reply.files.append(self._file(reply.id, name, mimetype, data))
+        reply.set_status(POSTED, now, message="Dépôt initial")
         self.transactions[reply.id] = reply
         document.replies.append(reply.id)
-        document.status = ACK_SENT
-        if idempotency_key is not None:
-            self.keys[(account.login, "reply", idempotency_key)] = reply.id
+        if document.status == DOCUMENT_RECEIVED:
+            document.set_status(ACK_SENT, now, message="Réponse envoyée")
         self.count("replies", account.login)
         schedule = self.config.schedule
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
@@ -603,13 +671,74 @@ class TdtState:
         )
         self._schedule(transmitted_at, lambda: self._transmit(reply, transmitted_at))
         ack = messages.reply_acknowledgement(
-            type_code, document.id_acte, local_day(acknowledged_at), document.courrier_date
+            type_code, document.id_acte, local_day(acknowledged_at), document.decision_date or day
         )
         if ack is not None:
             self._schedule(
-                acknowledged_at, lambda: reply.set_status(ACKNOWLEDGED, acknowledged_at, ack)
+                acknowledged_at,
+                lambda: reply.set_status(ACKNOWLEDGED, acknowledged_at, ack, "Reçu par le MIOCT"),
             )
         return reply
+
+    # -- classification -----------------------------------------------------------------
+
+    def requested_today(self, login: str) -> bool:
+        """``ActesClassification::hasTodayRequest``."""
+        today = local_day(self.now())
+        return any(
+            t.login == login and t.s2low_type == "7" and local_day(t.posted_at) == today
+            for t in self.transactions.values()
+        )
+
+    def request_classification(self, account: SandboxAccount) -> Transaction:
+        """A 7-1 asking for a classification newer than the account's; answered 7-3 when the
+        account already has the sandbox's classification, 7-2 otherwise."""
+        now = self.now()
+        day = local_day(now)
+        known = self.received_classification.get(account.login, (None, b""))[0]
+        packed = messages.demande_classification(
+            known,
+            account,
+            trigram=self.config.trigram,
+            day=day,
+            sequence=self._sequence(account.login, day),
+        )
+        request = Transaction(
+            id=self._next_id(),
+            login=account.login,
+            s2low_type="7",
+            type_code="7-1",
+            posted_at=now,
+            id_acte="",
+            number="",
+            decision_date=None,
+            nature_code=None,
+            nature_descr="",
+            subject="",
+            classification="",
+            packed=packed,
+            envelope_id=self._envelope(account.login, packed),
+        )
+        request.set_status(POSTED, now, message="Dépôt initial")
+        self.transactions[request.id] = request
+        self.count("classification_requests", account.login)
+        schedule = self.config.schedule
+        transmitted_at = now + timedelta(seconds=schedule.transmit_after)
+        answered_at = now + timedelta(seconds=schedule.acknowledge_after)
+        self._schedule(transmitted_at, lambda: self._transmit(request, transmitted_at))
+        self._schedule(answered_at, lambda: self._answer_classification(request, answered_at))
+        return request
+
+    def _answer_classification(self, request: Transaction, at: datetime) -> None:
+        current = self.classification.date_version
+        known = self.received_classification.get(request.login, (None, b""))[0]
+        if known == current:
+            document = build_reponse_classification_sans_changement(current)
+            self.count("classification_unchanged", request.login)
+        else:
+            document = messages.retour_classification(self.classification)
+            self.received_classification[request.login] = (current, document)
+        request.set_status(ACKNOWLEDGED, at, document, "Classification reçue")
 
     # -- counters -----------------------------------------------------------------------
 
@@ -619,7 +748,6 @@ class TdtState:
             "posts_received",
             "transactions_created",
             "duplicate_posts",
-            "idempotent_replays",
             "rejected_posts",
             "status_polls",
             "cancellations",
@@ -627,8 +755,11 @@ class TdtState:
             "prefecture_documents",
             "documents_fetched",
             "documents_marked_read",
+            "stamped_fetched",
+            "listings",
             "classification_fetches",
             "classification_requests",
+            "classification_unchanged",
         )
         members = {}
         for account in self.config.accounts:

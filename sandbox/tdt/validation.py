@@ -1,33 +1,76 @@
-"""The checks a strict TdT applies to an ``actes_transac_create.php`` post.
+"""The checks of ``actes_transac_create.php``, in S²LOW's order and with its words.
 
-Each broken rule becomes a :class:`Reason` whose ``field`` is the form field
-(``number``, ``classif2``, ``acte_pdf_file``…); the sandbox answers them as
-``KO`` lines ``field: message``.
+Read from libriciel/s2low: ``public.ssl/modules/actes/actes_transac_create.php`` (the order
+of the checks and their messages), ``ActesTransaction.class.php`` (``NUMBER_REGEXP``,
+``addFile``: the file type is sniffed from the content, never from the name; ``save``: the
+first two classification levels; the ``dbFields`` limits) and ``class/DataObject.php``
+(``validate``: the "doit être présent" and "est trop long" lines). A refusal is one
+message, the text S²LOW sends after ``KO``; :func:`check_acte_post` returns the first one
+S²LOW would send, or the accepted post.
+
+Not checked here because S²LOW does not check them when it accepts a post: that the
+matières exist in the authority's classification and that the typologies fit the nature.
+The sandbox's préfecture answers such an acte with an ``AnomalieActe`` later, as @CTES does.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
-from pathlib import PurePosixPath
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from relais.actes.classification import Classification
-from relais.actes.ids import nature_reasons, numero_reasons, objet_reasons
-from relais.errors import Reason
+from relais.actes.codes import NATURE_BY_CODE
 from sandbox.tdt.forms import FormFile, RawForm
+from sandbox.tdt.php import is_numeric, php_empty
 
-PDF_MAGIC = b"%PDF-"
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CLASSIF_RE = re.compile(r"classif([0-9]+)")
-_EXTENSION_RE = re.compile(r"[A-Za-z0-9]{1,10}")
+NUMBER_RE = re.compile(r"^([A-Z0-9][A-Z0-9_]{0,13})?[A-Z0-9]$")
+CODE_PJ_RE = re.compile(r"^[A-Z0-9_]{5}$")
+_DATE_SET_RE = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
+SUBJECT_MAX = 499
+
+try:
+    PARIS: Any = ZoneInfo("Europe/Paris")
+except ZoneInfoNotFoundError:  # pragma: no cover - hosts without tz data
+    from datetime import UTC as PARIS
+
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+}
+
+
+class Refused(Exception):
+    """S²LOW refuses the post with ``message`` (sent as ``KO``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PostedFile:
+    """A file S²LOW accepted: the name posted, the content type it sniffed, the bytes."""
+
+    posted_name: str
+    mimetype: str
+    data: bytes
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS[self.mimetype]
 
 
 @dataclass(frozen=True)
 class ActeSubmission:
-    """A post that passed every check."""
+    """A post that passed every check of ``actes_transac_create.php``."""
 
     nature_code: int
+    nature_descr: str
     number: str
     subject: str
     decision_date: date
@@ -35,211 +78,243 @@ class ActeSubmission:
     document_papier: bool
     type_acte: str
     type_pj: tuple[str, ...]
-    main_file: tuple[str, bytes]
-    annexes: tuple[tuple[str, bytes], ...]
+    main: PostedFile
+    annexes: tuple[PostedFile, ...]
+    en_attente: bool
+    must_signed: bool
+
+    @property
+    def classification(self) -> str:
+        return ".".join(str(m) for m in self.matieres)
 
 
-def _flag(form: RawForm, name: str, reasons: list[Reason]) -> bool:
-    value = form.text(name)
-    if value in (None, "", "0"):
-        return False
-    if value == "1":
-        return True
-    reasons.append(Reason(name, "format", f"expected 0 or 1, got {value!r}"))
-    return False
-
-
-def looks_utf8(raw: bytes) -> bool:
-    """True when non-ASCII bytes decode as UTF-8: most likely not the ISO-8859-1 S²LOW wants."""
-    if raw.isascii():
-        return False
+def sniff(data: bytes) -> str:
+    """The content type ``mime_content_type`` (libmagic) reports for the kinds S²LOW knows."""
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"<?xml"):
+        return "text/xml"
+    if not data:
+        return "application/x-empty"
     try:
-        raw.decode("utf-8")
+        data[:4096].decode("utf-8")
     except UnicodeDecodeError:
+        return "application/octet-stream"
+    return "text/plain"
+
+
+def extension_of(mimetype: str) -> str:
+    """The extension S²LOW gives a file of this content type ("" when it refuses it)."""
+    return _EXTENSIONS.get(mimetype, "")
+
+
+def basename(name: str) -> str:
+    """PHP's ``basename`` on Linux."""
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def is_future(decision_date: str, now: datetime) -> bool:
+    """``strtotime($decision_date) > time()`` for the dates ``strtotime`` reads as days."""
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", decision_date.strip())
+    if match is None:
         return False
-    return True
-
-
-def _subject(form: RawForm, reasons: list[Reason]) -> str:
-    raw = form.first("subject")
-    if raw is None or not raw.strip():
-        reasons.append(Reason("subject", "required", "the subject (objet) is required"))
-        return ""
-    if looks_utf8(raw):
-        reasons.append(
-            Reason("subject", "charset", "the subject looks UTF-8 encoded; send ISO-8859-1")
-        )
-    text = raw.decode("iso-8859-1")
-    reasons.extend(objet_reasons(text, "subject"))
-    return text
-
-
-def _decision_date(form: RawForm, today: date, reasons: list[Reason]) -> date:
-    value = form.text("decision_date")
-    if not value:
-        reasons.append(Reason("decision_date", "required", "the decision date is required"))
-        return today
-    if _DATE_RE.fullmatch(value) is None:
-        reasons.append(Reason("decision_date", "format", f"expected YYYY-MM-DD, got {value!r}"))
-        return today
     try:
-        decided = date.fromisoformat(value)
+        day = date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        reasons.append(Reason("decision_date", "format", f"{value} is not a calendar date"))
-        return today
-    if decided > today:
-        reasons.append(
-            Reason("decision_date", "future", f"{value} is after today ({today.isoformat()})")
-        )
-    return decided
+        return False
+    return datetime.combine(day, time(0), tzinfo=PARIS) > now
 
 
-def _matieres(form: RawForm, reasons: list[Reason]) -> tuple[int, ...]:
-    levels: dict[int, str] = {}
-    for name in form.values:
-        match = _CLASSIF_RE.fullmatch(name)
-        if match:
-            levels[int(match[1])] = form.text(name) or ""
-    codes: list[int] = []
-    for level in range(1, len(levels) + 1):
-        value = levels.get(level)
-        if value is None:
-            reasons.append(Reason(f"classif{level}", "required", "classification levels skip one"))
-            return ()
-        if not value.isdigit() or int(value) < 1:
-            reasons.append(Reason(f"classif{level}", "format", f"not a matière code: {value!r}"))
-            return ()
-        codes.append(int(value))
-    if len(codes) < 2:
-        reasons.append(Reason("classif2", "required", "classification levels 1 and 2 are required"))
-        return ()
-    if len(codes) > 5:
-        reasons.append(Reason("classif6", "levels", "at most 5 classification levels"))
-        return ()
-    return tuple(codes)
+def truthy(value: str | None) -> bool:
+    """PHP truthiness of a request string."""
+    return not php_empty(value)
 
 
-def _file_name(file: FormFile, field: str, reasons: list[Reason]) -> str:
-    name = PurePosixPath(file.filename.replace("\\", "/")).name
-    if _EXTENSION_RE.fullmatch(PurePosixPath(name).suffix.removeprefix(".")) is None:
-        reasons.append(Reason(field, "extension", f"{file.filename!r} has no file extension"))
-    return name
+def upload_error(file: FormFile) -> str | None:
+    """``FileUploader::verifOK``'s message for one uploaded file, or None."""
+    if not file.filename:
+        return "Aucun fichier n'a été présenté"
+    if not file.data:
+        return "Le fichier semble vide"
+    return None
 
 
-def _unique(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    result = []
-    for name in names:
-        candidate, n = name, 1
-        while candidate in seen:
-            n += 1
-            path = PurePosixPath(name)
-            candidate = f"{path.stem}_{n}{path.suffix}"
-        seen.add(candidate)
-        result.append(candidate)
-    return result
-
-
-def validate_acte_form(
-    form: RawForm,
-    *,
-    classification: Classification,
-    today: date,
-    max_total_bytes: int,
-) -> tuple[ActeSubmission | None, list[Reason]]:
-    """The submission, or None and every reason it is refused."""
-    reasons: list[Reason] = []
-    if form.text("api") != "1":
-        reasons.append(Reason("api", "required", "api=1 is required for API calls"))
-
-    nature_text = form.text("nature_code") or ""
-    nature_code = int(nature_text) if nature_text.isdigit() else 0
-    if not nature_text:
-        reasons.append(Reason("nature_code", "required", "the nature code is required"))
-    else:
-        reasons.extend(nature_reasons(nature_code, "nature_code"))
-
-    number = form.text("number") or ""
-    if not number:
-        reasons.append(Reason("number", "required", "the acte number is required"))
-    else:
-        reasons.extend(numero_reasons(number, "number"))
-
-    subject = _subject(form, reasons)
-    decision_date = _decision_date(form, today, reasons)
-    matieres = _matieres(form, reasons)
-    document_papier = _flag(form, "document_papier", reasons)
-    _flag(form, "en_attente", reasons)
-
-    main_files = form.files.get("acte_pdf_file", [])
-    annex_files = form.files.get("acte_attachments[]", [])
-    main_name = ""
-    if len(main_files) != 1:
-        reasons.append(Reason("acte_pdf_file", "required", "exactly one main document is required"))
-    else:
-        main = main_files[0]
-        main_name = _file_name(main, "acte_pdf_file", reasons)
-        if not main.data:
-            reasons.append(Reason("acte_pdf_file", "empty", "the main document is empty"))
-        elif not bytes(main.data).startswith(PDF_MAGIC):
-            reasons.append(Reason("acte_pdf_file", "format", "the main document is not a PDF"))
-    annex_names = []
-    for i, annex in enumerate(annex_files):
-        annex_names.append(_file_name(annex, f"acte_attachments[{i}]", reasons))
-        if not annex.data:
-            reasons.append(Reason(f"acte_attachments[{i}]", "empty", "an annex is empty"))
-    total = sum(len(f.data) for f in (*main_files, *annex_files))
-    if total > max_total_bytes:
-        reasons.append(
-            Reason("acte_attachments[]", "size", f"{total} bytes exceed {max_total_bytes}")
-        )
-
-    type_acte = form.text("type_acte") or ""
-    type_pj = tuple(v.decode("iso-8859-1") for v in form.values.get("type_pj[]", []))
-    if not type_acte:
-        reasons.append(Reason("type_acte", "required", "the typology of the acte is required"))
-    if len(type_pj) != len(annex_files):
-        reasons.append(
-            Reason(
-                "type_pj[]",
-                "count",
-                f"{len(type_pj)} typologies for {len(annex_files)} attachments",
+def _add_file(
+    role: str, file: FormFile, code_pj: str, nature: str, matieres: list[str], acte_is_xml: bool
+) -> tuple[PostedFile | None, str | None]:
+    """``ActesTransaction::addFile`` for an acte (``role`` "acte") or an annex ("attachment")."""
+    data = bytes(file.data)
+    mimetype = sniff(data)
+    ext = _EXTENSIONS.get(mimetype, "")
+    name = basename(file.filename)
+    if role == "acte":
+        if ext not in ("pdf", "xml"):
+            return None, (
+                f'Le fichier de l\'acte " {name} " est de type " {mimetype} ". '
+                "Fichier PDF ou XML requis."
             )
-        )
-    if nature_code and matieres:
-        for reason in classification.check(nature_code, matieres, (type_acte, *type_pj)):
-            reasons.append(_rename(reason, len(matieres)))
+        if ext == "xml":
+            if nature != "5":
+                return (
+                    None,
+                    "Seuls les documents budgétaires et financiers peuvent être au format XML.",
+                )
+            if matieres[:2] != ["7", "1"]:
+                return (
+                    None,
+                    "Seule la classification 7.1 est autorisée pour la transmission au format XML",
+                )
+    else:
+        if ext not in ("pdf", "jpg", "png", "xml"):
+            return None, (
+                f'Le fichier attaché " {name} " est de type " {mimetype} ". '
+                "Fichier PDF, XML, PNG ou JPEG requis."
+            )
+        if acte_is_xml and ext != "pdf":
+            return None, "Les pièces jointes doivent être au format PDF avec un acte au format XML"
+    if code_pj and CODE_PJ_RE.fullmatch(code_pj) is None:
+        return None, "Le code de la PJ doit faire 5 caractères"
+    return PostedFile(file.filename, mimetype, data), None
 
-    if reasons:
-        return None, reasons
-    names = _unique([main_name, *annex_names])
-    return (
-        ActeSubmission(
-            nature_code=nature_code,
-            number=number,
-            subject=subject,
-            decision_date=decision_date,
-            matieres=matieres,
-            document_papier=document_papier,
-            type_acte=type_acte,
-            type_pj=type_pj,
-            main_file=(names[0], bytes(main_files[0].data)),
-            annexes=tuple(
-                (name, bytes(f.data)) for name, f in zip(names[1:], annex_files, strict=True)
-            ),
-        ),
-        [],
+
+def check_acte_post(
+    form: RawForm, *, now: datetime, number_taken: Any, classification_date: date | None
+) -> ActeSubmission:
+    """The accepted post, or :class:`Refused` with the first message S²LOW would answer.
+
+    ``number_taken(number)`` says whether the authority already has a transaction with this
+    number (any type, any status). Text fields are read as ISO-8859-1 (``api=1``).
+    """
+    nature = form.text("nature_code")
+    en_attente = truthy(form.text("en_attente"))
+    must_signed = truthy(form.text("must_signed"))
+    classif = [form.text(f"classif{i}") for i in range(1, 6)]
+    number = form.text("number") or ""
+    if NUMBER_RE.fullmatch(number) is None:
+        raise Refused("Le numéro n'est pas correct")
+    decision = form.text("decision_date") or ""
+    if is_future(decision, now):
+        raise Refused("La date de décision est une date dans le futur")
+    document_papier = truthy(form.text("document_papier"))
+    subject = form.text("subject") or ""
+    if number_taken(number):
+        raise Refused(
+            "Un acte portant le même numéro interne existe déjà dans la base de données.\n"
+            "Il faut peut-être ajouter un suffixe au numéro."
+        )
+    mains = form.files.get("acte_pdf_file", [])
+    if not mains:
+        raise Refused("Aucun fichier acte n'a été posté ")
+    main_file = mains[0]
+    error = upload_error(main_file)
+    if error:
+        raise Refused(f"Erreur lors de la récéption du fichier : {error}")
+    type_acte = form.text("type_acte") or ""
+    if php_empty(type_acte):
+        raise Refused(
+            f"Erreur lors de la réception du fichier {main_file.filename} : typologie absente"
+        )
+    matieres_text = [c.strip() if c else "" for c in classif]
+    errors = ""
+    main, message = _add_file("acte", main_file, type_acte, nature or "", matieres_text, False)
+    if message:
+        errors += f"Erreur de validation du fichier de l'acte :\n{message}\n"
+    annex_files = form.files.get("acte_attachments[]", []) + form.files.get("acte_attachments", [])
+    type_pj = [v.decode("iso-8859-1") for v in form.values.get("type_pj[]", [])]
+    annexes: list[PostedFile] = []
+    if annex_files:
+        for annex in annex_files:
+            error = upload_error(annex)
+            if error:
+                raise Refused(f"Erreur lors de la réception du fichier : {error}")
+        acte_is_xml = main is not None and main.extension == "xml"
+        for i, annex in enumerate(annex_files):
+            code = type_pj[i] if i < len(type_pj) else ""
+            if php_empty(code):
+                raise Refused(
+                    f"Erreur lors de la réception du fichier annexe {annex.filename} : "
+                    "typologie absente"
+                )
+            posted, message = _add_file(
+                "attachment", annex, code, nature or "", matieres_text, acte_is_xml
+            )
+            if message:
+                errors += f"Erreur de validation d'un fichier de pièce jointe :\n{message}\n"
+            elif posted is not None:
+                annexes.append(posted)
+    if errors or main is None:
+        raise Refused(errors)
+    matieres = _classification(matieres_text)
+    problems = _data_object_problems(nature, subject, decision, classification_date)
+    if problems:
+        raise Refused("Erreur lors de l'enregistrement de la transaction :\n" + problems)
+    nature_code = int(nature or "0")
+    return ActeSubmission(
+        nature_code=nature_code,
+        nature_descr=NATURE_BY_CODE[nature_code].label,
+        number=number,
+        subject=subject,
+        decision_date=_decision_day(decision),
+        matieres=matieres,
+        document_papier=document_papier,
+        type_acte=type_acte,
+        type_pj=tuple(type_pj[: len(annexes)]),
+        main=main,
+        annexes=tuple(annexes),
+        en_attente=en_attente,
+        must_signed=must_signed,
     )
 
 
-def _rename(reason: Reason, levels: int) -> Reason:
-    """Map the classification's field names onto the form's."""
-    if reason.field == "typologies[0]":
-        return Reason("type_acte", reason.code, reason.message)
-    match = re.fullmatch(r"typologies\[([0-9]+)\]", reason.field)
-    if match:
-        return Reason(f"type_pj[{int(match[1]) - 1}]", reason.code, reason.message)
-    if reason.field == "matieres":
-        level = re.search(r"\(level ([0-9])\)", reason.message)
-        return Reason(f"classif{level[1] if level else levels}", reason.code, reason.message)
-    return reason
+def _classification(levels: list[str]) -> tuple[int, ...]:
+    """``ActesTransaction::save``: numeric levels from the first, levels 1 and 2 required."""
+    codes: list[int] = []
+    for i, value in enumerate(levels, start=1):
+        if value and value not in ("0",) and is_numeric(value):
+            codes.append(int(float(value)))
+        elif i <= 2:
+            raise Refused(
+                "Erreur lors de l'enregistrement de la transaction :\n"
+                "Les deux premiers niveaux de classification sont obligatoires."
+            )
+        else:
+            break
+    return tuple(codes)
+
+
+def _decision_day(value: str) -> date:
+    year, month, day = (int(part) for part in value.split("-"))
+    return date(year, month, day)
+
+
+def _data_object_problems(
+    nature: str | None, subject: str, decision: str, classification_date: date | None
+) -> str:
+    """``DataObject::validate`` on the new transaction, in ``dbFields`` order."""
+    problems = ""
+    if not nature:
+        problems += "Nature de l'acte doit être présent.\n"
+    if nature not in {str(code) for code in NATURE_BY_CODE}:
+        problems += "Description nature de l'acte doit être présent.\n"
+    if not subject:
+        problems += "Objet de l'acte doit être présent.\n"
+    elif len(subject) > SUBJECT_MAX:
+        problems += (
+            f"Le champ Objet de l'acte est trop long ({SUBJECT_MAX} caractères maxi autorisés).\n"
+        )
+    if classification_date is None:
+        problems += "Date classification matières/sous-matières utilisée doit être présent.\n"
+    if _DATE_SET_RE.fullmatch(decision) is None:
+        problems += "Date de la décision doit être présent.\n"
+    else:
+        try:
+            _decision_day(decision)
+        except ValueError:
+            # PostgreSQL refuses the date: DataObject::save's own message.
+            problems += "Erreur lors de la sauvegarde de la transaction."
+    return problems

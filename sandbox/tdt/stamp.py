@@ -1,0 +1,94 @@
+"""The préfecture stamp S²LOW puts on an acknowledged acte (``ActeTamponne``), imitated.
+
+S²LOW stamps the acte's first page with the dates of sending and receipt and the IDActe
+(``class/actes/ActeTamponne.php``, ``PDFStampWrapper``); when stamping fails it serves the
+PDF unchanged. The sandbox appends a PDF *incremental update* to a copy of the acte: a new
+last page showing the stamp lines (drawn like :func:`relais.documents.sample_pdf` draws its
+text), a new page tree holding the old one and that page, and a new catalogue. The original
+bytes stay untouched at the start of the file. A PDF whose trailer it cannot read (e.g. a
+cross-reference stream without a classic trailer) is returned unchanged, as S²LOW does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_STARTXREF_RE = re.compile(rb"startxref\s+([0-9]+)\s+%%EOF\s*$")
+_TRAILER_RE = re.compile(rb"trailer\s*<<(.*?)>>\s*startxref", re.S)
+_SIZE_RE = re.compile(rb"/Size\s+([0-9]+)")
+_ROOT_RE = re.compile(rb"/Root\s+([0-9]+)\s+([0-9]+)\s+R")
+_PAGES_RE = re.compile(rb"/Pages\s+([0-9]+)\s+([0-9]+)\s+R")
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if 32 <= ord(c) < 127 and c not in "()\\" else " " for c in text)
+
+
+def _object(data: bytes, number: int, generation: int) -> bytes | None:
+    """The body of the last definition of object ``number generation`` in ``data``."""
+    matches = list(
+        re.finditer(rb"(?<![0-9])%d %d obj(.*?)endobj" % (number, generation), data, re.S)
+    )
+    return matches[-1].group(1) if matches else None
+
+
+def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
+    """A copy of ``pdf`` with a last page showing ``lines``; ``pdf`` itself when unreadable."""
+    tail = pdf[-2048:]
+    startxref = _STARTXREF_RE.search(tail)
+    trailers = list(_TRAILER_RE.finditer(pdf))
+    if startxref is None or not trailers:
+        return pdf
+    trailer = trailers[-1].group(1)
+    size = _SIZE_RE.search(trailer)
+    root = _ROOT_RE.search(trailer)
+    if size is None or root is None:
+        return pdf
+    catalog = _object(pdf, int(root[1]), int(root[2]))
+    pages = _PAGES_RE.search(catalog) if catalog else None
+    if catalog is None or pages is None:
+        return pdf
+    first = int(size[1])
+    new_pages, new_page, content, font, new_catalog = range(first, first + 5)
+    text = " ".join(
+        f"BT /F1 11 Tf 72 {780 - 18 * n} Td ({_ascii(line)}) Tj ET" for n, line in enumerate(lines)
+    )
+    stream = f"q 0.8 0 0 RG 2 w 60 {760 - 18 * len(lines)} 470 {36 + 18 * len(lines)} re S Q {text}"
+    stream_bytes = stream.encode("ascii")
+    old_catalog = catalog.strip()
+    if old_catalog.startswith(b"<<") and old_catalog.endswith(b">>"):
+        catalog_body = _PAGES_RE.sub(b"/Pages %d 0 R" % new_pages, old_catalog)
+    else:
+        return pdf
+    objects = {
+        new_pages: b"<< /Type /Pages /Kids [%s %s 0 R] /Count %d >>"
+        % (pages[1] + b" " + pages[2] + b" R", str(new_page).encode(), _count(pdf, pages) + 1),
+        new_page: b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (new_pages, font, content),
+        content: b"<< /Length %d >>\nstream\n" % len(stream_bytes) + stream_bytes + b"\nendstream",
+        font: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        new_catalog: catalog_body,
+    }
+    out = bytearray(pdf if pdf.endswith(b"\n") else pdf + b"\n")
+    offsets: dict[int, int] = {}
+    for number, body in objects.items():
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n%d %d\n" % (first, len(objects))
+    for number in sorted(offsets):
+        out += b"%010d 00000 n \n" % offsets[number]
+    out += b"trailer\n<< /Size %d /Root %d 0 R /Prev %s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        first + len(objects),
+        new_catalog,
+        startxref[1],
+        xref,
+    )
+    return bytes(out)
+
+
+def _count(pdf: bytes, pages: re.Match[bytes]) -> int:
+    body = _object(pdf, int(pages[1]), int(pages[2])) or b""
+    found = re.search(rb"/Count\s+([0-9]+)", body)
+    return int(found[1]) if found else 1
