@@ -22,8 +22,8 @@ import structlog
 
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
-from agents.acts.ports import transaction_id_of
-from connectors.tdt.models import ReplyForm, UploadFile
+from agents.acts.ports import TdtConnector, transaction_id_of
+from connectors.tdt.models import ReplyForm, TransactionStatus, UploadFile
 from relais.errors import PartnerRefusedError, Reason, ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, Outbound
@@ -63,6 +63,19 @@ def _refuse(deps: ActsDeps, flow: FlowContext, parent: EventHeaders, reasons: li
                       kind="REJECTED", parent=parent, reasons=reasons, message=message)
 
 
+async def _earlier_cancel_went_through(
+    connector: TdtConnector, transaction_id: str, headers: list[tuple[str, bytes]],
+) -> bool:
+    """After a cancellation refused on a *retried* record, whether the first, unanswered
+    call got through: the acte is cancelled (0) or still acknowledged (4), which S²LOW
+    refuses to cancel only while a cancellation is under way. A refusal on a first
+    attempt is the TdT's answer as it stands."""
+    if h.get(headers, h.ATTEMPT) is None:
+        return False
+    status = (await connector.get_status(transaction_id)).status
+    return status in (TransactionStatus.CANCELLED, TransactionStatus.ACKNOWLEDGED)
+
+
 async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
     followup = deps.codec.decode(record.value or b"", expected="ActeFollowUp").record
     headers = list(record.headers or ())
@@ -80,12 +93,21 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     connector = deps.connectors.for_member(deps.member(siren))
     acte = FlowContext(acte_flow, siren, "acte", link.submission_id)
     if followup["kind"] == "CANCELLATION":
+        cancel_id: str | None
+        sent_message = f"cancellation of acte {link.id_acte} sent to the TdT (6-1)"
         try:
             cancel_id = transaction_id_of(await connector.cancel(link.transaction_id))
         except PartnerRefusedError as exc:
-            log.info("acts.followup_refused", kind="cancellation", error=exc.message)
-            return _refuse(deps, flow, parent, exc.reasons or [Reason("acte", "tdt_refused",
-                           exc.message)], f"the TdT refused the cancellation: {exc.message}")
+            if not await _earlier_cancel_went_through(connector, link.transaction_id, headers):
+                log.info("acts.followup_refused", kind="cancellation", error=exc.message)
+                return _refuse(deps, flow, parent, exc.reasons or [Reason(
+                    "acte", "tdt_refused", exc.message)],
+                    f"the TdT refused the cancellation: {exc.message}")
+            # a retry after a call that timed out: the first call did reach the TdT
+            log.info("acts.cancel_already_under_way", error=exc.message)
+            cancel_id = None
+            sent_message = (f"cancellation of acte {link.id_acte} is under way at the TdT "
+                            f"(6-1; an earlier attempt reached it: {exc.message})")
         check = {
             "flow_id": acte_flow, "member_siren": siren, "submission_id": link.submission_id,
             "id_acte": link.id_acte, "transaction_id": link.transaction_id, "polls": 0,
@@ -100,7 +122,7 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         return [
             *transition(deps, flow, stage=STAGE, state="sent", previous="received",
                         kind="STATE_CHANGED", parent=parent, partner_ref=cancel_id,
-                        message=f"cancellation of acte {link.id_acte} sent to the TdT (6-1)"),
+                        message=sent_message),
             *transition(deps, acte, stage=STAGE, state="acknowledged", previous="acknowledged",
                         kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,
                         child_event="6-1", details={"followup_flow_id": flow.flow_id},

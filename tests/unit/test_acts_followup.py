@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from agents.acts.followup import REPLY_TYPES, handle_followup
 from agents.acts.links import ActeLink
 from relais.errors import PartnerPermanentError, PartnerRefusedError
+from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
 from tests.unit.acts_fakes import (
     PDF,
@@ -22,7 +24,7 @@ from tests.unit.acts_fakes import (
     notifications,
     record_of,
 )
-from topics.catalogue import ACTS_FOLLOWUPS
+from topics.catalogue import ACTS_FOLLOWUPS, ACTS_STATUS
 
 KO_TEXT = "La transaction n'est pas dans un état permettant l'annulation"
 
@@ -120,3 +122,33 @@ async def test_acknowledgement_replies_are_refused_before_the_tdt(
     assert (reason["field"], reason["code"]) == ("reply_type", "not_posted")
     assert f"{reply_type[0]}-3" in reason["message"] and f"{reply_type[0]}-4" in reason["message"]
     assert reply_type not in REPLY_TYPES
+
+
+async def test_retried_cancellation_refused_because_the_first_got_through_is_sent(
+    codec: AvroCodec,
+) -> None:
+    world = World(codec)
+    _acte(world)
+    world.connector.cancel_error = PartnerRefusedError(KO_TEXT, partner="tdt")
+    world.connector.statuses = [4]
+    first = _followup(world, "CANCELLATION")
+    retried = replace(first, headers=(*first.headers, (h.ATTEMPT, b"1")))
+    outputs = await handle_followup(retried, world.deps())
+    assert world.connector.called("get_status") == ["4242"]
+    sent = [n for n in notifications(codec, outputs) if n["flow_type"] == "acte-followup"]
+    assert [n["state"] for n in sent] == ["sent"] and "under way" in sent[0]["message"]
+    polls = [o for o in outputs if h.get(o.headers, h.DELAY_TARGET) == ACTS_STATUS.name]
+    assert codec.decode(polls[0].value or b"").record["awaiting"] == "cancellation"
+
+
+async def test_retried_cancellation_refused_for_an_acte_not_cancellable_is_rejected(
+    codec: AvroCodec,
+) -> None:
+    world = World(codec)
+    _acte(world)
+    world.connector.cancel_error = PartnerRefusedError(KO_TEXT, partner="tdt")
+    world.connector.statuses = [-1]
+    first = _followup(world, "CANCELLATION")
+    retried = replace(first, headers=(*first.headers, (h.ATTEMPT, b"1")))
+    outputs = await handle_followup(retried, world.deps())
+    assert [n["kind"] for n in notifications(codec, outputs)] == ["REJECTED"]
