@@ -12,10 +12,9 @@ from connectors.tdt.models import (
     TransactionStatus,
     UploadFile,
 )
-from connectors.tdt.s2low import IDEMPOTENCY_HEADER, S2lowConnector
+from connectors.tdt.s2low import S2lowConnector
 
 __all__ = [
-    "IDEMPOTENCY_HEADER",
     "ActeForm",
     "FileLike",
     "PostResult",

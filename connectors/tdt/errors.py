@@ -15,8 +15,22 @@ Every failure the TdT connector can meet crosses this module exactly once:
 
     HTTP reply status                              Relais error
     ├── 429, 5xx                                   PartnerTransientError  (retry_after: Retry-After)
-    ├── 3xx (redirects are not followed)           PartnerPermanentError  (usually a login page)
-    └── other 4xx                                  PartnerPermanentError  with the TdT's KO text
+    ├── 401, 403                                   PartnerAuthError       (names the TdT's URL)
+    ├── 3xx to a login/authentication page         PartnerAuthError
+    ├── other 3xx (only the connector follows the  PartnerReplyError
+    │   two download redirects S²LOW makes)
+    └── other 4xx                                  PartnerPermanentError  with the TdT's text
+
+    S²LOW's own answer (HTTP 200)                   Relais error
+    ├── ``KO`` + authentication/permission text    PartnerAuthError
+    └── ``KO`` + anything else                     PartnerRefusedError    its text as message
+
+S²LOW answers a refusal with HTTP **200** and ``KO\n<message>\n``
+(``class/Helpers/ResponseHelper.php`` ``returnAndExit``): the message is passed
+through ``htmlspecialchars`` and converted to ISO-8859-1. A few scripts
+(``actes_transac_get_status.php``, ``actes_transac_get_document.php``,
+``actes_transac_get_tampon.php``) ``echo`` their literal ``KO`` lines as the
+PHP file holds them, in UTF-8; :func:`tdt_text` reads both.
 
 The transport table is explicit: ``tests/unit/test_tdt_connector.py`` fails when
 httpx grows a request error class that no row covers. At run time such a class
@@ -25,6 +39,7 @@ is still translated (to a retriable error) and logged as unmapped.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +54,7 @@ from relais.errors import (
     PartnerAuthError,
     PartnerError,
     PartnerPermanentError,
+    PartnerRefusedError,
     PartnerReplyError,
     PartnerTimeoutError,
     PartnerTransientError,
@@ -111,55 +127,122 @@ def decode_text(body: bytes) -> str:
         return body.decode("iso-8859-1")
 
 
-_REASON_LINE = re.compile(r"^(?P<field>[A-Za-z_][A-Za-z0-9_\[\]\-]*): (?P<message>.+)$")
+def tdt_text(body: bytes) -> str:
+    """S²LOW's human text: decoded, ``htmlspecialchars`` entities undone, ``<br/>`` as newlines."""
+    text = html.unescape(decode_text(body))
+    return re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
 
 
-def ko_reasons(text: str) -> list[Reason]:
-    """Field reasons from a KO text whose lines read ``field: message`` (others are ignored)."""
-    reasons = []
-    for line in text.splitlines():
-        match = _REASON_LINE.match(line.strip())
-        if match:
-            reasons.append(Reason(match["field"], "tdt_rejected", match["message"]))
-    return reasons
+_KO_PREFIX = re.compile(r"\s*KO(?:[ \t]*:[ \t]*|[ \t]*\r?\n|[ \t]*$)")
+
+
+def is_ko(body: bytes) -> bool:
+    """True when a text reply starts with ``KO`` (``KO\\n…``, or ``KO : …`` from reply create)."""
+    return _KO_PREFIX.match(body[:64].decode("iso-8859-1")) is not None
 
 
 def ko_message(body: bytes) -> str:
-    """The human text of a reply, without its leading ``KO`` (``KO\\n…`` or ``KO : …``)."""
-    text = decode_text(body).strip()
-    match = re.match(r"KO(?:\s*:\s*|\s*\n|$)", text)
-    return text[match.end() :].strip() if match else text
+    """The human text of a ``KO`` reply, without its ``KO`` line; the whole text otherwise."""
+    text = tdt_text(body)
+    match = _KO_PREFIX.match(text)
+    return (text[match.end() :] if match else text).strip()
 
 
-def status_error(response: httpx.Response, partner: str, operation: str) -> PartnerError | None:
-    """The error an HTTP status means, or None for a 2xx reply."""
-    code = response.status_code
-    if 200 <= code < 300:
-        return None
-    text = ko_message(response.content)[:2000]
-    message = f"{operation}: HTTP {code}" + (f": {text}" if text else "")
-    if code == 429 or code >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return PartnerTransientError(message, partner=partner, status=code, retry_after=retry_after)
-    if 300 <= code < 400:
-        where = response.headers.get("Location", "")
-        return PartnerPermanentError(
-            f"{operation}: unexpected redirect HTTP {code} to {where!r} (authentication?)",
+_AUTH_TEXTS = re.compile(
+    r"[ée]chec de l.authentification|acc[eè]s refus[ée]|certificat n.est pas valide"
+    r"|n[ée]cessite un certificat|connexion impossible",
+    re.IGNORECASE,
+)
+"""KO texts that mean the account or its certificate was refused, not the request.
+
+``Échec de l'authentification`` and ``Accès refusé`` are the KO lines of every
+actes script (``User::authenticate``, ``checkDroit``); ``La télétransmission
+nécessite un certificat RGS`` comes from ``actes_transac_create.php``
+(``RgsConnexion``); ``Le certificat n'est pas valide`` from the Symfony
+authenticator of recent S²LOW versions.
+"""
+
+
+def is_auth_text(text: str) -> bool:
+    """True when a KO text says the credentials or the certificate were refused."""
+    return _AUTH_TEXTS.search(text) is not None
+
+
+def refusal(
+    body: bytes,
+    *,
+    partner: str,
+    operation: str,
+    status: int,
+    url: str,
+    field: str = "acte",
+) -> PartnerAuthError | PartnerRefusedError:
+    """The error a ``KO`` reply means: an authentication refusal or a business refusal.
+
+    A business refusal carries S²LOW's own text as its message and one reason
+    ``(field, "tdt_refused", text)``; an authentication refusal names the
+    TdT's ``url`` (the member's TdT) so an operator knows which account to fix.
+    """
+    text = ko_message(body)[:2000] or "KO without a message"
+    if is_auth_text(text):
+        return PartnerAuthError(
+            f"{operation}: the TdT at {url} refused this account: {text}",
             partner=partner,
-            status=code,
+            status=status,
         )
-    return PartnerPermanentError(message, partner=partner, status=code, reasons=ko_reasons(text))
-
-
-def ko_error(body: bytes, partner: str, operation: str, status: int) -> PartnerPermanentError:
-    """A 2xx reply whose text starts with ``KO``: the TdT refused the call."""
-    text = ko_message(body)[:2000]
-    return PartnerPermanentError(
-        f"{operation}: TdT answered KO: {text}",
-        partner=partner,
-        status=status,
-        reasons=ko_reasons(text),
+    return PartnerRefusedError(
+        text, partner=partner, status=status, reasons=[Reason(field, "tdt_refused", text)]
     )
+
+
+_AUTH_LOCATION = re.compile(r"login|connexion|authenticat|auth[-_/]", re.IGNORECASE)
+
+
+def status_error(
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    *,
+    partner: str,
+    operation: str,
+    url: str,
+) -> PartnerError | None:
+    """The error an HTTP status means, or None for a 2xx reply.
+
+    ``body`` is the (capped) start of the reply, quoted in the message. A 3xx
+    reaching here is one the connector does not follow.
+    """
+    if 200 <= status < 300:
+        return None
+    text = ko_message(body)[:500]
+    message = f"{operation}: HTTP {status}" + (f": {text}" if text else "")
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return PartnerTransientError(
+            message, partner=partner, status=status, retry_after=retry_after
+        )
+    if status in (401, 403):
+        return PartnerAuthError(
+            f"{operation}: the TdT at {url} refused this account (HTTP {status})"
+            + (f": {text}" if text else ""),
+            partner=partner,
+            status=status,
+        )
+    if 300 <= status < 400:
+        where = headers.get("Location", "")
+        if _AUTH_LOCATION.search(where):
+            return PartnerAuthError(
+                f"{operation}: the TdT at {url} sent this account to {where!r} "
+                f"(HTTP {status}): authentication refused",
+                partner=partner,
+                status=status,
+            )
+        return PartnerReplyError(
+            f"{operation}: unexpected redirect HTTP {status} to {where!r}",
+            partner=partner,
+            status=status,
+        )
+    return PartnerPermanentError(message, partner=partner, status=status)
 
 
 def reply_error(partner: str, operation: str, why: str, body: bytes) -> PartnerReplyError:

@@ -18,7 +18,13 @@ from relais.actes.xml_parse import ActesMessage, parse_message
 
 
 class TransactionStatus(IntEnum):
-    """S²LOW transaction states (``actes_status``), as listed in protocols.md §1.4."""
+    """S²LOW transaction states (``class/actes/ActesStatusSQL.php`` and its ``actes_status`` table).
+
+    17 and 18 are where an acte starts instead of 1 when the account posts
+    ``en_attente`` or must sign before posting (``ActesTransaction::save``);
+    21 is where a prefecture message that needs no acknowledgement rests
+    (courrier simple, déféré). None of them is final.
+    """
 
     ERROR = -1
     CANCELLED = 0
@@ -29,6 +35,7 @@ class TransactionStatus(IntEnum):
     VALIDATED = 5
     DOCUMENT_RECEIVED = 7
     ACKNOWLEDGEMENT_SENT = 8
+    PREFECTURE_DOCUMENT_ACKNOWLEDGED = 11
     SENT_TO_SAE = 12
     ARCHIVED = 13
     ARCHIVING_ERROR = 14
@@ -118,7 +125,6 @@ class PostResult:
     http_status: int
     elapsed: float
     raw: bytes
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,23 +169,40 @@ class StatusResult:
 
 @dataclass(frozen=True)
 class PrefectureDocumentRef:
-    """One unread prefecture message listed by ``api/list_document_prefecture.php``."""
+    """One unread prefecture message, a row of ``api/list_document_prefecture.php``.
+
+    The row is S²LOW's ``actes_transactions`` row (``ActesTransactionsSQL::
+    listDocumentPrefectureNonLu``): ``type`` is the transaction type, ``'2'``
+    (courrier simple), ``'3'`` (demande de pièces complémentaires), ``'4'``
+    (lettre d'observations) or ``'5'`` (déféré); the message code (``3-1``…)
+    is only in the XML inside the archive. ``related_transaction_id`` is the
+    acte's transaction, ``unique_id`` its IDActe, ``last_status_id`` the
+    message's own state (21 for a message that needs no acknowledgement).
+    """
 
     id: str
-    type_code: str
+    type: str
     related_transaction_id: str | None
-    date: date | None
     number: str | None = None
-    status: int | None = None
+    unique_id: str | None = None
+    last_status_id: int | None = None
 
 
 @dataclass(frozen=True)
 class TransactionRef:
-    """One row of the transaction listing used for reconciliation."""
+    """One row of ``api/list_actes.php`` (``ActesAPIController::listActesAction``).
+
+    S²LOW sends every value as a string: ``type`` is the transaction type
+    (``'1'`` for an acte, ``'6'`` for a cancellation…, not the nature),
+    ``decision_date`` its ``date`` column, ``nature_descr`` the nature's label.
+    ``status`` is the ``status_id`` the listing was asked for.
+    """
 
     id: str
+    type: str
     number: str
     decision_date: date | None
-    nature_code: int | None
-    status: int | None
-    idempotency_key: str | None = None
+    status: int
+    subject: str = ""
+    nature_descr: str = ""
+    classification: str = ""

@@ -1,8 +1,18 @@
-"""Parsers of S²LOW replies. Lenient on form, strict on meaning.
+"""Parsers of S²LOW answers, written from S²LOW's own scripts. Lenient on form, strict on meaning.
 
-Each parser takes the raw reply bytes and returns plain values, or raises
-:class:`PartnerReplyError` when the reply cannot mean anything (and
-:class:`PartnerPermanentError` when it is a well-formed ``KO``).
+Each parser takes the raw answer bytes and returns plain values, or raises
+:class:`PartnerReplyError` when the answer cannot mean anything, and the error
+of :func:`connectors.tdt.errors.refusal` when it is a ``KO``.
+
+Answer shapes (libriciel/s2low):
+
+- creations (``actes_transac_create.php``, ``actes_transac_cancel.php``, and
+  ``actes_transac_reponse_create.php`` with ``api`` in POST only):
+  ``OK\\n<id>\\n\\n`` through ``ResponseHelper::returnAndExit``; the reply
+  script answers ``OK : id généré : <id>\\n`` when ``api`` is in the query;
+- status (``actes_transac_get_status.php``): ``OK\\n<state>\\n`` then the
+  stored return file, then for state -1 the error message (ISO-8859-1);
+- listings: JSON, see :func:`parse_actes_listing` and :func:`parse_document_list`.
 """
 
 from __future__ import annotations
@@ -14,56 +24,33 @@ from typing import Any
 
 from lxml import etree
 
-from connectors.tdt.errors import decode_text, ko_error, reply_error
+from connectors.tdt.errors import decode_text, is_ko, refusal, reply_error
 from connectors.tdt.models import PrefectureDocumentRef, TransactionRef
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _ROOT_TAG = re.compile(rb"<(?![?!])([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)[\s/>]")
+_OK_ID_INLINE = re.compile(rb"OK\s*:\D*?([0-9]+)\s*$")
 
 
 def _lines(body: bytes) -> list[bytes]:
     return body.replace(b"\r\n", b"\n").split(b"\n")
 
 
-_KO_LINE = re.compile(rb"KO(?:$|[\s:])")
-_OK_ID_LINE = re.compile(rb"OK\s*:\D*([0-9]+)\s*$")
-
-
-def is_ko(body: bytes) -> bool:
-    """True when a text reply starts with ``KO`` (``KO`` alone on its line, or ``KO : …``)."""
-    first = _lines(body.lstrip())[0].strip()
-    return _KO_LINE.match(first) is not None
-
-
-def parse_create_reply(body: bytes, *, partner: str, operation: str, status: int) -> str:
-    """The transaction id of a creation reply.
-
-    Accepts the XML reply of the S²LOW API (an element ``<id>``, optionally
-    ``<resultat>`` and ``<message>``) and the older text reply ``OK\\n<id>``.
-    """
-    stripped = body.lstrip()
-    if stripped.startswith(b"<"):
-        try:
-            root = etree.fromstring(stripped, _PARSER)
-        except etree.XMLSyntaxError as exc:
-            raise reply_error(partner, operation, f"malformed XML ({exc})", body) from exc
-        outcome = (root.findtext(".//resultat") or "OK").strip().upper()
-        if outcome == "KO":
-            message = (root.findtext(".//message") or "").strip()
-            raise ko_error(b"KO\n" + message.encode("utf-8"), partner, operation, status)
-        transaction_id = (root.findtext(".//id") or "").strip()
-        if not transaction_id:
-            raise reply_error(partner, operation, "no <id> in the reply", body)
-        return transaction_id
+def parse_ok_id(
+    body: bytes, *, partner: str, operation: str, status: int, url: str, field: str = "acte"
+) -> str:
+    """The transaction id of a creation answer: ``OK\\n<id>`` or ``OK : id généré : <id>``."""
     if is_ko(body):
-        raise ko_error(body, partner, operation, status)
-    lines = [line.strip() for line in _lines(stripped)]
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field=field
+        )
+    lines = [line.strip() for line in _lines(body.lstrip())]
     if len(lines) >= 2 and lines[0] == b"OK" and lines[1].isdigit():
         return lines[1].decode("ascii")
-    inline = _OK_ID_LINE.match(lines[0])  # "OK : id généré : 123"
+    inline = _OK_ID_INLINE.match(lines[0])
     if inline is not None:
         return inline.group(1).decode("ascii")
-    raise reply_error(partner, operation, "neither an XML <id> nor an OK line with an id", body)
+    raise reply_error(partner, operation, "expected OK and a transaction id", body)
 
 
 def split_xml_prefix(data: bytes) -> tuple[bytes | None, bytes]:
@@ -107,16 +94,18 @@ def _start_tag_end(data: bytes, position: int) -> int | None:
 
 
 def parse_status_reply(
-    body: bytes, *, partner: str, operation: str, status: int
+    body: bytes, *, partner: str, operation: str, status: int, url: str
 ) -> tuple[int, bytes | None, str]:
-    """(state, returned XML or None, message) from a status reply.
+    """(state, returned XML or None, message) from a status answer.
 
-    The reply is ``OK`` or ``KO`` on line 1, the state number on line 2, then
-    for state 4 the ``ARActe`` XML and for state -1 the error text (which S²LOW
-    may precede with the XML it received, such as an ``AnomalieActe``).
+    ``OK`` on line 1, the state on line 2, then the stored return file (the
+    ``ARActe`` at 4, an ``AnomalieActe`` at -1, an ``ARAnnulation`` at 0) and,
+    for state -1, the error message.
     """
     if is_ko(body):
-        raise ko_error(body, partner, operation, status)
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field="transaction"
+        )
     first, _, rest = body.lstrip().partition(b"\n")
     if first.strip() != b"OK":
         raise reply_error(partner, operation, "first line is neither OK nor KO", body)
@@ -130,19 +119,16 @@ def parse_status_reply(
     return state, document, message
 
 
-def parse_ok_id_reply(body: bytes, *, partner: str, operation: str, status: int) -> str:
-    """The id on line 2 of an ``OK\\n<id>`` reply (cancellation, member reply)."""
-    return parse_create_reply(body, partner=partner, operation=operation, status=status)
-
-
-def parse_ok_text_reply(body: bytes, *, partner: str, operation: str, status: int) -> str:
-    """The text after ``OK`` of a plain acknowledgement reply."""
+def parse_ok_text_reply(body: bytes, *, partner: str, operation: str, status: int, url: str) -> str:
+    """The text after ``OK`` of a plain acknowledgement answer."""
     if is_ko(body):
-        raise ko_error(body, partner, operation, status)
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field="request"
+        )
     text = decode_text(body).strip()
     lines = text.splitlines()
     if not lines or lines[0].strip() != "OK":
-        raise reply_error(partner, operation, "expected a reply starting with OK", body)
+        raise reply_error(partner, operation, "expected an answer starting with OK", body)
     return "\n".join(lines[1:]).strip()
 
 
@@ -153,98 +139,185 @@ def _load_json(body: bytes, *, partner: str, operation: str) -> Any:
         raise reply_error(partner, operation, f"not JSON ({exc})", body) from exc
 
 
-def _opt_str(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
+def _text(value: Any) -> str:
+    """A JSON scalar as S²LOW means it (its rows hold strings; a number is read alike)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | dict | list):
+        raise TypeError(f"not a scalar: {value!r}")
+    return str(value).strip()
+
+
+def _opt_text(value: Any) -> str | None:
+    text = _text(value)
+    return text or None
 
 
 def _opt_int(value: Any) -> int | None:
+    text = _text(value)
     try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _opt_date(value: Any) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value)[:10])
+        return int(text) if text else None
     except ValueError:
         return None
 
 
-def _type_code(value: Any) -> str:
-    text = str(value).strip()
-    # S²LOW lists the message family only ("2"); the prefecture sends its x-1 message.
-    return text if "-" in text else f"{text}-1"
+def _opt_date(value: Any) -> date | None:
+    text = _text(value)
+    try:
+        return date.fromisoformat(text[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def _json_refusal(
+    data: Any, body: bytes, *, partner: str, operation: str, status: int, url: str
+) -> None:
+    """Raise the refusal a JSON error object carries (``{"error": …}`` or ``status`` error)."""
+    if not isinstance(data, dict):
+        return
+    for key in ("error", "error-message", "message"):
+        text = data.get(key)
+        if isinstance(text, str) and text and (key == "error" or data.get("status") == "error"):
+            raise refusal(
+                b"KO\n" + text.encode("utf-8"),
+                partner=partner,
+                operation=operation,
+                status=status,
+                url=url,
+                field="request",
+            )
+
+
+def parse_actes_listing(
+    body: bytes,
+    *,
+    partner: str,
+    operation: str,
+    status: int,
+    url: str,
+    status_id: int,
+    offset: int,
+) -> list[TransactionRef]:
+    """Rows of one ``api/list_actes.php`` page (``ActesAPIController::listActesAction``).
+
+    The answer is ``{"status_id", "authority_id", "offset", "limit",
+    "transactions": [{"id", "subject", "number", "date", "nature_descr",
+    "classification", "type"}, …]}``, rows newest first. The echoed
+    ``status_id`` and ``offset`` must be the ones asked (an older S²LOW that
+    ignores a parameter would otherwise be read as a proof of absence), and
+    ``authority_id`` must not be 0: the legacy controller does not stop on a
+    failed authentication, it lists the transactions of authority 0 (none).
+    """
+    if is_ko(body):
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field="request"
+        )
+    data = _load_json(body, partner=partner, operation=operation)
+    _json_refusal(data, body, partner=partner, operation=operation, status=status, url=url)
+    if not isinstance(data, dict) or not isinstance(data.get("transactions"), list):
+        raise reply_error(partner, operation, "expected an object with a transactions list", body)
+    try:
+        echoed_status = _opt_int(data.get("status_id"))
+        echoed_offset = _opt_int(data.get("offset"))
+        authority = _opt_int(data.get("authority_id"))
+    except TypeError as exc:
+        raise reply_error(partner, operation, str(exc), body) from exc
+    if authority in (None, 0):
+        raise refusal(
+            b"KO\nEchec de l'authentification (the listing names no authority)",
+            partner=partner,
+            operation=operation,
+            status=status,
+            url=url,
+        )
+    if echoed_status != status_id or echoed_offset not in (None, offset):
+        raise reply_error(
+            partner,
+            operation,
+            f"asked status_id={status_id} offset={offset}, "
+            f"answered status_id={echoed_status} offset={echoed_offset}",
+            body,
+        )
+    rows = []
+    for row in data["transactions"]:
+        try:
+            if not isinstance(row, dict) or not _text(row.get("id")):
+                raise TypeError(f"row without id: {row!r}")
+            rows.append(
+                TransactionRef(
+                    id=_text(row["id"]),
+                    type=_text(row.get("type")),
+                    number=_text(row.get("number")),
+                    decision_date=_opt_date(row.get("date")),
+                    status=status_id,
+                    subject=_text(row.get("subject")),
+                    nature_descr=_text(row.get("nature_descr")),
+                    classification=_text(row.get("classification")),
+                )
+            )
+        except TypeError as exc:
+            raise reply_error(partner, operation, str(exc)[:200], body) from exc
+    return rows
 
 
 def parse_document_list(
-    body: bytes, *, partner: str, operation: str
+    body: bytes, *, partner: str, operation: str, status: int, url: str
 ) -> list[PrefectureDocumentRef]:
-    """Rows of ``api/list_document_prefecture.php``: a JSON list of objects.
+    """Rows of ``api/list_document_prefecture.php``: a JSON list of transaction rows.
 
-    Each row needs ``id`` and ``type``; ``related_transaction_id``, ``date``,
-    ``number`` and ``last_status_id`` are read when present. Rows without an id
-    make the whole reply unreadable.
+    Each row is ``{"id", "type", "related_transaction_id", "number",
+    "unique_id", "last_status_id"}`` (``listDocumentPrefectureNonLu``); a row
+    without an id or a type ``'2'``…``'5'`` makes the whole answer unreadable.
     """
+    if is_ko(body):
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field="request"
+        )
     data = _load_json(body, partner=partner, operation=operation)
-    if isinstance(data, dict) and "documents" in data:
-        data = data["documents"]
+    _json_refusal(data, body, partner=partner, operation=operation, status=status, url=url)
     if not isinstance(data, list):
         raise reply_error(partner, operation, "expected a JSON list", body)
     refs = []
     for row in data:
-        if not isinstance(row, dict) or _opt_str(row.get("id")) is None or "type" not in row:
-            raise reply_error(partner, operation, f"row without id or type: {row!r}", body)
-        refs.append(
-            PrefectureDocumentRef(
-                id=str(row["id"]),
-                type_code=_type_code(row["type"]),
-                related_transaction_id=_opt_str(row.get("related_transaction_id")),
-                date=_opt_date(row.get("date")),
-                number=_opt_str(row.get("number")),
-                status=_opt_int(row.get("last_status_id")),
+        try:
+            if not isinstance(row, dict) or not _text(row.get("id")):
+                raise TypeError(f"row without id: {row!r}")
+            kind = _text(row.get("type"))
+            if kind not in {"2", "3", "4", "5"}:
+                raise TypeError(f"row {_text(row.get('id'))}: type {kind!r} is not 2 to 5")
+            refs.append(
+                PrefectureDocumentRef(
+                    id=_text(row["id"]),
+                    type=kind,
+                    related_transaction_id=_opt_text(row.get("related_transaction_id")),
+                    number=_opt_text(row.get("number")),
+                    unique_id=_opt_text(row.get("unique_id")),
+                    last_status_id=_opt_int(row.get("last_status_id")),
+                )
             )
-        )
+        except TypeError as exc:
+            raise reply_error(partner, operation, str(exc)[:200], body) from exc
     return refs
 
 
-def parse_transaction_list(body: bytes, *, partner: str, operation: str) -> list[TransactionRef]:
-    """Rows of a transaction listing: ``{"transactions": [...]}`` or a bare list.
-
-    Each row needs ``id`` and ``number``; ``decision_date``, ``nature_code``
-    (or S²LOW's ``type``), ``status`` (or ``last_status_id``) and the sandbox's
-    ``idempotency_key`` are read when present.
-    """
+def parse_mark_read(body: bytes, *, partner: str, operation: str, status: int, url: str) -> None:
+    """``api/document_prefecture_mark_as_read.php`` answers ``{"result":"ok"}`` (always)."""
+    if is_ko(body):
+        raise refusal(
+            body, partner=partner, operation=operation, status=status, url=url, field="request"
+        )
     data = _load_json(body, partner=partner, operation=operation)
-    if isinstance(data, dict):
-        data = data.get("transactions")
-    if not isinstance(data, list):
-        raise reply_error(partner, operation, "expected a list of transactions", body)
-    refs = []
-    for row in data:
-        if not isinstance(row, dict) or _opt_str(row.get("id")) is None:
-            raise reply_error(partner, operation, f"row without id: {row!r}", body)
-        refs.append(
-            TransactionRef(
-                id=str(row["id"]),
-                number=str(row.get("number") or ""),
-                decision_date=_opt_date(row.get("decision_date") or row.get("date")),
-                nature_code=_opt_int(row.get("nature_code", row.get("type"))),
-                status=_opt_int(row.get("status", row.get("last_status_id"))),
-                idempotency_key=_opt_str(row.get("idempotency_key")),
-            )
-        )
-    return refs
+    _json_refusal(data, body, partner=partner, operation=operation, status=status, url=url)
+    if not isinstance(data, dict) or str(data.get("result", "")).lower() != "ok":
+        raise reply_error(partner, operation, 'expected {"result":"ok"}', body)
 
 
-def check_xml_document(body: bytes, *, partner: str, operation: str) -> bytes:
+def check_xml_document(body: bytes, *, partner: str, operation: str, url: str) -> bytes:
     """Return ``body`` when it is a well-formed XML document; raise otherwise."""
     if is_ko(body):
-        raise ko_error(body, partner, operation, 200)
+        raise refusal(
+            body, partner=partner, operation=operation, status=200, url=url, field="request"
+        )
     try:
         etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:

@@ -1,34 +1,50 @@
-"""The hub's connector to a tiers de télétransmission speaking the S²LOW HTTP API.
+"""The hub's connector to a tiers de télétransmission speaking S²LOW's actes API.
 
-One :class:`S2lowConnector` serves one TdT account (one member, or one account
-shared by several members when the TdT allows it). It is given its
-``httpx.AsyncClient``: TLS client certificate, HTTP Basic and timeouts are the
-client's business (see :func:`connectors.tdt.client.build_tdt_client`).
+Written from S²LOW's own scripts (libriciel/s2low ``public.ssl/modules/actes/``)
+and from the client every collectivité uses through Pastell (libriciel/pastell
+``connecteur/s2low/S2low.php``). It speaks what a real S²LOW serves and nothing
+else: no header or path of the Relais sandbox.
 
-Every call goes through :meth:`S2lowConnector._send`, the only place that talks
-to httpx; failures come out as the Relais partner errors described in
-:mod:`connectors.tdt.errors`. ``retriable`` on the raised error says whether
-calling again later may succeed.
+One :class:`S2lowConnector` serves one TdT account. It is given its
+``httpx.AsyncClient`` (TLS client certificate, HTTP Basic, timeouts and
+``follow_redirects=False``: see :func:`connectors.tdt.client.build_tdt_client`).
 
-Delivery semantics, in short: reads (status, listings, documents, the
-classification) are safe to repeat at will. Creations (an acte, a member reply,
-a cancellation) are not idempotent on a real TdT: a creation that failed with
-a *transient* error may nevertheless have been recorded. Pass an idempotency
-key (honoured by the Relais sandbox, ignored by real TdTs) and, before
-re-posting after an ambiguous failure, call :meth:`S2lowConnector.find_by_idempotency_key`.
+Every call goes through :meth:`S2lowConnector._call`, the only place that
+talks to httpx. It reads each answer **streamed**, up to the cap of its
+endpoint (:class:`ReplyCaps`), and within a deadline; more is
+:class:`PartnerReplyTooLargeError`. Failures come out as the Relais partner
+errors of :mod:`connectors.tdt.errors`: S²LOW refuses with HTTP 200 and a
+``KO`` line, which becomes :class:`PartnerRefusedError` carrying S²LOW's own
+text, or :class:`PartnerAuthError` when the account or its certificate was
+refused.
+
+Delivery semantics: reads (status, listings, documents, the classification)
+are safe to repeat. Creations (an acte, a member reply, a cancellation) are
+not idempotent: after a *transient* failure the TdT may have recorded the
+creation. Before posting an acte again, call :meth:`S2lowConnector.find_acte`:
+S²LOW refuses a number it already holds for the authority (whatever the
+acte's state), so the acte's number and decision date identify it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import structlog
 
-from connectors.tdt.errors import ko_error, map_transport_errors, status_error
+from connectors.tdt.errors import (
+    is_ko,
+    map_transport_errors,
+    refusal,
+    reply_error,
+    status_error,
+)
 from connectors.tdt.models import (
     ActeForm,
     FileLike,
@@ -37,26 +53,31 @@ from connectors.tdt.models import (
     ReplyForm,
     StatusResult,
     TransactionRef,
-    TransactionStatus,
 )
 from connectors.tdt.multipart import MultipartBody
 from connectors.tdt.replies import (
     check_xml_document,
-    is_ko,
-    parse_create_reply,
+    parse_actes_listing,
     parse_document_list,
-    parse_ok_id_reply,
+    parse_mark_read,
+    parse_ok_id,
     parse_ok_text_reply,
     parse_status_reply,
-    parse_transaction_list,
 )
+from connectors.tdt.rules import check_number
 from connectors.tdt.text import encode_latin1
-from relais.errors import Reason, ValidationError
+from relais.errors import (
+    PartnerAuthError,
+    PartnerPermanentError,
+    PartnerRefusedError,
+    PartnerReplyError,
+    PartnerReplyTooLargeError,
+    PartnerTimeoutError,
+    Reason,
+    ValidationError,
+)
 
 log = structlog.get_logger(__name__)
-
-IDEMPOTENCY_HEADER = "X-Relais-Idempotency-Key"
-"""Our header naming one logical creation (flow id + step); real TdTs ignore it."""
 
 ACTES = "/modules/actes"
 PATH_CREATE = f"{ACTES}/actes_transac_create.php"
@@ -66,42 +87,124 @@ PATH_CLASSIFICATION_FETCH = f"{ACTES}/actes_classification_fetch.php"
 PATH_CLASSIFICATION_REQUEST = f"{ACTES}/actes_classification_request.php"
 PATH_REPLY_CREATE = f"{ACTES}/actes_transac_reponse_create.php"
 PATH_GET_DOCUMENT = f"{ACTES}/actes_transac_get_document.php"
+PATH_GET_TAMPON = f"{ACTES}/actes_transac_get_tampon.php"
+PATH_DOWNLOAD = f"{ACTES}/actes_download_file.php"
 PATH_LIST_DOCUMENTS = f"{ACTES}/api/list_document_prefecture.php"
 PATH_MARK_READ = f"{ACTES}/api/document_prefecture_mark_as_read.php"
-PATH_LIST_TRANSACTIONS = f"{ACTES}/api/list_transactions.php"
+PATH_LIST_ACTES = f"{ACTES}/api/list_actes.php"
 
-REPLY_TYPES = frozenset({"2-2", "3-2", "3-3", "3-4", "4-2", "4-3", "4-4"})
-"""Message types a member may send in reply to a prefecture message."""
+REPLY_TYPE_ENVOIE: Mapping[str, str] = {
+    "2-2": "2",
+    "3-3": "3",
+    "3-4": "4",
+    "4-3": "3",
+    "4-4": "4",
+}
+"""Reply kinds S²LOW accepts (message code → ``type_envoie``).
 
-_INACTIVE = frozenset({int(TransactionStatus.ERROR), int(TransactionStatus.CANCELLED)})
+To a demande de pièces complémentaires (3) or a lettre d'observations (4)
+S²LOW takes ``type_envoie`` 3 (refus: 3-3, 4-3) or 4 (envoi: 3-4, 4-4), as
+Pastell sends them; a courrier simple (2) takes its reply 2-2. The
+acknowledgements 3-2 and 4-2 carry no document and are not posted.
+"""
+
+REPLY_TYPES = frozenset(REPLY_TYPE_ENVOIE)
+
+LISTING_STATES: tuple[int, ...] = (17, 18, 1, 2, 3, 4, 5, 7, 8, 11, 21, 19, 12, 13, 14, 20, 22, 16)
+"""The ``status_id`` values :meth:`S2lowConnector.find_acte` lists, in this order, then -1 and 0.
+
+``api/list_actes.php`` lists the transactions *in one state* only
+(``last_status_id = status_id``), so proving an acte absent means listing
+every state a transaction can hold: all of ``class/actes/ActesStatusSQL.php``
+(17/18 waiting to be posted or signed, 1 posted… 4 acknowledged, the archive
+states 12–14, 16, 19, 20, 22, and 5, 7, 8, 11, 21 which other transaction
+types use) and last -1 (error) and 0 (cancelled), because S²LOW refuses a
+number once it holds it, whatever the state. The order follows the life of a
+transaction (17/18 → 1 → 2 → 3 → 4 → archive or cancellation; -1 from
+anywhere): an acte that moves while the states are listed moves to a state
+listed later, so it is still seen.
+"""
+
+_ALL_LISTED_STATES: tuple[int, ...] = (*LISTING_STATES, -1, 0)
+
+ACTE_TRANSACTION_TYPE = "1"
+"""``TypeTransaction::TransmissionActe``: the listing also holds replies, cancellations…"""
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReplyCaps:
+    """Largest answer read per kind of endpoint, in bytes; more is PartnerReplyTooLargeError.
+
+    ``document`` covers the prefecture's archive and the stamped PDF: S²LOW
+    itself refuses an acte's files above ``ACTES_ARCHIVE_MAX_SIZE`` (150 MB on
+    the platforms we know), so nothing it serves back legitimately exceeds it.
+    """
+
+    text: int = 64 * 1024
+    status: int = 4 * MIB
+    listing: int = 4 * MIB
+    classification: int = 16 * MIB
+    document: int = 150 * MIB
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    elapsed: float
+    url: httpx.URL
 
 
 class S2lowConnector:
-    """Calls of the S²LOW ACTES API for one TdT account.
+    """Calls of the S²LOW actes API for one TdT account.
 
     ``base_url`` is the TdT's root (``https://tdt.example.org``); paths are
-    appended to it. ``partner`` names the TdT in errors and logs.
+    appended to it. ``partner`` names the TdT in errors and logs. ``caps``
+    bounds every answer; ``body_deadline`` (seconds) bounds the time spent
+    reading one answer (the client's timeouts bound each network wait).
     """
 
-    def __init__(self, client: httpx.AsyncClient, *, base_url: str, partner: str = "tdt") -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        partner: str = "tdt",
+        caps: ReplyCaps | None = None,
+        body_deadline: float = 600.0,
+        listing_page_size: int = 100,
+        max_listing_pages: int = 200,
+    ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self.partner = partner
+        self.caps = caps or ReplyCaps()
+        self._body_deadline = body_deadline
+        self._page_size = listing_page_size
+        self._max_pages = max_listing_pages
+
+    @property
+    def base_url(self) -> str:
+        """The TdT's root URL, as named in authentication errors."""
+        return self._base_url
 
     # -- the one place that talks to httpx -------------------------------------------------
 
-    async def _send(
+    async def _exchange(
         self,
         operation: str,
         method: str,
-        path: str,
+        url: str | httpx.URL,
         *,
+        cap: int,
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         body: MultipartBody | None = None,
-        idempotency_key: str | None = None,
-    ) -> tuple[httpx.Response, float]:
-        headers: dict[str, str] = {}
+    ) -> _Answer:
+        headers: dict[str, str] = {"Accept-Encoding": "identity"}
         content: Any = None
         if body is not None:
             headers["Content-Type"] = body.content_type
@@ -109,145 +212,394 @@ class S2lowConnector:
             if length is not None:
                 headers["Content-Length"] = str(length)
             content = body
-        if idempotency_key is not None:
-            headers[IDEMPOTENCY_HEADER] = idempotency_key
         started = time.perf_counter()
         with map_transport_errors(self.partner, operation):
-            response = await self._client.request(
-                method,
-                self._base_url + path,
-                params=params,
-                data=data,
-                content=content,
-                headers=headers,
+            request = self._client.build_request(
+                method, url, params=params, data=data, content=content, headers=headers
             )
+            response = await self._client.send(request, stream=True)
+            try:
+                payload = await self._read_capped(response, cap, operation)
+            finally:
+                await response.aclose()
         elapsed = time.perf_counter() - started
         log.info(
             "tdt_call",
             partner=self.partner,
             operation=operation,
             http_status=response.status_code,
+            bytes=len(payload),
             elapsed_ms=round(elapsed * 1000, 1),
         )
-        error = status_error(response, self.partner, operation)
+        return _Answer(response.status_code, response.headers, payload, elapsed, request.url)
+
+    async def _read_capped(self, response: httpx.Response, cap: int, operation: str) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(operation, cap, f"declared {declared} bytes")
+        if response.is_stream_consumed:  # a transport that answered from memory (tests)
+            if len(response.content) > cap:
+                raise self._too_large(operation, cap, f"{len(response.content)} bytes")
+            return response.content
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
+        buffer = bytearray()
+        try:
+            async with asyncio.timeout(self._body_deadline):
+                async for chunk in chunks:
+                    buffer += chunk
+                    if len(buffer) > cap:
+                        raise self._too_large(operation, cap, f"more than {cap} bytes")
+        except TimeoutError as exc:
+            raise PartnerTimeoutError(
+                f"{operation}: the answer took more than {self._body_deadline:.0f} s to read",
+                partner=self.partner,
+            ) from exc
+        return bytes(buffer)
+
+    def _too_large(self, operation: str, cap: int, what: str) -> PartnerReplyTooLargeError:
+        return PartnerReplyTooLargeError(
+            f"{operation}: the TdT's answer is over the cap of {cap} bytes ({what})",
+            partner=self.partner,
+        )
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        cap: int,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        body: MultipartBody | None = None,
+        follow_to: str | None = None,
+    ) -> _Answer:
+        """One call; with ``follow_to``, one redirect to that path (same origin) is followed."""
+        answer = await self._exchange(
+            operation, method, self._base_url + path, cap=cap, params=params, data=data, body=body
+        )
+        if follow_to is not None and 300 <= answer.status < 400:
+            target = self._redirect_target(answer, follow_to, operation)
+            answer = await self._exchange(operation, "GET", target, cap=cap)
+        error = status_error(
+            answer.status,
+            answer.headers,
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            url=self._base_url,
+        )
         if error is not None:
             raise error
-        return response, elapsed
+        return answer
+
+    def _redirect_target(self, answer: _Answer, follow_to: str, operation: str) -> httpx.URL:
+        """The redirect's URL when it is ``follow_to`` on the request's scheme, host and port."""
+        location = answer.headers.get("Location", "").strip()
+        target = answer.url.join(location) if location else None
+        expected_path = httpx.URL(self._base_url + follow_to).path
+        if (
+            target is not None
+            and _origin(target) == _origin(answer.url)
+            and target.path == expected_path
+            and not target.userinfo
+        ):
+            return target
+        error = status_error(
+            answer.status,
+            answer.headers,
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            url=self._base_url,
+        )
+        if isinstance(error, PartnerAuthError):
+            raise error
+        raise PartnerReplyError(
+            f"{operation}: redirect HTTP {answer.status} to {location!r} refused: only "
+            f"{expected_path} on {answer.url.scheme}://{answer.url.netloc.decode('ascii')} "
+            "is followed",
+            partner=self.partner,
+            status=answer.status,
+        )
+
+    def _refusal(self, answer: _Answer, operation: str, field: str) -> Exception:
+        return refusal(
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
+            field=field,
+        )
 
     # -- actes ------------------------------------------------------------------------------
 
-    async def post_acte(
-        self,
-        form: ActeForm,
-        files: Sequence[FileLike],
-        *,
-        idempotency_key: str | None = None,
-    ) -> PostResult:
-        """Submit one acte; return the TdT's transaction id.
+    async def post_acte(self, form: ActeForm, files: Sequence[FileLike]) -> PostResult:
+        """Submit one acte (``actes_transac_create.php``); return the TdT's transaction id.
 
-        ``files[0]`` is the main document (``acte_pdf_file``), the others are
-        annexes (``acte_attachments[]``) in the order of ``form.type_pj``. When
-        the await returns, the TdT has recorded the transaction in state 1
-        (posted); transmission to the prefecture happens later (poll
-        :meth:`get_status`). Raises :class:`ValidationError` before any call
-        when the form cannot be encoded (a subject outside ISO-8859-1, no file,
-        typologies not matching the annexes).
+        ``files[0]`` is the acte's document (``acte_pdf_file``), the others are
+        annexes (``acte_attachments[]``) in the order of ``form.type_pj``. The
+        form goes as S²LOW reads it with ``api=1`` in POST: fields in
+        ISO-8859-1. S²LOW answers ``OK\\n<id>\\n\\n``; the acte then rests in
+        state 1 (posted), or 17/18 when the account posts ``en_attente`` or
+        must sign first. Raises :class:`ValidationError` before any call when
+        the number breaks S²LOW's pattern or the form cannot be encoded, and
+        :class:`PartnerRefusedError` with S²LOW's text when it answers ``KO``
+        (duplicate number, future date, file type…).
 
-        Retrying: a :class:`PartnerPermanentError` means the TdT refused the
-        acte; do not retry as is. After a transient error the acte may or may
-        not have been recorded: retry with the same ``idempotency_key`` (the
-        sandbox then answers the same id) or look it up first with
-        :meth:`find_by_idempotency_key`. Cancelling the await leaves the same
-        ambiguity. Async file streams are consumed: a retry needs fresh files.
+        Retrying: after a transient error the acte may have been recorded:
+        look it up with :meth:`find_acte` before posting again. Async file
+        streams are consumed: a retry needs fresh files.
         """
         body = MultipartBody(_acte_fields(form, len(files)), _acte_files(files))
         operation = "post_acte"
-        response, elapsed = await self._send(
-            operation, "POST", PATH_CREATE, body=body, idempotency_key=idempotency_key
-        )
-        transaction_id = parse_create_reply(
-            response.content,
+        answer = await self._call(operation, "POST", PATH_CREATE, cap=self.caps.text, body=body)
+        transaction_id = parse_ok_id(
+            answer.body,
             partner=self.partner,
             operation=operation,
-            status=response.status_code,
+            status=answer.status,
+            url=self._base_url,
+            field="acte",
         )
         log.info(
             "tdt_acte_posted",
             partner=self.partner,
             transaction_id=transaction_id,
             number=form.number,
-            idempotency_key=idempotency_key,
         )
         return PostResult(
             partner=self.partner,
             transaction_id=transaction_id,
-            http_status=response.status_code,
-            elapsed=elapsed,
-            raw=response.content,
-            idempotency_key=idempotency_key,
+            http_status=answer.status,
+            elapsed=answer.elapsed,
+            raw=answer.body,
         )
 
     async def get_status(self, transaction_id: str) -> StatusResult:
         """The current state of a transaction, with the XML the TdT returned for it.
 
-        A read: safe to repeat and to retry after any transient error. A
-        ``KO`` reply (unknown transaction, no access) raises
-        :class:`PartnerPermanentError`. States are not guaranteed to only move
-        forward: a TdT (or the sandbox's duplicate fault) may answer an older
-        state again, so callers keep the furthest state they have seen.
+        A read: safe to repeat. States 17, 18 and 21 are not final; a ``KO``
+        (unknown transaction) raises :class:`PartnerRefusedError`. Callers keep
+        the furthest state they have seen.
         """
         operation = "get_status"
-        response, elapsed = await self._send(
-            operation, "GET", PATH_STATUS, params={"transaction": transaction_id}
+        answer = await self._call(
+            operation,
+            "GET",
+            PATH_STATUS,
+            cap=self.caps.status,
+            params={"transaction": transaction_id},
         )
         state, document, message = parse_status_reply(
-            response.content,
+            answer.body,
             partner=self.partner,
             operation=operation,
-            status=response.status_code,
+            status=answer.status,
+            url=self._base_url,
         )
         return StatusResult(
             partner=self.partner,
             transaction_id=transaction_id,
             status=state,
-            http_status=response.status_code,
-            elapsed=elapsed,
-            raw=response.content,
+            http_status=answer.status,
+            elapsed=answer.elapsed,
+            raw=answer.body,
             document=document,
             message=message,
         )
 
-    async def cancel(
-        self, transaction_id: str, *, idempotency_key: str | None = None
-    ) -> PostResult:
-        """Ask the TdT to send an ``Annulation`` (6-1) for an acknowledged acte.
+    async def cancel(self, transaction_id: str) -> PostResult:
+        """Ask the TdT to send an ``Annulation`` (6-1) of an acknowledged acte.
 
-        Returns the id the TdT gives the cancellation. When the await returns
-        the request is recorded; the acte reaches state 0 (cancelled) once the
-        prefecture's ``ARAnnulation`` (6-2) arrives: poll :meth:`get_status` of
-        the acte. Like every creation, a retry after a transient error may
-        cancel twice on a real TdT (the second is refused with ``KO``); pass an
-        ``idempotency_key`` for the sandbox.
+        Returns the id of the **new** cancellation transaction (type 6). The
+        acte reaches state 0 once the prefecture's ``ARAnnulation`` arrives:
+        poll :meth:`get_status` of the acte. S²LOW refuses (``KO`` →
+        :class:`PartnerRefusedError`) an acte not in state 4, or one whose
+        cancellation is already under way, so a repeated call cannot cancel
+        twice.
         """
         operation = "cancel"
-        response, elapsed = await self._send(
+        answer = await self._call(
             operation,
             "POST",
             PATH_CANCEL,
+            cap=self.caps.text,
             data={"api": "1", "id": transaction_id},
-            idempotency_key=idempotency_key,
         )
-        cancel_id = parse_ok_id_reply(
-            response.content, partner=self.partner, operation=operation, status=response.status_code
+        cancel_id = parse_ok_id(
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
+            field="cancel",
         )
         return PostResult(
             partner=self.partner,
             transaction_id=cancel_id,
-            http_status=response.status_code,
-            elapsed=elapsed,
-            raw=response.content,
-            idempotency_key=idempotency_key,
+            http_status=answer.status,
+            elapsed=answer.elapsed,
+            raw=answer.body,
         )
+
+    async def get_stamped_acte(self, transaction_id: str) -> bytes:
+        """The acte's PDF as the TdT stamped it with the prefecture's acknowledgement.
+
+        ``actes_transac_get_tampon.php?transaction=<id>`` answers a redirect to
+        ``actes_download_file.php?file=<id>&tampon=true`` (followed, same
+        origin only) once the acte was acknowledged (state 4 in its history).
+        S²LOW answers ``KO`` (``Pas d'acquittement recu``…) otherwise, and an
+        empty page when the acte has no file named ``*.pdf`` (an XML budget):
+        both raise :class:`PartnerRefusedError`. The PDF is capped at
+        ``caps.document`` bytes.
+        """
+        operation = "get_stamped_acte"
+        answer = await self._call(
+            operation,
+            "GET",
+            PATH_GET_TAMPON,
+            cap=self.caps.document,
+            params={"transaction": transaction_id},
+            follow_to=PATH_DOWNLOAD,
+        )
+        if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
+            if is_ko(answer.body):
+                raise self._refusal(answer, operation, "stamped_acte")
+            if not answer.body.strip():
+                text = f"the TdT holds no PDF file to stamp for transaction {transaction_id}"
+                raise PartnerRefusedError(
+                    text,
+                    partner=self.partner,
+                    status=answer.status,
+                    reasons=[Reason("stamped_acte", "tdt_refused", text)],
+                )
+            raise reply_error(
+                self.partner, operation, "expected a redirect to the PDF", answer.body
+            )
+        if not answer.body.startswith(b"%PDF-"):
+            raise reply_error(self.partner, operation, "the stamped acte is not a PDF", answer.body)
+        return answer.body
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def list_actes(
+        self, status_id: int, *, min_date: date | None = None
+    ) -> list[TransactionRef]:
+        """Every transaction of this account in state ``status_id`` (all pages), newest first.
+
+        ``api/list_actes.php`` takes ``status_id``, ``offset``, ``limit``
+        (default 100) and, in recent versions, ``min_date``: only transactions
+        that entered their state on or after that day (older versions ignore
+        it; rows are filtered here anyway by the caller). Pages are read until
+        one is short; more than ``max_listing_pages`` pages raise
+        :class:`PartnerPermanentError`. A read, safe to repeat.
+        """
+        operation = "list_actes"
+        rows: list[TransactionRef] = []
+        for page in range(self._max_pages):
+            offset = page * self._page_size
+            params = {
+                "status_id": str(status_id),
+                "offset": str(offset),
+                "limit": str(self._page_size),
+            }
+            if min_date is not None:
+                params["min_date"] = min_date.isoformat()
+            answer = await self._call(
+                operation, "GET", PATH_LIST_ACTES, cap=self.caps.listing, params=params
+            )
+            batch = parse_actes_listing(
+                answer.body,
+                partner=self.partner,
+                operation=operation,
+                status=answer.status,
+                url=self._base_url,
+                status_id=status_id,
+                offset=offset,
+            )
+            rows += batch
+            if len(batch) < self._page_size:
+                return rows
+        raise PartnerPermanentError(
+            f"{operation}: state {status_id} lists more than "
+            f"{self._max_pages * self._page_size} transactions; cannot read it whole",
+            partner=self.partner,
+        )
+
+    async def find_acte(self, *, number: str, decision_date: date) -> str | None:
+        """The transaction id of the acte with this number and decision date, or None.
+
+        Use it after a ``post_acte`` failed ambiguously (timeout, 5xx, crash
+        before the id was recorded) and before posting again. S²LOW keeps an
+        acte's number unique for the authority whatever the acte's state
+        (``ActesTransaction::save``), so at most one transaction of type 1
+        (``TransmissionActe``) can carry it.
+
+        How: ``api/list_actes.php`` lists one state at a time, so every state
+        of :data:`LISTING_STATES`, then -1 and 0, is listed in that order (an
+        acte moving meanwhile moves to a state listed later), each with
+        ``min_date`` the day before ``decision_date`` (an acte is posted on or
+        after its decision date, and enters each state after that), page by
+        page. Rows of other transaction types (replies, cancellations share
+        the number) are skipped.
+
+        Returns the id when a type-1 row has this number and decision date;
+        ``None`` when no state lists it, or when the number belongs to an acte
+        with another decision date (S²LOW will then refuse the number: posting
+        again yields its own refusal). Raises :class:`PartnerTransientError`
+        when the TdT cannot answer now, :class:`PartnerPermanentError` (or a
+        subclass) when it never can: no ``list_actes.php``, an unreadable
+        listing, a listing that names no authority (failed authentication,
+        :class:`PartnerAuthError`), too many pages.
+
+        Wait until S²LOW can no longer be processing the failed request (the
+        client's timeout plus its own, a few minutes) before calling: a
+        creation still running on the TdT is not listed yet.
+        """
+        wanted_date = decision_date.isoformat()
+        min_date = decision_date - timedelta(days=1)
+        found: dict[str, TransactionRef] = {}
+        other_dates: list[TransactionRef] = []
+        for status_id in _ALL_LISTED_STATES:
+            for row in await self.list_actes(status_id, min_date=min_date):
+                if row.type != ACTE_TRANSACTION_TYPE or row.number != number:
+                    continue
+                if row.decision_date is not None and row.decision_date.isoformat() == wanted_date:
+                    found.setdefault(row.id, row)
+                else:
+                    other_dates.append(row)
+            if found:
+                break
+        if len(found) > 1:
+            raise PartnerReplyError(
+                f"find_acte: {len(found)} actes carry number {number!r} "
+                f"({', '.join(sorted(found))}); S²LOW keeps numbers unique",
+                partner=self.partner,
+            )
+        if found:
+            row = next(iter(found.values()))
+            log.info(
+                "tdt_acte_found",
+                partner=self.partner,
+                transaction_id=row.id,
+                number=number,
+                status=row.status,
+            )
+            return row.id
+        if other_dates:
+            log.warning(
+                "tdt_acte_number_taken",
+                partner=self.partner,
+                number=number,
+                decision_date=wanted_date,
+                transaction_id=other_dates[0].id,
+                other_decision_date=str(other_dates[0].decision_date),
+            )
+        log.info("tdt_acte_absent", partner=self.partner, number=number, decision_date=wanted_date)
+        return None
 
     # -- classification --------------------------------------------------------------------
 
@@ -255,63 +607,103 @@ class S2lowConnector:
         """The member's current classification, the ``RetourClassification`` (7-2) XML as sent.
 
         A read, safe to repeat. Raises :class:`PartnerReplyError` when the
-        reply is not well-formed XML, :class:`PartnerPermanentError` on ``KO``.
+        answer is not well-formed XML, :class:`PartnerRefusedError` on ``KO``.
         """
         operation = "fetch_classification"
-        response, _ = await self._send(
-            operation, "GET", PATH_CLASSIFICATION_FETCH, params={"api": "1"}
+        answer = await self._call(
+            operation,
+            "GET",
+            PATH_CLASSIFICATION_FETCH,
+            cap=self.caps.classification,
+            params={"api": "1"},
         )
-        return check_xml_document(response.content, partner=self.partner, operation=operation)
+        return check_xml_document(
+            answer.body, partner=self.partner, operation=operation, url=self._base_url
+        )
 
     async def request_classification(self) -> str:
         """Ask the TdT to request a fresh classification from the prefecture (7-1).
 
-        Returns the TdT's acknowledgement text. Repeating it only sends another
-        request: harmless.
+        Returns what follows ``OK`` (the id of the 7-1 transaction). S²LOW may
+        refuse a request made too soon after the previous one (``KO``).
         """
         operation = "request_classification"
-        response, _ = await self._send(
-            operation, "GET", PATH_CLASSIFICATION_REQUEST, params={"api": "1"}
+        answer = await self._call(
+            operation, "GET", PATH_CLASSIFICATION_REQUEST, cap=self.caps.text, params={"api": "1"}
         )
         return parse_ok_text_reply(
-            response.content, partner=self.partner, operation=operation, status=response.status_code
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
         )
 
     # -- prefecture messages ---------------------------------------------------------------
 
     async def list_prefecture_documents(self) -> list[PrefectureDocumentRef]:
-        """Unread prefecture messages (2-1, 3-1, 4-1, 5-1) of this account.
+        """Unread prefecture messages (transaction types 2 to 5) of this account.
 
-        A read, safe to repeat. The list may hold a message twice (under two
-        ids) or in any order, and a message may be listed before the acte's
-        ``ARActe`` is visible: callers deduplicate and tolerate it.
+        A read, safe to repeat. Rows come in id order; callers deduplicate and
+        tolerate a message listed before the acte's ``ARActe`` is visible.
         """
         operation = "list_prefecture_documents"
-        response, _ = await self._send(operation, "GET", PATH_LIST_DOCUMENTS)
-        return parse_document_list(response.content, partner=self.partner, operation=operation)
+        answer = await self._call(operation, "GET", PATH_LIST_DOCUMENTS, cap=self.caps.listing)
+        return parse_document_list(
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
+        )
 
     async def get_prefecture_document(self, document_id: str) -> bytes:
-        """One prefecture message as the TdT serves it (the tar.gz archive), byte for byte.
+        """One prefecture message, the .tar.gz archive the TdT received, byte for byte.
 
-        A read, safe to repeat. Raises :class:`PartnerPermanentError` for an
-        unknown id.
+        ``actes_transac_get_document.php?id=<id>`` answers a redirect to
+        ``actes_download_file.php?env=<envelope>``, followed on the same scheme,
+        host and port only (anything else is :class:`PartnerReplyError`). A
+        ``KO`` (unknown id) raises :class:`PartnerRefusedError`; an answer that
+        is not gzip data raises :class:`PartnerReplyError`. Capped at
+        ``caps.document`` bytes. A read, safe to repeat.
         """
         operation = "get_prefecture_document"
-        response, _ = await self._send(
-            operation, "GET", PATH_GET_DOCUMENT, params={"id": document_id}
+        answer = await self._call(
+            operation,
+            "GET",
+            PATH_GET_DOCUMENT,
+            cap=self.caps.document,
+            params={"id": document_id},
+            follow_to=PATH_DOWNLOAD,
         )
-        if is_ko(response.content):
-            raise ko_error(response.content, self.partner, operation, response.status_code)
-        return response.content
+        if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
+            if is_ko(answer.body):
+                raise self._refusal(answer, operation, "document")
+            # For an acte's id S²LOW lists its messages ("type-status-id" lines) instead.
+            raise reply_error(
+                self.partner, operation, "expected a redirect to the archive", answer.body
+            )
+        if not answer.body.startswith(b"\x1f\x8b"):
+            raise reply_error(self.partner, operation, "the archive is not gzip data", answer.body)
+        return answer.body
 
     async def mark_prefecture_document_read(self, document_id: str) -> None:
         """Remove a prefecture message from the unread list. Idempotent: safe to repeat."""
         operation = "mark_prefecture_document_read"
-        response, _ = await self._send(
-            operation, "GET", PATH_MARK_READ, params={"transaction_id": document_id}
+        answer = await self._call(
+            operation,
+            "GET",
+            PATH_MARK_READ,
+            cap=self.caps.text,
+            params={"transaction_id": document_id},
         )
-        if is_ko(response.content):
-            raise ko_error(response.content, self.partner, operation, response.status_code)
+        parse_mark_read(
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
+        )
 
     async def post_reply(
         self,
@@ -319,30 +711,35 @@ class S2lowConnector:
         type_code: str,
         form: ReplyForm | None,
         files: Sequence[FileLike],
-        *,
-        idempotency_key: str | None = None,
     ) -> PostResult:
         """Send a member's reply to a prefecture message; return the reply's transaction id.
 
-        ``transaction_id`` is the id of the prefecture message (as listed by
-        :meth:`list_prefecture_documents`), ``type_code`` one of 2-2, 3-2, 3-3,
-        3-4, 4-2, 4-3, 4-4. ``files[0]`` is the reply letter, further files are
-        the additional documents of a 3-4. The TdT only receives the reply's
-        sub-type (``type_envoie``, the digit after the dash) and takes the family
-        from the prefecture message, so a family mismatch cannot be detected
-        there. Same retry rules as :meth:`post_acte`.
+        ``transaction_id`` is the prefecture message's id (as listed by
+        :meth:`list_prefecture_documents`), ``type_code`` one of
+        :data:`REPLY_TYPES`; it goes as ``type_envoie``
+        (:data:`REPLY_TYPE_ENVOIE`). ``files[0]`` is the reply letter, further
+        files the pieces of a 3-4. ``api=1`` goes in POST only, as Pastell
+        sends it, so S²LOW answers ``OK\\n<id>\\n\\n``. A ``KO`` raises
+        :class:`PartnerRefusedError`. Not idempotent: a retry after a
+        transient error may reply twice.
         """
-        if type_code not in REPLY_TYPES:
+        type_envoie = REPLY_TYPE_ENVOIE.get(type_code)
+        if type_envoie is None:
             raise ValidationError(
-                f"post_reply: {type_code!r} is not a member reply type",
+                f"post_reply: S²LOW does not take {type_code!r} as a reply",
                 reasons=[
-                    Reason("type_code", "unknown_reply_type", f"one of {sorted(REPLY_TYPES)}")
+                    Reason(
+                        "reply_type",
+                        "unknown_reply_type",
+                        f"one of {', '.join(sorted(REPLY_TYPES))} "
+                        "(3-2 and 4-2 are acknowledgements the TdT does not take)",
+                    )
                 ],
             )
         form = form or ReplyForm()
-        extra = len(files) - 1
-        type_pj = form.type_pj or ("99_AU",) * max(extra, 0)
-        if len(type_pj) != max(extra, 0):
+        extra = max(len(files) - 1, 0)
+        type_pj = form.type_pj or ("99_AU",) * extra
+        if len(type_pj) != extra:
             raise ValidationError(
                 "post_reply: the form cannot be sent",
                 reasons=[
@@ -352,7 +749,7 @@ class S2lowConnector:
         fields: list[tuple[str, bytes]] = [
             ("api", b"1"),
             ("id", transaction_id.encode("ascii")),
-            ("type_envoie", type_code.split("-")[1].encode("ascii")),
+            ("type_envoie", type_envoie.encode("ascii")),
             ("type_acte", form.type_acte.encode("ascii")),
             *(("type_pj[]", code.encode("ascii")) for code in type_pj),
         ]
@@ -360,97 +757,33 @@ class S2lowConnector:
             fields.append(("description", encode_latin1(form.description, "description")))
         operation = "post_reply"
         body = MultipartBody(fields, _acte_files(files))
-        response, elapsed = await self._send(
-            operation,
-            "POST",
-            PATH_REPLY_CREATE,
-            params={"api": "1"},  # S²LOW reads api from the query string here
-            body=body,
-            idempotency_key=idempotency_key,
+        answer = await self._call(
+            operation, "POST", PATH_REPLY_CREATE, cap=self.caps.text, body=body
         )
-        reply_id = parse_ok_id_reply(
-            response.content, partner=self.partner, operation=operation, status=response.status_code
+        reply_id = parse_ok_id(
+            answer.body,
+            partner=self.partner,
+            operation=operation,
+            status=answer.status,
+            url=self._base_url,
+            field="reply",
         )
         return PostResult(
             partner=self.partner,
             transaction_id=reply_id,
-            http_status=response.status_code,
-            elapsed=elapsed,
-            raw=response.content,
-            idempotency_key=idempotency_key,
+            http_status=answer.status,
+            elapsed=answer.elapsed,
+            raw=answer.body,
         )
 
-    # -- reconciliation --------------------------------------------------------------------
 
-    async def list_transactions(
-        self,
-        *,
-        number: str | None = None,
-        decision_date: date | None = None,
-        nature_code: int | None = None,
-        since: date | None = None,
-    ) -> list[TransactionRef]:
-        """Transactions of this account, optionally filtered; a read, safe to repeat.
-
-        Served by ``api/list_transactions.php`` on the Relais sandbox. Real
-        S²LOW lists transactions with ``api/list_actes.php`` (by state, with
-        offset/limit and submission dates); a deployment against a real TdT
-        points this call at that listing. Filters are also applied here, so a
-        TdT that ignores them is still matched correctly.
-        """
-        params: dict[str, str] = {}
-        if number is not None:
-            params["number"] = number
-        if decision_date is not None:
-            params["decision_date"] = decision_date.isoformat()
-        if nature_code is not None:
-            params["nature_code"] = str(nature_code)
-        if since is not None:
-            params["min_submission_date"] = since.isoformat()
-        operation = "list_transactions"
-        response, _ = await self._send(operation, "GET", PATH_LIST_TRANSACTIONS, params=params)
-        rows = parse_transaction_list(response.content, partner=self.partner, operation=operation)
-        return [
-            row
-            for row in rows
-            if (number is None or row.number == number)
-            and (decision_date is None or row.decision_date in (None, decision_date))
-            and (nature_code is None or row.nature_code in (None, nature_code))
-        ]
-
-    async def find_by_idempotency_key(
-        self, key: str, *, number: str, decision_date: date, nature_code: int
-    ) -> str | None:
-        """The transaction an earlier, possibly unanswered, ``post_acte`` created; None if none.
-
-        Use after a creation failed ambiguously (timeout, 5xx, crash before the
-        id was recorded) and before posting again. Real TdTs know nothing of
-        our key: what identifies an acte there is the member, its number, its
-        decision date and its nature (they make the IDActe), so this lists the
-        transactions with that number and matches on (number, decision_date,
-        nature). Rows in state -1 (error) or 0 (cancelled) do not count: such
-        an acte must be posted again. When a listing carries the key (the
-        sandbox does), a row with exactly this key wins; otherwise the most
-        recent matching row does.
-        """
-        rows = await self.list_transactions(
-            number=number, decision_date=decision_date, nature_code=nature_code
-        )
-        live = [row for row in rows if row.status not in _INACTIVE]
-        for row in live:
-            if row.idempotency_key == key:
-                return row.id
-        if not live:
-            return None
-        return max(live, key=_id_order).id
-
-
-def _id_order(row: TransactionRef) -> tuple[int, str]:
-    return (int(row.id), row.id) if row.id.isdigit() else (-1, row.id)
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host.lower(), url.port if url.port is not None else default)
 
 
 def _acte_fields(form: ActeForm, file_count: int) -> list[tuple[str, bytes]]:
-    reasons: list[Reason] = []
+    reasons: list[Reason] = check_number(form.number, field="number")
     if file_count < 1:
         reasons.append(Reason("files", "missing", "the main document is required"))
     if form.type_pj and len(form.type_pj) != file_count - 1:
@@ -466,7 +799,7 @@ def _acte_fields(form: ActeForm, file_count: int) -> list[tuple[str, bytes]]:
     fields: list[tuple[str, bytes]] = [
         ("api", b"1"),
         ("nature_code", str(form.nature_code).encode("ascii")),
-        ("number", form.number.encode("ascii", errors="replace")),
+        ("number", form.number.encode("ascii")),
         ("subject", encode_latin1(form.subject, "subject")),
         ("decision_date", form.decision_date.isoformat().encode("ascii")),
     ]
@@ -491,3 +824,12 @@ def _acte_files(files: Sequence[FileLike]) -> list[tuple[str, FileLike]]:
     parts: list[tuple[str, FileLike]] = [("acte_pdf_file", files[0])]
     parts += [("acte_attachments[]", file) for file in files[1:]]
     return parts
+
+
+__all__ = [
+    "LISTING_STATES",
+    "REPLY_TYPES",
+    "REPLY_TYPE_ENVOIE",
+    "ReplyCaps",
+    "S2lowConnector",
+]
