@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,10 @@ def test_local_broker_lifecycle(tmp_path: Path) -> None:
         assert broker.pid_path.read_text().strip() == str(status.pid)
         assert (broker.log_dirs / "meta.properties").is_file()
         assert "Kafka Server started" in broker.log_path.read_text()
+        # Secured by default: its passwords and properties readable by their owner only.
+        assert broker.auth
+        assert broker.credentials_path.stat().st_mode & 0o777 == 0o600
+        assert broker.properties_path.stat().st_mode & 0o777 == 0o600
 
         again = time.monotonic()
         assert broker.start() == 0.0
@@ -195,12 +200,14 @@ def test_local_broker_lifecycle(tmp_path: Path) -> None:
         broker.wipe()
         assert not broker.log_dirs.exists()
         assert not broker.log_path.exists()
+        assert not broker.credentials_path.exists()
     finally:
         broker.stop()
 
 
 def test_broker_dying_at_startup_reports_its_log(tmp_path: Path) -> None:
-    broker = LocalBroker(local_broker_settings(tmp_path, *free_port_pair()))
+    settings = replace(local_broker_settings(tmp_path, *free_port_pair()), kafka_auth="off")
+    broker = LocalBroker(settings)
     # Storage formatted for another node: Kafka refuses to start and says why in its log.
     broker.log_dirs.mkdir(parents=True)
     (broker.log_dirs / "meta.properties").write_text(
