@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
+from ops.audit import current_operator
 from ops.flows import FlowFilter, flow_history, history_lines, latest_states, state_line
+from ops.resolve import resolve_on_kafka
 from relais.cli.common import fail, load_settings, run
 
-app = typer.Typer(help="Inspect flows: one flow's history, or the flows in a given state.")
+app = typer.Typer(help="Inspect flows (one flow's history, the flows in a given state) and "
+                  "settle uncertain ones.")
 
 
 def _since(value: str) -> datetime | None:
@@ -69,3 +72,28 @@ def list_flows(
         typer.echo(state_line(flow))
     typer.echo(f"{len(found)} flows match" + (f", {len(shown)} shown" if len(shown) < len(found)
                                               else ""))
+
+
+@app.command()
+def resolve(
+    flow_id: str,
+    posted: str = typer.Option("", "--posted", metavar="TRANSACTION_ID",
+                               help="The acte is at the TdT under this transaction id."),
+    not_posted: bool = typer.Option(False, "--not-posted",
+                                    help="The TdT never received the acte: post it once more."),
+    reason: str = typer.Option("", help="Why (audited; required with --not-posted)."),
+) -> None:
+    """Settle a flow parked uncertain, after checking on the TdT; audited under
+    RELAIS_OPERATOR. Exit 1 when the flow is not uncertain."""
+    if bool(posted) == not_posted:
+        fail("give either --posted TRANSACTION_ID or --not-posted --reason '…'")
+    settings = load_settings()
+    done = run(resolve_on_kafka(settings, flow_id, transaction_id=posted or None,
+                                operator=current_operator(), reason=reason))
+    if done.transaction_id is not None:
+        typer.echo(f"flow {flow_id} (acte {done.id_acte}) is posted as transaction "
+                   f"{done.transaction_id}; its status is polled from now on "
+                   f"(audit run {done.run_id})")
+    else:
+        typer.echo(f"flow {flow_id} (acte {done.id_acte}) is validated again and goes back to "
+                   f"acts-delivery for one fresh post (audit run {done.run_id})")

@@ -42,8 +42,17 @@ app.command()(submit_cmd.submit)
 
 
 @app.command()
-def config() -> None:
+def config(
+    markdown: bool = typer.Option(
+        False, "--markdown", help="Print the README's table of settings and defaults instead."
+    ),
+) -> None:
     """Print the effective settings (secrets masked) and where each comes from."""
+    if markdown:
+        from ops.config_table import markdown_table
+
+        typer.echo(markdown_table())
+        return
     for env, value, default, help_text in Settings.from_env().describe():
         marker = "" if value == default else "   (set)"
         typer.echo(f"{env}={value}{marker}\n    {help_text}")
