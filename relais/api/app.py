@@ -4,7 +4,9 @@ Routes (all but ``/health`` need ``Authorization: Bearer <token>``):
 
 ``POST /v1/blobs``
     The request body is the document, streamed into the store as it arrives
-    (never read whole). ``Content-Type`` is the media type (sniffed from the
+    (never read whole), the raw bytes (``curl --data-binary @file``): a
+    multipart form (``curl -F``) or a URL-encoded form (``curl -d``) is refused
+    with 415. ``Content-Type`` is the media type (sniffed from the
     first bytes when absent or ``application/octet-stream``);
     ``X-Relais-Filename`` the file name, UTF-8, percent-encoded when not ASCII;
     optional ``X-Relais-Sha256`` the digest the client expects. Answers 201 with
@@ -13,26 +15,30 @@ Routes (all but ``/health`` need ``Authorization: Bearer <token>``):
         {"sha256": …, "size": …, "media_type": …, "filename": …, "member": "<SIREN>"}
 
 ``HEAD /v1/blobs/{sha256}``
-    200 with ``Content-Length`` when the blob is present, else 404.
+    200 with ``Content-Length`` when the blob is present and the member owns it.
 
 ``GET /v1/blobs/{sha256}``
-    The blob's bytes, streamed.
+    The blob's bytes, streamed, when the member owns it.
 
 ``GET /health``
     ``{"status": "ok"}``, unauthenticated.
 
 Errors answer ``{"error": code, "message": sentence}``: 400 (bad file name,
 digest, media type or empty body), 401 (missing or bad token, without saying
-which), 404, 413 (larger than ``max_upload_bytes``), 422 (digest mismatch),
-503 (storage or member registry unavailable).
+which), 403 ``blob_not_owned``, 404, 408 (the body stalled for ``body_timeout``
+seconds), 413 (larger than ``max_upload_bytes``), 415 (a form instead of raw
+bytes), 422 (digest mismatch), 503 (storage or member registry unavailable).
 
-Any authenticated member may read any blob whose digest it knows; which
-member may reference which blob is checked where records are validated.
+A blob belongs to the members that uploaded it and, for a partner document, to
+the member whose flow received it: another member gets 403 ``blob_not_owned``
+(the ingress refuses its references the same way). Operators read the store
+directly. Log lines about refused requests are rate-limited.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,6 +50,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from relais.api.auth import Authenticator, bearer_token
+from relais.api.limits import RateLimitedLog
 from relais.blobs.model import (
     DEFAULT_MEDIA_TYPE,
     normalize_media_type,
@@ -51,10 +58,11 @@ from relais.blobs.model import (
     validate_filename,
 )
 from relais.blobs.sniff import SNIFF_BYTES, sniff_media_type
-from relais.blobs.store import TOO_LARGE, BlobStore
+from relais.blobs.store import NOT_OWNED, TOO_LARGE, BlobStore
 from relais.errors import (
     BlobIntegrityError,
     BlobNotFoundError,
+    BlobNotOwnedError,
     ConfigurationError,
     InfrastructureError,
     RelaisError,
@@ -66,6 +74,12 @@ logger = structlog.get_logger(__name__)
 FILENAME_HEADER = "X-Relais-Filename"
 SHA256_HEADER = "X-Relais-Sha256"
 _BLOB_CACHE_CONTROL = "private, max-age=31536000, immutable"
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+DEFAULT_BODY_TIMEOUT = 30.0
+
+
+class BodyTimeoutError(Exception):
+    """The client stopped sending its request body."""
 
 
 def error_response(
@@ -93,6 +107,8 @@ def _relais_error_response(exc: RelaisError) -> JSONResponse:
         return error_response(422, exc.code, exc.message)
     if isinstance(exc, BlobNotFoundError):
         return error_response(404, exc.code, exc.message)
+    if isinstance(exc, BlobNotOwnedError):
+        return error_response(403, exc.code, exc.message)
     if isinstance(exc, InfrastructureError):
         return error_response(503, "unavailable", "The service is unavailable; retry later.")
     return error_response(500, "internal_error", "The request failed on the server.")
@@ -125,6 +141,22 @@ def decode_filename_header(value: str | None) -> str:
     return validate_filename(text, field=FILENAME_HEADER)
 
 
+async def _timed(body: AsyncIterator[bytes], seconds: float) -> AsyncGenerator[bytes, None]:
+    """``body``'s chunks; BodyTimeoutError when one takes longer than ``seconds``."""
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(seconds):
+                    chunk = await anext(body)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise BodyTimeoutError(f"no byte of the body for {seconds:g} seconds") from exc
+            yield chunk
+    finally:
+        await _close(body)
+
+
 async def _read_head(body: AsyncIterator[bytes]) -> bytes:
     """Read at least :data:`SNIFF_BYTES` (or everything, if shorter) from the body."""
     head = bytearray()
@@ -148,17 +180,25 @@ async def _close(iterator: AsyncIterator[bytes]) -> None:
 
 
 def create_api(
-    store: BlobStore, authenticate: Authenticator, *, max_upload_bytes: int
+    store: BlobStore,
+    authenticate: Authenticator,
+    *,
+    max_upload_bytes: int,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    log_limiter: RateLimitedLog | None = None,
 ) -> Starlette:
     """Build the hub API over a blob store.
 
     ``authenticate(token)`` returns the member's SIREN, or None for an unknown
     token; it may raise InfrastructureError (answered 503). Uploads larger than
     ``max_upload_bytes`` are refused with 413, before reading when the request
-    declares its length, else as soon as the limit is crossed.
+    declares its length, else as soon as the limit is crossed; an upload that
+    sends nothing for ``body_timeout`` seconds is answered 408. Lines about
+    refused requests go through ``log_limiter``.
     """
     if max_upload_bytes <= 0:
         raise ConfigurationError("The API upload limit must be a positive byte count.")
+    limited = log_limiter or RateLimitedLog()
 
     async def member_of(request: Request) -> str | None:
         token = bearer_token(request.headers.get("authorization"))
@@ -172,14 +212,24 @@ def create_api(
     async def upload(request: Request) -> Response:
         member = await member_of(request)
         if member is None:
-            logger.info("api_unauthorized", method=request.method, path=request.url.path)
+            limited.info("api_unauthorized", method=request.method, path=request.url.path)
             return _unauthorized()
         log = logger.bind(member=member)
+
+        content_type = request.headers.get("content-type", "").strip()
+        if content_type.split(";")[0].strip().lower() in _FORM_TYPES:
+            limited.info("blob_upload_refused", member=member, error="form_upload")
+            return error_response(
+                415, "form_upload",
+                "Send the document's raw bytes as the request body (curl --data-binary "
+                f"@file, with {FILENAME_HEADER} and Content-Type headers), not a form "
+                "(curl -F or -d).",
+            )
 
         try:
             filename = decode_filename_header(request.headers.get(FILENAME_HEADER))
         except ValidationError as exc:
-            log.info("blob_upload_refused", error="invalid_filename")
+            limited.info("blob_upload_refused", member=member, error="invalid_filename")
             return error_response(400, "invalid_filename", exc.message)
 
         expected: str | None = None
@@ -187,7 +237,7 @@ def create_api(
             try:
                 expected = parse_sha256(declared_digest.strip(), field=SHA256_HEADER)
             except ValidationError:
-                log.info("blob_upload_refused", error="invalid_sha256")
+                limited.info("blob_upload_refused", member=member, error="invalid_sha256")
                 return error_response(
                     400, "invalid_sha256", f"The {SHA256_HEADER} header must be 64 hex digits."
                 )
@@ -196,7 +246,8 @@ def create_api(
             if not declared_length.strip().isdigit():
                 return error_response(400, "invalid_request", "Content-Length must be a number.")
             if int(declared_length) > max_upload_bytes:
-                log.info("blob_upload_refused", error=TOO_LARGE, declared=int(declared_length))
+                limited.info("blob_upload_refused", member=member, error=TOO_LARGE,
+                             declared=int(declared_length))
                 return error_response(
                     413,
                     TOO_LARGE,
@@ -204,19 +255,18 @@ def create_api(
                 )
 
         media_type: str | None = None
-        content_type = request.headers.get("content-type", "").strip()
         if content_type and content_type.split(";")[0].strip().lower() != DEFAULT_MEDIA_TYPE:
             try:
                 media_type = normalize_media_type(content_type, field="Content-Type")
             except ValidationError as exc:
-                log.info("blob_upload_refused", error="invalid_media_type")
+                limited.info("blob_upload_refused", member=member, error="invalid_media_type")
                 return error_response(400, "invalid_media_type", exc.message)
 
-        body = request.stream()
+        body = _timed(request.stream(), body_timeout)
         try:
             head = await _read_head(body)
             if not head:
-                log.info("blob_upload_refused", error="empty_body")
+                limited.info("blob_upload_refused", member=member, error="empty_body")
                 return error_response(400, "empty_body", "The document is empty.")
             if media_type is None:
                 media_type = sniff_media_type(head) or DEFAULT_MEDIA_TYPE
@@ -226,12 +276,19 @@ def create_api(
                 filename=filename,
                 expected_sha256=expected,
                 max_bytes=max_upload_bytes,
+                owner=member,
             )
         except ClientDisconnect:
-            log.info("blob_upload_abandoned")
+            limited.info("blob_upload_abandoned", member=member)
             return error_response(400, "client_disconnected", "The upload was interrupted.")
+        except BodyTimeoutError as exc:
+            limited.info("blob_upload_abandoned", member=member, error="body_timeout")
+            return error_response(
+                408, "body_timeout", f"The upload stalled: {exc}.",
+                headers={"Connection": "close"},
+            )
         except RelaisError as exc:
-            log.info("blob_upload_refused", error=exc.code)
+            limited.info("blob_upload_refused", member=member, error=exc.code)
             return _relais_error_response(exc)
         finally:
             await body.aclose()
@@ -252,7 +309,7 @@ def create_api(
     async def _blob(request: Request) -> Response:
         member = await member_of(request)
         if member is None:
-            logger.info("api_unauthorized", method=request.method, path=request.url.path)
+            limited.info("api_unauthorized", method=request.method, path=request.url.path)
             return _unauthorized()
         try:
             sha256 = parse_sha256(request.path_params["sha256"])
@@ -263,6 +320,14 @@ def create_api(
             "Cache-Control": _BLOB_CACHE_CONTROL,
             "X-Content-Type-Options": "nosniff",
         }
+        if not await store.owned_by(sha256, member):
+            if await store.stat(sha256) is None:
+                return error_response(404, BlobNotFoundError.code, "No such blob.")
+            limited.info("blob_download_refused", member=member, sha256=sha256,
+                         error=NOT_OWNED)
+            return error_response(
+                403, NOT_OWNED, f"The blob {sha256} does not belong to member {member}."
+            )
 
         if request.method == "HEAD":
             size = await store.stat(sha256)
@@ -295,7 +360,7 @@ def create_api(
         return StreamingResponse(content(), headers=headers, media_type=DEFAULT_MEDIA_TYPE)
 
     async def on_relais_error(request: Request, exc: RelaisError) -> Response:
-        logger.warning("api_request_failed", path=request.url.path, error=exc.code)
+        limited.warning("api_request_failed", path=request.url.path, error=exc.code)
         response = _relais_error_response(exc)
         return _headers_only(response) if request.method == "HEAD" else response
 
@@ -311,7 +376,8 @@ def create_api(
         return _headers_only(response) if request.method == "HEAD" else response
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
-        logger.exception("api_internal_error", path=request.url.path)
+        if limited.allow("api_internal_error"):
+            logger.exception("api_internal_error", path=request.url.path)
         return error_response(500, "internal_error", "The request failed on the server.")
 
     handlers: dict[Any, Any] = {

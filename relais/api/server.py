@@ -1,13 +1,18 @@
 """Run the hub API under uvicorn, inside an already running event loop.
 
 ``relais api`` calls :func:`serve_api`; it can equally run beside other tasks of
-the same process (cancel its task to stop it, gracefully).
+the same process (cancel its task to stop it, gracefully). Connections are
+admitted through a :class:`~relais.api.limits.ConnectionGate` (per-client and
+total limits, a deadline for request heads) and uvicorn's and asyncio's own log
+lines are rate-limited, so a flood of connections neither exhausts descriptors
+nor the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -17,6 +22,13 @@ import structlog
 import uvicorn
 from starlette.types import ASGIApp
 
+from relais.api.limits import (
+    ConnectionGate,
+    RateLimitedLog,
+    RateLimitFilter,
+    ServerLimits,
+    gated_protocol,
+)
 from relais.errors import InfrastructureError
 
 logger = structlog.get_logger(__name__)
@@ -76,6 +88,7 @@ async def serve_api(
     handle_signals: bool = True,
     graceful_timeout: int = 10,
     started: asyncio.Event | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until stopped.
 
@@ -87,17 +100,28 @@ async def serve_api(
     thread, and whenever the awaiting task is cancelled; after a signal the
     function returns normally, after a cancellation it re-raises
     CancelledError. uvicorn's own logging configuration and access log are
-    disabled: its loggers propagate to whatever Relais configured.
+    disabled: its loggers propagate to whatever Relais configured, through a
+    rate limit. ``limits`` bound connections and request heads (defaults:
+    :class:`~relais.api.limits.ServerLimits`).
     """
+    limits = limits or ServerLimits()
+    log_limiter = RateLimitedLog()
+    gate = ConnectionGate(limits, log_limiter)
+    filters = [(logging.getLogger(name), RateLimitFilter(log_limiter, name))
+               for name in ("uvicorn.error", "asyncio")]
+    for stdlib_logger, log_filter in filters:
+        stdlib_logger.addFilter(log_filter)
     sock = _listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
+        http=gated_protocol(gate),
         log_config=None,
         access_log=False,
         lifespan="off",
         server_header=False,
         proxy_headers=False,
+        timeout_keep_alive=limits.keep_alive,
         timeout_graceful_shutdown=graceful_timeout,
     )
 
@@ -116,4 +140,7 @@ async def serve_api(
         raise
     finally:
         sock.close()
-        logger.info("api_stopped", host=bound_host, port=bound_port)
+        for stdlib_logger, log_filter in filters:
+            stdlib_logger.removeFilter(log_filter)
+        logger.info("api_stopped", host=bound_host, port=bound_port, refused=gate.refused,
+                    evicted=gate.evicted)

@@ -327,7 +327,7 @@ async def test_empty_upload_is_400(client: httpx.AsyncClient, store: FilesystemB
 async def test_head_reports_presence_and_size(
     client: httpx.AsyncClient, store: FilesystemBlobStore
 ) -> None:
-    await store.put_bytes(PDF, media_type="application/pdf", filename="a.pdf")
+    await store.put_bytes(PDF, media_type="application/pdf", filename="a.pdf", owner=SIREN_A)
     present = await client.head(f"/v1/blobs/{sha(PDF)}", headers=auth())
     assert present.status_code == 200
     assert present.headers["content-length"] == str(len(PDF))
@@ -341,7 +341,7 @@ async def test_head_reports_presence_and_size(
 
 async def test_get_streams_the_blob(client: httpx.AsyncClient, store: FilesystemBlobStore) -> None:
     data = PDF * 10  # several store chunks
-    await store.put_bytes(data, media_type="application/pdf", filename="a.pdf")
+    await store.put_bytes(data, media_type="application/pdf", filename="a.pdf", owner=SIREN_B)
     response = await client.get(f"/v1/blobs/{sha(data)}", headers=auth(TOKEN_B))
     assert response.status_code == 200
     assert response.content == data
@@ -492,3 +492,89 @@ async def test_client_disconnect_mid_upload_leaves_nothing(
     assert store.temp_dir.exists()  # the upload had reached the store
     assert temp_files(store) == []
     assert list(store.root.glob("??/??/*")) == []
+
+
+# --- Ownership (issue 13, F4) ----------------------------------------------------------------
+
+
+async def test_a_member_owns_what_it_uploads_and_no_one_else_reads_it(
+    client: httpx.AsyncClient, store: FilesystemBlobStore
+) -> None:
+    uploaded = await client.post("/v1/blobs", content=PDF, headers=upload_headers(TOKEN_A))
+    assert uploaded.status_code == 201
+    digest = uploaded.json()["sha256"]
+    assert await store.owned_by(digest, SIREN_A)
+    assert not await store.owned_by(digest, SIREN_B)
+    assert (await client.get(f"/v1/blobs/{digest}", headers=auth(TOKEN_A))).content == PDF
+    for method in ("GET", "HEAD"):
+        refused = await client.request(method, f"/v1/blobs/{digest}", headers=auth(TOKEN_B))
+        assert refused.status_code == 403
+        if method == "GET":
+            assert refused.json()["error"] == "blob_not_owned"
+            assert SIREN_B in refused.json()["message"]
+            assert refused.content.find(PDF[:20]) == -1
+    # the same bytes uploaded by B: B owns them too, A keeps its right
+    again = await client.post("/v1/blobs", content=PDF, headers=upload_headers(TOKEN_B))
+    assert again.json()["sha256"] == digest
+    assert (await client.get(f"/v1/blobs/{digest}", headers=auth(TOKEN_B))).status_code == 200
+    assert (await client.get(f"/v1/blobs/{digest}", headers=auth(TOKEN_A))).status_code == 200
+
+
+async def test_partner_documents_belong_to_the_member_whose_flow_received_them(
+    client: httpx.AsyncClient, store: FilesystemBlobStore
+) -> None:
+    letter = b"%PDF-1.4 lettre d'observations"
+    ref = await store.put_bytes(letter, media_type="application/pdf", filename="lettre.pdf",
+                                owner=SIREN_A)
+    assert (await client.get(f"/v1/blobs/{ref.sha256}", headers=auth(TOKEN_A))).content == letter
+    refused = await client.get(f"/v1/blobs/{ref.sha256}", headers=auth(TOKEN_B))
+    assert (refused.status_code, refused.json()["error"]) == (403, "blob_not_owned")
+
+
+# --- Forms and stalled bodies (issue 7 item 7, issue 13 F7) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=xyz", "application/x-www-form-urlencoded"]
+)
+async def test_a_form_upload_is_refused_with_a_clear_reason(
+    client: httpx.AsyncClient, store: FilesystemBlobStore, content_type: str
+) -> None:
+    response = await client.post(
+        "/v1/blobs", content=b"--xyz\r\nContent-Disposition: form-data; name=file\r\n\r\n"
+        + PDF + b"\r\n--xyz--\r\n",
+        headers={**upload_headers(), "Content-Type": content_type},
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == "form_upload"
+    assert "--data-binary" in response.json()["message"]
+    assert temp_files(store) == [] and await store.stat(sha(PDF)) is None
+
+
+async def test_curl_dash_f_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/blobs", files={"file": ("acte.pdf", PDF, "application/pdf")},
+        headers={**auth(), "X-Relais-Filename": "acte.pdf"},
+    )
+    assert response.status_code == 415
+    assert "raw bytes" in response.json()["message"]
+
+
+async def test_a_stalled_body_is_answered_408(store: FilesystemBlobStore) -> None:
+    authenticate = static_authenticator({hash_token(TOKEN_A): SIREN_A})
+    app = create_api(store, authenticate, max_upload_bytes=MAX_UPLOAD, body_timeout=0.2)
+
+    async def stalling() -> AsyncIterator[bytes]:
+        yield PDF[:100]
+        await asyncio.sleep(5)
+        yield PDF[100:]
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relais.test") as client:
+        started = asyncio.get_running_loop().time()
+        response = await client.post("/v1/blobs", content=stalling(), headers=upload_headers())
+        elapsed = asyncio.get_running_loop().time() - started
+    assert response.status_code == 408
+    assert response.json()["error"] == "body_timeout"
+    assert elapsed < 2
+    assert temp_files(store) == []

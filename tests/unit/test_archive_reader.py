@@ -7,6 +7,7 @@ import gzip
 import io
 import tarfile
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -28,7 +29,7 @@ from relais.actes.archive_reader import (
 from relais.errors import PartnerReplyError, PartnerReplyTooLargeError, ValidationError
 
 
-def tar_of(entries: list[tarfile.TarInfo | tuple[str, bytes]], *,
+def tar_of(entries: Sequence[tarfile.TarInfo | tuple[str, bytes]], *,
            fmt: int = tarfile.GNU_FORMAT, compress: bool = True) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:

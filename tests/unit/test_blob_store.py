@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relais.blobs.filesystem import FilesystemBlobStore
+from relais.blobs.filesystem import OWNERS_DIR_NAME, FilesystemBlobStore
 from relais.blobs.model import BlobRef, normalize_media_type, parse_sha256, validate_filename
 from relais.blobs.sniff import sniff_media_type
 from relais.blobs.store import TOO_LARGE, BlobStore
@@ -56,6 +56,7 @@ def blob_files(store: FilesystemBlobStore) -> list[Path]:
         path
         for path in store.root.rglob("*")
         if path.is_file() and store.temp_dir not in path.parents
+        and store.root / OWNERS_DIR_NAME not in path.parents
     )
 
 
@@ -429,3 +430,44 @@ async def test_purge_temp_removes_only_old_leftovers(store: FilesystemBlobStore)
     assert await store.purge_temp(older_than=3600) == 1
     assert not old.exists()
     assert fresh.exists()
+
+
+# --- Owners (issue 13, F4) -------------------------------------------------------------------
+
+
+async def test_the_uploader_owns_the_blob_and_others_do_not(store: FilesystemBlobStore) -> None:
+    ref = await store.put_bytes(PDF, media_type="application/pdf", filename="a.pdf",
+                                owner="213300010")
+    assert await store.owned_by(ref.sha256, "213300010")
+    assert not await store.owned_by(ref.sha256, "200054807")
+    anonymous = await store.put_bytes(b"other", media_type="text/plain", filename="o.txt")
+    assert not await store.owned_by(anonymous.sha256, "213300010")
+    await store.grant(anonymous.sha256, "200054807")
+    await store.grant(anonymous.sha256, "200054807")  # idempotent
+    assert await store.owned_by(anonymous.sha256, "200054807")
+    # the same bytes stored for a second member: both own them, one copy is kept
+    again = await store.put_bytes(PDF, media_type="application/pdf", filename="b.pdf",
+                                  owner="200054807")
+    assert again.sha256 == ref.sha256
+    assert await store.owned_by(ref.sha256, "213300010")
+    assert await store.owned_by(ref.sha256, "200054807")
+    assert len(blob_files(store)) == 2
+
+
+async def test_owners_cannot_be_used_as_paths(store: FilesystemBlobStore) -> None:
+    ref = await store.put_bytes(PDF, media_type="application/pdf", filename="a.pdf")
+    for bad in ("../x", "", "a/b", ".", "x" * 65, "é"):
+        with pytest.raises(ValidationError):
+            await store.grant(ref.sha256, bad)
+        with pytest.raises(ValidationError):
+            await store.owned_by(ref.sha256, bad)
+    with pytest.raises(ValidationError):
+        await store.put_bytes(b"new", media_type="text/plain", filename="n.txt", owner="../x")
+    assert await store.stat(hashlib.sha256(b"new").hexdigest()) is None
+
+
+async def test_a_failed_upload_grants_nothing(store: FilesystemBlobStore) -> None:
+    with pytest.raises(BlobIntegrityError):
+        await store.put_bytes(PDF, media_type="application/pdf", filename="a.pdf",
+                              expected_sha256="0" * 64, owner="213300010")
+    assert not await store.owned_by(hashlib.sha256(PDF).hexdigest(), "213300010")
