@@ -13,17 +13,33 @@ from __future__ import annotations
 from agents.ingress.handler import STAGE, IngressDeps, handle_submission
 from relais.flows.outbound import Outbound
 from relais.stages.failures import FailureRouter, RetryPolicy
-from relais.stages.records import InputRecord
+from relais.stages.records import InputRecord, without_internal_headers
 from relais.stages.runner import StageRunner
+from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import INGRESS_DEADLETTER
 from topics.member import SUBMISSIONS_PATTERN
+
+
+def ingress_router(group_id: str, codec: AvroCodec) -> FailureRouter:
+    """The ingress's failure router: no retry tiers (a retried record would come back
+    on the member's topic, where its bookkeeping headers are dropped), so a record the
+    handler raises on is dead-lettered at once, by the same builder as every stage's."""
+    return FailureRouter(
+        stage=STAGE, group_id=group_id, flow_type="unknown",
+        dlq_topic=INGRESS_DEADLETTER.name, codec=codec, policy=RetryPolicy(tiers=()),
+    )
 
 
 def ingress_runner(
     bootstrap_servers: str, deps: IngressDeps, *, group_id: str, metadata_max_age_ms: int = 3000
 ) -> StageRunner:
-    """The ingress as a stage runner. Its handler never raises; should a bug make it, the
-    record is dead-lettered at once (no retry tiers: ingress decisions are deterministic)."""
+    """The ingress as a stage runner.
+
+    Each record's ``relais_*`` headers are dropped first (``prepare``), so neither the
+    handler, nor the failure router, nor the logs read what a member wrote there. The
+    handler rejects what it cannot accept; it raises only for records of members that are
+    not registered, which the router dead-letters.
+    """
 
     async def handle(record: InputRecord) -> list[Outbound]:
         return await handle_submission(record, deps)
@@ -33,11 +49,9 @@ def ingress_runner(
         stage=STAGE,
         group_id=group_id,
         handler=handle,
-        router=FailureRouter(
-            stage=STAGE, group_id=group_id, flow_type="unknown",
-            dlq_topic=INGRESS_DEADLETTER.name, codec=deps.codec, policy=RetryPolicy(tiers=()),
-        ),
+        router=ingress_router(group_id, deps.codec),
         pattern=SUBMISSIONS_PATTERN,
         metadata_max_age_ms=metadata_max_age_ms,
         max_records=500,
+        prepare=without_internal_headers,
     )

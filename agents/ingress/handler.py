@@ -1,18 +1,25 @@
 """The ingress decision for one submission record: accept and route, or reject with reasons.
 
-It never raises: every outcome is a list of records to publish (a notification
-to the member, a flow-state event, the accepted submission for the next stage).
+A member's record is outside input: its ``relais_*`` headers are dropped before
+anything reads them (the stage runner does so too, before its failure router and
+logs), and every exception while decoding or checking it becomes a REJECTED
+notification to the member whose topic it came from, naming the field and the
+reason. Every outcome is a list of records to publish (a notification to the
+member, a flow-state event, the accepted submission for the next stage). It
+raises only when nobody can be told: a record on the topic of a member that is
+not registered raises :class:`~relais.errors.UnknownMemberError`, and the
+stage's failure router dead-letters it (see :mod:`agents.ingress.gateway`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
-from relais.errors import DecodeError, Reason
+from relais.blobs.model import is_sha256_hex
+from relais.errors import DecodeError, Reason, RelaisError, UnknownMemberError
 from relais.flows.ids import flow_id_for, flow_id_for_unreadable
 from relais.flows.outbound import (
     FlowContext,
@@ -23,10 +30,12 @@ from relais.flows.outbound import (
 )
 from relais.members.model import Member
 from relais.stages import headers as stage_headers
+from relais.stages.failures import describe
+from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec, Decoded
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics import member as member_topics
-from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
+from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED, FLOW_EVENTS
 
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
@@ -39,13 +48,8 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 
 
-class SubmissionRecord(Protocol):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+#: What the ingress reads of a consumed record.
+SubmissionRecord = InputRecord
 
 
 class MemberLookup(Protocol):
@@ -91,9 +95,17 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]:
-    """A reason for each referenced blob that is absent or of another size."""
+    """A reason for each referenced blob that is malformed, absent or of another size."""
     reasons = []
     for path, ref in _blob_refs(record):
+        digest = ref.get("sha256")
+        if not (isinstance(digest, str) and is_sha256_hex(digest.lower())):
+            reasons.append(
+                Reason(f"{path}.sha256", "invalid_sha256",
+                       "a SHA-256 digest must be 64 hexadecimal digits, got "
+                       f"{str(ref.get('sha256'))[:80]!r}")
+            )
+            continue
         size = await blobs.stat(ref["sha256"])
         if size is None:
             reasons.append(
@@ -112,22 +124,6 @@ async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]
                 )
             )
     return reasons
-
-
-def dead_letter(record: SubmissionRecord, *, code: str, message: str, stage: str) -> Outbound:
-    """The record byte for byte, with headers saying where it came from and why it is here."""
-    headers = stage_headers.replace(
-        list(record.headers or ()),
-        **{
-            stage_headers.DLQ_ORIGIN_TOPIC: record.topic,
-            stage_headers.DLQ_ORIGIN_PARTITION: str(record.partition),
-            stage_headers.DLQ_ORIGIN_OFFSET: str(record.offset),
-            stage_headers.DLQ_STAGE: stage,
-            stage_headers.DLQ_ERROR_CODE: code,
-            stage_headers.DLQ_ERROR_MESSAGE: message[:2000],
-        },
-    )
-    return Outbound(INGRESS_DEADLETTER.name, record.key, record.value, headers)
 
 
 def _flow_for_unreadable(record: SubmissionRecord, siren: str) -> FlowContext:
@@ -152,8 +148,10 @@ def _reject(
     deps.counters.reject(code)
     if deps.members.get(flow.member_siren) is None:
         message = "; ".join([message, *(f"{r.field} {r.code}: {r.message}" for r in reasons)])
-        log.error("ingress.dead_lettered", code=code, reason=message)
-        return [dead_letter(record, code=code, message=message, stage=STAGE)]
+        raise UnknownMemberError(
+            f"member {flow.member_siren} is not registered, nobody to tell ({code}): {message}",
+            reasons=reasons,
+        )
     log.warning(
         "ingress.rejected",
         code=code,
@@ -196,11 +194,28 @@ def _out(
 
 async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list[Outbound]:
     """Check one record from a member's submissions topic; return what to publish."""
-    parent = EventHeaders.from_kafka(record.headers)
+    parent = EventHeaders.from_kafka(stage_headers.strip_internal(record.headers))
     siren = member_topics.siren_of_submissions_topic(record.topic)
     if siren is None:  # the subscription pattern makes this unreachable; stay total anyway
         log.error("ingress.foreign_topic", topic=record.topic)
         return []
+    try:
+        return await _check_submission(record, deps, siren, parent)
+    except UnknownMemberError:
+        raise
+    except Exception as exc:  # a check broke on this input: the member is told what and why
+        log.error("ingress.check_failed", error=describe(exc), exc_info=exc)
+        code = exc.code if isinstance(exc, RelaisError) else "unprocessable"
+        reasons = (exc.reasons if isinstance(exc, RelaisError) else []) or [
+            Reason("value", code, f"{exc.__class__.__name__}: {describe(exc)}"[:1000])
+        ]
+        return _reject(deps, record, _flow_for_unreadable(record, siren), parent, code,
+                       f"the submission could not be checked: {describe(exc)}"[:2000], reasons)
+
+
+async def _check_submission(
+    record: SubmissionRecord, deps: IngressDeps, siren: str, parent: EventHeaders
+) -> list[Outbound]:
     value = record.value or b""
     if len(value) > deps.max_submission_bytes:
         flow = _flow_for_unreadable(record, siren)
@@ -215,7 +230,7 @@ async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list
     except DecodeError as exc:
         flow = _flow_for_unreadable(record, siren)
         return _reject(deps, record, flow, parent, exc.code, f"unreadable submission: {exc}",
-                       [Reason("value", exc.code, str(exc))])
+                       exc.reasons or [Reason("value", exc.code, str(exc))])
     submission = decoded.record
     submission_id = str(submission.get("submission_id") or "")
     route = ROUTES.get(decoded.schema_name)
@@ -256,10 +271,12 @@ async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list
         )
         state = flow_state_record(flow, state="received", previous_state=None, stage=STAGE,
                                   sequence=1)
+        full_name = deps.codec.catalog.current(decoded.schema_name).full_name
         headers = EventHeaders.new(
-            source=SOURCE, type=deps.codec.catalog.current(decoded.schema_name).full_name,
-            subject=flow.flow_id, flow_id=flow.flow_id, parent=parent,
-            dataschema=parent.dataschema, event_id=f"{notification['event_id']}-forward",
+            source=SOURCE, type=full_name, subject=flow.flow_id, flow_id=flow.flow_id,
+            parent=parent, event_id=f"{notification['event_id']}-forward",
+            # the version the value was written with, whatever the member's header says
+            dataschema=f"urn:relais:schema:{full_name}:v{decoded.writer_version}",
         )
         forward_headers = stage_headers.replace(
             headers.to_kafka(), **{FLOW_ID_HEADER: flow.flow_id, stage_headers.MEMBER: siren}

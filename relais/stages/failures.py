@@ -3,11 +3,19 @@
 The exception's ``retriable`` flag decides (see :mod:`relais.errors`); an
 exception from outside the tree is a bug and is not retried. A dead letter keeps
 the record's key, value and headers byte for byte and adds error-context
-headers; the flow is marked *failed* and the member is told.
+headers (:func:`dead_letter_record`, the one builder every stage uses, the
+ingress and the stage runner's bug cap included); the flow is marked *failed*
+and the member is told.
+
+The router never raises: it reads every header defensively (a non-numeric
+``relais_attempt``, garbage or non-UTF-8 bytes, a null value), tells a member
+only when the record's member header is a SIREN and its flow id belongs to that
+member, and falls back to a bare dead letter if telling fails.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -34,6 +42,84 @@ from topics.catalogue import FLOW_EVENTS
 
 log = structlog.get_logger(__name__)
 STACK_LIMIT = 4000
+_SIREN = re.compile(r"[0-9]{9}")
+_FLOW_ID = re.compile(r"([0-9]{9})-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or the class name when it is empty or its ``__str__`` fails."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not break the failure path
+        text = ""
+    return text or exc.__class__.__name__
+
+
+def error_code(exc: BaseException) -> str:
+    """The tree's stable code; ``bug`` for an exception from outside the tree."""
+    return exc.code if isinstance(exc, RelaisError) else "bug"
+
+
+def stack_of(exc: BaseException) -> str:
+    """The exception's traceback text, its last ``STACK_LIMIT`` characters."""
+    try:
+        return "".join(traceback.format_exception(exc))[-STACK_LIMIT:]
+    except Exception:
+        return f"{exc.__class__.__name__}: (traceback unavailable)"
+
+
+def dead_letter_record(
+    record: InputRecord,
+    exc: BaseException,
+    *,
+    stage: str,
+    group_id: str,
+    dlq_topic: str,
+    attempts: int = 1,
+    first: str | None = None,
+    now: str | None = None,
+) -> Outbound:
+    """The dead letter of ``record``: key, value and headers byte for byte, plus where it
+    came from (topic, partition, offset), who gave up (stage, consumer group), why (error
+    class, code, message, stack) and after how many attempts."""
+    now = now or str(int(time.time() * 1000))
+    headers = h.replace(
+        list(record.headers or ()),
+        **{
+            h.DLQ_ORIGIN_TOPIC: record.topic,
+            h.DLQ_ORIGIN_PARTITION: str(record.partition),
+            h.DLQ_ORIGIN_OFFSET: str(record.offset),
+            h.DLQ_STAGE: stage,
+            h.DLQ_GROUP: group_id,
+            h.DLQ_ERROR_CLASS: f"{exc.__class__.__module__}.{exc.__class__.__name__}",
+            h.DLQ_ERROR_CODE: error_code(exc),
+            h.DLQ_ERROR_MESSAGE: describe(exc)[:2000],
+            h.DLQ_STACK: stack_of(exc),
+            h.ATTEMPT: str(attempts),
+            h.FIRST_FAILURE_AT: first or now,
+            h.LAST_FAILURE_AT: now,
+        },
+    )
+    return Outbound(dlq_topic, record.key, record.value, headers)
+
+
+def member_of(headers: h.Headers) -> str | None:
+    """The record's ``relais_member`` header when it is a SIREN, else None."""
+    member = h.get(headers, h.MEMBER)
+    return member if member is not None and _SIREN.fullmatch(member) else None
+
+
+def flow_of(headers: h.Headers) -> tuple[str, str] | None:
+    """(flow id, member) from a record's internal headers when they are well formed and
+    agree (the flow id starts with the member's SIREN); None otherwise."""
+    flow_id = h.get(headers, FLOW_ID_HEADER)
+    member = h.get(headers, h.MEMBER)
+    if flow_id is None or member is None or not _SIREN.fullmatch(member):
+        return None
+    matched = _FLOW_ID.fullmatch(flow_id)
+    if matched is None or matched.group(1) != member:
+        return None
+    return flow_id, member
 
 
 @dataclass(frozen=True)
@@ -95,14 +181,23 @@ class FailureRouter:
         return self.policy
 
     def route(self, record: InputRecord, exc: BaseException) -> list[Outbound]:
+        """A retry or a dead letter (with the member told) for ``record``; never raises."""
+        try:
+            return self._route(record, exc)
+        except Exception as bug:  # the router must stay total, whatever a policy does
+            log.exception("stage.router_failed", stage=self.stage, error=describe(bug))
+            return [dead_letter_record(record, exc, stage=self.stage, group_id=self.group_id,
+                                       dlq_topic=self.dlq_topic)]
+
+    def _route(self, record: InputRecord, exc: BaseException) -> list[Outbound]:
         headers = list(record.headers or ())
-        failures = int(h.get(headers, h.ATTEMPT) or "0") + 1
+        failures = h.get_count(headers, h.ATTEMPT) + 1
         now = str(int(time.time() * 1000))
-        first = h.get(headers, h.FIRST_FAILURE_AT) or now
-        message = str(exc) or exc.__class__.__name__
+        first = h.get_millis(headers, h.FIRST_FAILURE_AT) or now
+        message = describe(exc)
         retriable = isinstance(exc, RelaisError) and exc.retriable
         retry_after = exc.retry_after if isinstance(exc, PartnerError) else None
-        policy = self._policy(h.get(headers, h.MEMBER))
+        policy = self._policy(member_of(headers))
         next_tier = policy.next_tier(failures, retry_after) if retriable else None
         if next_tier is not None:
             log.warning(
@@ -133,34 +228,21 @@ class FailureRouter:
     def dead_letter(
         self, record: InputRecord, exc: BaseException, *, failures: int, first: str, now: str
     ) -> list[Outbound]:
-        headers = list(record.headers or ())
-        message = str(exc) or exc.__class__.__name__
-        code = exc.code if isinstance(exc, RelaisError) else "bug"
-        stack = "".join(traceback.format_exception(exc))[-STACK_LIMIT:]
+        """The dead letter, and the member told (FAILED notification, flow *failed*) when the
+        record's headers name a member and one of its flows."""
+        code = error_code(exc)
+        message = describe(exc)
         log.error("stage.dead_lettered", stage=self.stage, attempt=failures, code=code,
                   error=message)
-        dlq_headers = h.replace(
-            headers,
-            **{
-                h.DLQ_ORIGIN_TOPIC: record.topic,
-                h.DLQ_ORIGIN_PARTITION: str(record.partition),
-                h.DLQ_ORIGIN_OFFSET: str(record.offset),
-                h.DLQ_STAGE: self.stage,
-                h.DLQ_GROUP: self.group_id,
-                h.DLQ_ERROR_CLASS: f"{exc.__class__.__module__}.{exc.__class__.__name__}",
-                h.DLQ_ERROR_CODE: code,
-                h.DLQ_ERROR_MESSAGE: message[:2000],
-                h.DLQ_STACK: stack,
-                h.ATTEMPT: str(failures),
-                h.FIRST_FAILURE_AT: first,
-                h.LAST_FAILURE_AT: now,
-            },
-        )
-        outputs = [Outbound(self.dlq_topic, record.key, record.value, dlq_headers)]
-        flow_id = h.get(headers, FLOW_ID_HEADER)
-        member = h.get(headers, h.MEMBER)
-        if flow_id and member:
-            outputs.extend(self._tell(flow_id, member, code, message, record, failures))
+        outputs = [dead_letter_record(record, exc, stage=self.stage, group_id=self.group_id,
+                                      dlq_topic=self.dlq_topic, attempts=failures,
+                                      first=first, now=now)]
+        known = flow_of(record.headers)
+        if known is not None:
+            try:
+                outputs.extend(self._tell(known[0], known[1], code, message, record, failures))
+            except Exception:
+                log.exception("stage.failure_notice_failed", stage=self.stage)
         return outputs
 
     def _tell(

@@ -9,31 +9,58 @@ record (partner calls carry idempotency keys; event ids are deterministic).
 A handler that raises never stops the partition: the failure router turns the
 record into a retry (next delay tier) or a dead letter, in the same transaction.
 Records with the same key are handled in order; different keys concurrently.
+
+When a batch fails for another reason:
+
+- a Kafka error (broker away, producer fenced): a new producer, the partitions
+  seek back to their committed offsets, and the batch is read again, for as long
+  as it takes (an outage is waited out, nothing is dead-lettered for it);
+- a bug past the router (the router or a handler without one raised, a send
+  refused an output): the batch is read again after 1 s, 2 s, 4 s…
+  (``bug_backoff``, at most ``max_bug_backoff``), ``max_bug_attempts`` times in
+  all; then each record of the batch is handled on its own, in a transaction of
+  its own, and a record that still fails is dead-lettered with the stack (the
+  member told when its headers say who it is), so the partition moves on;
+- seeking back fails: the consumer is stopped and a new one joins the group,
+  which starts every partition at its committed offset. Nothing is committed
+  from a position that was not rewound, so no record is skipped.
+
+``prepare`` turns each consumed record into what the stage may read before the
+handler, the router or the logs see it (the ingress drops a member's
+``relais_*`` headers there).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from relais.flows.outbound import Outbound
+from relais.kafka import clients as kafka_clients
 from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
-from relais.stages.failures import FailureRouter
+from relais.stages.failures import FailureRouter, dead_letter_record, describe
 from relais.stages.instance import fresh_transactional_producer
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER
+from topics.catalogue import dlq
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[InputRecord], Awaitable[list[Outbound]]]
-
+Prepare = Callable[[InputRecord], InputRecord]
+#: Builds a consumer (not started, not subscribed); tests pass fakes.
+ConsumerFactory = Callable[[], Any]
+#: Starts a transactional producer replacing the previous one; tests pass fakes.
+ProducerFactory = Callable[[Any], Awaitable[Any]]
+Batches = dict[TopicPartition, list[Any]]
 
 
 @dataclass
@@ -44,6 +71,9 @@ class StageStats:
     failed: int = 0
     batches: int = 0
     last_batch_at: float = 0.0
+    batch_bugs: int = 0
+    bug_dead_letters: int = 0
+    consumer_restarts: int = 0
 
 
 class StageRunner:
@@ -63,27 +93,48 @@ class StageRunner:
         max_records: int = 200,
         metadata_max_age_ms: int = 3000,
         paused: Callable[[], bool] | None = None,
+        prepare: Prepare | None = None,
+        max_bug_attempts: int = 5,
+        bug_backoff: float = 1.0,
+        max_bug_backoff: float = 30.0,
+        retry_delay: float = 1.0,
+        consumer_factory: ConsumerFactory | None = None,
+        producer_factory: ProducerFactory | None = None,
     ) -> None:
         if bool(topics) == bool(pattern):
             raise ValueError("give either topics or a pattern")
+        if max_bug_attempts < 1:
+            raise ValueError("max_bug_attempts must be at least 1")
         self.stage = stage
         self.group_id = group_id
         self._bootstrap = bootstrap_servers
         self._handler = handler
         self._router = router
+        self._dlq_topic = router.dlq_topic if router is not None else dlq(stage).name
         self._topics = topics
         self._pattern = pattern
         self._concurrency = concurrency
         self._max_records = max_records
         self._metadata_max_age_ms = metadata_max_age_ms
         self._paused = paused
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._prepare = prepare
+        self._max_bug_attempts = max_bug_attempts
+        self._bug_backoff = bug_backoff
+        self._max_bug_backoff = max_bug_backoff
+        self._retry_delay = retry_delay
+        self._consumer_factory = consumer_factory or self._kafka_consumer
+        self._producer_factory = producer_factory or self._kafka_producer
+        self._consumer: Any = None
+        self._producer: Any = None
         self._task: asyncio.Task[None] | None = None
+        #: partition → (first offset of the failing batch, bugs in a row there)
+        self._bugs: dict[TopicPartition, tuple[int, int]] = {}
         self.stats = StageStats()
 
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+    # -- clients ---------------------------------------------------------------------------
+
+    def _kafka_consumer(self) -> AIOKafkaConsumer:
+        return kafka_clients.consumer(
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -94,29 +145,41 @@ class StageRunner:
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=900000,
         )
+
+    async def _kafka_producer(self, previous: AIOKafkaProducer | None) -> AIOKafkaProducer:
+        return await fresh_transactional_producer(self._bootstrap, self.group_id, previous)
+
+    async def _start_consumer(self) -> Any:
+        consumer = self._consumer_factory()
         if self._pattern:
-            self._consumer.subscribe(pattern=self._pattern)
+            consumer.subscribe(pattern=self._pattern)
         else:
-            self._consumer.subscribe(topics=list(self._topics))
+            consumer.subscribe(topics=list(self._topics))
+        await consumer.start()
+        return consumer
+
+    async def _new_producer(self) -> None:
+        self._producer = await self._producer_factory(self._producer)
+
+    async def start(self) -> None:
         await self._new_producer()
-        await self._consumer.start()
+        self._consumer = await self._start_consumer()
         self._task = asyncio.create_task(self._run(), name=f"stage-{self.stage}")
         log.info("stage.started", stage=self.stage, topics=list(self._topics),
                  pattern=self._pattern)
-
-    async def _new_producer(self) -> None:
-        self._producer = await fresh_transactional_producer(
-            self._bootstrap, self.group_id, self._producer
-        )
 
     async def stop(self) -> None:
         await stop_loop(self._task, self._consumer, self._producer)
         log.info("stage.stopped", stage=self.stage, handled=self.stats.handled,
                  failed=self.stats.failed)
 
+    # -- the loop --------------------------------------------------------------------------
+
     async def _run(self) -> None:
-        assert self._consumer is not None
         while True:
+            if self._consumer is None:  # a failed rewind stopped it: join the group again
+                await self._restart_consumer()
+                continue
             if self._paused is not None and self._paused():
                 await asyncio.sleep(1.0)
                 continue
@@ -126,30 +189,133 @@ class StageRunner:
                 )
             except (KafkaError, AssertionError) as exc:  # AssertionError: mid-rebalance
                 log.warning("stage.fetch_failed", stage=self.stage, error=str(exc))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self._retry_delay)
                 continue
-            if not batches:
-                continue
-            try:
-                await self._process(batches)
-            except KafkaError as exc:
-                log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
-                await self._recover(list(batches))
-            except Exception:  # a bug past the router: keep the stage alive, retry the batch
-                log.exception("stage.batch_bug_will_retry", stage=self.stage)
-                await self._recover(list(batches))
+            if batches:
+                await self._step(batches)
 
-    async def _recover(self, partitions: list[TopicPartition]) -> None:
-        await asyncio.sleep(1.0)
+    async def _step(self, batches: Batches) -> None:
+        """Process one batch; on failure, recover so that the batch is read again (or,
+        past the bug cap, handle its records one by one)."""
+        try:
+            await self._process(batches)
+        except KafkaError as exc:
+            log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
+            await self._recover(list(batches), self._retry_delay)
+            return
+        except Exception as exc:
+            await self._on_bug(batches, exc)
+            return
+        self._clear_bugs(batches)
+
+    async def _on_bug(self, batches: Batches, exc: Exception) -> None:
+        self.stats.batch_bugs += 1
+        attempts = self._note_bug(batches)
+        delay = min(self._bug_backoff * 2 ** (attempts - 1), self._max_bug_backoff)
+        if attempts < self._max_bug_attempts:
+            log.error("stage.batch_bug_will_retry", stage=self.stage, attempt=attempts,
+                      max_attempts=self._max_bug_attempts, retry_in=delay,
+                      error=describe(exc), exc_info=exc)
+            await self._recover(list(batches), delay)
+            return
+        log.error("stage.batch_bug_isolating", stage=self.stage, attempt=attempts,
+                  records=sum(len(r) for r in batches.values()), error=describe(exc),
+                  exc_info=exc)
+        try:
+            await self._new_producer()  # the failed transaction may have left it unusable
+            await self._isolate(batches)
+        except KafkaError as kafka_exc:
+            log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(kafka_exc))
+            await self._recover(list(batches), self._retry_delay)
+            return
+        except Exception as again:  # even one record at a time failed: wait, read again
+            log.error("stage.isolation_failed", stage=self.stage, retry_in=delay,
+                      error=describe(again), exc_info=again)
+            self._note_bug(batches)
+            await self._recover(list(batches), delay)
+            return
+        self._clear_bugs(batches)
+
+    def _note_bug(self, batches: Batches) -> int:
+        """Count one more bug for the batch's partitions; the longest run among them."""
+        attempts = 0
+        for tp, records in batches.items():
+            first = records[0].offset
+            previous = self._bugs.get(tp)
+            count = previous[1] + 1 if previous is not None and previous[0] == first else 1
+            self._bugs[tp] = (first, count)
+            attempts = max(attempts, count)
+        return attempts
+
+    def _clear_bugs(self, batches: Batches) -> None:
+        for tp in batches:
+            self._bugs.pop(tp, None)
+
+    async def _recover(self, partitions: list[TopicPartition], delay: float) -> None:
+        await asyncio.sleep(delay)
         try:
             await self._new_producer()
         except KafkaError as exc:
             log.warning("stage.producer_restart_failed", stage=self.stage, error=str(exc))
-        await self._rewind(partitions)
+        if not await self._rewind(partitions):
+            await self._restart_consumer()
 
-    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        assert self._producer is not None
-        records = [record for tp_records in batches.values() for record in tp_records]
+    async def _rewind(self, partitions: list[TopicPartition]) -> bool:
+        """Seek each partition still assigned back to its committed offset.
+
+        False when one could not be (the broker did not answer, the seek was refused):
+        the caller must then not read on with this consumer, whose position is past
+        records that were never committed.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            assigned = set(consumer.assignment())
+        except Exception as exc:
+            log.error("stage.rewind_failed", stage=self.stage, error=describe(exc),
+                      exc_info=exc)
+            return False
+        for tp in partitions:
+            if tp not in assigned:
+                continue  # revoked meanwhile: its next owner starts at the committed offset
+            try:
+                offset = await consumer.committed(tp)
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+            except Exception as exc:
+                log.error("stage.rewind_failed", stage=self.stage, topic=tp.topic,
+                          partition=tp.partition, error=describe(exc), exc_info=exc)
+                return False
+        return True
+
+    async def _restart_consumer(self) -> None:
+        """Leave the group and join it again with a new consumer: every partition then
+        starts at its committed offset. Retried until the broker answers."""
+        self.stats.consumer_restarts += 1
+        old, self._consumer = self._consumer, None
+        log.error("stage.consumer_restarting", stage=self.stage)
+        if old is not None:
+            try:
+                await old.stop()
+            except Exception as exc:
+                log.warning("stage.consumer_stop_failed", stage=self.stage, error=describe(exc))
+        while self._consumer is None:
+            try:
+                self._consumer = await self._start_consumer()
+            except Exception as exc:
+                log.warning("stage.consumer_restart_failed", stage=self.stage,
+                            error=describe(exc))
+                await asyncio.sleep(self._retry_delay)
+        log.info("stage.consumer_restarted", stage=self.stage)
+
+    # -- handling --------------------------------------------------------------------------
+
+    async def _process(self, batches: Batches) -> None:
+        records = [self._prepared(record) for tp_records in batches.values()
+                   for record in tp_records]
         results: list[list[Outbound]] = [[] for _ in records]
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
@@ -161,19 +327,31 @@ class StageRunner:
                 for index in indexes:
                     results[index] = await self._handle(records[index])
 
-        await asyncio.gather(*(run_group(indexes) for indexes in groups.values()))
+        # Every group finishes before a failure is raised: none keeps running while the
+        # batch is read again.
+        done = await asyncio.gather(*(run_group(indexes) for indexes in groups.values()),
+                                    return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
-        async with self._producer.transaction():
-            for outputs in results:
-                for out in outputs:
-                    await self._producer.send(out.topic, out.value, key=out.key,
-                                              headers=out.headers)
-            await self._producer.send_offsets_to_transaction(offsets, self.group_id)
+        await self._publish([out for outputs in results for out in outputs], offsets)
         self.stats.handled += len(records)
         self.stats.batches += 1
         self.stats.last_batch_at = asyncio.get_running_loop().time()
 
-    async def _handle(self, record: ConsumerRecord) -> list[Outbound]:  # type: ignore[type-arg]
+    async def _publish(self, outputs: list[Outbound], offsets: dict[TopicPartition, int]) -> None:
+        """``outputs`` and the consumer ``offsets`` in one transaction."""
+        producer = self._producer
+        async with producer.transaction():
+            for out in outputs:
+                await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+            await producer.send_offsets_to_transaction(offsets, self.group_id)
+
+    def _prepared(self, record: InputRecord) -> InputRecord:
+        return self._prepare(record) if self._prepare is not None else record
+
+    async def _handle(self, record: InputRecord) -> list[Outbound]:
         headers = list(record.headers or ())
         with structlog.contextvars.bound_contextvars(
             stage=self.stage, topic=record.topic, partition=record.partition,
@@ -187,18 +365,42 @@ class StageRunner:
                 if self._router is None:
                     log.exception("stage.failed_without_router", stage=self.stage)
                     raise
-                try:
-                    return self._router.route(record, exc)
-                except Exception:
-                    log.exception("stage.router_bug", stage=self.stage)
-                    raise
+                return self._router.route(record, exc)
 
-    async def _rewind(self, partitions: list[TopicPartition]) -> None:
-        assert self._consumer is not None
-        for tp in partitions:
-            with contextlib.suppress(Exception):
-                offset = await self._consumer.committed(tp)
-                if offset is None:
-                    await self._consumer.seek_to_beginning(tp)
+    async def _isolate(self, batches: Batches) -> None:
+        """Past the bug cap: each record handled and committed on its own; a record that
+        still fails is dead-lettered with its stack, so the partition moves on."""
+        for tp, tp_records in batches.items():
+            for raw in tp_records:
+                record = self._prepared(raw)
+                offsets = {tp: raw.offset + 1}
+                try:
+                    outputs = await self._handle(record)
+                    await self._publish(outputs, offsets)
+                except KafkaError:
+                    raise
+                except Exception as exc:
+                    await self._publish(self._bug_letters(record, exc), offsets)
                 else:
-                    self._consumer.seek(tp, offset)
+                    self.stats.handled += 1
+            self._bugs.pop(tp, None)
+        self.stats.batches += 1
+        self.stats.last_batch_at = asyncio.get_running_loop().time()
+
+    def _bug_letters(self, record: InputRecord, exc: Exception) -> list[Outbound]:
+        """The dead letter of a record that keeps breaking the stage (and the member told,
+        through the router, when it can)."""
+        self.stats.bug_dead_letters += 1
+        log.error("stage.record_dead_lettered_after_bugs", stage=self.stage, topic=record.topic,
+                  partition=record.partition, offset=record.offset,
+                  attempts=self._max_bug_attempts, error=describe(exc), exc_info=exc)
+        now = str(int(time.time() * 1000))
+        if self._router is not None:
+            try:
+                return self._router.dead_letter(record, exc, failures=self._max_bug_attempts,
+                                                first=now, now=now)
+            except Exception:
+                log.exception("stage.router_dead_letter_failed", stage=self.stage)
+        return [dead_letter_record(record, exc, stage=self.stage, group_id=self.group_id,
+                                   dlq_topic=self._dlq_topic, attempts=self._max_bug_attempts,
+                                   now=now)]

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import LOGICAL_READERS
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 import schemas
-from relais.errors import UnknownSchemaError, ValidationError, ValueDecodeError
+from relais.errors import Reason, UnknownSchemaError, ValidationError, ValueDecodeError
 from relais.wire.registry import (
     SchemaRegistryClient,
     frame,
@@ -42,6 +43,9 @@ class SchemaVersion:
     version: int
     parsed: Any
     fingerprint: bytes
+    #: The same schema without logical types: reads any body the Avro types allow, so
+    #: a value a logical type cannot hold (a date past year 9999) can be found by name.
+    plain: Any = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,64 @@ def _version(name: str, version: int, schema_json: dict[str, Any]) -> SchemaVers
         version=version,
         parsed=parsed,
         fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+        plain=parse_schema(_without_logical_types(schema_json), _write_hint=False),
     )
+
+
+def _without_logical_types(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(item) for item in schema]
+    return schema
+
+
+_PRIMITIVE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "long": (int,), "string": (str,), "bytes": (bytes,),
+    "float": (float,), "double": (float,), "boolean": (bool,),
+}
+
+
+def _logical_reasons(schema: Any, value: Any, path: str, names: dict[str, Any]) -> list[Reason]:
+    """A reason for each value under ``path`` that its logical type cannot hold."""
+    if isinstance(schema, str):
+        schema = names.get(schema, schema)
+    if isinstance(schema, list):  # a union: try the branches the value's type fits
+        reasons: list[Reason] = []
+        for branch in schema:
+            reasons = _logical_reasons(branch, value, path, names)
+            if reasons:
+                return reasons
+        return reasons
+    if not isinstance(schema, dict):
+        return []
+    kind = schema.get("type")
+    if kind == "record":
+        names[schema.get("name", "")] = schema
+        if not isinstance(value, dict):
+            return []
+        found: list[Reason] = []
+        for item in schema.get("fields", []):
+            child = f"{path}.{item['name']}" if path else item["name"]
+            found += _logical_reasons(item["type"], value.get(item["name"]), child, names)
+        return found
+    if kind == "array" and isinstance(value, list):
+        return [r for i, v in enumerate(value)
+                for r in _logical_reasons(schema["items"], v, f"{path}[{i}]", names)]
+    if kind == "map" and isinstance(value, dict):
+        return [r for k, v in value.items()
+                for r in _logical_reasons(schema["values"], v, f"{path}[{k!r}]", names)]
+    logical = schema.get("logicalType")
+    convert = LOGICAL_READERS.get(f"{kind}-{logical}") if logical else None
+    if convert is None or not isinstance(value, _PRIMITIVE_TYPES.get(str(kind), (object,))):
+        return []
+    try:
+        convert(value, schema, schema)
+    except Exception as exc:  # the logical type's own converter says it cannot hold it
+        detail = str(exc) or exc.__class__.__name__
+        return [Reason(path or "value", "out_of_range",
+                       f"{value!r} is out of range for a {logical} ({detail})")]
+    return []
 
 
 class SchemaCatalog:
@@ -151,10 +212,29 @@ class AvroCodec:
         body = io.BytesIO(data[_HEADER_LENGTH:])
         try:
             record = schemaless_reader(body, writer.parsed, reader.parsed)
-        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
-            raise ValueDecodeError(f"truncated or corrupt {writer.name} value: {exc}") from exc
+        except Exception as exc:  # any failure to read hostile bytes is a decode error
+            reasons = self._locate(writer, data[_HEADER_LENGTH:])
+            if reasons:
+                raise ValueDecodeError(
+                    f"{writer.name} value out of range: "
+                    + "; ".join(f"{r.field}: {r.message}" for r in reasons),
+                    reasons=reasons,
+                ) from exc
+            raise ValueDecodeError(
+                f"truncated or corrupt {writer.name} value: {exc or exc.__class__.__name__}",
+                reasons=[Reason("value", "value_decode", f"{exc.__class__.__name__}: {exc}")],
+            ) from exc
         if body.read(1):
             raise ValueDecodeError(f"trailing bytes after a {writer.name} value")
         if not isinstance(record, dict):
             raise ValueDecodeError(f"{writer.name} value is not a record")
         return Decoded(schema_name=writer.name, record=record, writer_version=writer.version)
+
+    @staticmethod
+    def _locate(writer: SchemaVersion, body: bytes) -> list[Reason]:
+        """The fields of a value that its Avro types read but its logical types refuse."""
+        try:
+            plain = schemaless_reader(io.BytesIO(body), writer.plain, None)
+            return _logical_reasons(writer.parsed, plain, "", {})
+        except Exception:  # the body is broken below the logical types: no field to name
+            return []

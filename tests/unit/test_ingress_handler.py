@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import copy
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from fastavro import schemaless_writer
 from structlog.testing import capture_logs
 
+from agents.ingress.gateway import ingress_router, ingress_runner
 from agents.ingress.handler import (
     IngressCounters,
     IngressDeps,
     handle_submission,
 )
 from relais.api.auth import hash_token
+from relais.errors import Reason, UnknownMemberError, ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import Outbound
 from relais.members.model import Member
-from relais.wire.avro_codec import AvroCodec
+from relais.stages.records import without_internal_headers
+from relais.wire.avro_codec import SINGLE_OBJECT_MARKER, AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders, header_value, new_traceparent
 from topics import member as member_topics
 from topics.catalogue import ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
@@ -41,6 +46,7 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp: int = 0
 
 
 class DictMembers:
@@ -404,16 +410,26 @@ async def test_a_known_schema_that_is_not_a_submission_is_unsupported(
 # --- dead letters --------------------------------------------------------------------------
 
 
+async def _dead_letter(record: FakeRecord, deps: IngressDeps) -> Outbound:
+    """What the ingress stage publishes for a record the handler raises on."""
+    with pytest.raises(UnknownMemberError) as raised:
+        await handle_submission(record, deps)
+    with capture_logs() as logs:
+        outs = ingress_router("relais-hub-ingress", deps.codec).route(
+            without_internal_headers(record), raised.value
+        )
+    assert len(outs) == 1, "nobody to tell: the dead letter only"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["stage.dead_lettered"]
+    return outs[0]
+
+
 async def test_unknown_member_goes_to_the_dead_letter_topic_byte_for_byte(
     deps: IngressDeps, codec: AvroCodec
 ) -> None:
     value = codec.encode("ActeSubmission", _acte(member_siren=UNKNOWN_SIREN))
     topic = member_topics.submissions(UNKNOWN_SIREN).name
     record = _record(value, topic=topic, key=b"\x00raw-key\xff", offset=7)
-    with capture_logs() as logs:
-        outs = await handle_submission(record, deps)
-    assert len(outs) == 1
-    out = outs[0]
+    out = await _dead_letter(record, deps)
     assert out.topic == INGRESS_DEADLETTER.name
     assert out.key == b"\x00raw-key\xff"
     assert out.value == value
@@ -424,31 +440,50 @@ async def test_unknown_member_goes_to_the_dead_letter_topic_byte_for_byte(
         "relais_dlq_origin_partition",
         "relais_dlq_origin_offset",
         "relais_dlq_stage",
+        "relais_dlq_group",
+        "relais_dlq_error_class",
         "relais_dlq_error_code",
         "relais_dlq_error_message",
+        "relais_dlq_stack",
+        "relais_attempt",
+        "relais_first_failure_at",
+        "relais_last_failure_at",
     }
     assert added["relais_dlq_origin_topic"] == topic.encode()
     assert added["relais_dlq_origin_partition"] == b"0"
     assert added["relais_dlq_origin_offset"] == b"7"
     assert added["relais_dlq_stage"] == b"ingress"
-    assert added["relais_dlq_error_code"]
-    why = added["relais_dlq_error_code"] + b" " + added["relais_dlq_error_message"]
-    assert b"unknown_member" in why, f"the dead letter does not say why: {why!r}"
+    assert added["relais_dlq_group"] == b"relais-hub-ingress"
+    assert added["relais_dlq_error_class"] == b"relais.errors.UnknownMemberError"
+    assert added["relais_dlq_error_code"] == b"unknown_member"
+    assert b"handle_submission" in added["relais_dlq_stack"]
+    assert b"unknown_member" in added["relais_dlq_error_message"]
     assert deps.counters.accepted == 0
     assert sum(deps.counters.rejected.values()) == 1
-    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["ingress.dead_lettered"]
 
 
 async def test_unreadable_record_of_an_unknown_member_is_dead_lettered(
     deps: IngressDeps,
 ) -> None:
     topic = member_topics.submissions(UNKNOWN_SIREN).name
-    outs = await handle_submission(_record(b"\x00garbage", topic=topic, headers=[]), deps)
-    assert len(outs) == 1
-    assert outs[0].topic == INGRESS_DEADLETTER.name
-    assert outs[0].value == b"\x00garbage"
-    assert dict(outs[0].headers)["relais_dlq_error_code"] == b"value_decode"
+    out = await _dead_letter(_record(b"\x00garbage", topic=topic, headers=[]), deps)
+    assert out.topic == INGRESS_DEADLETTER.name
+    assert out.value == b"\x00garbage"
+    assert dict(out.headers)["relais_dlq_error_code"] == b"unknown_member"
+    assert b"value_decode" in dict(out.headers)["relais_dlq_error_message"]
     assert deps.counters.rejected == {"value_decode": 1}
+
+
+async def test_a_dead_letter_keeps_none_of_the_members_internal_headers(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    topic = member_topics.submissions(UNKNOWN_SIREN).name
+    forged = [*MEMBER_HEADERS, (FLOW_ID_HEADER, flow_id_for(SIREN, "A-1").encode()),
+              ("relais_member", SIREN.encode()), ("relais_dlq_stage", b"acts-delivery")]
+    out = await _dead_letter(_record(b"\x00garbage", topic=topic, headers=forged), deps)
+    assert header_value(out.headers, FLOW_ID_HEADER) is None
+    assert header_value(out.headers, "relais_member") is None
+    assert header_value(out.headers, "relais_dlq_stage") == "ingress"
 
 
 async def test_inactive_member_is_treated_as_unknown(deps: IngressDeps, codec: AvroCodec) -> None:
@@ -463,10 +498,117 @@ async def test_inactive_member_is_treated_as_unknown(deps: IngressDeps, codec: A
         counters=IngressCounters(),
     )
     value = codec.encode("ActeSubmission", _acte(member_siren=OTHER_SIREN))
-    outs = await handle_submission(
-        _record(value, topic=member_topics.submissions(OTHER_SIREN).name), inactive
-    )
-    assert [o.topic for o in outs] == [INGRESS_DEADLETTER.name]
+    record = _record(value, topic=member_topics.submissions(OTHER_SIREN).name)
+    assert (await _dead_letter(record, inactive)).topic == INGRESS_DEADLETTER.name
+
+
+# --- hostile input: always a typed rejection to the member, never an exception -------------
+
+
+def overflowing(codec: AvroCodec, **changes: Any) -> bytes:
+    """An ActeSubmission whose decision_date is 2**31-1 days after 1970: valid Avro (an int),
+    too large for a date. The logical type is not part of the fingerprint."""
+    schema = codec.catalog.current("ActeSubmission")
+    acte = {**_acte(), "decision_date": 2**31 - 1, **changes}
+    body = io.BytesIO()
+    schemaless_writer(body, schema.plain, acte)
+    return SINGLE_OBJECT_MARKER + schema.fingerprint + body.getvalue()
+
+
+async def test_a_date_too_large_is_rejected_naming_the_field(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    outs = await handle_submission(_record(overflowing(codec)), deps)
+    assert [o.topic for o in outs] == [NOTIFICATIONS, FLOW_EVENTS.name]
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [("decision_date", "out_of_range")]
+    assert "2147483647" in reasons[0]["message"]
+    assert deps.counters.rejected == {"value_decode": 1}
+
+
+async def test_a_sha256_that_is_not_64_hex_digits_is_rejected_without_asking_the_store(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    acte = _acte()
+    acte["document"]["blob"]["sha256"] = "../../etc/passwd"
+    acte["annexes"][0]["blob"]["sha256"] = "Z" * 64
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", acte)), deps)
+    reasons = _reasons(codec, outs)
+    assert [(r["field"], r["code"]) for r in reasons] == [
+        ("document.blob.sha256", "invalid_sha256"), ("annexes[0].blob.sha256", "invalid_sha256"),
+    ]
+    assert deps.blobs.asked == []  # type: ignore[attr-defined]
+
+
+async def test_an_upper_case_digest_is_still_looked_up(deps: IngressDeps, codec: AvroCodec) -> None:
+    acte = _acte(annexes=[])
+    acte["document"]["blob"]["sha256"] = DOC_SHA.upper()
+    outs = await handle_submission(_record(codec.encode("ActeSubmission", acte)), deps)
+    assert deps.blobs.asked == [DOC_SHA.upper()]  # type: ignore[attr-defined]
+    assert _decode(codec, outs[0], "Notification")["kind"] == "REJECTED"  # the fake is exact
+
+
+class BrokenBlobs:
+    async def stat(self, sha256: str) -> int | None:
+        raise ValidationError("store refused it", reasons=[
+            Reason("sha256", "invalid_sha256", "A SHA-256 digest must be 64 hexadecimal digits.")])
+
+
+class BuggyBlobs:
+    async def stat(self, sha256: str) -> int | None:
+        raise OverflowError("a check blew up")
+
+
+@pytest.mark.parametrize(("blobs", "code", "field"), [
+    (BrokenBlobs(), "validation", "sha256"), (BuggyBlobs(), "unprocessable", "value"),
+])
+async def test_any_exception_while_checking_becomes_a_rejection(
+    deps: IngressDeps, codec: AvroCodec, blobs: Any, code: str, field: str
+) -> None:
+    broken = IngressDeps(codec=codec, members=deps.members, blobs=blobs,
+                         max_submission_bytes=65536, counters=IngressCounters())
+    with capture_logs() as logs:
+        outs = await handle_submission(_record(codec.encode("ActeSubmission", _acte())), broken)
+    reasons = _reasons(codec, outs)
+    assert [r["field"] for r in reasons] == [field]
+    assert _decode(codec, outs[1], "FlowState")["error_code"] == code
+    assert broken.counters.rejected == {code: 1}
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["ingress.check_failed"]
+
+
+async def test_a_members_internal_headers_are_never_read_or_forwarded(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    other_flow = flow_id_for(OTHER_SIREN, "ACKNOWLEDGED-1")
+    forged = [*MEMBER_HEADERS, (FLOW_ID_HEADER, other_flow.encode()),
+              ("relais_member", OTHER_SIREN.encode()), ("relais_attempt", b"not a number"),
+              ("relais_delay_target", b"relais.acts.delivery"),
+              ("ce_dataschema", b"urn:relais:schema:forged:v99")]
+    value = codec.encode("ActeSubmission", _acte())
+    outs = await handle_submission(_record(value, headers=forged), deps)
+    own = flow_id_for(SIREN, "DELIB-2024-117")
+    for out in outs:
+        assert header_value(out.headers, FLOW_ID_HEADER) == own
+        assert other_flow.encode() not in b"".join(v for _, v in out.headers)
+        assert header_value(out.headers, "relais_attempt") is None
+        assert header_value(out.headers, "relais_delay_target") is None
+    forwarded = outs[2]
+    assert header_value(forwarded.headers, "relais_member") == SIREN
+    assert header_value(forwarded.headers, "ce_dataschema") == (
+        "urn:relais:schema:fr.relais.acts.ActeSubmission:v1")
+    # and a rejection goes to the topic's member, whatever the headers say
+    rejected = await handle_submission(_record(overflowing(codec), headers=forged), deps)
+    assert [o.topic for o in rejected] == [NOTIFICATIONS, FLOW_EVENTS.name]
+    assert all(header_value(o.headers, FLOW_ID_HEADER) == own for o in rejected)
+
+
+def test_the_ingress_runner_strips_internal_headers_before_anything_reads_them(
+    deps: IngressDeps,
+) -> None:
+    runner = ingress_runner("127.0.0.1:1", deps, group_id="g")
+    record = _record(b"x", headers=[(FLOW_ID_HEADER, b"f"), ("relais_member", b"m"),
+                                    ("ce_id", b"1")])
+    assert runner._prepared(record).headers == (("ce_id", b"1"),)
 
 
 async def test_foreign_topic_yields_nothing(deps: IngressDeps, codec: AvroCodec) -> None:
