@@ -422,12 +422,12 @@ class S2low:
             owner = state.transaction(included.transaction_id) if included else None
             if included is None or owner is None or not self._owned(account, owner):
                 return redirect(INDEX_PAGE)
-            if call.query.get("tampon") and included.mimetype == "application/pdf":
+            if call.query.get("tampon") and included.name.endswith(".pdf"):
                 from sandbox.tdt.stamp import stamp_pdf
 
                 state.count("stamped_fetched", account.login)
                 stamped = stamp_pdf(included.data, self._stamp_lines(owner))
-                name = f"{basename(included.posted_filename) or 'acte'}"
+                name = basename(included.name)
                 return Response(
                     stamped,
                     headers={
@@ -440,7 +440,8 @@ class S2low:
                 included.data,
                 headers={
                     "Content-type": included.mimetype,
-                    "Content-disposition": f'attachment; filename="{included.posted_filename}"',
+                    "Content-disposition": "attachment; filename="
+                    f'"{included.posted_filename or included.name}"',
                     **_NO_CACHE,
                 },
             )

@@ -103,6 +103,7 @@ class IncludedFile:
 
     id: int
     transaction_id: int
+    name: str
     posted_filename: str
     mimetype: str
     data: bytes
@@ -246,9 +247,11 @@ class TdtState:
         )
         return self._last_envelope
 
-    def _file(self, transaction_id: int, name: str, mimetype: str, data: bytes) -> IncludedFile:
+    def _file(
+        self, transaction_id: int, name: str, posted: str, mimetype: str, data: bytes
+    ) -> IncludedFile:
         self._last_file += 1
-        included = IncludedFile(self._last_file, transaction_id, name, mimetype, data)
+        included = IncludedFile(self._last_file, transaction_id, name, posted, mimetype, data)
         self.files[included.id] = included
         return included
 
@@ -367,9 +370,10 @@ class TdtState:
             packed=packed,
             envelope_id=self._envelope(account.login, packed),
         )
-        for posted in (submission.main, *submission.annexes):
+        stored = (transmission.metadata.main_file, *transmission.metadata.annex_files)
+        for name, posted in zip(stored, (submission.main, *submission.annexes), strict=True):
             transaction.files.append(
-                self._file(transaction.id, posted.posted_name, posted.mimetype, posted.data)
+                self._file(transaction.id, name, posted.posted_name, posted.mimetype, posted.data)
             )
         messages_by_status = {
             POSTED: "Dépôt initial",
@@ -656,8 +660,9 @@ class TdtState:
             related_id=document.id,
             type_reponse=type_reponse,
         )
-        for name, mimetype, data in files:
-            reply.files.append(self._file(reply.id, name, mimetype, data))
+        for n, (name, mimetype, data) in enumerate(files, start=1):
+            stored = f"{reply.id_acte}-{type_code}_{n}.{extension_of(mimetype)}"
+            reply.files.append(self._file(reply.id, stored, name, mimetype, data))
         reply.set_status(POSTED, now, message="Dépôt initial")
         self.transactions[reply.id] = reply
         document.replies.append(reply.id)

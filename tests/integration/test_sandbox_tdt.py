@@ -1,8 +1,16 @@
-"""The S²LOW connector against the sandbox TdT: in process (ASGI, fake clock) and over loopback."""
+"""The sandbox TdT answers as the real S²LOW does: exact bytes, status codes and headers.
+
+Driven with raw HTTP (``httpx.ASGITransport`` and a fake clock, or the real server for
+timeouts), never through our connector: the shapes asserted here are those of S²LOW's PHP
+pages (libriciel/s2low ``public.ssl/modules/actes/``), see ``docs/sandbox-tdt.md``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import tarfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,23 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.tdt import ActeForm, ReplyForm, S2lowConnector, UploadFile, build_tdt_client
-from relais.actes.archive import read_transmission
 from relais.actes.classification import parse_retour_classification
 from relais.actes.xml_parse import parse_message
 from relais.actes.xsd import validate_actes_xml
-from relais.errors import (
-    ConfigurationError,
-    PartnerPermanentError,
-    PartnerTimeoutError,
-    PartnerTransientError,
-)
+from relais.documents import sample_pdf
+from relais.errors import ConfigurationError
 from sandbox.tdt import Faults, SandboxAccount, SandboxConfig, Schedule, create_tdt_sandbox
-from sandbox.tdt.messages import sample_pdf
 from sandbox.tdt.server import running_tdt_sandbox
 from sandbox.tdt.state import TdtState
 
 BASE = "http://tdt.sandbox"
+ACTES = f"{BASE}/modules/actes"
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 SCHEDULE = Schedule(
     transmit_after=2,
@@ -39,6 +41,15 @@ SCHEDULE = Schedule(
 )
 PDF = sample_pdf("Deliberation du conseil municipal")
 ANNEX = sample_pdf("Annexe")
+PHP_HTML = "text/html; charset=UTF-8"
+ACCOUNTS = (
+    SandboxAccount(login="demo", password="demo", siren="210600235", department="006"),
+    SandboxAccount(login="other", password="pw", siren="214400152", department="044"),
+    SandboxAccount(login="cs", password="pw", siren="200000172", department="021", permission="CS"),
+    SandboxAccount(
+        login="signer", password="pw", siren="200000180", department="021", must_sign=True
+    ),
+)
 
 
 class FakeClock:
@@ -55,17 +66,21 @@ class FakeClock:
 
 
 @dataclass
-class Sandbox:
+class Box:
     app: Any
     clock: FakeClock
     client: httpx.AsyncClient
-    connector: S2lowConnector
     sleeps: list[float] = field(default_factory=list)
 
     @property
     def state(self) -> TdtState:
         state: TdtState = self.app.state.tdt
         return state
+
+    def as_(self, login: str, password: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), auth=(login, password)
+        )
 
     async def stats(self) -> dict[str, Any]:
         response = await self.client.get(f"{BASE}/sandbox/stats")
@@ -77,10 +92,28 @@ class Sandbox:
         response = await self.client.post(f"{BASE}/sandbox/faults", json=knobs)
         assert response.status_code == 200, response.text
 
+    async def post(self, number: str = "D2024_001", **changes: Any) -> httpx.Response:
+        return await post_acte(self.client, number, **changes)
+
+    async def posted(self, number: str = "D2024_001", **changes: Any) -> str:
+        response = await self.post(number, **changes)
+        assert response.content.startswith(b"OK\n"), response.content
+        return response.content.split(b"\n")[1].decode()
+
+    async def status(self, transaction_id: str) -> bytes:
+        response = await self.client.get(
+            f"{ACTES}/actes_transac_get_status.php", params={"transaction": transaction_id}
+        )
+        assert response.status_code == 200
+        return response.content
+
+    async def state_of(self, transaction_id: str) -> int:
+        return int((await self.status(transaction_id)).split(b"\n")[1])
+
 
 @asynccontextmanager
-async def sandbox(config: SandboxConfig | None = None, **faults: Any) -> AsyncIterator[Sandbox]:
-    config = config or SandboxConfig(schedule=SCHEDULE)
+async def sandbox(config: SandboxConfig | None = None, **faults: Any) -> AsyncIterator[Box]:
+    config = config or SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS)
     if faults:
         config = dataclasses.replace(config, faults=config.faults.updated(faults))
     clock = FakeClock()
@@ -90,495 +123,697 @@ async def sandbox(config: SandboxConfig | None = None, **faults: Any) -> AsyncIt
         sleeps.append(seconds)
 
     app = create_tdt_sandbox(config, clock=clock, sleep=fake_sleep)
-    client = build_tdt_client(
-        BASE,
-        basic_user="demo",
-        basic_password="demo",
-        timeout=5.0,
-        transport=httpx.ASGITransport(app=app),
-    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), auth=("demo", "demo"))
     async with client:
-        yield Sandbox(app, clock, client, S2lowConnector(client, base_url=BASE), sleeps)
+        yield Box(app, clock, client, sleeps)
 
 
-def acte(number: str = "D2024_001", **changes: Any) -> ActeForm:
-    form = ActeForm(
-        nature_code=1,
-        number=number,
-        subject="Délibération approuvant le budget primitif – école élémentaire",
-        decision_date=date(2024, 2, 28),
-        classification=(7, 1, 1),
-        type_acte="99_DE",
-        type_pj=("99_AU",),
+def acte_form(number: str, **changes: Any) -> dict[str, Any]:
+    """The fields Pastell posts (``S2low::sendActes``), subject in ISO-8859-1."""
+    fields: dict[str, Any] = {
+        "api": "1",
+        "nature_code": "1",
+        "number": number,
+        "subject": "Délibération approuvant le budget primitif".encode("iso-8859-1"),
+        "decision_date": "2024-02-28",
+        "en_attente": "0",
+        "document_papier": "0",
+        "type_acte": "99_DE",
+        "type_pj[]": ["99_AU"],
+        "classif1": "7",
+        "classif2": "1",
+        "classif3": "1",
+    }
+    for key, value in changes.items():
+        if value is None:
+            fields.pop(key, None)
+        else:
+            fields[key] = value
+    return fields
+
+
+async def post_acte(
+    client: httpx.AsyncClient,
+    number: str,
+    *,
+    main: tuple[str, bytes] | None = ("deliberation.pdf", PDF),
+    annexes: tuple[tuple[str, bytes], ...] = (("annexe.pdf", ANNEX),),
+    query: dict[str, str] | None = None,
+    **changes: Any,
+) -> httpx.Response:
+    files = []
+    if main is not None:
+        files.append(("acte_pdf_file", (main[0], main[1], "application/pdf")))
+    files += [("acte_attachments[]", (name, data, "application/pdf")) for name, data in annexes]
+    return await client.post(
+        f"{ACTES}/actes_transac_create.php",
+        params=query,
+        data=acte_form(number, **changes),
+        files=files,
     )
-    return dataclasses.replace(form, **changes)
 
 
-def files(main: bytes = PDF) -> list[UploadFile]:
-    return [UploadFile("deliberation.pdf", main), UploadFile("annexe.pdf", ANNEX)]
+def ko(text: str) -> bytes:
+    """``returnAndExit`` with ``api=1``: htmlspecialchars(ENT_QUOTES), ISO-8859-1, newline."""
+    escaped = text.replace("&", "&amp;").replace("'", "&#039;").replace('"', "&quot;")
+    return b"KO\n" + escaped.replace("<", "&lt;").replace(">", "&gt;").encode("latin-1") + b"\n"
 
 
-# -- the nominal path ------------------------------------------------------------------------
+# -- actes_transac_create.php ------------------------------------------------------------------
 
 
-async def test_post_poll_acknowledged_with_a_parsed_aracte() -> None:
+async def test_a_created_acte_answers_ok_and_its_id_with_http_200() -> None:
     async with sandbox() as box:
-        posted = await box.connector.post_acte(acte(), files(), idempotency_key="flow-1:post")
-        assert posted.transaction_id == "1"
-
-        first = await box.connector.get_status(posted.transaction_id)
-        assert (first.status, first.document) == (1, None)
-        box.clock.advance(SCHEDULE.transmit_after)
-        assert (await box.connector.get_status(posted.transaction_id)).status == 3
-        box.clock.advance(SCHEDULE.acknowledge_after - SCHEDULE.transmit_after)
-        done = await box.connector.get_status(posted.transaction_id)
-
-        assert done.status == 4 and done.is_final
-        assert validate_actes_xml(done.document or b"") == []
-        ar = done.parsed_document()
-        assert ar is not None and ar.type_code == "1-2"
-        assert ar.id_acte == "006-210600235-20240228-D2024_001-DE"
-        assert ar.fields["reception_date"] == "2024-03-01"
-        assert ar.fields["acte_recu.objet"] == (
-            "Délibération approuvant le budget primitif - école élémentaire"
-        )
-        assert ar.fields["acte_recu.matieres"] == ["7", "1", "1"]
-        assert ar.fields["acte_recu.annex_count"] == "1"
-        stats = await box.stats()
-        assert stats["transactions_created"] == 1
-        assert stats["status_polls"] == 3
-        assert stats["members"]["demo"]["status_polls"] == 3
-
-
-async def test_the_transmission_archive_is_laid_out_like_a_tdt() -> None:
-    async with sandbox() as box:
-        posted = await box.connector.post_acte(acte(), files())
-        response = await box.client.get(f"{BASE}/sandbox/transmissions/{posted.transaction_id}")
-        assert response.status_code == 200
-        assert response.headers["content-disposition"].endswith(
-            'filename="SBX-EACT--210600235--20240301-1.tar.gz"'
-        )
-        members = read_transmission(response.content)
-        assert list(members) == [
-            "EACT--210600235--20240301-1.xml",
-            "006-210600235-20240301-D2024_001-DE-1-1_0.xml",
-            "99_DE-006-210600235-20240301-D2024_001-DE-1-1_1.pdf",
-            "99_AU-006-210600235-20240301-D2024_001-DE-1-1_2.pdf",
-        ]
-        assert members["99_DE-006-210600235-20240301-D2024_001-DE-1-1_1.pdf"] == PDF
-        message = parse_message(members["006-210600235-20240301-D2024_001-DE-1-1_0.xml"])
-        assert message.type_code == "1-1"
-        assert message.fields["classification_date"] == "2024-01-15"
-
-
-async def test_anomaly_path_ends_in_state_minus_one_with_the_anomalie_acte() -> None:
-    async with sandbox(anomaly_rate=1.0) as box:
-        posted = await box.connector.post_acte(acte(), files())
-        box.clock.advance(SCHEDULE.acknowledge_after)
-        status = await box.connector.get_status(posted.transaction_id)
-        assert status.status == -1 and status.is_final
-        assert "AnomalieActe 002" in status.message
-        anomaly = status.parsed_document()
-        assert anomaly is not None and anomaly.type_code == "1-3"
-        assert anomaly.fields["nature"] == "002"
-        assert anomaly.fields["acte_recu.numero_interne"] == "D2024_001"
-        # The acte can be posted again under the same number once refused.
-        again = await box.connector.post_acte(acte(), files())
-        assert again.transaction_id != posted.transaction_id
-
-
-# -- strict validation ------------------------------------------------------------------------
+        response = await box.post()
+        assert (response.status_code, response.content) == (200, b"OK\n1\n\n")
+        assert response.headers["content-type"] == PHP_HTML
+        second = await box.post("D2024_002")
+        assert second.content == b"OK\n2\n\n"
 
 
 @pytest.mark.parametrize(
-    ("form", "main", "field_name"),
+    ("changes", "message"),
     [
-        (acte(number="D-2024/1"), PDF, "number"),
-        (acte(number="D2024_0000000001"), PDF, "number"),
-        (acte(nature_code=9), PDF, "nature_code"),
-        (acte(classification=(10, 1)), PDF, "classif1"),
-        (acte(classification=(7, 9)), PDF, "classif2"),
-        (acte(subject="Budget\nprimitif"), PDF, "subject"),
-        (acte(subject="x" * 500), PDF, "subject"),
-        (acte(decision_date=date(2024, 3, 2)), PDF, "decision_date"),
-        (acte(type_acte="99_AR"), PDF, "type_acte"),
-        (acte(type_acte=None), PDF, "type_acte"),
-        (acte(type_pj=("12_XX",)), PDF, "type_pj[0]"),
-        (acte(), b"PK\x03\x04 not a pdf", "acte_pdf_file"),
+        ({"number": "d2024_001"}, "Le numéro n'est pas correct"),
+        ({"number": "_D2024"}, "Le numéro n'est pas correct"),
+        ({"number": "D2024_"}, "Le numéro n'est pas correct"),
+        ({"number": "A" * 16}, "Le numéro n'est pas correct"),
+        ({"decision_date": "2024-03-02"}, "La date de décision est une date dans le futur"),
+        ({"main": None}, "Aucun fichier acte n'a été posté "),
+        (
+            {"main": ("vide.pdf", b"")},
+            "Erreur lors de la récéption du fichier : Le fichier semble vide",
+        ),
+        (
+            {"type_acte": ""},
+            "Erreur lors de la réception du fichier deliberation.pdf : typologie absente",
+        ),
+        (
+            {"main": ("deliberation.pdf", b"not a pdf")},
+            "Erreur de validation du fichier de l'acte :\n"
+            'Le fichier de l\'acte " deliberation.pdf " est de type " text/plain ". '
+            "Fichier PDF ou XML requis.\n",
+        ),
+        (
+            {"type_acte": "99_DELIB"},
+            "Erreur de validation du fichier de l'acte :\n"
+            "Le code de la PJ doit faire 5 caractères\n",
+        ),
+        (
+            {"type_pj[]": []},
+            "Erreur lors de la réception du fichier annexe annexe.pdf : typologie absente",
+        ),
+        (
+            {"type_pj[]": ["AU"]},
+            "Erreur de validation d'un fichier de pièce jointe :\n"
+            "Le code de la PJ doit faire 5 caractères\n",
+        ),
+        (
+            {"classif2": None},
+            "Erreur lors de l'enregistrement de la transaction :\n"
+            "Les deux premiers niveaux de classification sont obligatoires.",
+        ),
+        (
+            {"subject": b"x" * 500},
+            "Erreur lors de l'enregistrement de la transaction :\n"
+            "Le champ Objet de l'acte est trop long (499 caractères maxi autorisés).\n",
+        ),
+        (
+            {"nature_code": "9"},
+            "Erreur lors de l'enregistrement de la transaction :\n"
+            "Description nature de l'acte doit être présent.\n",
+        ),
     ],
 )
-async def test_invalid_submissions_are_refused_naming_the_field(
-    form: ActeForm, main: bytes, field_name: str
-) -> None:
+async def test_refusals_are_ko_lines_in_s2low_words(changes: dict[str, Any], message: str) -> None:
     async with sandbox() as box:
-        with pytest.raises(PartnerPermanentError) as caught:
-            await box.connector.post_acte(form, files(main))
-        error = caught.value
-        assert error.status == 400
-        assert field_name in [r.field for r in error.reasons]
-        assert f"{field_name}:" in error.message
-        stats = await box.stats()
-        assert (stats["rejected_posts"], stats["transactions_created"]) == (1, 0)
+        number = changes.pop("number", "D2024_001")
+        response = await box.post(number, **changes)
+        assert response.status_code == 200
+        assert response.content == ko(message)
+        assert box.state.transactions == {}
+        assert (await box.stats())["rejected_posts"] == 1
 
 
-async def test_a_subject_sent_in_utf8_is_refused() -> None:
+async def test_the_checks_come_in_s2low_order() -> None:
     async with sandbox() as box:
-        data = {
-            "api": "1",
-            "nature_code": "1",
-            "number": "D1",
-            "subject": "Délibération",  # httpx encodes form text as UTF-8
-            "decision_date": "2024-02-28",
-            "classif1": "7",
-            "classif2": "1",
-            "type_acte": "99_DE",
-        }
-        response = await box.client.post(
-            f"{BASE}/modules/actes/actes_transac_create.php",
-            data=data,
-            files={"acte_pdf_file": ("a.pdf", PDF, "application/pdf")},
-        )
-        assert response.status_code == 400
-        assert "subject: the subject looks UTF-8 encoded" in response.text
+        # A bad number is reported before a future date, a missing PDF or a bad typology.
+        response = await box.post("bad-number", decision_date="2030-01-01", main=None)
+        assert response.content == ko("Le numéro n'est pas correct")
+        response = await box.post("D1", decision_date="2030-01-01", main=None)
+        assert response.content == ko("La date de décision est une date dans le futur")
 
 
-async def test_the_size_limit_is_enforced() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, max_total_bytes=len(PDF) + 100)
+async def test_a_number_is_unique_per_authority_whatever_the_status() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, faults=Faults(anomaly_rate=1.0))
     async with sandbox(config) as box:
-        with pytest.raises(PartnerPermanentError) as caught:
-            await box.connector.post_acte(acte(), [*files()[:1], UploadFile("big.pdf", PDF)])
-        assert caught.value.status == 400
-        assert "files" in [r.field for r in caught.value.reasons]
-
-
-async def test_wrong_credentials_are_refused() -> None:
-    async with sandbox() as box:
-        client = build_tdt_client(
-            BASE,
-            basic_user="demo",
-            basic_password="wrong",
-            transport=httpx.ASGITransport(app=box.app),
-        )
-        async with client:
-            with pytest.raises(PartnerPermanentError) as caught:
-                await S2lowConnector(client, base_url=BASE).get_status("1")
-        assert caught.value.status == 401
-
-
-async def test_accounts_only_see_their_own_transactions() -> None:
-    other = SandboxAccount(login="cc", password="cc-pass", siren="214400152", department="044")
-    config = SandboxConfig(accounts=(SandboxConfig().accounts[0], other), schedule=SCHEDULE)
-    async with sandbox(config) as box:
-        posted = await box.connector.post_acte(acte(), files())
-        client = build_tdt_client(
-            BASE,
-            basic_user="cc",
-            basic_password="cc-pass",
-            transport=httpx.ASGITransport(app=box.app),
-        )
-        async with client:
-            with pytest.raises(PartnerPermanentError) as caught:
-                await S2lowConnector(client, base_url=BASE).get_status(posted.transaction_id)
-        assert caught.value.status == 404
-
-
-# -- idempotency and duplicates ----------------------------------------------------------------
-
-
-async def test_an_idempotent_repost_creates_no_second_transaction() -> None:
-    async with sandbox() as box:
-        first = await box.connector.post_acte(acte(), files(), idempotency_key="flow-7:post")
-        second = await box.connector.post_acte(acte(), files(), idempotency_key="flow-7:post")
-        assert second.transaction_id == first.transaction_id
-        stats = await box.stats()
-        assert stats["posts_received"] == 2
-        assert stats["transactions_created"] == 1
-        assert stats["idempotent_replays"] == 1
-        assert stats["duplicate_posts"] == 0
-        assert stats["members"]["demo"]["transactions_created"] == 1
-
-
-async def test_a_repost_without_the_key_is_counted_and_refused_like_s2low() -> None:
-    async with sandbox() as box:
-        first = await box.connector.post_acte(acte(), files(), idempotency_key="flow-7:post")
-        with pytest.raises(PartnerPermanentError) as caught:
-            await box.connector.post_acte(acte(), files())
-        assert [r.field for r in caught.value.reasons] == ["number"]
-        assert f"transaction {first.transaction_id}" in caught.value.message
-        stats = await box.stats()
-        assert (stats["duplicate_posts"], stats["transactions_created"]) == (1, 1)
-
-
-async def test_duplicates_are_counted_when_the_sandbox_accepts_them() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, reject_duplicate_numbers=False)
-    async with sandbox(config) as box:
-        first = await box.connector.post_acte(acte(), files(), idempotency_key="a")
-        second = await box.connector.post_acte(acte(), files(), idempotency_key="b")
-        assert first.transaction_id != second.transaction_id
-        stats = await box.stats()
-        assert (stats["duplicate_posts"], stats["transactions_created"]) == (1, 2)
-
-
-async def test_a_key_reused_for_another_acte_is_a_conflict() -> None:
-    async with sandbox() as box:
-        await box.connector.post_acte(acte(), files(), idempotency_key="flow-7:post")
-        with pytest.raises(PartnerPermanentError) as caught:
-            await box.connector.post_acte(
-                acte(number="D2024_002"), files(), idempotency_key="flow-7:post"
-            )
-        assert caught.value.status == 409
-
-
-# -- cancellation ----------------------------------------------------------------------------------
-
-
-async def test_cancellation_takes_the_acte_to_state_zero() -> None:
-    async with sandbox() as box:
-        posted = await box.connector.post_acte(acte(), files())
-        with pytest.raises(PartnerPermanentError) as early:
-            await box.connector.cancel(posted.transaction_id)
-        assert [r.field for r in early.value.reasons] == ["id"]
-
+        first = await box.posted("D2024_001")
         box.clock.advance(SCHEDULE.acknowledge_after)
-        cancelled = await box.connector.cancel(posted.transaction_id, idempotency_key="c1")
-        again = await box.connector.cancel(posted.transaction_id, idempotency_key="c1")
-        assert again.transaction_id == cancelled.transaction_id
-        assert (await box.connector.get_status(posted.transaction_id)).status == 4
-
-        box.clock.advance(SCHEDULE.cancel_acknowledge_after)
-        status = await box.connector.get_status(posted.transaction_id)
-        assert status.status == 0 and status.is_final
-        ar = status.parsed_document()
-        assert ar is not None and ar.type_code == "6-2"
-        assert ar.id_acte == "006-210600235-20240228-D2024_001-DE"
-        assert (await box.connector.get_status(cancelled.transaction_id)).status == 4
-        with pytest.raises(PartnerPermanentError):
-            await box.connector.cancel(posted.transaction_id)
-        archive = await box.client.get(f"{BASE}/sandbox/transmissions/{cancelled.transaction_id}")
-        kinds = {
-            parse_message(xml).type_code for xml in read_transmission(archive.content).values()
-        }
-        assert kinds == {"enveloppe-cl", "6-1"}
-        assert (await box.stats())["cancellations"] == 1
-
-
-# -- classification --------------------------------------------------------------------------------
-
-
-async def test_classification_fetch_is_schema_valid_and_complete() -> None:
-    async with sandbox() as box:
-        xml = await box.connector.fetch_classification()
-        assert validate_actes_xml(xml) == []
-        classification = parse_retour_classification(xml)
-        assert [m.code for m in classification.matieres] == list(range(1, 10))
-        assert all(m.children for m in classification.matieres)
-        assert [n.code for n in classification.natures] == [1, 2, 3, 4, 5, 6]
-        assert {t.code for n in classification.natures for t in n.typologies} == {
-            "99_DE",
-            "99_AR",
-            "99_AI",
-            "99_CO",
-            "99_BF",
-            "99_AU",
-        }
-        acknowledgement = await box.connector.request_classification()
-        assert acknowledgement == "classification request sent to the prefecture"
-        stats = await box.stats()
-        assert (stats["classification_fetches"], stats["classification_requests"]) == (1, 1)
-
-
-# -- prefecture documents and replies -------------------------------------------------------------
-
-
-async def test_prefecture_documents_are_listed_fetched_marked_read_and_answered() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, prefecture_message_types=("3-1",))
-    async with sandbox(config, prefecture_message_rate=1.0) as box:
-        posted = await box.connector.post_acte(acte(), files())
-        box.clock.advance(SCHEDULE.acknowledge_after)
-        assert await box.connector.list_prefecture_documents() == []
-        box.clock.advance(SCHEDULE.prefecture_message_after)
-
-        (ref,) = await box.connector.list_prefecture_documents()
-        assert ref.type_code == "3-1"
-        assert ref.related_transaction_id == posted.transaction_id
-        assert ref.date == date(2024, 3, 1)
-        archive = read_transmission(await box.connector.get_prefecture_document(ref.id))
-        parsed = {name: parse_message(xml) for name, xml in archive.items() if name.endswith("xml")}
-        kinds = sorted(m.type_code for m in parsed.values())
-        assert kinds == ["3-1", "enveloppe-misill"]
-        request = next(m for m in parsed.values() if m.type_code == "3-1")
-        document_name = request.fields["document"]
-        assert isinstance(document_name, str)
-        assert archive[document_name].startswith(b"%PDF-")
-
-        reply = await box.connector.post_reply(
-            ref.id, "3-4", None, [UploadFile("reponse.pdf", PDF), UploadFile("piece.pdf", ANNEX)]
+        assert await box.state_of(first) == -1
+        again = await box.post("D2024_001", decision_date="2024-01-05", nature_code="3")
+        assert again.content == ko(
+            "Un acte portant le même numéro interne existe déjà dans la base de données.\n"
+            "Il faut peut-être ajouter un suffixe au numéro."
         )
-        with pytest.raises(PartnerPermanentError) as duplicate:
-            await box.connector.post_reply(ref.id, "3-4", None, [UploadFile("r.pdf", PDF)])
-        assert [r.field for r in duplicate.value.reasons] == ["type_envoie"]
-        with pytest.raises(PartnerPermanentError) as typology:
-            await box.connector.post_reply(
-                ref.id, "3-3", ReplyForm(type_acte="99_AR"), [UploadFile("r.pdf", PDF)]
-            )
-        assert [r.field for r in typology.value.reasons] == ["type_acte"]
-        await box.connector.mark_prefecture_document_read(ref.id)
-        await box.connector.mark_prefecture_document_read(ref.id)
-        assert await box.connector.list_prefecture_documents() == []
-
-        box.clock.advance(SCHEDULE.reply_acknowledge_after)
-        acknowledged = await box.connector.get_status(reply.transaction_id)
-        assert acknowledged.status == 4
-        ack = acknowledged.parsed_document()
-        assert ack is not None and ack.type_code == "3-5"
         stats = await box.stats()
-        assert stats["prefecture_documents"] == 1
-        assert stats["documents_marked_read"] == 1
-        assert stats["replies"] == 1
+        assert (stats["duplicate_posts"], stats["rejected_posts"]) == (1, 1)
+        async with box.as_("other", "pw") as other:
+            assert (await post_acte(other, "D2024_001")).content == b"OK\n2\n\n"
 
 
-async def test_duplicate_fault_lists_a_document_twice_and_repeats_a_status() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, prefecture_message_types=("2-1",))
-    async with sandbox(config, prefecture_message_rate=1.0, duplicate_rate=1.0) as box:
-        posted = await box.connector.post_acte(acte(), files())
-        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
-        refs = await box.connector.list_prefecture_documents()
-        assert len(refs) == 2 and refs[0].id != refs[1].id
-        assert {r.related_transaction_id for r in refs} == {posted.transaction_id}
-        first = await box.connector.get_prefecture_document(refs[0].id)
-        assert first == await box.connector.get_prefecture_document(refs[1].id)
-        # The stale answer: the state before the latest one.
-        assert (await box.connector.get_status(posted.transaction_id)).status == 3
-        faults = (await box.stats())["faults"]
-        assert faults["duplicate_document"] == 1
-        assert faults["stale_status"] == 1
+async def test_fields_are_read_as_iso_8859_1() -> None:
+    async with sandbox() as box:
+        latin = await box.posted("D1", subject="Régie « école » été".encode("iso-8859-1"))
+        utf8 = await box.posted("D2", subject="Régie".encode())
+        listing = await box.client.get(f"{ACTES}/api/list_actes.php", params={"status_id": "1"})
+        subjects = {row["id"]: row["subject"] for row in listing.json()["transactions"]}
+        assert subjects[latin] == "Régie « école » été"
+        assert subjects[utf8] == "RÃ©gie"  # UTF-8 arrives double-encoded, as in S²LOW
 
 
-async def test_out_of_order_fault_shows_a_document_before_the_aracte() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, prefecture_message_types=("4-1",))
-    async with sandbox(config, prefecture_message_rate=1.0, out_of_order=1.0) as box:
-        posted = await box.connector.post_acte(acte(), files())
+async def test_an_oversized_post_is_refused_before_authentication() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, max_total_bytes=1000)
+    async with sandbox(config) as box:
+        big = await box.post(main=("big.pdf", PDF + b"%" * 2000), query={"api": "1"})
+        assert big.content == ko("La taille totale des fichiers est trop importante (max : 1000)")
+        # Without api=1 in the query string PHP has no api (the POST body was dropped): 302.
+        hidden = await box.post(main=("big.pdf", PDF + b"%" * 2000))
+        assert hidden.status_code == 302
+        assert hidden.headers["location"] == "/modules/actes/actes_transac_add.php"
+
+
+async def test_authentication_failures_are_ko_lines_or_a_redirect() -> None:
+    async with sandbox() as box, box.as_("demo", "wrong") as intruder:
+        refused = await post_acte(intruder, "D1")
+        assert refused.status_code == 200
+        assert refused.content == ko("Le certificat n'est pas valide : aucun compte trouvé")
+        listing = await intruder.get(f"{ACTES}/api/list_actes.php")
+        assert (listing.status_code, listing.headers["location"]) == (302, "/connexion-status")
+        assert box.state.transactions == {}
+
+
+async def test_sandbox_only_paths_are_gone_from_s2low_paths() -> None:
+    async with sandbox() as box:
+        listing = await box.client.get(f"{ACTES}/api/list_transactions.php")
+        assert listing.status_code == 404
+        headers = {"X-Relais-Idempotency-Key": "flow-1:post"}
+        first = await post_acte(box.client, "D1")
+        box.client.headers.update(headers)
+        again = await post_acte(box.client, "D1")
+        assert first.content == b"OK\n1\n\n"
+        assert again.content.startswith(b"KO\nUn acte portant le m\xeame num\xe9ro")
+
+
+# -- actes_transac_get_status.php ----------------------------------------------------------------
+
+
+async def test_status_goes_1_3_4_with_the_aracte_after_the_state_line() -> None:
+    async with sandbox() as box:
+        tid = await box.posted()
+        assert await box.status(tid) == b"OK\n1\n"
         box.clock.advance(SCHEDULE.transmit_after)
-        (ref,) = await box.connector.list_prefecture_documents()
-        assert ref.type_code == "4-1"
-        assert (await box.connector.get_status(posted.transaction_id)).status == 3
+        assert await box.status(tid) == b"OK\n3\n"
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        body = await box.status(tid)
+        assert body.startswith(b"OK\n4\n<?xml")
+        ar = body.split(b"\n", 2)[2]
+        assert validate_actes_xml(ar) == []
+        parsed = parse_message(ar)
+        assert parsed.type_code == "1-2"
+        assert parsed.id_acte == "006-210600235-20240228-D2024_001-DE"
 
 
-async def test_outcomes_are_reproducible_for_a_seed() -> None:
-    async def run() -> list[tuple[int, int]]:
-        async with sandbox(anomaly_rate=0.5) as box:
-            for n in range(8):
-                await box.connector.post_acte(acte(number=f"D{n}"), files())
-            box.clock.advance(SCHEDULE.acknowledge_after)
-            outcomes = []
-            for n in range(1, 9):
-                outcomes.append((n, (await box.connector.get_status(str(n))).status))
-            return outcomes
-
-    first, second = await run(), await run()
-    assert first == second
-    assert {status for _, status in first} == {4, -1}
-
-
-# -- faults ---------------------------------------------------------------------------------
-
-
-async def test_injected_errors_are_transient_and_record_nothing() -> None:
-    async with sandbox() as box:
-        await box.set_faults(error_rate=1.0, retry_after=3)
-        with pytest.raises(PartnerTransientError) as caught:
-            await box.connector.post_acte(acte(), files(), idempotency_key="k")
-        assert caught.value.status == 503
-        assert caught.value.retry_after == 3.0
-        await box.set_faults(error_rate=0.0)
-        stats = await box.stats()
-        assert stats["transactions_created"] == 0
-        assert stats["faults"]["error"] == 1
-        posted = await box.connector.post_acte(acte(), files(), idempotency_key="k")
-        assert posted.transaction_id == "1"
-
-
-async def test_an_error_after_commit_is_reconciled_by_key_and_listing() -> None:
-    async with sandbox(error_after_commit_rate=1.0) as box:
-        with pytest.raises(PartnerTransientError):
-            await box.connector.post_acte(acte(), files(), idempotency_key="flow-3:post")
-        assert (await box.stats())["transactions_created"] == 1
-        found = await box.connector.find_by_idempotency_key(
-            "flow-3:post", number="D2024_001", decision_date=date(2024, 2, 28), nature_code=1
+async def test_an_anomaly_is_state_minus_one_with_the_file_then_the_message() -> None:
+    async with sandbox(anomaly_rate=1.0) as box:
+        tid = await box.posted()
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        body = await box.status(tid)
+        assert body.startswith(b"OK\n-1\n<?xml")
+        assert (
+            parse_message(body.split(b"\n", 2)[2].split(b"AnomalieActe 002")[0]).type_code == "1-3"
         )
-        assert found == "1"
+        assert body.endswith(
+            "date de classification qui n'est pas à jour".encode("latin-1")
+            + " (anomalie simulée par le bac à sable)".encode("latin-1")
+        )
+
+
+async def test_matieres_outside_the_classification_come_back_as_an_anomaly() -> None:
+    async with sandbox() as box:
+        tid = await box.posted(classif1="9", classif2="9", classif3=None)
+        assert await box.status(tid) == b"OK\n1\n"  # S²LOW accepts it; the préfecture does not
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        assert (await box.status(tid)).startswith(b"OK\n-1\n")
+
+
+async def test_status_refusals_are_bare_utf8_lines() -> None:
+    async with sandbox() as box:
+        tid = await box.posted()
+        assert await box.status("999") == "KO\nNuméro de transaction invalide.".encode()
+        assert await box.status("abc") == "KO\nNuméro de transaction invalide.".encode()
+        async with box.as_("other", "pw") as other:
+            response = await other.get(
+                f"{ACTES}/actes_transac_get_status.php", params={"transaction": tid}
+            )
+        assert response.content == "KO\nAccès refusé".encode()
+
+
+async def test_waiting_states_17_and_18_until_released() -> None:
+    async with sandbox() as box:
+        waiting = await box.posted("D1", en_attente="1")
+        signing = await box.posted("D2", must_signed="1")
+        async with box.as_("cs", "pw") as cs:
+            cs_id = (await post_acte(cs, "D3")).content.split(b"\n")[1].decode()
+        async with box.as_("signer", "pw") as signer:
+            signer_id = (await post_acte(signer, "D4")).content.split(b"\n")[1].decode()
+        box.clock.advance(3600)
+        assert await box.status(waiting) == b"OK\n17\n"
+        assert await box.status(signing) == b"OK\n18\n"
+        assert box.state.transactions[int(cs_id)].status == 17
+        assert box.state.transactions[int(signer_id)].status == 18
+        released = await box.client.post(f"{BASE}/sandbox/transactions/{signing}/release")
+        assert released.status_code == 200 and released.json()["status"] == 1
+        again = await box.client.post(f"{BASE}/sandbox/transactions/{signing}/release")
+        assert again.status_code == 409
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        assert await box.state_of(signing) == 4
+        assert await box.state_of(waiting) == 17
+
+
+# -- actes_transac_cancel.php --------------------------------------------------------------------
+
+
+async def test_cancellation_only_from_4_answers_the_new_transaction() -> None:
+    async with sandbox() as box:
+        tid = await box.posted()
+        cancel = {"api": "1", "id": tid}
+        early = await box.client.post(f"{ACTES}/actes_transac_cancel.php", data=cancel)
+        assert early.content == ko(
+            "Impossible d'annuler une transaction qui n'est pas en état « Acquittement reçu »."
+        )
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        response = await box.client.post(f"{ACTES}/actes_transac_cancel.php", data=cancel)
+        assert (response.status_code, response.content) == (200, b"OK\n2\n\n")
+        pending = await box.client.post(f"{ACTES}/actes_transac_cancel.php", data=cancel)
+        assert pending.content == ko(
+            "Une demande d'annulation est déjà en cours pour cette transaction."
+        )
+        assert await box.status("2") == b"OK\n1\n"
+        box.clock.advance(SCHEDULE.transmit_after)
+        assert await box.status("2") == b"OK\n3\n"
+        box.clock.advance(SCHEDULE.cancel_acknowledge_after - SCHEDULE.transmit_after)
+        assert (await box.status("2")).startswith(b"OK\n4\n<?xml")
+        acte = await box.status(tid)
+        assert acte.startswith(b"OK\n0\n<?xml")
+        assert parse_message(acte.split(b"\n", 2)[2]).type_code == "6-2"
+        of_cancellation = await box.client.post(
+            f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": "2"}
+        )
+        assert of_cancellation.content == ko("Ce type de transaction ne peut pas être annulé.")
+        unknown = await box.client.post(
+            f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": "77"}
+        )
+        assert unknown.content == ko("Erreur d'initialisation de la transaction.")
+
+
+# -- api/list_actes.php --------------------------------------------------------------------------
+
+
+async def test_list_actes_is_listactesaction_with_string_values() -> None:
+    async with sandbox() as box:
+        for n in range(5):
+            await box.posted(f"D{n}")
+        listing = await box.client.get(f"{ACTES}/api/list_actes.php", params={"status_id": "1"})
+        assert listing.status_code == 200 and listing.headers["content-type"] == PHP_HTML
+        body = listing.json()
+        assert {k: body[k] for k in ("status_id", "authority_id", "offset", "limit")} == {
+            "status_id": "1",
+            "authority_id": "1",
+            "offset": "0",
+            "limit": "100",
+        }
+        assert [row["id"] for row in body["transactions"]] == ["5", "4", "3", "2", "1"]
+        assert body["transactions"][0] == {
+            "id": "5",
+            "subject": "Délibération approuvant le budget primitif",
+            "number": "D4",
+            "date": "2024-02-28",
+            "nature_descr": "Délibérations",
+            "classification": "7.1.1",
+            "type": "1",
+        }
+        assert b"D\\u00e9lib\\u00e9rations" in listing.content  # PHP's json_encode escapes
+        page = await box.client.get(
+            f"{ACTES}/api/list_actes.php", params={"status_id": "1", "offset": "1", "limit": "2"}
+        )
+        assert [row["number"] for row in page.json()["transactions"]] == ["D3", "D2"]
+        default = await box.client.get(f"{ACTES}/api/list_actes.php")
+        assert default.json()["status_id"] == "0" and default.json()["transactions"] == []
+        zero = await box.client.get(f"{ACTES}/api/list_actes.php", params={"limit": "0"})
+        assert zero.json()["limit"] == "100"
+
+
+async def test_list_actes_lists_every_type_in_the_state() -> None:
+    async with sandbox() as box:
+        tid = await box.posted()
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        await box.client.post(f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": tid})
+        box.clock.advance(SCHEDULE.cancel_acknowledge_after)
+        cancelled = await box.client.get(f"{ACTES}/api/list_actes.php", params={"status_id": "0"})
+        assert [r["id"] for r in cancelled.json()["transactions"]] == [tid]
+        four = await box.client.get(f"{ACTES}/api/list_actes.php", params={"status_id": "4"})
+        (row,) = four.json()["transactions"]
+        assert row["type"] == "6" and row["subject"] == "" and row["date"] == ""
+
+
+# -- prefecture documents ------------------------------------------------------------------------
+
+
+def _members(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+async def test_prefecture_documents_listed_redirected_downloaded_and_marked_read() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("2-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        tid = await box.posted()
+        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
+        listing = await box.client.get(f"{ACTES}/api/list_document_prefecture.php")
+        assert listing.status_code == 200
+        assert listing.content == (
+            b'[{"id":2,"type":"2","related_transaction_id":1,"number":"D2024_001",'
+            b'"unique_id":"006-210600235-20240228-D2024_001-DE","last_status_id":21}]'
+        )
+        lines = await box.client.get(f"{ACTES}/actes_transac_get_document.php", params={"id": tid})
+        assert lines.content == b"2-21-2\n"
+        redirect = await box.client.get(
+            f"{ACTES}/actes_transac_get_document.php", params={"id": "2"}
+        )
+        assert redirect.status_code == 302
+        assert redirect.headers["location"].startswith("actes_download_file.php?env=")
+        archive = await box.client.get(f"{ACTES}/{redirect.headers['location']}")
+        assert archive.status_code == 200
+        assert archive.headers["content-type"] == "application/x-gzip"
+        assert archive.headers["content-disposition"].startswith('attachment; filename="')
+        kinds = sorted(
+            parse_message(xml).type_code
+            for name, xml in _members(archive.content).items()
+            if name.endswith(".xml")
+        )
+        assert kinds == ["2-1", "enveloppe-misill"]
+        for transaction_id in ("2", "2", "999"):
+            marked = await box.client.get(
+                f"{ACTES}/api/document_prefecture_mark_as_read.php",
+                params={"transaction_id": transaction_id},
+            )
+            assert marked.content == b'{"result":"ok"}'
+        assert (await box.client.get(f"{ACTES}/api/list_document_prefecture.php")).content == b"[]"
+        assert (await box.stats())["documents_marked_read"] == 1
+        invalid = await box.client.get(f"{ACTES}/actes_transac_get_document.php")
+        assert invalid.content == "KO\nNuméro de transaction invalide.".encode()
+
+
+async def test_another_accounts_archive_is_not_served() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("4-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        await box.posted()
+        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
+        async with box.as_("other", "pw") as other:
+            listing = await other.get(f"{ACTES}/api/list_document_prefecture.php")
+            assert listing.content == b"[]"
+            download = await other.get(f"{ACTES}/actes_download_file.php", params={"env": "1"})
+        assert (download.status_code, download.headers["location"]) == (
+            302,
+            "/modules/actes/index.php",
+        )
+
+
+# -- actes_transac_reponse_create.php ------------------------------------------------------------
+
+
+async def _document(box: Box, kind: str) -> str:
+    await box.posted()
+    box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
+    (row,) = (await box.client.get(f"{ACTES}/api/list_document_prefecture.php")).json()
+    assert row["type"] == kind
+    return str(row["id"])
+
+
+async def _reply(
+    box: Box, document: str, type_envoie: str, *, query_api: bool = False, pdf: bytes = PDF
+) -> httpx.Response:
+    data = {"id": document, "type_envoie": type_envoie, "type_acte": "99_AU"}
+    if not query_api:
+        data["api"] = "1"
+    return await box.client.post(
+        f"{ACTES}/actes_transac_reponse_create.php",
+        params={"api": "1"} if query_api else None,
+        data=data,
+        files=[("acte_pdf_file", ("reponse.pdf", pdf, "application/pdf"))],
+    )
+
+
+async def test_a_reply_to_a_pieces_request_is_type_envoie_3_or_4() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("3-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        document = await _document(box, "3")
+        wrong = await _reply(box, document, "2")
+        assert wrong.content == ko(
+            "Erreur lors de la génération de l'acte : Vous devez choisir un type de réponse"
+        )
+        sent = await _reply(box, document, "4")
+        assert sent.content == b"OK\n3\n\n"  # api only in the POST, as Pastell sends it
+        assert box.state.transactions[3].type_code == "3-4"
+        listing = (await box.client.get(f"{ACTES}/api/list_document_prefecture.php")).json()
+        assert [row["id"] for row in listing] == [2]  # replies (type_reponse set) are not listed
+        box.clock.advance(SCHEDULE.reply_acknowledge_after)
+        acknowledged = await box.status("3")
+        assert parse_message(acknowledged.split(b"\n", 2)[2]).type_code == "3-5"
+
+
+async def test_reply_answer_formats_depend_on_where_api_is() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("4-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        document = await _document(box, "4")
+        refused = await _reply(box, document, "9", query_api=True)
+        expected = "KO : Erreur lors de la génération de l'acte : "
+        assert refused.content == (expected + "Vous devez choisir un type de réponse").encode()
+        sent = await _reply(box, document, "3", query_api=True)
+        assert sent.content == "OK : id généré : 3\n".encode()
+        assert box.state.transactions[3].type_code == "4-3"
+
+
+async def test_a_courrier_simple_accepts_any_type_envoie_and_a_defere_none() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("2-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        document = await _document(box, "2")
+        assert (await _reply(box, document, "2")).content == b"OK\n3\n\n"
+        assert box.state.transactions[3].type_code == "2-2"
+    config = dataclasses.replace(config, prefecture_message_types=("5-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        document = await _document(box, "5")
+        assert (await _reply(box, document, "4")).content == ko(
+            "Erreur lors de la génération de l'acte : Mauvais type de transaction."
+        )
+
+
+# -- actes_transac_get_tampon.php ----------------------------------------------------------------
+
+
+async def test_the_stamped_acte_once_acknowledged() -> None:
+    async with sandbox() as box:
+        tid = await box.posted()
+        url = f"{ACTES}/actes_transac_get_tampon.php"
+        early = await box.client.get(url, params={"transaction": tid})
+        assert early.content == b"KO\nPas d'acquittement recu"
+        not_int = await box.client.get(url, params={"transaction": "1x"})
+        assert not_int.content == b"transaction n'est pas un entier"
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        redirect = await box.client.get(url, params={"transaction": tid})
+        assert redirect.status_code == 302
+        assert redirect.headers["location"] == "actes_download_file.php?file=1&tampon=true"
+        stamped = await box.client.get(f"{ACTES}/{redirect.headers['location']}")
+        assert stamped.headers["content-type"] == "application/pdf"
+        assert stamped.headers["content-disposition"].startswith("attachment; filename=99_DE-")
+        assert stamped.content.startswith(PDF) and len(stamped.content) > len(PDF)
+        assert b"006-210600235-20240228-D2024_001-DE" in stamped.content
+        assert b"/Count 2" in stamped.content and stamped.content.endswith(b"%%EOF\n")
+        plain = await box.client.get(f"{ACTES}/actes_download_file.php", params={"file": "1"})
+        assert plain.content == PDF
+        assert plain.headers["content-disposition"] == 'attachment; filename="deliberation.pdf"'
+
+
+# -- classification ------------------------------------------------------------------------------
+
+
+async def test_classification_fetch_is_the_stored_file_and_crlf() -> None:
+    async with sandbox() as box:
+        response = await box.client.get(
+            f"{ACTES}/actes_classification_fetch.php", params={"api": "1"}
+        )
+        assert response.headers["content-type"] == "text/xml;charset=iso-8859-1"
+        assert response.content.endswith(b"</actes:RetourClassification>\r\n")
+        xml = response.content[:-2]
+        assert validate_actes_xml(xml) == []
+        assert parse_retour_classification(xml).date_version == date(2024, 1, 15)
+
+
+async def test_a_classification_request_is_answered_unchanged_or_with_a_new_version() -> None:
+    async with sandbox() as box:
+        url = f"{ACTES}/actes_classification_request.php"
+        first = await box.client.get(url, params={"api": "1"})
+        assert first.content == b"OK\n1\n\n"
+        again = await box.client.get(url, params={"api": "1"})
+        assert again.content == ko("La dernière demande de classification date de moins d'un jour.")
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        unchanged = await box.status("1")
+        assert parse_message(unchanged.split(b"\n", 2)[2]).type_code == "7-3"
+        published = await box.client.post(
+            f"{BASE}/sandbox/classification", json={"date_version": "2024-06-01"}
+        )
+        assert published.json()["date_version"] == "2024-06-01"
+        box.clock.advance(86400)
+        assert (await box.client.get(url, params={"api": "1"})).content == b"OK\n2\n\n"
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        answer = (await box.status("2")).split(b"\n", 2)[2]
+        assert parse_message(answer).type_code == "7-2"
+        fetched = await box.client.get(
+            f"{ACTES}/actes_classification_fetch.php", params={"api": "1"}
+        )
+        assert fetched.content == answer + b"\r\n"
+
+
+# -- sandbox-only: faults, counters, reset, clock -------------------------------------------------
+
+
+async def test_injected_errors_record_nothing() -> None:
+    async with sandbox(error_rate=1.0, error_status=503, retry_after=3) as box:
+        response = await box.post()
+        assert response.status_code == 503 and response.headers["retry-after"] == "3"
+        assert box.state.transactions == {}
+        assert (await box.stats())["faults"]["error"] == 1
+
+
+async def test_an_error_after_commit_leaves_an_acte_list_actes_finds() -> None:
+    async with sandbox(error_after_commit_rate=1.0) as box:
+        response = await box.post()
+        assert response.status_code == 503
         await box.set_faults(error_after_commit_rate=0.0)
-        again = await box.connector.post_acte(acte(), files(), idempotency_key="flow-3:post")
-        assert again.transaction_id == "1"
-        assert (await box.stats())["transactions_created"] == 1
+        listing = await box.client.get(f"{ACTES}/api/list_actes.php", params={"status_id": "1"})
+        (row,) = listing.json()["transactions"]
+        assert (row["number"], row["date"], row["type"]) == ("D2024_001", "2024-02-28", "1")
+        retry = await box.post()
+        assert retry.content.startswith(b"KO\nUn acte portant le m\xeame")
 
 
 async def test_latency_is_applied_through_the_injected_sleep() -> None:
-    async with sandbox(latency_ms=200, jitter_ms=100) as box:
-        await box.connector.request_classification()
-        assert len(box.sleeps) == 1
-        assert 0.2 <= box.sleeps[0] <= 0.3
+    async with sandbox(latency_ms=250) as box:
+        await box.status("1")
+        assert box.sleeps == [0.25]
 
 
 async def test_fault_knobs_are_validated() -> None:
     async with sandbox() as box:
+        bad = await box.client.post(f"{BASE}/sandbox/faults", json={"error_rate": 2, "bogus": 1})
+        assert bad.status_code == 400
+        assert {r["field"] for r in bad.json()["reasons"]} == {"bogus"}
         bad = await box.client.post(f"{BASE}/sandbox/faults", json={"error_rate": 2})
         assert bad.status_code == 400
-        unknown = await box.client.post(f"{BASE}/sandbox/faults", json={"chaos": 1})
-        assert unknown.status_code == 400
-        shown = (await box.client.get(f"{BASE}/sandbox/faults")).json()
-        assert shown == dataclasses.asdict(Faults())
+
+
+async def test_duplicate_fault_lists_a_document_twice_and_repeats_a_status() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("2-1",))
+    async with sandbox(config, prefecture_message_rate=1.0, duplicate_rate=1.0) as box:
+        tid = await box.posted()
+        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
+        rows = (await box.client.get(f"{ACTES}/api/list_document_prefecture.php")).json()
+        assert len(rows) == 2 and rows[0]["id"] != rows[1]["id"]
+        assert {r["related_transaction_id"] for r in rows} == {int(tid)}
+        assert await box.state_of(tid) == 3  # the stale answer: the state before the latest
+        faults = (await box.stats())["faults"]
+        assert (faults["duplicate_document"], faults["stale_status"]) == (1, 1)
+
+
+async def test_out_of_order_fault_shows_a_document_before_the_aracte() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("4-1",))
+    async with sandbox(config, prefecture_message_rate=1.0, out_of_order=1.0) as box:
+        tid = await box.posted()
+        box.clock.advance(SCHEDULE.transmit_after)
+        rows = (await box.client.get(f"{ACTES}/api/list_document_prefecture.php")).json()
+        assert [r["type"] for r in rows] == ["4"]
+        assert await box.state_of(tid) == 3
+
+
+async def test_outcomes_are_reproducible_for_a_seed() -> None:
+    async def run() -> list[int]:
+        async with sandbox(anomaly_rate=0.5) as box:
+            ids = [await box.posted(f"D{n}") for n in range(8)]
+            box.clock.advance(SCHEDULE.acknowledge_after)
+            return [await box.state_of(tid) for tid in ids]
+
+    first, second = await run(), await run()
+    assert first == second and set(first) == {-1, 4}
 
 
 async def test_reset_forgets_everything() -> None:
     async with sandbox() as box:
-        await box.connector.post_acte(acte(), files())
-        assert (await box.client.post(f"{BASE}/sandbox/reset")).status_code == 200
-        stats = await box.stats()
-        assert (stats["posts_received"], stats["transactions_created"]) == (0, 0)
-        with pytest.raises(PartnerPermanentError):
-            await box.connector.get_status("1")
+        await box.posted()
+        reset = await box.client.post(f"{BASE}/sandbox/reset")
+        assert reset.json() == {"result": "ok"}
+        assert box.state.transactions == {}
+        assert (await box.post()).content == b"OK\n1\n\n"
 
 
-async def test_a_hanging_tdt_times_out_and_the_acte_is_found_afterwards() -> None:
+async def test_the_clock_control_moves_the_default_clock() -> None:
+    app = create_tdt_sandbox(SandboxConfig(schedule=SCHEDULE))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), auth=("demo", "demo")
+    ) as client:
+        tid = (await post_acte(client, "D1", decision_date="2024-01-02")).content.split(b"\n")[1]
+        before = (await client.get(f"{BASE}/sandbox/clock")).json()["clock"]
+        moved = await client.post(f"{BASE}/sandbox/clock", json={"advance_seconds": 3600})
+        assert moved.json()["clock"] > before
+        status = await client.get(
+            f"{ACTES}/actes_transac_get_status.php", params={"transaction": tid.decode()}
+        )
+        assert status.content.startswith(b"OK\n4\n")
+        bad = await client.post(f"{BASE}/sandbox/clock", json={"advance_seconds": -1})
+        assert bad.status_code == 400
+
+
+async def test_a_hanging_tdt_times_out_and_the_acte_is_listed_afterwards() -> None:
     config = SandboxConfig(schedule=SCHEDULE, faults=Faults(timeout_rate=1.0, hang_seconds=1.0))
     async with running_tdt_sandbox(config) as running:
-        client = build_tdt_client(
-            running.url, basic_user="demo", basic_password="demo", timeout=0.2
-        )
-        async with client:
-            connector = S2lowConnector(client, base_url=running.url)
-            with pytest.raises(PartnerTimeoutError) as caught:
-                await connector.post_acte(acte(), files(), idempotency_key="flow-5:post")
-            assert caught.value.retriable
-            assert running.state.counters["transactions_created"] == 1
+        async with httpx.AsyncClient(auth=("demo", "demo"), timeout=0.2) as client:
+            with pytest.raises(httpx.TimeoutException):
+                await client.post(
+                    f"{running.url}/modules/actes/actes_transac_create.php",
+                    data=acte_form("D1", **{"type_pj[]": None}),
+                    files=[("acte_pdf_file", ("a.pdf", PDF, "application/pdf"))],
+                )
             running.state.faults = Faults()
-            found = await connector.find_by_idempotency_key(
-                "flow-5:post", number="D2024_001", decision_date=date(2024, 2, 28), nature_code=1
+            listing = await client.get(
+                f"{running.url}/modules/actes/api/list_actes.php", params={"status_id": "1"}
             )
-            assert found == "1"
-
-
-async def test_out_of_order_fault_shuffles_the_document_listing() -> None:
-    config = SandboxConfig(schedule=SCHEDULE, prefecture_message_types=("2-1", "5-1"))
-    async with sandbox(config, prefecture_message_rate=1.0) as box:
-        for n in range(6):
-            await box.connector.post_acte(acte(number=f"D{n}"), files())
-        box.clock.advance(SCHEDULE.acknowledge_after + SCHEDULE.prefecture_message_after)
-        in_order = [r.id for r in await box.connector.list_prefecture_documents()]
-        assert in_order == sorted(in_order, key=int) and len(in_order) == 6
-        await box.set_faults(out_of_order=1.0)
-        shuffled = [r.id for r in await box.connector.list_prefecture_documents()]
-        assert sorted(shuffled, key=int) == in_order
-        assert shuffled != in_order
-        assert (await box.stats())["faults"]["shuffled_listing"] == 1
+        assert [row["number"] for row in json.loads(listing.content)["transactions"]] == ["D1"]
 
 
 def test_a_configuration_can_come_from_plain_data() -> None:
     config = SandboxConfig.from_mapping(
         {
             "accounts": [
-                {"login": "sivom", "password": "pw", "siren": "214400152", "department": "044"}
+                {
+                    "login": "sivom",
+                    "password": "pw",
+                    "siren": "214400152",
+                    "department": "044",
+                    "permission": "CS",
+                }
             ],
             "faults": {"error_rate": 0.1, "retry_after": 2},
             "schedule": {"acknowledge_after": 30},
@@ -586,13 +821,16 @@ def test_a_configuration_can_come_from_plain_data() -> None:
             "seed": 42,
         }
     )
-    assert config.account("sivom") is not None and config.account("demo") is None
+    account = config.account("sivom")
+    assert account is not None and account.permission == "CS" and config.account("demo") is None
     assert (config.faults.error_rate, config.faults.retry_after) == (0.1, 2.0)
-    assert config.schedule.acknowledge_after == 30.0
     assert config.classification.date_version == date(2023, 9, 1)
     with pytest.raises(ConfigurationError):
-        SandboxConfig.from_mapping({"chaos_monkey": True})
+        SandboxConfig.from_mapping({"reject_duplicate_numbers": False})
     with pytest.raises(ConfigurationError):
         create_tdt_sandbox(
             dataclasses.replace(config, schedule=Schedule(transmit_after=9, acknowledge_after=1))
         )
+    bad = dataclasses.replace(config, accounts=(dataclasses.replace(account, permission="X"),))
+    with pytest.raises(ConfigurationError):
+        create_tdt_sandbox(bad)
