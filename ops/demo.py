@@ -30,7 +30,13 @@ from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, register_members
 from ops.notifications import NotificationWatcher
-from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
+from ops.stack import (
+    Stack,
+    sandbox_config,
+    sandbox_control_client,
+    sandbox_member,
+    sandbox_url,
+)
 from ops.submissions import ActeDraft, publish_acte, publish_raw
 from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
@@ -101,7 +107,7 @@ async def _scenario(settings: Settings, member: Registration) -> bool:
     today = date.today()
     run = format(int(time.time()) % 36**5, "x")  # ids unique to this run: the demo can rerun
     try:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with sandbox_control_client(settings, timeout=30) as client:
             say(f"{member.member.name} uploads a deliberation through the hub API")
             response = await client.post(
                 f"{api}/v1/blobs", content=minimal_pdf("Deliberation 2026-042"),
@@ -186,6 +192,9 @@ def run_demo(*, stay: bool = False) -> int:
         registrations = asyncio.run(_register(settings))
         for registration in registrations:
             print(f"  {registration.member.siren} {registration.member.name}")
+            tdt = registration.member.tdt
+            if tdt is not None and tdt.cert_file:
+                print(f"    TdT {tdt.url}, TLS client certificate {tdt.cert_file}")
         say("starting the sandbox TdT, the hub worker and the hub API")
         stack.start_sandbox(sandbox_config(registrations))
         started = time.monotonic()

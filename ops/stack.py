@@ -1,12 +1,24 @@
 """The hub's processes on one machine, as the demo and the integration tests run them:
-a sandbox TdT configured with an account per member, the worker and the API."""
+a sandbox TdT configured with an account per member, the worker and the API.
+
+The sandbox serves HTTPS and requires a TLS client certificate, as S²LOW does: its
+throwaway CA, server certificate and one client certificate per member live in
+``<data_dir>/sandbox/tls`` (:func:`sandbox_tls_dir`); each member is registered with
+its certificate, its encrypted key, the CA and the name of the variable holding the
+key's password (:data:`SANDBOX_KEY_PASSWORD_ENV`, set in the processes' environment).
+The control endpoints (``/sandbox/…``) take the sandbox's operator certificate:
+:func:`sandbox_control_client`. ``tls=False`` keeps everything on plain HTTP.
+"""
 
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
@@ -14,19 +26,62 @@ from relais.app import READY_LINE
 from relais.kafka.security import hub_security
 from relais.members.model import TdtSettings
 from relais.settings import Settings
+from sandbox.common.tls import TlsMaterial, ensure_tls_material
 
 SANDBOX_PASSWORD_ENV = "RELAIS_SANDBOX_TDT_PASSWORD"
 SANDBOX_PASSWORD = "sandbox-password"  # the loopback sandbox's demo secret
+SANDBOX_KEY_PASSWORD_ENV = "RELAIS_SANDBOX_TDT_KEY_PASSWORD"
+"""Holds the password of the sandbox members' client keys (read from the TLS dir)."""
 
 
-def sandbox_url(settings: Settings) -> str:
-    return f"http://{settings.sandbox_host}:{settings.sandbox_tdt_port}"
+def sandbox_tls_dir(settings: Settings) -> Path:
+    """Where the sandbox's throwaway CA and certificates live (``relais sandbox``'s default)."""
+    return Path(settings.data_dir) / "sandbox" / "tls"
 
 
-def sandbox_member(settings: Settings, siren: str, name: str, department: str) -> Registration:
-    """A member whose TdT is the sandbox (login = SIREN)."""
-    tdt = TdtSettings(url=sandbox_url(settings), login=siren, password_env=SANDBOX_PASSWORD_ENV)
+def sandbox_tls_material(settings: Settings, logins: list[str] | None = None) -> TlsMaterial:
+    """The sandbox's TLS material, created or completed for ``logins``."""
+    return ensure_tls_material(sandbox_tls_dir(settings), logins or [])
+
+
+def sandbox_url(settings: Settings, *, tls: bool = True) -> str:
+    scheme = "https" if tls else "http"
+    return f"{scheme}://{settings.sandbox_host}:{settings.sandbox_tdt_port}"
+
+
+def sandbox_member(
+    settings: Settings, siren: str, name: str, department: str, *, tls: bool = True
+) -> Registration:
+    """A member whose TdT is the sandbox (login = SIREN = its certificate's CN).
+
+    With ``tls``, the member gets its client certificate, encrypted key and the CA
+    of the sandbox (made now if missing); its key password is read from
+    :data:`SANDBOX_KEY_PASSWORD_ENV`. HTTP Basic is sent too, as Pastell does.
+    """
+    tdt = TdtSettings(url=sandbox_url(settings, tls=tls), login=siren,
+                      password_env=SANDBOX_PASSWORD_ENV)
+    if tls:
+        material = sandbox_tls_material(settings, [siren])
+        credentials = material.client(siren)
+        tdt = TdtSettings(
+            url=tdt.url, login=siren, password_env=SANDBOX_PASSWORD_ENV,
+            cert_file=str(credentials.cert_file), key_file=str(credentials.key_file),
+            key_password_env=SANDBOX_KEY_PASSWORD_ENV, ca_file=str(material.ca_file),
+        )
     return new_member(siren, name, department, tdt=tdt)
+
+
+def sandbox_control_client(
+    settings: Settings, *, tls: bool = True, timeout: float = 10.0
+) -> httpx.AsyncClient:
+    """An httpx client for the sandbox's control endpoints (``/sandbox/faults``, ``/stats``),
+    presenting the sandbox's operator certificate (it maps to no TdT account)."""
+    if not tls:
+        return httpx.AsyncClient(timeout=timeout)
+    material = sandbox_tls_material(settings)
+    context = ssl.create_default_context(cafile=str(material.ca_file))
+    context.load_cert_chain(str(material.operator.cert_file), str(material.operator.key_file))
+    return httpx.AsyncClient(timeout=timeout, verify=context)
 
 
 def sandbox_config(
@@ -56,9 +111,13 @@ class Stack:
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    tls: bool = True
 
     def env(self) -> dict[str, str]:
         s = self.settings
+        key_password = (
+            {SANDBOX_KEY_PASSWORD_ENV: sandbox_tls_material(s).key_password} if self.tls else {}
+        )
         return {
             "RELAIS_KAFKA_BOOTSTRAP": s.bootstrap_servers,
             "RELAIS_DATA_DIR": str(s.data_dir),
@@ -67,6 +126,7 @@ class Stack:
             "RELAIS_SANDBOX_TDT_PORT": str(s.sandbox_tdt_port),
             "RELAIS_LOG_FORMAT": "json",
             SANDBOX_PASSWORD_ENV: SANDBOX_PASSWORD,
+            **key_password,
             **hub_security(s).as_env(),
             **self.extra_env,
         }
@@ -75,8 +135,11 @@ class Stack:
         path = self.log_dir / "sandbox-tdt.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        process = ManagedProcess("sandbox", ["sandbox", "--config", str(path)], self.env(),
-                                 self.log_dir / "sandbox.log")
+        logins = [str(account["login"]) for account in config.get("accounts", [])]
+        tls = (["--tls-dir", str(sandbox_tls_material(self.settings, logins).directory)]
+               if self.tls else ["--no-tls"])
+        process = ManagedProcess("sandbox", ["sandbox", "--config", str(path), *tls],
+                                 self.env(), self.log_dir / "sandbox.log")
         process.start()
         process.wait_for("sandbox_tdt_serving", timeout=60)
         self.processes["sandbox"] = process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import typer
 
@@ -14,7 +15,7 @@ from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.kafka.security import security_for
 from relais.members.directory import MemberDirectory
-from relais.members.model import Member, TdtSettings
+from relais.members.model import Member, TdtSettings, tdt_settings_reasons
 from relais.settings import Settings
 from relais.stages.failures import parse_tiers
 from relais.wire.avro_codec import AvroCodec
@@ -41,9 +42,38 @@ def _describe(member: Member) -> dict[str, object]:
         "notifications_topic": member_topics.notifications(member.siren).name,
     }
     if member.tdt is not None:
-        out["tdt"] = {"url": member.tdt.url, "login": member.tdt.login,
-                      "password_env": member.tdt.password_env}
+        tdt = member.tdt
+        out["tdt"] = {"url": tdt.url, "login": tdt.login, "password_env": tdt.password_env,
+                      "cert_file": tdt.cert_file, "key_file": tdt.key_file,
+                      "key_password_env": tdt.key_password_env, "ca_file": tdt.ca_file}
     return out
+
+
+def _tdt_settings(
+    url: str, login: str, password_env: str, cert: str, key: str, key_password_env: str, ca: str
+) -> TdtSettings | None:
+    """The member's TdT settings from the options; exits 1 with reasons when they cannot work."""
+    if not url:
+        if cert or key or key_password_env or ca or login or password_env:
+            fail("the --tdt-* options need --tdt-url")
+        return None
+    tdt = TdtSettings(url=url, login=login, password_env=password_env,
+                      cert_file=_absolute(cert), key_file=_absolute(key),
+                      key_password_env=key_password_env or None, ca_file=_absolute(ca))
+    reasons = tdt_settings_reasons(tdt)
+    if reasons:
+        lines = "".join(f"\n  - {r.field}: {r.message}" for r in reasons)
+        fail(f"TdT settings refused{lines}")
+    for label, path in (("certificate", tdt.cert_file), ("key", tdt.key_file),
+                        ("CA file", tdt.ca_file)):
+        if path and not Path(path).is_file():
+            typer.secho(f"warning: TdT {label} {path} is not a file on this machine; "
+                        "the worker must be able to read it", fg=typer.colors.YELLOW, err=True)
+    return tdt
+
+
+def _absolute(path: str) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else None
 
 
 @app.command()
@@ -52,9 +82,21 @@ def add(
     name: str = typer.Option(..., help="The member's name."),
     department: str = typer.Option(..., help="Department code on 3 characters (021, 02A, 974)."),
     tdt_url: str = typer.Option("", help="Base URL of the member's TdT."),
-    tdt_login: str = typer.Option("", help="TdT login (HTTP Basic)."),
+    tdt_login: str = typer.Option("", help="TdT login (HTTP Basic, optional on S²LOW)."),
     tdt_password_env: str = typer.Option(
-        "", help="Name of the environment variable that holds the TdT password."
+        "", help="Name of the environment variable that holds the TdT password (empty: no Basic)."
+    ),
+    tdt_cert: str = typer.Option(
+        "", help="PEM file of the member's TLS client certificate for the TdT (S²LOW requires one)."
+    ),
+    tdt_key: str = typer.Option(
+        "", help="PEM file of the certificate's private key (default: inside --tdt-cert)."
+    ),
+    tdt_key_password_env: str = typer.Option(
+        "", help="Name of the environment variable that holds the key's password (never the value)."
+    ),
+    tdt_ca: str = typer.Option(
+        "", help="PEM file of the CA of the TdT's server certificate (default: the system store)."
     ),
     retry_tiers: str = typer.Option(
         "", help="This member's retry tiers, e.g. 30s,5m,1h (default: the partner's or hub's)."
@@ -66,11 +108,8 @@ def add(
     """Register a member: create its topics and Kafka user, publish it to the registry, print
     its token and Kafka password once."""
     settings = load_settings()
-    tdt = (
-        TdtSettings(url=tdt_url, login=tdt_login, password_env=tdt_password_env)
-        if tdt_url
-        else None
-    )
+    tdt = _tdt_settings(tdt_url, tdt_login, tdt_password_env, tdt_cert, tdt_key,
+                        tdt_key_password_env, tdt_ca)
 
     async def go() -> Registration:
         directory = await _snapshot(settings)

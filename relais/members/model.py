@@ -65,6 +65,31 @@ class Member:
         )
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def tdt_settings_reasons(tdt: TdtSettings) -> list[Reason]:
+    """Why a member's TdT settings cannot work; empty when they can.
+
+    Variables are named, never given: a value that is not an environment variable
+    name (e.g. a password pasted by mistake) is refused without being echoed.
+    """
+    reasons = []
+    if not tdt.url.startswith(("https://", "http://")):
+        reasons.append(Reason("tdt.url", "invalid_url", "the TdT URL starts with https://"))
+    for name, value in (("password_env", tdt.password_env),
+                        ("key_password_env", tdt.key_password_env)):
+        if value and not _ENV_NAME.match(value):
+            reasons.append(Reason(f"tdt.{name}", "invalid_env_name",
+                                  "expected the name of an environment variable, not its value"))
+    if tdt.key_file and not tdt.cert_file:
+        reasons.append(Reason("tdt.key_file", "requires_cert", "a key needs its certificate"))
+    if tdt.key_password_env and not tdt.cert_file:
+        reasons.append(Reason("tdt.key_password_env", "requires_cert",
+                              "a key password needs a certificate and its key"))
+    return reasons
+
+
 def registration_reasons(siren: str, name: str, department: str) -> list[Reason]:
     """Why a registration is refused; empty when it is acceptable."""
     reasons = []

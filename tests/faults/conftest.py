@@ -20,7 +20,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import TopicPartition
 
@@ -30,7 +29,7 @@ from ops.flows import FlowFilter, latest_states
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration
 from ops.processes import ManagedProcess
-from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
+from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
 from ops.submissions import ActeDraft, publish_acte
 from relais.app import READY_LINE
 from relais.blobs.filesystem import FilesystemBlobStore
@@ -303,7 +302,7 @@ async def notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
 
 
 async def sandbox_stats(hub: FaultHub) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with sandbox_control_client(hub.settings) as client:
         response = await client.get(f"{hub.tdt_url}/sandbox/stats")
         response.raise_for_status()
         stats: dict[str, Any] = response.json()
@@ -311,7 +310,7 @@ async def sandbox_stats(hub: FaultHub) -> dict[str, Any]:
 
 
 async def set_faults(hub: FaultHub, **knobs: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with sandbox_control_client(hub.settings) as client:
         response = await client.post(f"{hub.tdt_url}/sandbox/faults", json=knobs)
         response.raise_for_status()
         faults: dict[str, Any] = response.json()

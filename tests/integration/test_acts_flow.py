@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import TopicPartition
 
 from ops.demo_documents import minimal_pdf
 from ops.flows import FlowFilter, latest_states
 from ops.members import Registration
-from ops.stack import Stack, sandbox_config, sandbox_member, sandbox_url
+from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
@@ -152,7 +151,7 @@ async def test_thousand_actes_from_twenty_members(
     assert set(outcome) <= TERMINAL, outcome
     assert outcome["acknowledged"] > 0 and outcome["rejected"] > 0, outcome
 
-    async with httpx.AsyncClient() as client:
+    async with sandbox_control_client(settings) as client:
         stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
     assert stats["transactions_created"] == len(expected)
     assert stats["duplicate_posts"] == 0
@@ -244,7 +243,7 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
                  if f in {flow_id_for(siren, f"cancel-{to_cancel}")}
                  | {flow_id_for(siren, f"reply-{n['submission_id']}") for n in letters[:1]}}
     assert set(followups.values()) == {"sent"}, followups
-    async with httpx.AsyncClient() as client:
+    async with sandbox_control_client(settings) as client:
         stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
     assert stats["cancellations"] == 1
     assert stats["replies"] == len(replies)
