@@ -1,9 +1,9 @@
 """Every @CTES XML the sandbox TdT emits validates against the official ACTES schema.
 
-A scenario drives the sandbox through every message it can produce (actes with
-and without annexes, acknowledgements, anomalies, the four prefecture messages,
-every member reply and its acknowledgement, a cancellation, the
-classification), then each XML is checked against
+A scenario drives the sandbox, with raw S²LOW calls, through every message it can produce
+(actes with and without annexes, acknowledgements, anomalies, the four prefecture messages,
+every reply S²LOW accepts and its acknowledgement, a cancellation, a classification request
+answered "unchanged" then with a new classification), then each XML is checked against
 ``../shared/reference/actes/actesv1_1.xsd``.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.tdt import ActeForm, S2lowConnector, UploadFile, build_tdt_client
 from relais.actes.archive import read_transmission
 from relais.actes.xml_parse import parse_message
 from relais.actes.xsd import validate_actes_xml
+from relais.documents import sample_pdf
 from sandbox.tdt import Faults, SandboxConfig, Schedule, create_tdt_sandbox
-from sandbox.tdt.messages import sample_pdf
 
 BASE = "http://tdt.sandbox"
+ACTES = f"{BASE}/modules/actes"
 SCHEDULE = Schedule(
     transmit_after=1,
     acknowledge_after=5,
@@ -32,11 +32,12 @@ SCHEDULE = Schedule(
     reply_acknowledge_after=5,
 )
 EVERY_TYPE = {
-    "1-1", "1-2", "1-3", "2-1", "2-2", "3-1", "3-2", "3-3", "3-4", "3-5",
-    "4-1", "4-2", "4-3", "4-4", "4-5", "5-1", "6-1", "6-2", "7-2",
+    "1-1", "1-2", "1-3", "2-1", "2-2", "3-1", "3-3", "3-4", "3-5",
+    "4-1", "4-3", "4-4", "4-5", "5-1", "6-1", "6-2", "7-1", "7-2", "7-3",
     "enveloppe-cl", "enveloppe-misill",
 }  # fmt: skip
-REPLIES = {"2-1": ("2-2",), "3-1": ("3-2", "3-3", "3-4"), "4-1": ("4-2", "4-3", "4-4")}
+# type_envoie per prefecture message type (S²LOW: 3 refus, 4 envoi; any for a courrier simple)
+REPLIES = {"2": ("4",), "3": ("3", "4"), "4": ("3", "4")}
 MATIERES = ((1, 1), (2, 3), (3, 2), (4, 1), (5, 2), (6, 1), (7, 1, 2), (8, 3), (9, 4), (7, 5, 1))
 TYPOLOGY = {1: "99_DE", 2: "99_AR", 3: "99_AI", 4: "99_CO", 5: "99_BF", 6: "99_AU"}
 
@@ -62,24 +63,42 @@ def test_the_schema_oracle_is_present_and_strict(reference_dir: Path) -> None:
     assert validate_actes_xml((samples / "exemple_codes_matieres.xml").read_bytes()) != []
 
 
-def _acte(index: int) -> tuple[ActeForm, list[UploadFile]]:
+def _acte(index: int) -> tuple[dict[str, object], list[tuple[str, tuple[str, bytes, str]]]]:
     nature = index % 6 + 1
     annexes = index % 3
-    form = ActeForm(
-        nature_code=nature,
-        number=f"CONF_{index:03d}",
-        subject=f"Acte n°{index} : « objet » avec accents éèà et œuvre",
-        decision_date=date(2024, 5, 1 + index),
-        classification=MATIERES[index % len(MATIERES)],
-        document_papier=index % 2 == 0,
-        type_acte=TYPOLOGY[nature],
-        type_pj=("99_AU",) * annexes,
-    )
-    files = [UploadFile(f"acte {index}.pdf", sample_pdf(f"Acte {index}"))]
-    files += [
-        UploadFile(f"annexe-{n}.pdf", sample_pdf(f"Annexe {n}")) for n in range(1, annexes + 1)
+    matieres = MATIERES[index % len(MATIERES)]
+    fields: dict[str, object] = {
+        "api": "1",
+        "nature_code": str(nature),
+        "number": f"CONF_{index:03d}",
+        "subject": f"Acte n°{index} : « objet » avec accents éèà".encode("iso-8859-1"),
+        "decision_date": date(2024, 5, 1 + index).isoformat(),
+        "document_papier": "1" if index % 2 == 0 else "0",
+        "type_acte": TYPOLOGY[nature],
+        "type_pj[]": ["99_AU"] * annexes,
+        **{f"classif{n}": str(code) for n, code in enumerate(matieres, start=1)},
+    }
+    files = [
+        ("acte_pdf_file", (f"acte {index}.pdf", sample_pdf(f"Acte {index}"), "application/pdf"))
     ]
-    return form, files
+    files += [
+        ("acte_attachments[]", (f"annexe-{n}.pdf", sample_pdf(f"Annexe {n}"), "application/pdf"))
+        for n in range(1, annexes + 1)
+    ]
+    return fields, files
+
+
+def _ok_id(response: httpx.Response) -> str:
+    assert response.status_code == 200 and response.content.startswith(b"OK\n"), response.content
+    return response.content.split(b"\n")[1].decode()
+
+
+def _status(body: bytes) -> tuple[int, bytes]:
+    """The state and the return file of an ``actes_transac_get_status.php`` answer."""
+    _, state, rest = body.split(b"\n", 2)
+    if int(state) == -1:
+        rest = rest[: rest.rindex(b">") + 1]
+    return int(state), rest
 
 
 async def test_every_xml_the_sandbox_emits_is_schema_valid(reference_dir: Path) -> None:
@@ -88,45 +107,86 @@ async def test_every_xml_the_sandbox_emits_is_schema_valid(reference_dir: Path) 
     config = SandboxConfig(schedule=SCHEDULE, faults=faults, seed=7)
     clock = Clock()
     app = create_tdt_sandbox(config, clock=clock)
-    client = build_tdt_client(
-        BASE, basic_user="demo", basic_password="demo", transport=httpx.ASGITransport(app=app)
-    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), auth=("demo", "demo"))
     emitted: dict[str, bytes] = {}
 
     def keep(origin: str, xml: bytes) -> None:
         emitted[origin] = xml
 
     async with client:
-        tdt = S2lowConnector(client, base_url=BASE)
-        keep("classification", await tdt.fetch_classification())
-        acte_ids = [
-            (await tdt.post_acte(*_acte(i), idempotency_key=f"conf-{i}")).transaction_id
-            for i in range(24)
-        ]
+        fetched = await client.get(f"{ACTES}/actes_classification_fetch.php", params={"api": "1"})
+        keep("classification", fetched.content.removesuffix(b"\r\n"))
+        acte_ids = []
+        for i in range(24):
+            fields, files = _acte(i)
+            response = await client.post(
+                f"{ACTES}/actes_transac_create.php", data=fields, files=files
+            )
+            acte_ids.append(_ok_id(response))
+        unchanged = _ok_id(
+            await client.get(f"{ACTES}/actes_classification_request.php", params={"api": "1"})
+        )
         clock.advance(SCHEDULE.acknowledge_after)
-        statuses = {tid: await tdt.get_status(tid) for tid in acte_ids}
-        acknowledged = [tid for tid, s in statuses.items() if s.status == 4]
-        cancelled = acknowledged[0]
-        await tdt.cancel(cancelled)
-        clock.advance(SCHEDULE.prefecture_message_after)
+        states = {}
+        for tid in acte_ids:
+            answer = await client.get(
+                f"{ACTES}/actes_transac_get_status.php", params={"transaction": tid}
+            )
+            states[tid] = _status(answer.content)[0]
+        acknowledged = [tid for tid, state in states.items() if state == 4]
+        _ok_id(
+            await client.post(
+                f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": acknowledged[0]}
+            )
+        )
+        await client.post(f"{BASE}/sandbox/classification", json={"date_version": "2024-06-01"})
+        clock.advance(SCHEDULE.prefecture_message_after + 86400)
+        changed = _ok_id(
+            await client.get(f"{ACTES}/actes_classification_request.php", params={"api": "1"})
+        )
+        assert changed != unchanged
 
         answered: set[str] = set()
-        for ref in await tdt.list_prefecture_documents():
-            if ref.type_code in REPLIES and ref.type_code not in answered:
-                answered.add(ref.type_code)
-                for reply_type in REPLIES[ref.type_code]:
-                    await tdt.post_reply(
-                        ref.id, reply_type, None, [UploadFile("reponse.pdf", sample_pdf("R"))]
+        rows = (await client.get(f"{ACTES}/api/list_document_prefecture.php")).json()
+        for row in rows:
+            kind = row["type"]
+            if kind in REPLIES and kind not in answered:
+                answered.add(kind)
+                for type_envoie in REPLIES[kind]:
+                    _ok_id(
+                        await client.post(
+                            f"{ACTES}/actes_transac_reponse_create.php",
+                            data={
+                                "api": "1",
+                                "id": str(row["id"]),
+                                "type_envoie": type_envoie,
+                                "type_acte": "99_AU",
+                            },
+                            files=[
+                                (
+                                    "acte_pdf_file",
+                                    ("reponse.pdf", sample_pdf("R"), "application/pdf"),
+                                )
+                            ],
+                        )
                     )
-            for name, xml in _xml_members(await tdt.get_prefecture_document(ref.id)):
-                keep(f"document {ref.id}/{name}", xml)
-        clock.advance(SCHEDULE.reply_acknowledge_after)
+            redirect = await client.get(
+                f"{ACTES}/actes_transac_get_document.php", params={"id": str(row["id"])}
+            )
+            assert redirect.status_code == 302
+            archive = await client.get(f"{ACTES}/{redirect.headers['location']}")
+            for name, xml in _xml_members(archive.content):
+                keep(f"document {row['id']}/{name}", xml)
+        clock.advance(SCHEDULE.reply_acknowledge_after + SCHEDULE.acknowledge_after)
 
         state = app.state.tdt
         for tid in sorted(state.transactions):
-            status = await tdt.get_status(str(tid))
-            if status.document is not None:
-                keep(f"status {tid} ({status.status})", status.document)
+            answer = await client.get(
+                f"{ACTES}/actes_transac_get_status.php", params={"transaction": str(tid)}
+            )
+            status, document = _status(answer.content)
+            if document:
+                keep(f"status {tid} ({status})", document)
             archive = await client.get(f"{BASE}/sandbox/transmissions/{tid}")
             assert archive.status_code == 200
             for name, xml in _xml_members(archive.content):
@@ -156,20 +216,22 @@ async def test_acknowledgements_echo_the_acte_as_transmitted(seed: int) -> None:
     config = SandboxConfig(schedule=SCHEDULE, seed=seed)
     clock = Clock()
     app = create_tdt_sandbox(dataclasses.replace(config), clock=clock)
-    client = build_tdt_client(
-        BASE, basic_user="demo", basic_password="demo", transport=httpx.ASGITransport(app=app)
-    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), auth=("demo", "demo"))
     async with client:
-        tdt = S2lowConnector(client, base_url=BASE)
-        form, files = _acte(seed + 4)
-        posted = await tdt.post_acte(form, files)
+        fields, files = _acte(seed + 4)
+        tid = _ok_id(
+            await client.post(f"{ACTES}/actes_transac_create.php", data=fields, files=files)
+        )
         clock.advance(SCHEDULE.acknowledge_after)
-        status = await tdt.get_status(posted.transaction_id)
-        archive = await client.get(f"{BASE}/sandbox/transmissions/{posted.transaction_id}")
+        answer = await client.get(
+            f"{ACTES}/actes_transac_get_status.php", params={"transaction": tid}
+        )
+        archive = await client.get(f"{BASE}/sandbox/transmissions/{tid}")
     acte = next(
         parse_message(xml) for _, xml in _xml_members(archive.content) if b"actes:Acte " in xml
     )
-    ar = status.parsed_document()
-    assert ar is not None and validate_actes_xml(ar.raw) == []
+    status, document = _status(answer.content)
+    assert status == 4 and validate_actes_xml(document) == []
+    ar = parse_message(document)
     for key in ("decision_date", "numero_interne", "nature_code", "matieres", "objet", "annexes"):
         assert ar.fields[f"acte_recu.{key}"] == acte.fields[key]
