@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from relais.errors import DecodeError
+from relais.flows.progress import fold_history
 from relais.kafka import clients as kafka_clients
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import FLOW_EVENTS, FLOW_STATE
@@ -61,11 +62,13 @@ async def _read_all(
 
 
 async def flow_history(bootstrap: str, flow_id: str) -> list[dict[str, Any]]:
-    """Every event of one flow, oldest first."""
+    """Every event of one flow, oldest first, but those that would have moved it back (a
+    resent submission of an acknowledged acte), which ``relais.flows.state`` leaves out too
+    (:mod:`relais.flows.progress`)."""
     events = await _read_all(
         bootstrap, FLOW_EVENTS.name, lambda count: [partition_of(flow_id, count)], AvroCodec()
     )
-    return [value for key, value in events if key == flow_id.encode("utf-8")]
+    return fold_history([value for key, value in events if key == flow_id.encode("utf-8")])
 
 
 def error_codes(state: dict[str, Any]) -> list[str]:

@@ -209,7 +209,7 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
         producer_acks=-1,
         datadir=str(settings.data_dir / "faust"),
     )
-    flow_state.register(app, hub.codec)
+    flow_state.register(app, hub.codec, settings.bootstrap_servers)
 
     @app.timer(settings.prefecture_poll_seconds, on_leader=True)
     async def prefecture_messages() -> None:
