@@ -15,8 +15,11 @@ The ACLs of Relais's principals:
   else, so no topic creation, no other topic, no internal topic;
 * the **hub** ``User:relais-hub`` (worker, API): READ, WRITE, DESCRIBE and
   DESCRIBE_CONFIGS on topics prefixed ``relais.``, READ and DESCRIBE on groups
-  and WRITE and DESCRIBE on transactional ids prefixed with its app id
-  (``relais-hub``), IDEMPOTENT_WRITE on the cluster; no topic creation;
+  and WRITE and DESCRIBE on transactional ids prefixed ``relais-`` (every app
+  id such as ``relais-hub``, its stages' ``relais-hub-<stage>``, the test
+  hubs' ``relais-test-…``) and with its app id when that has another prefix,
+  IDEMPOTENT_WRITE on the cluster; no topic creation. Members' groups are
+  prefixed ``relais.member.`` (a dot), which ``relais-`` does not cover;
 * the **admin** ``User:relais-admin`` (operator tools) is a super user.
 """
 
@@ -116,15 +119,22 @@ def member_acls(siren: str) -> list[AclBinding]:
     ]
 
 
+HUB_GROUP_PREFIX = "relais-"
+
+
 def hub_acls(user: str, app_id: str) -> list[AclBinding]:
     principal = f"User:{user}"
     topic_ops = (Operation.READ, Operation.WRITE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)
     bindings = [AclBinding(principal, Resource.TOPIC, "relais.", Pattern.PREFIXED, op)
                 for op in topic_ops]
-    bindings += [AclBinding(principal, Resource.GROUP, app_id, Pattern.PREFIXED, op)
-                 for op in (Operation.READ, Operation.DESCRIBE)]
-    bindings += [AclBinding(principal, Resource.TRANSACTIONAL_ID, app_id, Pattern.PREFIXED, op)
-                 for op in (Operation.WRITE, Operation.DESCRIBE)]
+    prefixes = [HUB_GROUP_PREFIX]
+    if not app_id.startswith(HUB_GROUP_PREFIX):
+        prefixes.append(app_id)
+    for prefix in prefixes:
+        bindings += [AclBinding(principal, Resource.GROUP, prefix, Pattern.PREFIXED, op)
+                     for op in (Operation.READ, Operation.DESCRIBE)]
+        bindings += [AclBinding(principal, Resource.TRANSACTIONAL_ID, prefix, Pattern.PREFIXED,
+                                op) for op in (Operation.WRITE, Operation.DESCRIBE)]
     bindings.append(AclBinding(principal, Resource.CLUSTER, "kafka-cluster", Pattern.LITERAL,
                                Operation.IDEMPOTENT_WRITE))
     return bindings

@@ -16,6 +16,7 @@ from ops.topics import apply_topics
 from relais.app import READY_LINE
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
+from relais.kafka.security import hub_security
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import hub_topics
@@ -35,6 +36,7 @@ def hub_env(settings: Settings) -> dict[str, str]:
         "RELAIS_APP_ID": settings.app_id,
         "RELAIS_LOG_FORMAT": "json",
         "RELAIS_LOG_LEVEL": "INFO",
+        **hub_security(settings).as_env(),
     }
 
 

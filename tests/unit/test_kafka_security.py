@@ -135,10 +135,15 @@ def test_the_hub_gets_no_topic_creation_and_no_all() -> None:
     assert Operation.CREATE not in operations and Operation.ALL not in operations
     assert {(b.resource, b.name, b.pattern) for b in bindings} == {
         (Resource.TOPIC, "relais.", Pattern.PREFIXED),
-        (Resource.GROUP, "relais-hub", Pattern.PREFIXED),
-        (Resource.TRANSACTIONAL_ID, "relais-hub", Pattern.PREFIXED),
+        (Resource.GROUP, "relais-", Pattern.PREFIXED),
+        (Resource.TRANSACTIONAL_ID, "relais-", Pattern.PREFIXED),
         (Resource.CLUSTER, "kafka-cluster", Pattern.LITERAL),
     }
+    # Members' groups (relais.member.<siren>.…) are not the hub's.
+    assert not any(member_group_prefix("213100001").startswith(b.name)
+                   for b in bindings if b.resource is Resource.GROUP)
+    other = {(b.resource, b.name) for b in hub_acls("relais-hub", "gip-hub")}
+    assert {(Resource.GROUP, "gip-hub"), (Resource.TRANSACTIONAL_ID, "gip-hub")} <= other
 
 
 def test_scram_salted_password_is_pbkdf2_as_rfc_7677_specifies() -> None:
