@@ -1,8 +1,16 @@
-"""Liveness of each stage: consumer lag and the age of the oldest record waiting.
+"""Liveness of each stage: consumer lag, the age of the oldest record waiting, and the
+dead letters nobody has dealt with yet.
 
 A stage is *stuck* when records wait and the oldest has waited longer than the
 threshold. Delay tiers are judged on their due time, not their age: a record in
 the one-hour tier is expected to wait an hour.
+
+A stage *holds open dead letters* when its dead-letter topic has records written
+within the dead-letter window (``relais health --dead-letter-window``, default 24 h)
+that were not replayed (``relais replay`` audits each replay; a replayed letter
+is dealt with). Either makes the hub unhealthy. A dead letter older than the window
+no longer counts: by then it has been seen, or the window is too long for the
+operators' rota. Every dead letter still shows in the ``dead letters`` count.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ops.audit import read_audit
 from ops.dlq import DeadLetterFilter, read_dead_letters
 from relais.kafka import clients as kafka_clients
 from relais.stages.delays import TIERS
@@ -24,6 +33,9 @@ from topics.catalogue import (
 )
 from topics.member import SUBMISSIONS_PATTERN
 
+#: Dead letters younger than this (seconds) and not replayed make their stage unhealthy.
+DEFAULT_DEAD_LETTER_WINDOW = 24 * 3600.0
+
 
 @dataclass(frozen=True)
 class StageHealth:
@@ -32,9 +44,23 @@ class StageHealth:
     lag: int
     oldest_age: float | None  # seconds past due of the oldest waiting record
     dead_letters: int
+    #: dead letters within the window and not replayed
+    open_dead_letters: int = 0
+    #: seconds since the newest open dead letter was written
+    newest_open_age: float | None = None
 
     def stuck(self, max_age: float) -> bool:
         return self.lag > 0 and self.oldest_age is not None and self.oldest_age > max_age
+
+    def problems(self, max_age: float) -> list[str]:
+        """Why this stage is unhealthy, one phrase per reason; empty when it is healthy."""
+        found = []
+        if self.stuck(max_age):
+            found.append(f"{self.lag} waiting, oldest {self.oldest_age or 0:.0f} s overdue")
+        if self.open_dead_letters:
+            age = self.newest_open_age or 0.0
+            found.append(f"{self.open_dead_letters} open dead letter(s), newest {age:.0f} s old")
+        return found
 
 
 async def _group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, int]:
@@ -42,8 +68,12 @@ async def _group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPa
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
-    """The health of every stage of the hub whose consumer groups start with ``app_id``."""
+async def stage_health(
+    bootstrap: str, app_id: str, dead_letter_window: float = DEFAULT_DEAD_LETTER_WINDOW
+) -> list[StageHealth]:
+    """The health of every stage of the hub whose consumer groups start with ``app_id``;
+    dead letters written in the last ``dead_letter_window`` seconds and not replayed are
+    open."""
     import re
 
     admin = kafka_clients.admin(bootstrap_servers=bootstrap)
@@ -62,8 +92,19 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
             **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
         }
         dead_letters: dict[str, int] = {}
+        open_letters: dict[str, int] = {}
+        newest_open: dict[str, float] = {}
+        replayed = {
+            f"{e['source_topic']}:{e['source_partition']}:{e['source_offset']}"
+            for e in await read_audit(bootstrap) if e["action"] == "replay"
+        }
+        since = time.time() - dead_letter_window
         async for letter in read_dead_letters(bootstrap, DeadLetterFilter()):
             dead_letters[letter.stage] = dead_letters.get(letter.stage, 0) + 1
+            written = letter.timestamp.timestamp()
+            if written >= since and letter.ref not in replayed:
+                open_letters[letter.stage] = open_letters.get(letter.stage, 0) + 1
+                newest_open[letter.stage] = max(newest_open.get(letter.stage, 0.0), written)
         results = []
         for stage, (stage_topics, delay) in inputs.items():
             group = f"{app_id}-{stage}"
@@ -90,7 +131,11 @@ async def stage_health(bootstrap: str, app_id: str) -> list[StageHealth]:
                 if heads:
                     oldest = max(0.0, now - (min(heads) + delay))
             dead = dead_letters.get(stage, 0)
-            results.append(StageHealth(stage, group, lag, oldest, dead))
+            newest = newest_open.get(stage)
+            results.append(StageHealth(
+                stage, group, lag, oldest, dead, open_letters.get(stage, 0),
+                None if newest is None else max(0.0, time.time() - newest),
+            ))
         return results
     finally:
         await consumer.stop()

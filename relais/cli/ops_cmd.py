@@ -10,7 +10,7 @@ import typer
 
 from ops.audit import audit_entry, current_operator
 from ops.dlq import DeadLetterFilter, read_dead_letters
-from ops.health import stage_health
+from ops.health import DEFAULT_DEAD_LETTER_WINDOW, stage_health
 from ops.replay import replay
 from relais.cli.common import fail, load_settings, run
 from relais.cli.flows_cmd import _since
@@ -201,25 +201,32 @@ def resume(partner: str = typer.Argument("tdt"),
 
 def health(
     max_age: float = typer.Option(300.0, help="Seconds a waiting record may be overdue."),
+    dead_letter_window: float = typer.Option(
+        DEFAULT_DEAD_LETTER_WINDOW,
+        help="Seconds a dead letter stays open: one written more recently and not replayed "
+        "(relais replay) makes its stage unhealthy.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Lag and oldest overdue record per stage; exit 1 and say why when a stage is stuck."""
+    """Lag, oldest overdue record and open dead letters per stage; exit 1 and name the stages
+    that are stuck or hold dead letters younger than --dead-letter-window and not replayed."""
     settings = load_settings()
-    stages = run(stage_health(settings.bootstrap_servers, settings.app_id))
-    stuck = [s for s in stages if s.stuck(max_age)]
+    stages = run(stage_health(settings.bootstrap_servers, settings.app_id, dead_letter_window))
+    unhealthy = [s for s in stages if s.problems(max_age)]
     if as_json:
-        typer.echo(json.dumps([s.__dict__ | {"stuck": s.stuck(max_age)} for s in stages],
+        typer.echo(json.dumps([s.__dict__ | {"stuck": s.stuck(max_age),
+                                             "problems": s.problems(max_age)} for s in stages],
                               indent=2))
     else:
         for s in stages:
             age = f"{s.oldest_age:.0f} s" if s.oldest_age is not None else "-"
             flag = "  STUCK" if s.stuck(max_age) else ""
+            flag += "  OPEN DEAD LETTERS" if s.open_dead_letters else ""
             typer.echo(f"{s.stage:<18} lag={s.lag:<7} oldest overdue={age:<8} "
-                       f"dead letters={s.dead_letters}{flag}")
-    if stuck:
-        names = ", ".join(f"{s.stage} ({s.lag} waiting, oldest {s.oldest_age:.0f} s overdue)"
-                          for s in stuck)
-        typer.secho(f"unhealthy: {names}; threshold {max_age:.0f} s", fg=typer.colors.RED,
-                    err=True)
+                       f"dead letters={s.dead_letters} (open {s.open_dead_letters}){flag}")
+    if unhealthy:
+        names = "; ".join(f"{s.stage} ({', '.join(s.problems(max_age))})" for s in unhealthy)
+        typer.secho(f"unhealthy: {names}; overdue threshold {max_age:.0f} s, dead-letter "
+                    f"window {dead_letter_window:.0f} s", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo("healthy")

@@ -97,7 +97,7 @@ def strip_internal(headers: Headers) -> list[tuple[str, bytes]]:
     The hub's internal headers (flow id, member, attempts, delay target, dead-letter
     context) steer its stages; on a member's record they are forgeries or leftovers and
     are dropped before anything reads them. One exception: ``relais_replay_count``,
-    which ``relais dlq replay`` writes on the records it puts back on a member's topic,
+    which ``relais replay`` writes on the records it puts back on a member's topic,
     is kept when it is a plain counter (the replay loop guard counts on it), and dropped
     otherwise. A forged count only makes that member's own dead letter replayable fewer
     times.
