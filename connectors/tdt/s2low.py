@@ -493,11 +493,14 @@ class S2lowConnector:
     ) -> list[TransactionRef]:
         """Every transaction of this account in state ``status_id`` (all pages), newest first.
 
-        ``api/list_actes.php`` takes ``status_id``, ``offset``, ``limit``
-        (default 100) and, in recent versions, ``min_date``: only transactions
-        that entered their state on or after that day (older versions ignore
-        it; rows are filtered here anyway by the caller). Pages are read until
-        one is short; more than ``max_listing_pages`` pages raise
+        ``api/list_actes.php`` (``ActesAPIController::listActesAction``) takes
+        ``status_id``, ``offset``, ``limit`` (default 100) and, in recent
+        versions, ``min_date`` (read by ``RequestHelper::checkDate``: any date
+        ``strtotime`` reads), which keeps the transactions that entered their
+        current state on or after that day (its ``actes_transactions_workflow``
+        join); older versions ignore it, and callers match rows themselves.
+        ``type_acte`` is not sent: its SQL filters nothing by nature. Pages are
+        read until one is short; more than ``max_listing_pages`` pages raise
         :class:`PartnerPermanentError`. A read, safe to repeat.
         """
         operation = "list_actes"
