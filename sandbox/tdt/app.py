@@ -39,7 +39,7 @@ from relais.errors import ConfigurationError, ValidationError
 from sandbox.tdt.config import SandboxConfig
 from sandbox.tdt.control import Control
 from sandbox.tdt.endpoints import S2low
-from sandbox.tdt.state import AdjustableClock, Clock, TdtState
+from sandbox.tdt.state import AdjustableClock, Clock, TdtState, system_clock
 
 log = structlog.get_logger(__name__)
 
@@ -109,16 +109,19 @@ def create_tdt_sandbox(
 ) -> Starlette:
     """The sandbox TdT as an ASGI app.
 
-    ``clock`` (timezone-aware ``datetime`` factory; default: the system clock, movable
-    forward with ``POST /sandbox/clock``) drives every state change and date; ``rng``
-    (default: seeded with ``config.seed``) drives outcomes and faults; ``sleep`` is awaited
-    for latency and hang faults. The app's ``state.tdt`` is the :class:`TdtState`.
+    ``clock`` (timezone-aware ``datetime`` factory; default and ``system_clock``: the
+    system clock, movable forward with ``POST /sandbox/clock``) drives every state change
+    and date; ``rng`` (default: seeded with ``config.seed``) drives outcomes and faults;
+    ``sleep`` is awaited for latency and hang faults. The app's ``state.tdt`` is the
+    :class:`TdtState`.
     """
     config = config or SandboxConfig()
     config.check()
     seeded = rng or random.Random(config.seed)  # noqa: S311 - a simulation, not cryptography
+    if clock is None or clock is system_clock:
+        clock = AdjustableClock()
     try:
-        state = TdtState(config, clock or AdjustableClock(), seeded)
+        state = TdtState(config, clock, seeded)
     except ValidationError as exc:
         raise ConfigurationError(
             f"sandbox TdT: the classification cannot be served: {exc.message}"
