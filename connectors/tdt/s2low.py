@@ -31,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -74,6 +75,7 @@ from relais.errors import (
     PartnerReplyError,
     PartnerReplyTooLargeError,
     PartnerTimeoutError,
+    PartnerTransientError,
     Reason,
     ValidationError,
 )
@@ -166,6 +168,8 @@ class S2lowConnector:
     appended to it. ``partner`` names the TdT in errors and logs. ``caps``
     bounds every answer; ``body_deadline`` (seconds) bounds the time spent
     reading one answer (the client's timeouts bound each network wait).
+    ``listing_attempts`` and ``find_deadline`` bound :meth:`find_acte` (see
+    there); ``sleep`` is the pause between its attempts (tests pass a fake).
     """
 
     def __init__(
@@ -178,6 +182,9 @@ class S2lowConnector:
         body_deadline: float = 600.0,
         listing_page_size: int = 100,
         max_listing_pages: int = 200,
+        listing_attempts: int = 4,
+        find_deadline: float = 180.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
@@ -186,6 +193,9 @@ class S2lowConnector:
         self._body_deadline = body_deadline
         self._page_size = listing_page_size
         self._max_pages = max_listing_pages
+        self._listing_attempts = max(1, listing_attempts)
+        self._find_deadline = find_deadline
+        self._sleep = sleep
 
     @property
     def base_url(self) -> str:
@@ -489,7 +499,7 @@ class S2lowConnector:
     # -- reconciliation --------------------------------------------------------------------
 
     async def list_actes(
-        self, status_id: int, *, min_date: date | None = None
+        self, status_id: int, *, min_date: date | None = None, attempts: int = 1
     ) -> list[TransactionRef]:
         """Every transaction of this account in state ``status_id`` (all pages), newest first.
 
@@ -501,7 +511,8 @@ class S2lowConnector:
         join); older versions ignore it, and callers match rows themselves.
         ``type_acte`` is not sent: its SQL filters nothing by nature. Pages are
         read until one is short; more than ``max_listing_pages`` pages raise
-        :class:`PartnerPermanentError`. A read, safe to repeat.
+        :class:`PartnerPermanentError`. A read, safe to repeat: each page is
+        tried up to ``attempts`` times while it fails transiently.
         """
         operation = "list_actes"
         rows: list[TransactionRef] = []
@@ -514,8 +525,16 @@ class S2lowConnector:
             }
             if min_date is not None:
                 params["min_date"] = min_date.isoformat()
-            answer = await self._call(
-                operation, "GET", PATH_LIST_ACTES, cap=self.caps.listing, params=params
+            answer = await self._retrying(
+                attempts,
+                partial(
+                    self._call,
+                    operation,
+                    "GET",
+                    PATH_LIST_ACTES,
+                    cap=self.caps.listing,
+                    params=params,
+                ),
             )
             batch = parse_actes_listing(
                 answer.body,
@@ -534,6 +553,27 @@ class S2lowConnector:
             f"{self._max_pages * self._page_size} transactions; cannot read it whole",
             partner=self.partner,
         )
+
+    async def _retrying(self, attempts: int, call: Callable[[], Awaitable[_Answer]]) -> _Answer:
+        """``call()``, again after a transient failure, ``attempts`` times in all."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await call()
+            except PartnerTransientError as exc:
+                if attempt == attempts:
+                    raise
+                pause = min(0.5 * 2 ** (attempt - 1), 4.0)
+                if exc.retry_after is not None:
+                    pause = min(max(pause, exc.retry_after), 10.0)
+                log.info(
+                    "tdt_listing_retried",
+                    partner=self.partner,
+                    attempt=attempt,
+                    error=exc.code,
+                    pause_s=pause,
+                )
+                await self._sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_acte(self, *, number: str, decision_date: date) -> str | None:
         """The transaction id of the acte with this number and decision date, or None.
@@ -561,16 +601,35 @@ class S2lowConnector:
         listing, a listing that names no authority (failed authentication,
         :class:`PartnerAuthError`), too many pages.
 
+        Up to 20 listings make one answer, so a flaky TdT must not make the
+        whole answer fail for one bad call: each page is tried up to
+        ``listing_attempts`` times (pauses 0.5 s, 1 s, 2 s…, or Retry-After up
+        to 10 s) while it fails transiently, and the whole lookup is bounded
+        by ``find_deadline`` seconds (then :class:`PartnerTimeoutError`).
+
         Wait until S²LOW can no longer be processing the failed request (the
         client's timeout plus its own, a few minutes) before calling: a
         creation still running on the TdT is not listed yet.
         """
+        try:
+            async with asyncio.timeout(self._find_deadline):
+                return await self._find_acte(number, decision_date)
+        except TimeoutError as exc:
+            raise PartnerTimeoutError(
+                f"find_acte: no answer within {self._find_deadline:.0f} s",
+                partner=self.partner,
+            ) from exc
+
+    async def _find_acte(self, number: str, decision_date: date) -> str | None:
         wanted_date = decision_date.isoformat()
         min_date = decision_date - timedelta(days=1)
         found: dict[str, TransactionRef] = {}
         other_dates: list[TransactionRef] = []
         for status_id in _ALL_LISTED_STATES:
-            for row in await self.list_actes(status_id, min_date=min_date):
+            listed = await self.list_actes(
+                status_id, min_date=min_date, attempts=self._listing_attempts
+            )
+            for row in listed:
                 if row.type != ACTE_TRANSACTION_TYPE or row.number != number:
                     continue
                 if row.decision_date is not None and row.decision_date.isoformat() == wanted_date:

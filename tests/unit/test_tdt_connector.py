@@ -10,9 +10,11 @@ and ``actes_transac_get_tampon.php``, and the JSON of ``ActesAPIController``
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import html
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
@@ -90,8 +92,13 @@ DUPLICATE = (
 )
 
 
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
 def connector_for(handler: Handler, **kwargs: Any) -> S2lowConnector:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=False)
+    kwargs.setdefault("sleep", no_sleep)
     return S2lowConnector(client, base_url=BASE, **kwargs)
 
 
@@ -729,8 +736,6 @@ def test_default_caps_allow_s2low_archive_limit_and_keep_text_small() -> None:
 
 
 async def test_a_slow_answer_is_bounded_in_time() -> None:
-    import asyncio
-
     class Slow(httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
             while True:
@@ -872,6 +877,55 @@ async def test_find_acte_ignores_the_number_of_an_acte_decided_another_day() -> 
         number="D2024_017", decision_date=date(2024, 2, 28)
     )
     assert found is None
+
+
+async def test_find_acte_retries_a_flaky_page_then_answers() -> None:
+    calls: Counter[int] = Counter()
+    pauses: list[float] = []
+    listing = s2low_listing({2: [acte_row("4242", "D2024_017")]})
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        status_id = int(request.url.params["status_id"])
+        calls[status_id] += 1
+        if calls[status_id] <= 2:  # every state fails twice, the third try answers
+            headers = {"Retry-After": "3"} if status_id == 1 else {}
+            return httpx.Response(503, headers=headers)
+        return listing(request)
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    connector = connector_for(flaky, sleep=sleep)
+    found = await connector.find_acte(number="D2024_017", decision_date=date(2024, 2, 28))
+    assert found == "4242"
+    assert dict(calls) == {17: 3, 18: 3, 1: 3, 2: 3}
+    assert pauses == [0.5, 1.0] * 2 + [3.0, 3.0] + [0.5, 1.0]
+
+
+async def test_find_acte_gives_up_after_its_attempts_with_a_transient_error() -> None:
+    seen: list[httpx.Request] = []
+    connector = connector_for(recording(seen, answering(b"", 502)), listing_attempts=3)
+    with pytest.raises(PartnerTransientError):
+        await connector.find_acte(number="D1", decision_date=date(2024, 2, 28))
+    assert len(seen) == 3  # the first state, three times: no answer is made of the others
+
+
+async def test_find_acte_does_not_retry_a_permanent_failure() -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(PartnerPermanentError):
+        await connector_for(recording(seen, answering(b"", 404))).find_acte(
+            number="D1", decision_date=date(2024, 2, 28)
+        )
+    assert len(seen) == 1
+
+
+async def test_find_acte_is_bounded_in_time() -> None:
+    async def slow_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.05)
+
+    connector = connector_for(answering(b"", 503), sleep=slow_sleep, find_deadline=0.12)
+    with pytest.raises(PartnerTimeoutError):
+        await connector.find_acte(number="D1", decision_date=date(2024, 2, 28))
 
 
 async def test_find_acte_refuses_a_listing_that_names_no_authority() -> None:
