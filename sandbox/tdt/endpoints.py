@@ -220,6 +220,8 @@ class S2low:
         if isinstance(account, Response):
             return account
         state = self.state
+        if account.permission != "RW":  # User::canEdit
+            return echo("KO\nAccès refusé")
         transaction = self._requested(call, "transaction")
         if transaction is None:
             return echo("KO\nNuméro de transaction invalide.")
@@ -394,18 +396,34 @@ class S2low:
         if isinstance(account, Response):
             return account
         state = self.state
+        if account.permission == "NONE":  # User::canAccess
+            return call.ko("Accès refusé")
         transaction = self._requested(call, "id")
         if transaction is None:
             return echo("KO\nNuméro de transaction invalide.", media_type="text/plain")
         if transaction.s2low_type == "1":
-            lines = [
-                f"{t.s2low_type}-{t.status}-{t.id}\n"
-                for t in state.transactions.values()
-                if t.related_id == transaction.id and t.s2low_type != "6"
-            ]
-            return echo("".join(lines), media_type="text/plain")
+            return echo(self._courrier_lines(transaction), media_type="text/plain")
         state.count("documents_fetched", account.login)
         return redirect(f"actes_download_file.php?env={transaction.envelope_id}")
+
+    def _courrier_lines(self, acte: Transaction) -> str:
+        """``ActesTransaction::getCourrierInfo`` printed as ``type-state-id`` lines: each
+        transaction related to the acte, replaced by its replies (keeping its type) when it
+        has some."""
+        entries: dict[int, str] = {}
+        transactions = self.state.transactions
+        for related in sorted(t for t in transactions if transactions[t].related_id == acte.id):
+            kind = transactions[related].s2low_type
+            replies = sorted(
+                t
+                for t in transactions
+                if transactions[t].related_id == related and transactions[t].s2low_type != "6"
+            )
+            for key in replies or [related]:
+                entries[key] = kind
+        return "".join(
+            f"{kind}-{transactions[key].status}-{key}\n" for key, kind in entries.items()
+        )
 
     async def download_file(self, request: Request) -> Response:
         """``actes_download_file.php``: an envelope's .tar.gz (``env``) or one file (``file``,
@@ -474,6 +492,8 @@ class S2low:
         account = self.account(call)
         if isinstance(account, Response):
             return account
+        if account.permission != "RW":  # User::canEdit
+            return echo("KO\nAccès refusé")
         raw = call.query.get("transaction")
         if raw is not None and raw != "" and not (raw.isascii() and raw.isdigit()):
             return echo("transaction n'est pas un entier")

@@ -834,3 +834,30 @@ def test_a_configuration_can_come_from_plain_data() -> None:
     bad = dataclasses.replace(config, accounts=(dataclasses.replace(account, permission="X"),))
     with pytest.raises(ConfigurationError):
         create_tdt_sandbox(bad)
+
+
+async def test_document_lines_of_an_acte_follow_getcourrierinfo() -> None:
+    config = SandboxConfig(schedule=SCHEDULE, accounts=ACCOUNTS, prefecture_message_types=("3-1",))
+    async with sandbox(config, prefecture_message_rate=1.0) as box:
+        document = await _document(box, "3")
+        url = f"{ACTES}/actes_transac_get_document.php"
+        assert (await box.client.get(url, params={"id": "1"})).content == b"3-7-2\n"
+        assert (await _reply(box, document, "4")).content == b"OK\n3\n\n"
+        cancel = {"api": "1", "id": "1"}
+        assert (
+            await box.client.post(f"{ACTES}/actes_transac_cancel.php", data=cancel)
+        ).content == (b"OK\n4\n\n")
+        # The replied message is replaced by its reply (with the message's type); the
+        # cancellation is listed too.
+        assert (await box.client.get(url, params={"id": "1"})).content == b"3-1-3\n6-1-4\n"
+
+
+async def test_an_account_without_rw_cannot_poll_or_fetch_the_stamp() -> None:
+    async with sandbox() as box, box.as_("cs", "pw") as cs:
+        tid = (await post_acte(cs, "D1")).content.split(b"\n")[1].decode()
+        status = await cs.get(f"{ACTES}/actes_transac_get_status.php", params={"transaction": tid})
+        assert status.content == "KO\nAccès refusé".encode()
+        cancel = await cs.post(f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": tid})
+        assert cancel.content == ko("Accès refusé")
+        listing = await cs.get(f"{ACTES}/api/list_actes.php", params={"status_id": "17"})
+        assert [row["id"] for row in listing.json()["transactions"]] == [tid]
