@@ -15,7 +15,8 @@ the TdT's listings prove the acte is absent. When the TdT cannot tell *now*, the
 record is retried along the retry tiers; the flow is parked as *uncertain* only
 when the TdT can never tell or the tiers are spent. Relais never posts blindly
 twice. A refusal by the TdT (``PartnerRefusedError``) rejects the flow with the
-TdT's own words.
+TdT's own words and records REFUSED: the TdT created nothing, so the IDActe is
+free for another submission.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     flow = FlowContext(flow_id, siren, "acte", submission["submission_id"])
     parent = EventHeaders.from_kafka(headers)
     link = await _link_of(deps, flow_id)
-    if link.delivery in ("POSTED", "UNCERTAIN"):
+    if link.delivery in ("POSTED", "UNCERTAIN", "REFUSED"):
         log.info("acts.delivery_skipped", delivery=link.delivery)
         return []
     member = deps.member(siren)
@@ -191,12 +192,18 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
             )
         except PartnerRefusedError as exc:
             log.info("acts.tdt_refused", error=exc.message)
-            return transition(
-                deps, flow, stage=STAGE, state="rejected", previous="validated",
-                kind="REJECTED", parent=parent, partner_ref=link.id_acte,
-                message=f"the TdT refused the acte: {exc.message}",
-                reasons=exc.reasons or [Reason("acte", "tdt_refused", exc.message)],
-            )
+            refused = link.moved("REFUSED", tdt_url=tdt_url)
+            deps.links.put_local(refused)
+            return [
+                deps.out(ACTS_LINKS.name, flow, "ActeLink", refused.to_record(), stage=STAGE,
+                         event_id=event_id_for(flow_id, "link", "REFUSED"), parent=parent),
+                *transition(
+                    deps, flow, stage=STAGE, state="rejected", previous="validated",
+                    kind="REJECTED", parent=parent, partner_ref=link.id_acte,
+                    message=f"the TdT refused the acte: {exc.message}",
+                    reasons=exc.reasons or [Reason("acte", "tdt_refused", exc.message)],
+                ),
+            ]
         transaction_id = result.transaction_id
     posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
     deps.links.put_local(posted)

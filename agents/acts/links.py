@@ -21,7 +21,7 @@ class ActeLink:
     numero_interne: str
     decision_date: date
     nature_code: int
-    delivery: str  # VALIDATED | POSTING | POSTED | UNCERTAIN
+    delivery: str  # VALIDATED | POSTING | POSTED | UNCERTAIN | REFUSED
     idempotency_key: str
     tdt_url: str | None = None
     transaction_id: str | None = None
@@ -54,7 +54,13 @@ class LinkIndex:
     def _index(self, flow_id: str, link: ActeLink | None) -> None:
         if link is None:
             return
-        self._by_id_acte[(link.member_siren, link.id_acte)] = flow_id
+        key = (link.member_siren, link.id_acte)
+        if link.delivery == "REFUSED":
+            # the TdT created nothing: another submission may use this IDActe
+            if self._by_id_acte.get(key) == flow_id:
+                del self._by_id_acte[key]
+            return
+        self._by_id_acte[key] = flow_id
         if link.transaction_id and link.tdt_url:
             self._by_transaction[(link.tdt_url, link.transaction_id)] = flow_id
 

@@ -192,7 +192,8 @@ class FakeLinks:
 
     def flow_of_id_acte(self, siren: str, id_acte: str) -> str | None:
         for link in self.links.values():
-            if (link.member_siren, link.id_acte) == (siren, id_acte):
+            if (link.member_siren, link.id_acte) == (siren, id_acte) \
+                    and link.delivery != "REFUSED":
                 return link.flow_id
         return None
 
@@ -283,12 +284,13 @@ class World:
     blobs: FakeBlobs = field(default_factory=FakeBlobs)
 
     def deps(self, **overrides: Any) -> ActsDeps:
-        return ActsDeps(
-            codec=self.codec, members=DictMembers(member()), blobs=self.blobs,
-            links=self.links, classifications=self.snapshots,
-            connectors=FakeConnectors(self.connector), journal=self.journal,
-            poll_schedule=("5s", "30s", "2m", "10m", "1h"), **overrides,
-        )
+        given: dict[str, Any] = {
+            "codec": self.codec, "members": DictMembers(member()), "blobs": self.blobs,
+            "links": self.links, "classifications": self.snapshots,
+            "connectors": FakeConnectors(self.connector), "journal": self.journal,
+            "poll_schedule": ("5s", "30s", "2m", "10m", "1h"),
+        }
+        return ActsDeps(**{**given, **overrides})
 
     def keep_classification(self) -> None:
         self.snapshots.put_local(SIREN, {

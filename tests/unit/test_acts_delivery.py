@@ -170,3 +170,13 @@ async def test_objet_is_sent_composed(codec: AvroCodec) -> None:
     await handle_delivery(record, world.deps())
     [form] = world.connector.called("post_acte")
     assert form.subject == "Délibération"
+
+
+async def test_refusal_is_journaled_and_a_redelivery_does_nothing(codec: AvroCodec) -> None:
+    world = World(codec)
+    _link, record = _ready(world)
+    world.connector.post_error = PartnerRefusedError(KO_TEXT, partner="tdt")
+    outputs = await handle_delivery(record, world.deps())
+    assert links_out(codec, outputs)[0]["delivery"] == "REFUSED"
+    assert await handle_delivery(record, world.deps()) == []
+    assert len(world.connector.called("post_acte")) == 1

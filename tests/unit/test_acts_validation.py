@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from agents.acts.links import LinkIndex
 from agents.acts.validation import handle_submitted, unique_reasons
 from relais.errors import Reason
 from relais.flows.outbound import Outbound
@@ -97,3 +98,24 @@ def test_unique_reasons_keeps_the_first_of_each_field_and_code() -> None:
     reasons = [Reason("objet", "charset", "a"), Reason("objet", "charset", "b"),
                Reason("objet", "length", "c"), Reason("numero_interne", "charset", "d")]
     assert unique_reasons(reasons) == [reasons[0], reasons[2], reasons[3]]
+
+
+async def test_an_idacte_the_tdt_refused_is_free_for_another_submission(
+    codec: AvroCodec,
+) -> None:
+    world = World(codec)
+    index = LinkIndex("127.0.0.1:1", codec)  # never started: fed by hand like the topic
+    first = await _validate(world)
+    [link] = links_out(codec, first)
+    index.view.apply(flow_of("sub-1").encode(), codec.encode("ActeLink", link))
+    world2 = World(codec)
+    world2.keep_classification()
+    document = world2.blobs.add(PDF, "deliberation.pdf")
+    second = submission("sub-2", document={"blob": document, "typology": None})
+    record = record_of(codec, "ActeSubmission", second, ACTS_SUBMITTED.name, flow_of("sub-2"))
+    refused = await handle_submitted(record, world2.deps(links=index))
+    assert ("numero_interne", "duplicate_id_acte") in _reasons(codec, refused)
+    index.view.apply(flow_of("sub-1").encode(),
+                     codec.encode("ActeLink", {**link, "delivery": "REFUSED"}))
+    accepted = await handle_submitted(record, world2.deps(links=index))
+    assert [n["state"] for n in notifications(codec, accepted)] == ["validated"]
