@@ -159,6 +159,7 @@ class Faults:
 class Schedule:
     """When things happen, in seconds of the injected clock after the triggering call."""
 
+    accept_after: float = 0.5
     transmit_after: float = 1.0
     acknowledge_after: float = 5.0
     prefecture_message_after: float = 30.0

@@ -9,11 +9,12 @@ transaction travels in, what ``actes_download_file.php?env=`` serves) and includ
 
 State changes are driven by the injected clock: each API call first runs
 :meth:`TdtState.advance`, which applies every scheduled event whose time has come, in time
-order. An acte goes 1 (posted) → 3 (transmitted) → 4 (acknowledged, with an ``ARActe``) or
+order. An acte goes 1 (posted) → 2 (accepted by the TdT's checks, waiting to be sent) → 3
+(transmitted) → 4 (acknowledged, with an ``ARActe``) or
 -1 (error, with an ``AnomalieActe``); one posted with ``en_attente`` (or by an account with
 the ``CS`` permission) waits in 17, one posted with ``must_signed`` in 18, until the
-sandbox-only control releases it. A cancellation (type 6) goes 1 → 3 → 4 and then takes its
-acte to 0.
+sandbox-only control releases it. A cancellation (type 6) goes 1 → 2 → 3 → 4 and then
+takes its acte to 0.
 
 Randomness is split in two seeded streams so that runs are reproducible: the *outcome*
 stream draws a fixed number of values per acte when it is posted (anomaly? prefecture
@@ -48,7 +49,7 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
-ERROR, CANCELLED, POSTED, TRANSMITTED, ACKNOWLEDGED = -1, 0, 1, 3, 4
+ERROR, CANCELLED, POSTED, WAITING_TO_TRANSMIT, TRANSMITTED, ACKNOWLEDGED = -1, 0, 1, 2, 3, 4
 DOCUMENT_RECEIVED, ACK_SENT = 7, 8
 WAITING_TO_POST, WAITING_TO_SIGN, DOCUMENT_NO_ACK_DUE = 17, 18, 21
 WAITING_STATES = (WAITING_TO_POST, WAITING_TO_SIGN)
@@ -424,7 +425,7 @@ class TdtState:
         schedule = self.config.schedule
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
         answered_at = now + timedelta(seconds=schedule.acknowledge_after)
-        self._schedule(transmitted_at, lambda: self._transmit(transaction, transmitted_at))
+        self._schedule_transmission(transaction, now, transmitted_at)
         self._schedule(
             answered_at,
             lambda: self._answer(
@@ -444,8 +445,24 @@ class TdtState:
                 ),
             )
 
-    def _transmit(self, transaction: Transaction, at: datetime) -> None:
+    def _schedule_transmission(
+        self, transaction: Transaction, now: datetime, transmitted_at: datetime
+    ) -> None:
+        """2 (accepted by the TdT's checks) then 3 (sent to the ministry's platform)."""
+        accepted_at = min(
+            now + timedelta(seconds=self.config.schedule.accept_after), transmitted_at
+        )
+        self._schedule(accepted_at, lambda: self._accept(transaction, accepted_at))
+        self._schedule(transmitted_at, lambda: self._transmit(transaction, transmitted_at))
+
+    def _accept(self, transaction: Transaction, at: datetime) -> None:
         if transaction.status == POSTED:
+            transaction.set_status(
+                WAITING_TO_TRANSMIT, at, message="Accepté par le TdT : validation OK"
+            )
+
+    def _transmit(self, transaction: Transaction, at: datetime) -> None:
+        if transaction.status in (POSTED, WAITING_TO_TRANSMIT):
             transaction.set_status(TRANSMITTED, at, message="Transmis au MIOCT")
 
     def _answer(
@@ -587,7 +604,7 @@ class TdtState:
             seconds=min(schedule.transmit_after, schedule.cancel_acknowledge_after)
         )
         acknowledged_at = now + timedelta(seconds=schedule.cancel_acknowledge_after)
-        self._schedule(transmitted_at, lambda: self._transmit(cancellation, transmitted_at))
+        self._schedule_transmission(cancellation, now, transmitted_at)
         self._schedule(
             acknowledged_at,
             lambda: self._acknowledge_cancellation(cancellation, acte, acknowledged_at),
@@ -674,7 +691,7 @@ class TdtState:
         acknowledged_at = now + timedelta(
             seconds=max(schedule.transmit_after, schedule.reply_acknowledge_after)
         )
-        self._schedule(transmitted_at, lambda: self._transmit(reply, transmitted_at))
+        self._schedule_transmission(reply, now, transmitted_at)
         ack = messages.reply_acknowledgement(
             type_code, document.id_acte, local_day(acknowledged_at), document.decision_date or day
         )
@@ -730,7 +747,7 @@ class TdtState:
         schedule = self.config.schedule
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
         answered_at = now + timedelta(seconds=schedule.acknowledge_after)
-        self._schedule(transmitted_at, lambda: self._transmit(request, transmitted_at))
+        self._schedule_transmission(request, now, transmitted_at)
         self._schedule(answered_at, lambda: self._answer_classification(request, answered_at))
         return request
 

@@ -327,11 +327,13 @@ async def test_sandbox_only_paths_are_gone_from_s2low_paths() -> None:
 # -- actes_transac_get_status.php ----------------------------------------------------------------
 
 
-async def test_status_goes_1_3_4_with_the_aracte_after_the_state_line() -> None:
+async def test_status_goes_1_2_3_4_with_the_aracte_after_the_state_line() -> None:
     async with sandbox() as box:
         tid = await box.posted()
         assert await box.status(tid) == b"OK\n1\n"
-        box.clock.advance(SCHEDULE.transmit_after)
+        box.clock.advance(SCHEDULE.accept_after)
+        assert await box.status(tid) == b"OK\n2\n"
+        box.clock.advance(SCHEDULE.transmit_after - SCHEDULE.accept_after)
         assert await box.status(tid) == b"OK\n3\n"
         box.clock.advance(SCHEDULE.acknowledge_after)
         body = await box.status(tid)
