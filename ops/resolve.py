@@ -35,24 +35,19 @@ from agents.acts.delivery import posted_outputs
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink, LinkIndex
-from connectors.tdt.registry import TdtConnectors
+from ops.acts_deps import operator_acts_deps
 from ops.audit import audit_entry
 from ops.flows import partition_of
-from relais.blobs.filesystem import FilesystemBlobStore
 from relais.errors import Reason, ValidationError
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
 from relais.kafka import clients as kafka_clients
-from relais.kafka.compacted_view import CompactedView
-from relais.kafka.publisher import Publisher
-from relais.members.directory import MemberDirectory
 from relais.settings import Settings
 from relais.stages import headers as h
 from relais.stages.delays import TIERS
-from relais.stages.failures import parse_tiers
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_CLASSIFICATIONS, ACTS_DELIVERY, ACTS_LINKS, OPS_AUDIT
+from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, OPS_AUDIT
 
 #: The ``stage`` of the flow events an operator's resolution writes.
 STAGE = "operator"
@@ -222,23 +217,6 @@ async def resolve(
 # --- Kafka ----------------------------------------------------------------------------------
 
 
-def operator_deps(settings: Settings, codec: AvroCodec) -> ActsDeps:
-    """The acts stages' dependencies, built as the composition root builds them, for the
-    records of a resolution: they use the codec and the poll schedule only. Nothing is
-    started; no member is looked up and no partner called."""
-    bootstrap = settings.bootstrap_servers
-    return ActsDeps(
-        codec=codec, members=MemberDirectory(bootstrap, codec),
-        blobs=FilesystemBlobStore(settings.blob_dir), links=LinkIndex(bootstrap, codec),
-        classifications=CompactedView(bootstrap, codec, topic=ACTS_CLASSIFICATIONS.name,
-                                      schema_name="ClassificationSnapshot",
-                                      parse=lambda record: record),
-        connectors=TdtConnectors(timeout=settings.tdt_timeout_seconds),
-        journal=Publisher(bootstrap, codec, client_id="relais-cli"),
-        poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",),
-    )
-
-
 class KafkaResolveIO:
     """Reads the journal and the delivery topic, publishes in one transaction whose id is
     the flow's (``relais-resolve-<flow id>``). Start before reading: starting fences any
@@ -305,7 +283,7 @@ async def resolve_on_kafka(
     io = KafkaResolveIO(settings.bootstrap_servers, codec, flow_id)
     await io.start()
     try:
-        return await resolve(io, operator_deps(settings, codec), flow_id,
+        return await resolve(io, operator_acts_deps(settings, codec), flow_id,
                              transaction_id=transaction_id, operator=operator, reason=reason)
     finally:
         await io.stop()

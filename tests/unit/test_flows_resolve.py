@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.acts.links import ActeLink
-from ops.resolve import DeliveryRecord, Resolution, operator_deps, resolve
+from ops.acts_deps import operator_acts_deps
+from ops.resolve import DeliveryRecord, Resolution, resolve
 from relais.cli import flows_cmd
 from relais.errors import ValidationError
 from relais.flows.outbound import Outbound
@@ -93,8 +94,9 @@ async def test_a_flow_that_is_not_uncertain_is_refused_and_nothing_is_published(
 ) -> None:
     io = FakeIO(link, DeliveryRecord(SUBMISSION_VALUE, DELIVERY_HEADERS))
     with pytest.raises(ValidationError) as refused:
-        await resolve(io, operator_deps(settings, codec), FLOW, transaction_id=transaction_id,
-                      operator="alice", reason="checked on the TdT")
+        await resolve(io, operator_acts_deps(settings, codec), FLOW,
+                      transaction_id=transaction_id, operator="alice",
+                      reason="checked on the TdT")
     assert said in refused.value.message
     assert refused.value.reasons[0].code == "not_uncertain"
     assert not refused.value.retriable
@@ -105,7 +107,7 @@ async def test_posted_records_posted_moves_the_flow_and_schedules_the_first_poll
     settings: Settings, codec: AvroCodec,
 ) -> None:
     io = FakeIO(_link())
-    done = await resolve(io, operator_deps(settings, codec), FLOW, transaction_id="4242",
+    done = await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id="4242",
                          operator="alice", reason="seen on the TdT")
     assert done == Resolution(FLOW, SIREN, ID_ACTE, "posted", "4242", done.run_id,
                               done.published)
@@ -144,8 +146,8 @@ async def test_posted_without_a_reason_audits_a_default_one(
     settings: Settings, codec: AvroCodec,
 ) -> None:
     io = FakeIO(_link())
-    await resolve(io, operator_deps(settings, codec), FLOW, transaction_id="77", operator="bob",
-                  reason="  ")
+    await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id="77",
+                  operator="bob", reason="  ")
     audit = _decode(codec, _by_topic(io.published[0], OPS_AUDIT.name), "AuditEntry")
     assert audit["reason"] == "found on the TdT as transaction 77"
 
@@ -156,7 +158,7 @@ async def test_a_malformed_transaction_id_is_refused(
 ) -> None:
     io = FakeIO(_link())
     with pytest.raises(ValidationError, match="transaction id"):
-        await resolve(io, operator_deps(settings, codec), FLOW, transaction_id=bad,
+        await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id=bad,
                       operator="alice", reason="r")
     assert io.published == []
 
@@ -165,7 +167,7 @@ async def test_not_posted_validates_again_and_resends_the_submission_through_a_d
     settings: Settings, codec: AvroCodec,
 ) -> None:
     io = FakeIO(_link(), DeliveryRecord(SUBMISSION_VALUE, DELIVERY_HEADERS))
-    done = await resolve(io, operator_deps(settings, codec), FLOW, transaction_id=None,
+    done = await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id=None,
                          operator="alice", reason="not in the TdT's list of actes")
     assert (done.outcome, done.transaction_id) == ("not-posted", None)
     [outs] = io.published
@@ -197,7 +199,7 @@ async def test_not_posted_validates_again_and_resends_the_submission_through_a_d
 async def test_not_posted_needs_a_reason(settings: Settings, codec: AvroCodec) -> None:
     io = FakeIO(_link(), DeliveryRecord(SUBMISSION_VALUE, DELIVERY_HEADERS))
     with pytest.raises(ValidationError, match="--reason"):
-        await resolve(io, operator_deps(settings, codec), FLOW, transaction_id=None,
+        await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id=None,
                       operator="alice", reason=" ")
     assert io.published == []
 
@@ -205,7 +207,7 @@ async def test_not_posted_needs_a_reason(settings: Settings, codec: AvroCodec) -
 async def test_a_reason_is_bounded(settings: Settings, codec: AvroCodec) -> None:
     io = FakeIO(_link())
     with pytest.raises(ValidationError, match="longer than"):
-        await resolve(io, operator_deps(settings, codec), FLOW, transaction_id="1",
+        await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id="1",
                       operator="alice", reason="x" * 5000)
     assert io.published == []
 
@@ -215,7 +217,7 @@ async def test_not_posted_is_refused_when_the_submission_is_gone(
 ) -> None:
     io = FakeIO(_link(), None)
     with pytest.raises(ValidationError, match=r"no longer on relais\.acts\.delivery"):
-        await resolve(io, operator_deps(settings, codec), FLOW, transaction_id=None,
+        await resolve(io, operator_acts_deps(settings, codec), FLOW, transaction_id=None,
                       operator="alice", reason="not at the TdT")
     assert io.published == []
 
@@ -229,7 +231,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> dict[str, FakeIO
     state = {"io": FakeIO(_link(), DeliveryRecord(SUBMISSION_VALUE, DELIVERY_HEADERS))}
 
     async def on_fake(settings_: Settings, flow_id: str, **kwargs: Any) -> Resolution:
-        return await resolve(state["io"], operator_deps(settings, AvroCodec()), flow_id,
+        return await resolve(state["io"], operator_acts_deps(settings, AvroCodec()), flow_id,
                              **kwargs)
 
     monkeypatch.setattr(flows_cmd, "load_settings", lambda: settings)
