@@ -53,13 +53,27 @@ class ServerLimits:
     keep_alive: int = 5
     """Seconds an idle keep-alive connection is kept after a response."""
 
+    def backlog(self) -> int:
+        """The listening socket's backlog: at most a sixteenth of the descriptor limit.
+
+        asyncio accepts up to a backlog of connections at each turn of its loop,
+        and a refused or evicted connection releases its descriptor three turns
+        later: four backlogs are headroom the gate must leave free."""
+        soft = _fd_limit()
+        return 256 if soft is None else max(16, min(256, soft // 16))
+
     def effective_total(self) -> int:
-        """``max_total``, lowered to leave 64 descriptors for files and Kafka when the
-        process may not open that many."""
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
+        """``max_total``, lowered when the descriptor limit is lower than it, four accept
+        backlogs and 64 descriptors for files and Kafka together."""
+        soft = _fd_limit()
+        if soft is None:
             return self.max_total
-        return max(16, min(self.max_total, soft - 64))
+        return min(self.max_total, max(16, soft - 4 * self.backlog() - 64))
+
+
+def _fd_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 class RateLimitedLog:

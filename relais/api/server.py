@@ -70,10 +70,10 @@ class _Server(uvicorn.Server):
             self._on_started()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        return socket.create_server((host, port), family=family, backlog=backlog)
     except OSError as exc:
         raise InfrastructureError(
             f"The API cannot listen on {host}:{port}: {exc.strerror or exc}."
@@ -111,7 +111,7 @@ async def serve_api(
                for name in ("uvicorn.error", "asyncio")]
     for stdlib_logger, log_filter in filters:
         stdlib_logger.addFilter(log_filter)
-    sock = _listen(host, port)
+    sock = _listen(host, port, limits.backlog())
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
@@ -123,6 +123,7 @@ async def serve_api(
         proxy_headers=False,
         timeout_keep_alive=limits.keep_alive,
         timeout_graceful_shutdown=graceful_timeout,
+        backlog=limits.backlog(),
     )
 
     def on_started() -> None:

@@ -100,7 +100,7 @@ def _repeat(pattern: bytes, size: int) -> Iterator[bytes]:
 
 
 def pax_record_bomb() -> bytes:
-    """One PAX header of ~40 MB of tiny records, ~60 KB compressed (like the issue's first figure)."""
+    """One PAX header of ~40 MB of tiny records, ~60 KB compressed (the issue's first figure)."""
     records = 40 * MIB // 6
     size = records * 6
     header = tarfile.TarInfo("././@PaxHeader")

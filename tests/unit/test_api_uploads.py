@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import resource
 import socket
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from relais.api.auth import (
     static_authenticator,
     token_matches,
 )
+from relais.api.limits import RateLimitedLog, ServerLimits
 from relais.api.server import serve_api
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.errors import InfrastructureError
@@ -578,3 +581,28 @@ async def test_a_stalled_body_is_answered_408(store: FilesystemBlobStore) -> Non
     assert response.json()["error"] == "body_timeout"
     assert elapsed < 2
     assert temp_files(store) == []
+
+
+def test_rate_limited_log_lets_a_burst_through_then_counts_the_rest() -> None:
+    limiter = RateLimitedLog(burst=3, interval=0.05)
+    with capture_logs() as logs:
+        for _ in range(10):
+            limiter.warning("api_unauthorized", path="/v1/blobs")
+        time.sleep(0.06)
+        limiter.warning("api_unauthorized", path="/v1/blobs")
+    events = [entry["event"] for entry in logs]
+    assert events == ["api_unauthorized"] * 3 + ["api_unauthorized.suppressed",
+                                                 "api_unauthorized"]
+    assert logs[3]["dropped"] == 7
+
+
+def test_the_connection_limit_stays_below_the_descriptor_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        limits = ServerLimits(max_total=100_000)
+        assert limits.backlog() == 64
+        assert limits.effective_total() == 1024 - 4 * 64 - 64
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert ServerLimits(max_total=10).effective_total() == 10
