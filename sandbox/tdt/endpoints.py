@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from datetime import datetime
 
 import structlog
 from starlette.requests import Request
@@ -341,11 +342,18 @@ class S2low:
         status_id = _get_int(call, "status_id", 0)
         offset = _get_int(call, "offset", 0)
         limit = _get_int(call, "limit", 100)
+        try:
+            min_date = _get_date(call, "min_date")
+            max_date = _get_date(call, "max_date")
+        except ValueError:
+            # RequestHelper::checkDate throws "min_date n'est pas une date", uncaught: PHP dies.
+            return Response(b"", status_code=500)
         if offset < 0 or limit < 0:
             # PostgreSQL refuses a negative OFFSET or LIMIT; PHP dies with an error page.
             return Response(b"", status_code=500)
         state.count("listings", account.login)
-        rows = state.list_actes(account.login, status_id)[offset : offset + limit]
+        listed = state.list_actes(account.login, status_id, min_date, max_date)
+        rows = listed[offset : offset + limit]
         result = {
             "status_id": str(status_id),
             "authority_id": str(self.config.authority_id(account)),
@@ -645,6 +653,15 @@ def _get_int(call: Call, name: str, default: int) -> int:
     if php_empty(value):
         return default
     return intval(value)
+
+
+def _get_date(call: Call, name: str) -> datetime | None:
+    """``Recuperateur::getDate``: None when absent or empty, ValueError when unreadable."""
+    value = call.query.get(name)
+    if php_empty(value):
+        return None
+    assert value is not None
+    return datetime.fromisoformat(value.strip())
 
 
 def _acte_row(transaction: Transaction) -> dict[str, str]:

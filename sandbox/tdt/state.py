@@ -552,10 +552,34 @@ class TdtState:
                 return entry.document or b""
         return b""
 
-    def list_actes(self, login: str, status_id: int) -> list[Transaction]:
+    def list_actes(
+        self,
+        login: str,
+        status_id: int,
+        min_date: datetime | None = None,
+        max_date: datetime | None = None,
+    ) -> list[Transaction]:
         """``getListByStatusAndAuthority``: every type, ``last_status_id`` = ``status_id``,
-        newest first."""
-        rows = [t for t in self.transactions.values() if t.login == login and t.status == status_id]
+        newest first; with ``min_date``/``max_date`` (naive, Paris time), only those that
+        entered ``status_id`` between them (the workflow row's date)."""
+        rows = []
+        for t in self.transactions.values():
+            if t.login != login or t.status != status_id:
+                continue
+            if min_date is not None or max_date is not None:
+                entered = [
+                    e.at.astimezone(PARIS).replace(tzinfo=None)
+                    for e in t.history
+                    if e.status == status_id
+                ]
+                entered = [
+                    d
+                    for d in entered
+                    if (min_date is None or d >= min_date) and (max_date is None or d <= max_date)
+                ]
+                if not entered:
+                    continue
+            rows.append(t)
         return sorted(rows, key=lambda t: t.id, reverse=True)
 
     # -- cancellation -------------------------------------------------------------------

@@ -863,3 +863,20 @@ async def test_an_account_without_rw_cannot_poll_or_fetch_the_stamp() -> None:
         assert cancel.content == ko("Accès refusé")
         listing = await cs.get(f"{ACTES}/api/list_actes.php", params={"status_id": "17"})
         assert [row["id"] for row in listing.json()["transactions"]] == [tid]
+
+
+async def test_list_actes_filters_on_the_day_the_state_was_entered() -> None:
+    async with sandbox() as box:
+        early = await box.posted("D1")
+        box.clock.advance(86400)
+        late = await box.posted("D2")
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        url = f"{ACTES}/api/list_actes.php"
+        both = await box.client.get(url, params={"status_id": "4", "min_date": "2024-03-01"})
+        assert [row["id"] for row in both.json()["transactions"]] == [late, early]
+        later = await box.client.get(url, params={"status_id": "4", "min_date": "2024-03-02"})
+        assert [row["id"] for row in later.json()["transactions"]] == [late]
+        before = await box.client.get(url, params={"status_id": "4", "max_date": "2024-03-02"})
+        assert [row["id"] for row in before.json()["transactions"]] == [early]
+        broken = await box.client.get(url, params={"status_id": "4", "min_date": "hier"})
+        assert broken.status_code == 500
