@@ -52,9 +52,13 @@ _HELD = {
 STAMP = "stamp"
 
 
-async def _keep(deps: ActsDeps, content: bytes, filename: str, media_type: str) -> dict[str, Any]:
-    """Store a partner document byte for byte; its reference goes to the member."""
-    ref = await deps.blobs.put_bytes(content, media_type=media_type, filename=filename)
+async def _keep(
+    deps: ActsDeps, flow: FlowContext, content: bytes, filename: str, media_type: str,
+) -> dict[str, Any]:
+    """Store a partner document byte for byte, owned by the flow's member (who may then
+    fetch it from the blob API); its reference goes to the member."""
+    ref = await deps.blobs.put_bytes(content, media_type=media_type, filename=filename,
+                                     owner=flow.member_siren)
     return ref.to_dict()
 
 
@@ -75,7 +79,7 @@ async def _answered(
     elif result.status == TransactionStatus.ACKNOWLEDGED:
         documents, details = [], {"tdt_status": str(result.status)}
         if result.document:
-            documents.append(await _keep(deps, result.document, f"{id_acte}-1-2.xml",
+            documents.append(await _keep(deps, flow, result.document, f"{id_acte}-1-2.xml",
                                          "application/xml"))
             try:
                 message = parse_message(result.document)
@@ -92,7 +96,7 @@ async def _answered(
     if result.status == TransactionStatus.ERROR:
         documents, code, detail = [], "tdt_error", result.message or "the TdT reported an error"
         if result.document:
-            documents.append(await _keep(deps, result.document, f"{id_acte}-1-3.xml",
+            documents.append(await _keep(deps, flow, result.document, f"{id_acte}-1-3.xml",
                                          "application/xml"))
             try:
                 message = parse_message(result.document)
@@ -172,7 +176,8 @@ async def _stamped(
         member = deps.member(check["member_siren"])
         pdf = await deps.connectors.for_member(member).get_stamped_acte(transaction_id)
         ref = await deps.blobs.put_bytes(pdf, media_type="application/pdf",
-                                         filename=f"{id_acte}-tampon.pdf")
+                                         filename=f"{id_acte}-tampon.pdf",
+                                         owner=flow.member_siren)
     except RelaisError as exc:
         why = exc.message
         if isinstance(exc, PartnerRefusedError):

@@ -96,6 +96,7 @@ async def test_acknowledged_then_stamped_acte_delivered_once(codec: AvroCodec) -
     [document] = note["documents"]
     assert document["media_type"] == "application/pdf"
     assert world.blobs.blobs[document["sha256"]] == STAMPED
+    assert world.blobs.owners[document["sha256"]] == {SIREN}  # the member may fetch it
     assert note["state"] == "acknowledged"
     assert _next(codec, first) == []  # nothing more to poll
 
