@@ -59,6 +59,8 @@ class MemberLookup(Protocol):
 class BlobSizes(Protocol):
     async def stat(self, sha256: str) -> int | None: ...
 
+    async def owned_by(self, sha256: str, member: str) -> bool: ...
+
 
 @dataclass
 class IngressCounters:
@@ -94,8 +96,9 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return refs
 
 
-async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]:
-    """A reason for each referenced blob that is malformed, absent or of another size."""
+async def blob_reasons(blobs: BlobSizes, record: dict[str, Any], member: str) -> list[Reason]:
+    """A reason for each referenced blob that is malformed, absent, not ``member``'s own
+    (``blob_not_owned``: uploaded by another member) or of another size."""
     reasons = []
     for path, ref in _blob_refs(record):
         digest = ref.get("sha256")
@@ -114,6 +117,11 @@ async def blob_reasons(blobs: BlobSizes, record: dict[str, Any]) -> list[Reason]
                     "blob_not_found",
                     f"no blob with digest {ref['sha256']} was uploaded",
                 )
+            )
+        elif not await blobs.owned_by(digest.lower(), member):
+            reasons.append(
+                Reason(f"{path}.sha256", "blob_not_owned",
+                       f"the blob {digest.lower()} was not uploaded by member {member}")
             )
         elif size != ref["size"]:
             reasons.append(
@@ -259,7 +267,7 @@ async def _check_submission(
             reasons.append(
                 Reason("member_siren", "unknown_member", f"member {siren} is not registered")
             )
-        reasons.extend(await blob_reasons(deps.blobs, submission))
+        reasons.extend(await blob_reasons(deps.blobs, submission, siren))
         if reasons:
             return _reject(deps, record, flow, parent, "invalid_envelope",
                            "the submission's envelope was refused", reasons)
