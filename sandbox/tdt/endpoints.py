@@ -25,6 +25,7 @@ from sandbox.tdt.php import (
     api_requested,
     echo,
     intval,
+    is_one,
     json_response,
     latin1,
     php_empty,
@@ -159,6 +160,7 @@ class S2low:
                 classification_date=state.received_classification[account.login][0]
                 if account.login in state.received_classification
                 else None,
+                api=is_one(form.text("api")) or is_one(call.query.get("api")),
             )
         except Refused as refused:
             state.count("rejected_posts", account.login)

@@ -183,12 +183,18 @@ def _add_file(
 
 
 def check_acte_post(
-    form: RawForm, *, now: datetime, number_taken: Any, classification_date: date | None
+    form: RawForm,
+    *,
+    now: datetime,
+    number_taken: Any,
+    classification_date: date | None,
+    api: bool = True,
 ) -> ActeSubmission:
     """The accepted post, or :class:`Refused` with the first message S²LOW would answer.
 
     ``number_taken(number)`` says whether the authority already has a transaction with this
-    number (any type, any status). Text fields are read as ISO-8859-1 (``api=1``).
+    number (any type, any status). The subject is read as ISO-8859-1 when ``api`` is 1 in the
+    POST or the query string (``utf8_encode``), as UTF-8 otherwise (S²LOW's web form).
     """
     nature = form.text("nature_code")
     en_attente = truthy(form.text("en_attente"))
@@ -201,7 +207,8 @@ def check_acte_post(
     if is_future(decision, now):
         raise Refused("La date de décision est une date dans le futur")
     document_papier = truthy(form.text("document_papier"))
-    subject = form.text("subject") or ""
+    raw_subject = form.first("subject") or b""
+    subject = raw_subject.decode("iso-8859-1" if api else "utf-8", errors="replace")
     if number_taken(number):
         raise Refused(
             "Un acte portant le même numéro interne existe déjà dans la base de données.\n"

@@ -880,3 +880,16 @@ async def test_list_actes_filters_on_the_day_the_state_was_entered() -> None:
         assert [row["id"] for row in before.json()["transactions"]] == [early]
         broken = await box.client.get(url, params={"status_id": "4", "min_date": "hier"})
         assert broken.status_code == 500
+
+
+async def test_without_api_the_web_form_answers_redirect_and_reads_utf8() -> None:
+    async with sandbox() as box:
+        created = await box.post("D1", api=None, subject="Régie".encode())
+        assert created.status_code == 302
+        assert created.headers["location"] == "/modules/actes/actes_transac_show.php?id=1"
+        refused = await box.post("d1", api=None)
+        assert (refused.status_code, refused.headers["location"]) == (
+            302,
+            "/modules/actes/actes_transac_add.php",
+        )
+        assert box.state.transactions[1].subject == "Régie"
