@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -279,14 +279,18 @@ async def wait_topics_ready(admin: AIOKafkaAdminClient, names: Sequence[str], li
         await asyncio.sleep(0.2)
 
 
-async def upload_pdf(blob_dir: Path, label: str) -> BlobRef:
-    """Store one small valid PDF in a worker's blob directory."""
+async def upload_pdf(blob_dir: Path, label: str, owners: Iterable[str] = ()) -> BlobRef:
+    """Store one small valid PDF in a worker's blob directory, owned by ``owners`` (the
+    members whose submissions reference it)."""
     store = FilesystemBlobStore(blob_dir)
-    return await store.put_bytes(
+    ref = await store.put_bytes(
         minimal_pdf(f"Relais benchmark {label}"),
         media_type="application/pdf",
         filename="benchmark.pdf",
     )
+    for owner in owners:
+        await store.grant(ref.sha256, owner)
+    return ref
 
 
 # ------------------------------------------------------------- measurements

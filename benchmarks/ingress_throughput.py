@@ -400,7 +400,7 @@ async def scenario(
     codec = AvroCodec()
     sirens = bench_sirens(args.members, first=91_000_000)
     settings = Settings.from_env(kafka_bootstrap=bootstrap, data_dir=work / "hub", app_id=APP_ID)
-    blob = await upload_pdf(settings.blob_dir, "throughput")
+    blob = await upload_pdf(settings.blob_dir, "throughput", owners=sirens)
 
     publisher = Publisher(bootstrap, codec, client_id="bench-ingress-throughput")
     await publisher.start()

@@ -166,7 +166,7 @@ async def measure_worker_start(
 ) -> WorkerStart:
     """Spawn a hub worker and time its readiness steps (sampled every ~0.2 s)."""
     settings = Settings.from_env(kafka_bootstrap=bootstrap, data_dir=data_dir, app_id=app_id)
-    blob = await upload_pdf(settings.blob_dir, label)
+    blob = await upload_pdf(settings.blob_dir, label, owners=[probe_siren])
     await wait_topics_ready(admin, [t.name for t in member_topics(probe_siren)], 60)
     topics = await admin.list_topics()
     partitions = sum(1 for t in topics if siren_of_submissions_topic(t) is not None)

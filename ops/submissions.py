@@ -31,12 +31,16 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def upload_file(store: BlobStore, path: Path, media_type: str | None = None) -> BlobRef:
-    """Stream a local file into the blob store."""
+async def upload_file(
+    store: BlobStore, path: Path, media_type: str | None = None, *, owner: str | None = None
+) -> BlobRef:
+    """Stream a local file into the blob store, owned by ``owner`` (the member that will
+    reference it: the ingress refuses a blob the member does not own)."""
     with path.open("rb") as handle:
         head = handle.read(16)
     kind = media_type or sniff_media_type(head) or "application/octet-stream"
-    return await store.put_stream(_file_chunks(path), media_type=kind, filename=path.name)
+    return await store.put_stream(_file_chunks(path), media_type=kind, filename=path.name,
+                                  owner=owner)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ def submit(
 
     async def go() -> list[dict[str, object]]:
         store = FilesystemBlobStore(settings.blob_dir)
-        main = await upload_file(store, document)
-        annexes = tuple([(await upload_file(store, path), None) for path in annex])
+        main = await upload_file(store, document, owner=member)
+        annexes = tuple([(await upload_file(store, path, owner=member), None) for path in annex])
         draft = ActeDraft(
             submission_id=sid, member_siren=member, nature_code=nature,
             matieres=tuple(matiere), numero_interne=numero,

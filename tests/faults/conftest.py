@@ -155,8 +155,11 @@ def start_fault_hub(
                      for i, siren in enumerate(sirens(prefix, members))]
     asyncio.run(apply_hub_topics(settings))
     asyncio.run(register(settings, registrations))
-    blob = asyncio.run(FilesystemBlobStore(settings.blob_dir).put_bytes(
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = asyncio.run(store.put_bytes(
         minimal_pdf("acte"), media_type="application/pdf", filename="acte.pdf"))
+    for registration in registrations:  # each member references it: each owns it
+        asyncio.run(store.grant(blob.sha256, registration.member.siren))
     stack = Stack(settings, data_dir / "logs", extra_env={
         "RELAIS_LOG_LEVEL": "INFO", **env,
     })

@@ -121,6 +121,8 @@ async def test_thousand_actes_from_twenty_members(
     store = FilesystemBlobStore(settings.blob_dir)
     blob = await store.put_bytes(minimal_pdf("acte"), media_type="application/pdf",
                                  filename="acte.pdf")
+    for registration in registrations:  # each member references it: each owns it
+        await store.grant(blob.sha256, registration.member.siren)
     publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
     await publisher.start()
     expected: dict[str, str] = {}
@@ -211,7 +213,7 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
     to_cancel = acknowledged[0]["submission_id"]
     store = FilesystemBlobStore(settings.blob_dir)
     letter_blob = await store.put_bytes(minimal_pdf("reply"), media_type="application/pdf",
-                                        filename="reponse.pdf")
+                                        filename="reponse.pdf", owner=siren)
     await _publish_followup(settings, {
         "submission_id": f"cancel-{to_cancel}", "member_siren": siren,
         "acte_submission_id": to_cancel, "kind": "CANCELLATION", "reply_type": None,

@@ -29,7 +29,7 @@ async def _draft(hub: RunningHub, siren: str, submission_id: str) -> ActeDraft:
     store = FilesystemBlobStore(hub.settings.blob_dir)
     blob = await store.put_bytes(
         minimal_pdf(f"acte {submission_id}"), media_type="application/pdf",
-        filename=f"{submission_id}.pdf",
+        filename=f"{submission_id}.pdf", owner=siren,
     )
     return ActeDraft(
         submission_id=submission_id, member_siren=siren, nature_code=1, matieres=(7, 1),
