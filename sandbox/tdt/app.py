@@ -17,6 +17,7 @@ GET    /modules/actes/actes_transac_get_document.php      302 to ``actes_downloa
 GET    /modules/actes/actes_download_file.php             the .tar.gz or one (stamped) file
 GET    /modules/actes/api/document_prefecture_mark_as_read.php  ``{"result":"ok"}``
 POST   /modules/actes/actes_transac_reponse_create.php    member reply to a 2, 3 or 4
+GET    /modules/actes/actes_transac_post_confirm_api.php  17 → 1, 302 to ``url_return``
 ====== ================================================== =======================================
 
 Sandbox-only endpoints live under ``/sandbox/`` (:mod:`sandbox.tdt.control`). The fault
@@ -151,6 +152,7 @@ def create_tdt_sandbox(
         page("actes_download_file.php", pages.download_file, ["GET"]),
         page("api/document_prefecture_mark_as_read.php", pages.mark_read, ["GET", "POST"]),
         page("actes_transac_reponse_create.php", pages.create_reply, ["POST"], creates=True),
+        page("actes_transac_post_confirm_api.php", pages.post_confirm, ["GET"]),
         Route("/sandbox/stats", control.stats, methods=["GET"]),
         Route("/sandbox/reset", control.reset, methods=["POST"]),
         Route("/sandbox/faults", control.faults, methods=["GET", "POST"]),

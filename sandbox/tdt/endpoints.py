@@ -523,6 +523,41 @@ class S2low:
                 )
         return echo("")
 
+    # -- actes_transac_post_confirm_api.php -----------------------------------------------
+
+    async def post_confirm(self, request: Request) -> Response:
+        """``actes_transac_post_confirm_api.php``: post an acte waiting in 17; the answer is a
+        302 to ``url_return`` with ``%%ERROR%%`` (0 or 1) and ``%%MESSAGE%%`` replaced."""
+        call = Call(request, None)
+        url_return = call.query.get("url_return") or ""
+
+        def back(error: int, message: str) -> Response:
+            location = url_return.replace("%%ERROR%%", str(error)).replace("%%MESSAGE%%", message)
+            # PHP sends the header's bytes as they are: UTF-8.
+            wire = location.encode("utf-8", errors="replace").decode("latin-1")
+            return Response(b"", status_code=302, headers={"Location": wire})
+
+        account = self.account(call)
+        if isinstance(account, Response):
+            return account
+        if account.permission not in ("RW", "TT"):
+            return back(1, "Accès refusé")
+        raw_id = call.query.get("id")
+        if php_empty(raw_id):
+            return back(1, "Pas d'identifiant de transaction spécifié")
+        transaction = self.state.transaction(raw_id)
+        if transaction is None:
+            return back(1, "Erreur d'initialisation de la transaction.")
+        if not self._owned(account, transaction):
+            return back(1, "Accès refusé")
+        if transaction.status != WAITING_TO_POST:
+            return back(1, "La transaction n'est pas dans le statut « En attente d'être posté»")
+        self.state.release(
+            transaction,
+            message="La transaction a été postée par l'agent télétransmetteur " + account.login,
+        )
+        return back(0, "")
+
     # -- actes_transac_reponse_create.php -------------------------------------------------
 
     async def create_reply(self, request: Request) -> Response:

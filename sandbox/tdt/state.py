@@ -404,11 +404,11 @@ class TdtState:
         )
         return transaction
 
-    def release(self, transaction: Transaction) -> bool:
+    def release(self, transaction: Transaction, message: str = "Dépôt initial") -> bool:
         """Move an acte waiting in 17 or 18 to 1 (posted) and start its life."""
         if transaction.status not in WAITING_STATES or transaction.pending is None:
             return False
-        transaction.set_status(POSTED, self.now(), message="Dépôt initial")
+        transaction.set_status(POSTED, self.now(), message=message)
         start, transaction.pending = transaction.pending, None
         start()
         return True

@@ -893,3 +893,23 @@ async def test_without_api_the_web_form_answers_redirect_and_reads_utf8() -> Non
             "/modules/actes/actes_transac_add.php",
         )
         assert box.state.transactions[1].subject == "Régie"
+
+
+async def test_post_confirm_moves_17_to_1_and_redirects_to_url_return() -> None:
+    async with sandbox() as box:
+        waiting = await box.posted("D1", en_attente="1")
+        signing = await box.posted("D2", must_signed="1")
+        url = f"{ACTES}/actes_transac_post_confirm_api.php"
+        back = "https://pastell.example/retour?error=%%ERROR%%&message=%%MESSAGE%%"
+        refused = await box.client.get(url, params={"id": signing, "url_return": back})
+        assert refused.status_code == 302
+        assert refused.headers["location"] == (
+            "https://pastell.example/retour?error=1&message="
+            "La transaction n'est pas dans le statut « En attente d'être posté»"
+        )
+        posted = await box.client.get(url, params={"id": waiting, "url_return": back})
+        assert posted.headers["location"] == "https://pastell.example/retour?error=0&message="
+        assert await box.status(waiting) == b"OK\n1\n"
+        box.clock.advance(SCHEDULE.acknowledge_after)
+        assert await box.state_of(waiting) == 4
+        assert await box.status(signing) == b"OK\n18\n"
