@@ -97,7 +97,8 @@ def check_uncertain(flow_id: str, link: ActeLink | None) -> ActeLink:
         )
     if link.delivery != "UNCERTAIN":
         state = {"VALIDATED": "validated, not posted yet", "POSTING": "being posted",
-                 "POSTED": f"posted (transaction {link.transaction_id})"}.get(
+                 "POSTED": f"posted (transaction {link.transaction_id})",
+                 "REFUSED": "refused by the TdT"}.get(
                      link.delivery, link.delivery)
         raise ValidationError(
             f"flow {flow_id} is not uncertain: its delivery journal says {link.delivery} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -113,3 +114,18 @@ def test_cli_show_prints_codes_not_a_count(
     missing = runner.invoke(acts_cmd.app, ["show", "200066389"])
     assert missing.exit_code == 1
     assert "relais classification refresh 200066389" in missing.output
+
+
+def test_integration_guide_lists_the_sandbox_classification() -> None:
+    """docs/integration.md lists every code of the sandbox's default classification."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "integration.md").read_text(
+        encoding="utf-8")
+    section = guide.split("## Classification codes", 1)[1].split("\n## ", 1)[0]
+    sandbox = default_classification()
+    assert sandbox.date_version.isoformat() in section
+    for nature in sandbox.natures:
+        assert f"| {nature.code} | {nature.abbreviation} | {nature.label} |" in section
+        for typology in nature.typologies:
+            assert f"`{typology.code}` {typology.label}" in section
+    for path in sandbox.matiere_paths():
+        assert f"`{'.'.join(str(c) for c in path)}` {_label(sandbox, path)}" in section, path

@@ -86,6 +86,7 @@ DELIVERY_HEADERS = [
     (_link("POSTED", "4242"), "POSTED (posted (transaction 4242))"),
     (_link("VALIDATED"), "VALIDATED"),
     (_link("POSTING"), "POSTING (being posted)"),
+    (_link("REFUSED"), "REFUSED (refused by the TdT)"),
 ])
 @pytest.mark.parametrize("transaction_id", ["4242", None])
 async def test_a_flow_that_is_not_uncertain_is_refused_and_nothing_is_published(
