@@ -113,22 +113,25 @@ acknowledgements 3-2 and 4-2 carry no document and are not posted.
 
 REPLY_TYPES = frozenset(REPLY_TYPE_ENVOIE)
 
-LISTING_STATES: tuple[int, ...] = (17, 18, 1, 2, 3, 4, 5, 7, 8, 11, 21, 19, 12, 13, 14, 20, 22, 16)
-"""The ``status_id`` values :meth:`S2lowConnector.find_acte` lists, in this order, then -1 and 0.
+LISTING_STATES: tuple[int, ...] = (17, 18, 1, 2, 3, 4, 5, -1, 0, 19, 12, 13, 14, 20, 22, 16)
+"""The ``status_id`` values :meth:`S2lowConnector.find_acte` lists, in this order.
 
 ``api/list_actes.php`` lists the transactions *in one state* only
 (``last_status_id = status_id``), so proving an acte absent means listing
-every state a transaction can hold: all of ``class/actes/ActesStatusSQL.php``
-(17/18 waiting to be posted or signed, 1 posted… 4 acknowledged, the archive
-states 12–14, 16, 19, 20, 22, and 5, 7, 8, 11, 21 which other transaction
-types use) and last -1 (error) and 0 (cancelled), because S²LOW refuses a
-number once it holds it, whatever the state. The order follows the life of a
-transaction (17/18 → 1 → 2 → 3 → 4 → archive or cancellation; -1 from
-anywhere): an acte that moves while the states are listed moves to a state
-listed later, so it is still seen.
-"""
+every state an acte (transaction type 1) can hold, from
+``class/actes/ActesStatusSQL.php``: 17/18 (waiting to be posted or signed,
+``ActesTransaction::save``), 1 posted, 2 waiting for transmission, 3
+transmitted, 4 acknowledged (``ARActe``), 5 validated (an input of the SAE
+transitions with 4 and 12), -1 error (``AnomalieActe`` while 3, or a failed
+transmission), 0 cancelled (``ARAnnulation`` after 4), and the archive states
+19, 12, 13, 14, 20, 22 and 16 (destroyed). States 7, 8 and 21 are not
+listed: ``ActesAnalyseFichierRecuController`` sets them on the transactions
+of prefecture messages (types 2–5), never on an acte.
 
-_ALL_LISTED_STATES: tuple[int, ...] = (*LISTING_STATES, -1, 0)
+The order follows an acte's life (17/18 → 1 → 2 → 3 → 4 → 5 / archive,
+-1 from 1–3, 0 from 4): an acte that moves while the states are listed moves
+to a state listed later, so it is still seen.
+"""
 
 ACTE_TRANSACTION_TYPE = "1"
 """``TypeTransaction::TransmissionActe``: the listing also holds replies, cancellations…"""
@@ -182,7 +185,7 @@ class S2lowConnector:
         body_deadline: float = 600.0,
         listing_page_size: int = 100,
         max_listing_pages: int = 200,
-        listing_attempts: int = 4,
+        listing_attempts: int = 6,
         find_deadline: float = 180.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -585,8 +588,8 @@ class S2lowConnector:
         (``TransmissionActe``) can carry it.
 
         How: ``api/list_actes.php`` lists one state at a time, so every state
-        of :data:`LISTING_STATES`, then -1 and 0, is listed in that order (an
-        acte moving meanwhile moves to a state listed later), each with
+        of :data:`LISTING_STATES` is listed in that order (an acte moving
+        meanwhile moves to a state listed later), each with
         ``min_date`` the day before ``decision_date`` (an acte is posted on or
         after its decision date, and enters each state after that), page by
         page. Rows of other transaction types (replies, cancellations share
@@ -601,9 +604,9 @@ class S2lowConnector:
         listing, a listing that names no authority (failed authentication,
         :class:`PartnerAuthError`), too many pages.
 
-        Up to 20 listings make one answer, so a flaky TdT must not make the
+        Up to 16 listings make one answer, so a flaky TdT must not make the
         whole answer fail for one bad call: each page is tried up to
-        ``listing_attempts`` times (pauses 0.5 s, 1 s, 2 s…, or Retry-After up
+        ``listing_attempts`` times (pauses 0.5 s, 1 s, 2 s, 4 s, 4 s, or Retry-After up
         to 10 s) while it fails transiently, and the whole lookup is bounded
         by ``find_deadline`` seconds (then :class:`PartnerTimeoutError`).
 
@@ -625,7 +628,7 @@ class S2lowConnector:
         min_date = decision_date - timedelta(days=1)
         found: dict[str, TransactionRef] = {}
         other_dates: list[TransactionRef] = []
-        for status_id in _ALL_LISTED_STATES:
+        for status_id in LISTING_STATES:
             listed = await self.list_actes(
                 status_id, min_date=min_date, attempts=self._listing_attempts
             )

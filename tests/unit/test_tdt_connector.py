@@ -854,12 +854,14 @@ async def test_find_acte_lists_every_state_before_saying_absent() -> None:
         4: [acte_row("90", "D2024_018")],
         -1: [acte_row("91", "D2024_0170")],
         3: [acte_row("92", "D2024_017", kind="3")],  # a prefecture message for that number
+        21: [acte_row("93", "D2024_017")],  # never listed: a state of messages, not actes
     }
     connector = connector_for(s2low_listing(states, seen))
     assert await connector.find_acte(number="D2024_017", decision_date=date(2024, 2, 28)) is None
     asked = [int(r.url.params["status_id"]) for r in seen]
-    assert asked == [*LISTING_STATES, -1, 0]
-    assert set(asked) >= {-1, 0, 1, 2, 3, 4, 17, 18, 21}
+    assert asked == list(LISTING_STATES)
+    assert set(asked) == {17, 18, 1, 2, 3, 4, 5, -1, 0, 19, 12, 13, 14, 20, 22, 16}
+    assert asked.index(-1) > asked.index(3) and asked.index(0) > asked.index(4)
 
 
 async def test_find_acte_finds_an_acte_in_error_or_cancelled() -> None:
