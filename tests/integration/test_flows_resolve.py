@@ -7,7 +7,10 @@ any other flow is refused with exit code 1 and nothing written."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,14 +19,22 @@ import pytest
 from aiokafka import TopicPartition
 from typer.testing import CliRunner
 
+from agents.acts.delivery import acte_form
 from agents.acts.links import ActeLink, LinkIndex
+from connectors.tdt.models import UploadFile
+from connectors.tdt.registry import TdtConnectors
 from ops.audit import read_audit
+from ops.demo_documents import minimal_pdf
 from ops.flows import flow_history
 from ops.resolve import resolve_on_kafka
+from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
+from relais.actes.ids import build_id_acte
+from relais.blobs.filesystem import FilesystemBlobStore
 from relais.cli import flows_cmd
 from relais.errors import ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, flow_state_record
+from relais.identifiers import luhn_check_digit
 from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
 from relais.settings import Settings
@@ -217,3 +228,157 @@ def test_a_flow_still_being_posted_is_refused_and_nothing_is_written(
     link = asyncio.run(_link(settings, flow_id))
     assert link is not None and link.delivery == "POSTING"
     assert asyncio.run(_records(settings, "relais.delay.5s", flow_id)) == []
+
+
+# --- end to end: a hub worker and the sandbox TdT settle what the operator decided ------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+E2E_BODY = "21000042"
+E2E_SIREN = E2E_BODY + str(luhn_check_digit(E2E_BODY))
+
+
+@pytest.fixture(scope="module")
+def e2e(hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A hub worker and the sandbox TdT (over mTLS) on the module's own broker."""
+    data_dir = tmp_path_factory.mktemp("resolve-e2e")
+    settings = Settings.from_env(
+        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
+        app_id=f"relais-resolve-e2e-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=_free_port(),
+        api_port=_free_port(), poll_tiers="5s,5s,30s",
+    )
+    registration = sandbox_member(settings, E2E_SIREN, "Commune de test", "021")
+    asyncio.run(apply_hub_topics(settings))
+    asyncio.run(register(settings, [registration]))
+    stack = Stack(settings, data_dir / "logs", extra_env={"RELAIS_POLL_TIERS": "5s,5s,30s"})
+    try:
+        stack.start_sandbox(sandbox_config([registration]))
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def _sandbox_stats(settings: Settings) -> dict[str, Any]:
+    async with sandbox_control_client(settings) as client:
+        stats: dict[str, Any] = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    return stats
+
+
+async def _e2e_acte(stack: Stack) -> tuple[str, dict[str, Any], ActeLink]:
+    """A valid acte of the e2e member, its document in the blob store, and its journal entry
+    as acts-delivery leaves it when it parks the flow."""
+    settings = stack.settings
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = await store.put_bytes(minimal_pdf("resolve"), media_type="application/pdf",
+                                 filename="acte.pdf")
+    await store.grant(blob.sha256, E2E_SIREN)
+    number = f"R{uuid.uuid4().hex[:10].upper()}"
+    submission = _submission(number)
+    submission.update(member_siren=E2E_SIREN, numero_interne=number,
+                      decision_date=date.today(), document={"blob": blob.to_dict(),
+                                                            "typology": None})
+    flow_id = flow_id_for(E2E_SIREN, number)
+    link = ActeLink(
+        flow_id=flow_id, member_siren=E2E_SIREN, submission_id=number,
+        id_acte=build_id_acte("021", E2E_SIREN, date.today(), number, 1),
+        numero_interne=number, decision_date=date.today(), nature_code=1,
+        delivery="UNCERTAIN", idempotency_key=f"{flow_id}:post", tdt_url=sandbox_url(settings),
+    )
+    return flow_id, submission, link
+
+
+async def _publish_parked(settings: Settings, link: ActeLink,
+                          submission: dict[str, Any] | None) -> None:
+    codec = AvroCodec()
+    flow = FlowContext(link.flow_id, link.member_siren, "acte", link.submission_id)
+    event = flow_state_record(flow, state="uncertain", previous_state="validated",
+                              stage="acts-delivery", sequence=91, error_code="uncertain")
+    headers = EventHeaders.new(source="/tests", type="t", subject=link.flow_id,
+                               flow_id=link.flow_id)
+    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
+    await publisher.start()
+    try:
+        await publisher.publish(ACTS_LINKS.name, key=link.flow_id, schema_name="ActeLink",
+                                record=link.to_record(), headers=headers)
+        await publisher.publish(FLOW_EVENTS.name, key=link.flow_id, schema_name="FlowState",
+                                record=event, headers=headers)
+        if submission is not None:
+            await asyncio.sleep(2)  # the worker's journal view sees UNCERTAIN first
+            raw = h.replace(headers.to_kafka(), **{FLOW_ID_HEADER: link.flow_id,
+                                                   h.MEMBER: link.member_siren})
+            await publisher.publish_raw(ACTS_DELIVERY.name, key=link.flow_id,
+                                        value=codec.encode("ActeSubmission", submission),
+                                        headers=raw)
+    finally:
+        await publisher.stop()
+
+
+async def _states_until(settings: Settings, flow_id: str, final: str,
+                        timeout: float = 120) -> list[str]:
+    states: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [e["state"] for e in await flow_history(settings.bootstrap_servers, flow_id)
+                  if "child_event" not in e["details"]]
+        if states and states[-1] == final:
+            break
+        await asyncio.sleep(2)
+    return states
+
+
+async def test_e2e_not_posted_is_posted_once_then_acknowledged(e2e: Stack) -> None:
+    settings = e2e.settings
+    before = await _sandbox_stats(settings)
+    flow_id, submission, link = await _e2e_acte(e2e)
+    await _publish_parked(settings, link, submission)
+    await asyncio.sleep(4)
+    parked = await _sandbox_stats(settings)
+    assert parked["posts_received"] == before["posts_received"], "an uncertain acte was posted"
+
+    done = await resolve_on_kafka(settings, flow_id, transaction_id=None, operator="tests",
+                                  reason="absent from the TdT")
+    assert done.outcome == "not-posted"
+    states = await _states_until(settings, flow_id, "acknowledged")
+    assert states[-1] == "acknowledged", states
+    assert states[:3] == ["uncertain", "validated", "posted"], states
+    after = await _sandbox_stats(settings)
+    assert after["transactions_created"] - before["transactions_created"] == 1
+    assert after["duplicate_posts"] == before["duplicate_posts"]
+
+
+async def test_e2e_posted_follows_the_tdt_transaction_to_acknowledged(e2e: Stack) -> None:
+    """The earlier attempt did reach the TdT: the operator gives its transaction id and the
+    hub follows it; nothing is posted again."""
+    settings = e2e.settings
+    flow_id, submission, link = await _e2e_acte(e2e)
+    connectors = TdtConnectors(environ=e2e.env())
+    member = sandbox_member(settings, E2E_SIREN, "Commune de test", "021").member
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = submission["document"]["blob"]
+    try:
+        posted = await connectors.for_member(member).post_acte(
+            acte_form(submission, None),
+            [UploadFile(blob["filename"], store.open(blob["sha256"]), blob["media_type"],
+                        blob["size"])],
+        )
+    finally:
+        await connectors.aclose()
+    before = await _sandbox_stats(settings)
+    await _publish_parked(settings, link.moved("UNCERTAIN"), None)
+
+    done = await resolve_on_kafka(settings, flow_id, transaction_id=posted.transaction_id,
+                                  operator="tests", reason="found on the TdT")
+    assert done.transaction_id == posted.transaction_id
+    states = await _states_until(settings, flow_id, "acknowledged")
+    assert states[-1] == "acknowledged", states
+    assert states[:2] == ["uncertain", "posted"], states
+    after = await _sandbox_stats(settings)
+    assert after["transactions_created"] == before["transactions_created"]
+    assert after["status_polls"] > before["status_polls"]
