@@ -498,17 +498,7 @@ class LocalBroker:
         """Give ``relais-hub`` its ACLs (again: adding an existing ACL changes nothing)."""
         if not self.auth:
             return
-        from relais.kafka.acls import create_acls, hub_acls
-
-        started = time.monotonic()
-
-        async def grant() -> None:
-            async with admin_session(self.bootstrap, self.security()) as admin:
-                await create_acls(admin, hub_acls(HUB_USER, self.settings.app_id))
-
-        _run(grant())
-        log.info("kafka.hub_acls", user=HUB_USER, app_id=self.settings.app_id,
-                 seconds=round(time.monotonic() - started, 3))
+        _run(grant_hub(self.bootstrap, self.security(), HUB_USER, self.settings.app_id))
 
     def status(self) -> BrokerStatus:
         """Whether this data dir's broker runs, with its pid and address."""
@@ -695,6 +685,18 @@ class LocalBroker:
                 return False
             time.sleep(0.1)
         return True
+
+
+async def grant_hub(bootstrap: str, security: KafkaSecurity, user: str, app_id: str) -> None:
+    """Give the hub's ``user`` its ACLs (``relais.kafka.acls.hub_acls``) on any cluster,
+    connecting with ``security`` (a super user's). Adding an existing ACL changes nothing."""
+    from relais.kafka.acls import create_acls, hub_acls
+
+    started = time.monotonic()
+    async with admin_session(bootstrap, security) as admin:
+        await create_acls(admin, hub_acls(user, app_id))
+    log.info("kafka.hub_acls", user=user, app_id=app_id,
+             seconds=round(time.monotonic() - started, 3))
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,8 @@ The ACLs of Relais's principals:
   DESCRIBE on consumer groups prefixed ``relais.member.<siren>.``; nothing
   else, so no topic creation, no other topic, no internal topic;
 * the **hub** ``User:relais-hub`` (worker, API): READ, WRITE, DESCRIBE and
-  DESCRIBE_CONFIGS on topics prefixed ``relais.``, READ and DESCRIBE on groups
+  DESCRIBE_CONFIGS on topics prefixed ``relais.`` and ``relais-`` (faust's
+  ``<app id>-__assignor-__leader``), READ and DESCRIBE on groups
   and WRITE and DESCRIBE on transactional ids prefixed ``relais-`` (every app
   id such as ``relais-hub``, its stages' ``relais-hub-<stage>``, the test
   hubs' ``relais-test-…``) and with its app id when that has another prefix,
@@ -131,6 +132,9 @@ def hub_acls(user: str, app_id: str) -> list[AclBinding]:
     if not app_id.startswith(HUB_GROUP_PREFIX):
         prefixes.append(app_id)
     for prefix in prefixes:
+        # faust's leader topic, <app id>-__assignor-__leader (created by `relais topics apply`)
+        bindings += [AclBinding(principal, Resource.TOPIC, prefix, Pattern.PREFIXED, op)
+                     for op in topic_ops]
         bindings += [AclBinding(principal, Resource.GROUP, prefix, Pattern.PREFIXED, op)
                      for op in (Operation.READ, Operation.DESCRIBE)]
         bindings += [AclBinding(principal, Resource.TRANSACTIONAL_ID, prefix, Pattern.PREFIXED,

@@ -22,8 +22,9 @@ async def admin_client(
         await admin.start()
     except (KafkaConnectionError, KafkaError) as exc:
         raise InfrastructureError(
-            f"cannot reach Kafka at {bootstrap_servers} ({exc}); is it running? "
-            "Try `relais kafka up`."
+            f"cannot reach Kafka at {bootstrap_servers} ({exc}); is it running (`relais kafka "
+            "up`)? Are RELAIS_KAFKA_SECURITY_PROTOCOL, the credentials and RELAIS_KAFKA_CA_FILE "
+            "right?"
         ) from exc
     try:
         yield admin

@@ -15,8 +15,9 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from relais.errors import DecodeError
+from relais.errors import DecodeError, InfrastructureError
 from relais.kafka import clients
 from relais.kafka.lifecycle import stop_loop
 from relais.wire.avro_codec import AvroCodec
@@ -89,13 +90,21 @@ class CompactedView(Generic[T]):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+            partitions = await consumer._client._wait_on_metadata(self.topic)
+            assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            end_offsets = await consumer.end_offsets(assigned)
+        except KafkaError as exc:
+            await consumer.stop()
+            raise InfrastructureError(
+                f"cannot read {self.topic} from Kafka at {self._bootstrap}: {exc} (is it "
+                "running? are RELAIS_KAFKA_SECURITY_PROTOCOL, the credentials and "
+                "RELAIS_KAFKA_CA_FILE right? may this user read the topic?)"
+            ) from exc
         self._consumer = consumer
-        partitions = await consumer._client._wait_on_metadata(self.topic)
-        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        end_offsets = await consumer.end_offsets(assigned)
         await asyncio.wait_for(self._catch_up(consumer, end_offsets), timeout)
         self.ready.set()
         log.info("view.ready", topic=self.topic, keys=len(self._values))

@@ -135,6 +135,7 @@ def test_the_hub_gets_no_topic_creation_and_no_all() -> None:
     assert Operation.CREATE not in operations and Operation.ALL not in operations
     assert {(b.resource, b.name, b.pattern) for b in bindings} == {
         (Resource.TOPIC, "relais.", Pattern.PREFIXED),
+        (Resource.TOPIC, "relais-", Pattern.PREFIXED),
         (Resource.GROUP, "relais-", Pattern.PREFIXED),
         (Resource.TRANSACTIONAL_ID, "relais-", Pattern.PREFIXED),
         (Resource.CLUSTER, "kafka-cluster", Pattern.LITERAL),
