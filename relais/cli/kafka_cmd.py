@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from ops.kafka.broker import KAFKA_VERSION, LocalBroker
-from relais.cli.common import fail, load_settings
+from ops.kafka.broker import KAFKA_VERSION, LocalBroker, grant_hub
+from relais.cli.common import fail, load_settings, run
 from relais.errors import RelaisError
+from relais.kafka.security import HUB_USER, security_for
 
 app = typer.Typer(help="Start and stop the local Apache Kafka broker (KRaft, single node).")
 
@@ -35,6 +36,11 @@ def up(timeout: float = typer.Option(90.0, help="Seconds to wait for the broker.
         typer.echo(f"Kafka {KAFKA_VERSION} already running at {broker.bootstrap}")
     else:
         typer.echo(f"Kafka {KAFKA_VERSION} ready at {broker.bootstrap} in {seconds:.1f} s")
+    if broker.auth:
+        typer.echo(f"SASL/SCRAM-SHA-512 and ACLs on; users relais-admin and relais-hub in "
+                   f"{broker.credentials_path}")
+    else:
+        typer.echo("no authentication (RELAIS_KAFKA_AUTH=off)")
 
 
 @app.command()
@@ -64,3 +70,21 @@ def wipe(yes: bool = typer.Option(False, "--yes", help="Confirm.")) -> None:
         fail("this deletes every topic and record of the local broker; pass --yes")
     _broker().wipe()
     typer.echo("Kafka data deleted")
+
+
+@app.command("grant-hub")
+def grant_hub_cmd(
+    user: str = typer.Option(HUB_USER, help="The hub processes' SASL user."),
+) -> None:
+    """Give the hub's user its ACLs on the configured cluster (run as a super user).
+
+    Topics prefixed `relais.`: read, write, describe; groups and transactional ids
+    prefixed `relais-` (and RELAIS_APP_ID): read/write, describe. No topic creation.
+    The local broker does this at each start; use it on an existing secured cluster.
+    """
+    settings = load_settings()
+    security = security_for(settings.bootstrap_servers)
+    if not security.sasl:
+        fail("the cluster does not use SASL (RELAIS_KAFKA_SECURITY_PROTOCOL): no ACLs to grant")
+    run(grant_hub(settings.bootstrap_servers, security, user, settings.app_id))
+    typer.echo(f"ACLs of User:{user} in place (app id {settings.app_id})")
