@@ -148,7 +148,8 @@ async def _scenario(settings: Settings, member: Registration) -> bool:
 
         def done(got: list[dict[str, Any]]) -> bool:
             return (_has(got, good, state="acknowledged")
-                    and _has(got, good, kind="PARTNER_MESSAGE")
+                    and any(n["flow_id"] == good and n["kind"] == "PARTNER_MESSAGE"
+                            and "type_code" in n["details"] for n in got)  # a letter
                     and _has(got, anomaly, state="rejected")
                     and all(_has(got, f, state="rejected") for f in refused))
 

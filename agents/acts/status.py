@@ -11,9 +11,11 @@ once, with what the TdT waits for, and polling goes on along the tiers.
 
 Once an acte is acknowledged, the préfecture-stamped PDF is fetched from the
 TdT (a check with ``awaiting = "stamp"``), stored as a blob and delivered to
-the member once. When the TdT has none yet, the fetch is tried again along the
-poll tiers, at most ``stamp_attempts`` times; then the member is told that no
-stamped copy is available. The acknowledgement itself never waits for it.
+the member once, as a ``PARTNER_MESSAGE`` whose ``details["document"]`` is
+``stamped_acte`` (the flow's state stays *acknowledged*). When the TdT has none
+yet, the fetch is tried again along the poll tiers, at most ``stamp_attempts``
+times; then the member is told that no stamped copy is available. The
+acknowledgement itself never waits for it.
 """
 
 from __future__ import annotations
@@ -189,17 +191,18 @@ async def _stamped(
         log.warning("acts.stamp_unavailable", attempts=attempt, error=exc.message)
         return transition(
             deps, flow, stage=STAGE, state="acknowledged", previous="acknowledged",
-            kind="STATE_CHANGED", parent=parent, partner_ref=id_acte,
+            kind="PARTNER_MESSAGE", parent=parent, partner_ref=id_acte,
             child_event="stamped-acte-unavailable",
             reasons=[Reason("stamped_acte", "unavailable", why)],
-            details={"transaction_id": transaction_id, "attempts": str(attempt)},
+            details={"document": "stamped_acte", "transaction_id": transaction_id,
+                     "attempts": str(attempt)},
             message=f"no stamped copy of acte {id_acte} is available from the TdT after "
             f"{attempt} attempt(s); the acknowledgement stands",
         )
     log.info("acts.stamp_delivered", sha256=ref.sha256, size=ref.size)
     return transition(
         deps, flow, stage=STAGE, state="acknowledged", previous="acknowledged",
-        kind="STATE_CHANGED", parent=parent, partner_ref=id_acte, child_event="stamped-acte",
+        kind="PARTNER_MESSAGE", parent=parent, partner_ref=id_acte, child_event="stamped-acte",
         documents=[ref.to_dict()],
         details={"transaction_id": transaction_id, "document": "stamped_acte"},
         message=f"the stamped copy of acte {id_acte} (tampon de la préfecture) is attached",

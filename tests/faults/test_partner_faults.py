@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,11 @@ def _key(note: dict[str, object]) -> tuple[str, str, str, str]:
             str(details.get("child_event", "")))
 
 
+def _prefecture_message(note: dict[str, Any]) -> bool:
+    """A prefecture message (2-1…5-1), not the stamped acte, also a PARTNER_MESSAGE."""
+    return note["kind"] == "PARTNER_MESSAGE" and "type_code" in note["details"]
+
+
 async def test_partner_faults(hub: FaultHub) -> None:
     items = interleaved([drafts(s, hub.blob, ACTES_PER_MEMBER, tag="P") for s in hub.sirens])
     expected = {flow_of(d): d.member_siren for d in items}
@@ -89,7 +95,7 @@ async def test_partner_faults(hub: FaultHub) -> None:
         accounts = stats["members"]
         assert isinstance(accounts, dict)
         per_member = {s: await notifications(hub.bootstrap, s) for s in hub.sirens}
-        heard = {s: len({n["event_id"] for n in notes if n["kind"] == "PARTNER_MESSAGE"})
+        heard = {s: len({n["event_id"] for n in notes if _prefecture_message(n)})
                  for s, notes in per_member.items()}
         produced = {s: accounts[s]["prefecture_documents"] for s in hub.sirens}
         if (heard == produced and time.monotonic() - started > acknowledged_after + 8) \
@@ -124,7 +130,7 @@ async def test_partner_faults(hub: FaultHub) -> None:
         acknowledged = Counter(f for (f, kind, state, child) in event_ids
                                if kind == "STATE_CHANGED" and state == "acknowledged")
         assert set(acknowledged) == mine and max(acknowledged.values()) == 1
-        messages = Counter(n["event_id"] for n in notes if n["kind"] == "PARTNER_MESSAGE")
+        messages = Counter(n["event_id"] for n in notes if _prefecture_message(n))
         assert all(count == 1 for count in messages.values()), \
             f"a prefecture message was delivered twice: {messages.most_common(3)}"
         accounts = stats["members"]

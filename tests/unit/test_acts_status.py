@@ -97,7 +97,8 @@ async def test_acknowledged_then_stamped_acte_delivered_once(codec: AvroCodec) -
     assert document["media_type"] == "application/pdf"
     assert world.blobs.blobs[document["sha256"]] == STAMPED
     assert world.blobs.owners[document["sha256"]] == {SIREN}  # the member may fetch it
-    assert note["state"] == "acknowledged"
+    assert (note["kind"], note["state"]) == ("PARTNER_MESSAGE", "acknowledged")
+    assert note["details"]["document"] == "stamped_acte"
     assert _next(codec, first) == []  # nothing more to poll
 
 
@@ -119,7 +120,8 @@ async def test_stamped_acte_not_yet_available_is_tried_along_the_tiers_then_give
     assert tiers == ["relais.delay.30s", "relais.delay.2m"]
     last = await handle_status(check, deps)
     [note] = notifications(codec, last)
-    assert note["state"] == "acknowledged" and note["documents"] == []
+    assert (note["kind"], note["state"]) == ("PARTNER_MESSAGE", "acknowledged")
+    assert note["documents"] == []
     assert note["reasons"][0]["code"] == "unavailable"
     assert "Pas de fichier tamponné" in note["reasons"][0]["message"]
     assert _next(codec, last) == []
