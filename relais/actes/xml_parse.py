@@ -7,8 +7,21 @@ is hardened (no network, no DTD, no entity expansion). Text declared
 ISO-8859-1 that is really windows-1252 (``œ`` as byte 0x9C) is repaired, and a
 file without declaration that is not UTF-8 is read as windows-1252.
 
+Reading is bounded (:class:`ParseLimits`). Before parsing, a scan at C speed
+refuses a document of more than ``max_bytes``, with more than ``max_elements``
+tags or with a tag (or comment) longer than ``max_markup_bytes`` (millions of
+attributes in one tag). The document is then parsed incrementally
+(``iterparse``) and never kept whole: past ``max_kept_elements`` elements or
+``max_kept_bytes`` of names, attributes and texts, elements are dropped as they
+end, and texts are cut at ``max_text_chars`` (the message is then
+``truncated``); libxml2's own limits (10 MB a text node, 256 levels) hold. An
+@CTES message is metadata (documents travel beside it): real ones are far below
+every limit. :func:`parse_message_file` streams a file from disk, so its size
+does not become memory.
+
 ``parse_message`` raises ``PartnerReplyError(partner="tdt")`` when the bytes are
-not XML or the root is not an ACTES message.
+not XML or the root is not an ACTES message, ``PartnerReplyTooLargeError`` when a
+limit is crossed.
 
 Keys of ``ActesMessage.fields`` (absent when the message lacks them):
 
@@ -35,16 +48,18 @@ Keys of ``ActesMessage.fields`` (absent when the message lacks them):
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from lxml import etree
 
 from relais.actes.classification import classification_from_element
 from relais.actes.codes import ACTES_NS, ANOMALIE_ENVELOPPE, NATURE_BY_CODE, type_code_for_root
-from relais.actes.xsd import hardened_parser
-from relais.errors import PartnerReplyError, RelaisError
+from relais.errors import PartnerReplyError, PartnerReplyTooLargeError, RelaisError
 
 FieldValue = str | list[str]
 Fields = dict[str, FieldValue]
@@ -54,13 +69,31 @@ _C1_RE = re.compile("[\x80-\x9f]")
 
 @dataclass(frozen=True)
 class ActesMessage:
-    """One ACTES message as read: type code, root name, IDActe, key fields, raw bytes."""
+    """One ACTES message as read: type code, root name, IDActe, key fields, raw bytes.
+
+    ``raw`` is empty when the message was streamed from a file
+    (:func:`parse_message_file`); ``truncated`` says that a limit dropped
+    elements or cut texts, so ``fields`` may be incomplete.
+    """
 
     type_code: str
     root: str
     id_acte: str | None
     fields: Fields = field(hash=False)
     raw: bytes
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds of one parse (see the module docstring)."""
+
+    max_bytes: int = 512 * 1024 * 1024
+    max_elements: int = 1_000_000
+    max_markup_bytes: int = 64 * 1024
+    max_kept_elements: int = 200_000
+    max_kept_bytes: int = 32 * 1024 * 1024
+    max_text_chars: int = 64 * 1024
 
 
 # --- Element helpers ----------------------------------------------------------------------
@@ -304,19 +337,91 @@ _EXTRACTORS: dict[str, Callable[[etree._Element], Fields]] = {
 # --- Entry point ------------------------------------------------------------------------------
 
 
-def _parse_xml(raw: bytes) -> etree._Element:
+def _too_large(message: str) -> PartnerReplyTooLargeError:
+    return PartnerReplyTooLargeError(f"ACTES message refused: {message}", partner="tdt")
+
+
+_SCAN_CHUNK = 1024 * 1024
+
+
+def _scan(chunks: Iterable[bytes], limits: ParseLimits) -> None:
+    """Refuse, before any parsing, too many tags or a tag longer than allowed."""
+    long_markup = re.compile(rb"<[^>]{%d}" % limits.max_markup_bytes)
+    tags = 0
+    carry = b""
+    for chunk in chunks:
+        tags += chunk.count(b"<")
+        if tags > limits.max_elements:
+            raise _too_large(f"more than {limits.max_elements} tags")
+        window = carry + chunk
+        if long_markup.search(window):
+            raise _too_large(
+                f"a tag, comment or declaration longer than {limits.max_markup_bytes} bytes"
+            )
+        last_open, last_close = window.rfind(b"<"), window.rfind(b">")
+        carry = window[last_open:] if last_open > last_close else b""
+
+
+def _file_chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    while chunk := handle.read(_SCAN_CHUNK):
+        yield chunk
+
+
+def _bounded_tree(
+    source: IO[bytes], limits: ParseLimits, encoding: str | None = None
+) -> tuple[etree._Element, bool]:
+    """Parse incrementally, keeping at most ``max_kept_elements`` elements and cutting
+    long texts; the root and whether anything was dropped or cut."""
+    truncated = False
+    seen = kept = kept_bytes = 0
+    root: etree._Element | None = None
+    events = etree.iterparse(
+        source, events=("end",), resolve_entities=False, no_network=True, load_dtd=False,
+        huge_tree=False, remove_comments=True, remove_pis=True, encoding=encoding,
+    )
+    for _, element in events:
+        seen += 1
+        if seen > limits.max_elements:
+            raise _too_large(f"more than {limits.max_elements} elements")
+        if element.text is not None and len(element.text) > limits.max_text_chars:
+            element.text = element.text[: limits.max_text_chars]
+            truncated = True
+        if element.tail is not None and len(element.tail) > limits.max_text_chars:
+            element.tail = None
+            truncated = True
+        parent = element.getparent()
+        if parent is None:
+            root = element
+            continue
+        kept += 1
+        kept_bytes += 128 + len(element.text or "") + len(element.tail or "") + sum(
+            len(key) + len(value) for key, value in element.attrib.items()
+        )
+        if kept > limits.max_kept_elements or kept_bytes > limits.max_kept_bytes:
+            element.clear()
+            parent.remove(element)
+            truncated = True
+    if root is None:
+        raise PartnerReplyError("empty reply where an ACTES message was expected", partner="tdt")
+    return root, truncated
+
+
+def _parse_xml(raw: bytes, limits: ParseLimits) -> tuple[etree._Element, bool]:
     data = raw.lstrip(b" \t\r\n")
     if not data:
         raise PartnerReplyError("empty reply where an ACTES message was expected", partner="tdt")
+    if len(data) > limits.max_bytes:
+        raise _too_large(f"{len(data)} bytes, more than the {limits.max_bytes} read")
+    _scan((data[i : i + _SCAN_CHUNK] for i in range(0, len(data), _SCAN_CHUNK)), limits)
     try:
-        return etree.fromstring(data, hardened_parser())
+        return _bounded_tree(io.BytesIO(data), limits)
     except etree.XMLSyntaxError as first:
         if _DECLARED_ENCODING_RE.match(data) is None and not data.startswith(b"\xef\xbb\xbf"):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 try:
-                    return etree.fromstring(data, hardened_parser(encoding="cp1252"))
+                    return _bounded_tree(io.BytesIO(data), limits, encoding="cp1252")
                 except etree.XMLSyntaxError:
                     pass
         raise PartnerReplyError(
@@ -331,9 +436,7 @@ def _id_acte(root: etree._Element, type_code: str) -> str | None:
     return value
 
 
-def parse_message(raw: bytes) -> ActesMessage:
-    """Read any ACTES business message or envelope, without schema validation."""
-    root = _parse_xml(raw)
+def _message(root: etree._Element, raw: bytes, truncated: bool) -> ActesMessage:
     qname = etree.QName(root)
     if qname.namespace not in (None, ACTES_NS):
         raise PartnerReplyError(
@@ -352,4 +455,49 @@ def parse_message(raw: bytes) -> ActesMessage:
         id_acte=_id_acte(root, type_code),
         fields=fields,
         raw=raw,
+        truncated=truncated,
     )
+
+
+def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ActesMessage:
+    """Read any ACTES business message or envelope, without schema validation, within
+    ``limits`` (defaults: :class:`ParseLimits`)."""
+    root, truncated = _parse_xml(raw, limits or ParseLimits())
+    return _message(root, raw, truncated)
+
+
+def parse_message_file(path: Path, limits: ParseLimits | None = None) -> ActesMessage:
+    """:func:`parse_message` on a file, streamed from disk (``raw`` stays empty): memory
+    does not grow with the file. Raises ``OSError`` when it cannot be read."""
+    limits = limits or ParseLimits()
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise _too_large(
+            f"{path.name} has {size} bytes, more than the {limits.max_bytes} read "
+            "(an @CTES message holds metadata only; documents travel beside it)"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+        start = len(head) - len(head.lstrip(b" \t\r\n"))
+        if start == len(head):
+            raise PartnerReplyError("empty file (or blank start) where an ACTES message was "
+                                    "expected", partner="tdt")
+        head = head[start:]
+        handle.seek(start)
+        _scan(_file_chunks(handle), limits)
+        handle.seek(start)
+        try:
+            root, truncated = _bounded_tree(handle, limits)
+        except etree.XMLSyntaxError as first:
+            if _DECLARED_ENCODING_RE.match(head) is not None:
+                raise PartnerReplyError(
+                    f"ACTES message is not readable XML: {first}", partner="tdt"
+                ) from first
+            handle.seek(start)
+            try:
+                root, truncated = _bounded_tree(handle, limits, encoding="cp1252")
+            except etree.XMLSyntaxError:
+                raise PartnerReplyError(
+                    f"ACTES message is not readable XML: {first}", partner="tdt"
+                ) from first
+    return _message(root, b"", truncated)

@@ -61,10 +61,11 @@ def config(
 @app.command()
 def parse(path: Path = typer.Argument(..., help="An @CTES message or envelope (XML).")) -> None:
     """Identify an @CTES business message or envelope and print its key fields as JSON."""
-    from relais.cli.parse_cmd import parse_file
+    from relais.cli.parse_cmd import cap_process_memory, parse_file
 
     if not path.is_file():
         fail(f"{path} is not a readable file")
+    cap_process_memory()
     try:
         summary = parse_file(path)
     except RelaisError as exc:
