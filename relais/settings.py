@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 SECRET_MARK = "secret"
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<password>[^@/?#\s]*)@"
+)
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the password of every URL in it masked: ``https://user:pass@host`` →
+    ``https://user:***@host`` (``relais config`` shows every value through this)."""
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:***@", text)
 
 
 def _project_root() -> Path:
@@ -152,9 +162,10 @@ class Settings:
             value = getattr(self, f.name)
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
             secret = bool(f.metadata.get(SECRET_MARK))
-            shown = ("****" if value else "") if secret else str(value)
+            shown = ("****" if value else "") if secret else mask_url_credentials(str(value))
             env = f"RELAIS_{f.name.upper()}"
-            rows.append((env, shown, str(default), f.metadata.get("help", "")))
+            rows.append((env, shown, mask_url_credentials(str(default)),
+                         f.metadata.get("help", "")))
         return rows
 
 
