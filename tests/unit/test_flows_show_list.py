@@ -50,6 +50,9 @@ class NoBlobs:
     async def stat(self, sha256: str) -> int | None:
         return None
 
+    async def owned_by(self, sha256: str, member: str) -> bool:
+        return False
+
 
 @pytest.fixture(scope="module")
 def codec() -> AvroCodec:
