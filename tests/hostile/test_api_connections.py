@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytestmark = pytest.mark.hostile
+
 CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.hostile
+
 PEAK_RSS_LIMIT_MB = 300
 TIME_LIMIT_S = 15.0
 LOOP_STALL_LIMIT_S = 0.5

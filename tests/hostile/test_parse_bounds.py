@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.hostile
+
 MIB = 1024 * 1024
 PEAK_RSS_LIMIT_MB = 300
 TIME_LIMIT_S = 30.0
