@@ -37,6 +37,7 @@ from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
 from ops.submissions import ActeDraft, publish_acte
 from ops.topics import apply_topics
+from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
 from relais.kafka import clients as kafka_clients
 from relais.kafka.admin import admin_client
@@ -84,6 +85,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
 def hub(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultHub]:
     running = start_fault_hub(broker, tmp_path_factory, prefix="44", members=2, env=ENV)
     try:
+        store = FilesystemBlobStore(running.settings.blob_dir)
+        for siren in running.sirens:  # each member references the PDF as its own upload
+            asyncio.run(store.grant(running.blob.sha256, siren))
         yield running
     finally:
         running.close()
