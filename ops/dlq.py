@@ -59,7 +59,7 @@ class DeadLetter:
 
     @property
     def replay_count(self) -> int:
-        return int(self.header(h.REPLAY_COUNT) or "0")
+        return h.get_count(self.headers, h.REPLAY_COUNT)  # garbage reads as 0, never raises
 
 
 @dataclass(frozen=True)

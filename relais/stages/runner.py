@@ -191,6 +191,13 @@ class StageRunner:
                 log.warning("stage.fetch_failed", stage=self.stage, error=str(exc))
                 await asyncio.sleep(self._retry_delay)
                 continue
+            except Exception as exc:  # the client could not parse what it fetched
+                # The stage must not end silently; the records wait (relais health shows
+                # the lag) until the cause is fixed.
+                log.error("stage.fetch_bug", stage=self.stage, error=describe(exc),
+                          exc_info=exc)
+                await asyncio.sleep(self._max_bug_backoff)
+                continue
             if batches:
                 await self._step(batches)
 

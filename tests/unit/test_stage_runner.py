@@ -368,3 +368,24 @@ async def test_prepare_runs_before_the_handler_and_the_router() -> None:
     await run_until(stage, lambda: broker.committed.get(TP) == 1)
     assert seen == [()]
     assert [o.topic for o in broker.published] == [DLQ], "no member to tell: headers dropped"
+
+
+async def test_a_fetch_the_client_cannot_parse_does_not_end_the_stage() -> None:
+    broker = FakeBroker(records(2))
+    failures = {"left": 2}
+    original = FakeConsumer.getmany
+
+    async def flaky(self: FakeConsumer, timeout_ms: int, max_records: int) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        return await original(self, timeout_ms, max_records)
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        return echo(record)
+
+    stage = runner(broker, handle)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FakeConsumer, "getmany", flaky)
+        await run_until(stage, lambda: broker.committed.get(TP) == 2)
+    assert [o.value for o in broker.outputs("out")] == [b"v0", b"v1"]
