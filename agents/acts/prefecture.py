@@ -151,7 +151,7 @@ class PrefectureWatcher:
                 continue
             flow_id = self._deps.links.flow_of_transaction(member.tdt.url,
                                                            ref.related_transaction_id)
-            if flow_id is None:
+            if flow_id is None or self._deps.links.get(flow_id) is None:
                 if key not in self._waiting:
                     self._waiting.add(key)
                     log.info("acts.prefecture_message_waits", document=ref.id,

@@ -47,9 +47,7 @@ class ServerLimits:
     max_per_client: int = 64
     """Connections held at once by one client address."""
     header_timeout: float = 10.0
-    """Seconds a connection has to send a complete request head."""
-    body_timeout: float = 30.0
-    """Seconds an upload may go without sending a byte."""
+    """Seconds a connection has to send a complete request head (bodies: ``create_api``)."""
     keep_alive: int = 5
     """Seconds an idle keep-alive connection is kept after a response."""
 
