@@ -28,7 +28,7 @@ import httpx
 from ops.demo_documents import minimal_pdf
 from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, register_members
+from ops.members import Registration, member_security, register_members
 from ops.notifications import NotificationWatcher
 from ops.stack import (
     Stack,
@@ -48,6 +48,7 @@ from relais.logs import configure_logging
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import hub_topics
+from topics.member import notifications, submissions
 
 DEMO_MEMBERS = (
     ("212102313", "Commune de Dijon (demo)", "021"),
@@ -100,12 +101,17 @@ async def _scenario(settings: Settings, member: Registration) -> bool:
     siren = member.member.siren
     codec = AvroCodec()
     api = f"http://{settings.api_host}:{settings.api_port}"
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec)
+    # The back-office connects as the member's own Kafka user: its ACLs let it write its
+    # submissions topic and read its notifications topic, nothing else.
+    back_office = member_security(member, settings.bootstrap_servers)
+    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec, security=back_office)
     await watcher.start()
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo")
+    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo",
+                          security=back_office)
     await publisher.start()
     today = date.today()
-    run = format(int(time.time()) % 36**5, "x")  # ids unique to this run: the demo can rerun
+    # ids unique to this run (the demo can rerun), upper case: S²LOW's number pattern
+    run = format(int(time.time()) % 36**5, "X")
     try:
         async with sandbox_control_client(settings, timeout=30) as client:
             say(f"{member.member.name} uploads a deliberation through the hub API")
@@ -189,6 +195,8 @@ def run_demo(*, stay: bool = False) -> int:
             seconds = broker.start()
             started_broker = seconds > 0
             print(f"  ready in {seconds:.1f} s" if seconds else "  already running")
+            if broker.auth:
+                print(f"  SASL/SCRAM-SHA-512 and ACLs on; hub users in {broker.credentials_path}")
         say("applying the topic catalogue and registering the demo members")
         registrations = asyncio.run(_register(settings))
         for registration in registrations:
@@ -196,6 +204,10 @@ def run_demo(*, stay: bool = False) -> int:
             tdt = registration.member.tdt
             if tdt is not None and tdt.cert_file:
                 print(f"    TdT {tdt.url}, TLS client certificate {tdt.cert_file}")
+            if member_security(registration, settings.bootstrap_servers).sasl:
+                print(f"    Kafka user {registration.kafka_user}: writes "
+                      f"{submissions(registration.member.siren).name}, reads "
+                      f"{notifications(registration.member.siren).name}, nothing else")
         say("starting the sandbox TdT, the hub worker and the hub API")
         stack.start_sandbox(sandbox_config(registrations))
         started = time.monotonic()
