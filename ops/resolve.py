@@ -51,6 +51,8 @@ from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, OPS_AUDIT
 
 #: The ``stage`` of the flow events an operator's resolution writes.
 STAGE = "operator"
+#: A flow id: ``<siren>-<uuid>`` (:func:`relais.flows.ids.flow_id_for`).
+FLOW_ID = re.compile(r"[0-9]{9}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: A TdT transaction id as an operator types it (S²LOW's are numbers).
 TRANSACTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_REASON = 1000
@@ -85,6 +87,15 @@ class ResolveIO(Protocol):
     async def publish(self, outbounds: list[Outbound]) -> None:
         """Publish every record in one transaction, or none."""
         ...
+
+
+def check_flow_id(flow_id: str) -> None:
+    """A ``ValidationError`` unless ``flow_id`` has the shape of a flow id."""
+    if not FLOW_ID.fullmatch(flow_id):
+        raise ValidationError(
+            f"{flow_id[:80]!r} is not a flow id (<siren>-<uuid>, as flows show/list print it)",
+            reasons=[Reason("flow_id", "format", "<siren>-<uuid>")],
+        )
 
 
 def check_uncertain(flow_id: str, link: ActeLink | None) -> ActeLink:
@@ -183,6 +194,7 @@ async def resolve(
     operator: str, reason: str,
 ) -> Resolution:
     """Settle one uncertain flow: posted as ``transaction_id``, or not posted when None."""
+    check_flow_id(flow_id)
     reason = reason.strip()
     if transaction_id is None and not reason:
         raise ValidationError("say why the acte is known not to have reached the TdT (--reason)",
@@ -280,6 +292,7 @@ async def resolve_on_kafka(
     settings: Settings, flow_id: str, *, transaction_id: str | None, operator: str, reason: str,
 ) -> Resolution:
     """:func:`resolve` against the cluster of ``settings``."""
+    check_flow_id(flow_id)  # before it names the transactional id
     codec = AvroCodec()
     io = KafkaResolveIO(settings.bootstrap_servers, codec, flow_id)
     await io.start()

@@ -197,6 +197,18 @@ async def test_not_posted_validates_again_and_resends_the_submission_through_a_d
     assert topics.index(ACTS_LINKS.name) < topics.index("relais.delay.5s")
 
 
+@pytest.mark.parametrize("bad", ["", "217500016", f"{FLOW}x", "../" + FLOW, FLOW.upper(),
+                                 "217500016-" + "0" * 36])
+async def test_a_malformed_flow_id_is_refused(
+    settings: Settings, codec: AvroCodec, bad: str,
+) -> None:
+    io = FakeIO(_link())
+    with pytest.raises(ValidationError, match="is not a flow id"):
+        await resolve(io, operator_acts_deps(settings, codec), bad, transaction_id="1",
+                      operator="alice", reason="r")
+    assert io.published == []
+
+
 async def test_not_posted_needs_a_reason(settings: Settings, codec: AvroCodec) -> None:
     io = FakeIO(_link(), DeliveryRecord(SUBMISSION_VALUE, DELIVERY_HEADERS))
     with pytest.raises(ValidationError, match="--reason"):
