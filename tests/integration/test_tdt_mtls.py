@@ -257,3 +257,33 @@ def test_tls_material_is_made_once_and_completed_for_new_accounts(tmp_path: Path
     assert (tmp_path / "ca.key").stat().st_mode & 0o077 == 0
     with pytest.raises(ConfigurationError):
         ensure_tls_material(tmp_path, ["../escape"])
+
+
+async def test_with_optional_client_certificates_basic_alone_gets_through(
+    tmp_path: Path,
+) -> None:
+    tls = sandbox_tls(tmp_path / "tls", CONFIG, require_client_certificate=False)
+    material = tls.material
+    async with running_tdt_sandbox(CONFIG, tls=tls) as running:
+        connectors = TdtConnectors(timeout=5, environ={BASIC_PASSWORD_ENV: "basic-secret"})
+        try:
+            connector = connectors.for_member(
+                member(running.url, cert=None, key=None, ca=material.ca_file,
+                       key_password_env=None, password_env=BASIC_PASSWORD_ENV)
+            )
+            assert b"RetourClassification" in await connector.fetch_classification()
+        finally:
+            await connectors.aclose()
+        foreign = make_foreign_client(tmp_path / "foreign", SIREN)
+        connectors = TdtConnectors(timeout=5, environ={BASIC_PASSWORD_ENV: "basic-secret"})
+        try:
+            connector = connectors.for_member(
+                member(running.url, cert=foreign.cert_file, key=foreign.key_file,
+                       ca=material.ca_file, key_password_env=None,
+                       password_env=BASIC_PASSWORD_ENV)
+            )
+            with pytest.raises(PartnerAuthError) as caught:
+                await connector.fetch_classification()
+        finally:
+            await connectors.aclose()
+    assert_auth_error(caught.value, running.url, "refused the client certificate")

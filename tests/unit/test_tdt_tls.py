@@ -149,3 +149,42 @@ async def test_the_gate_refuses_another_accounts_login_and_unknown_certificates(
     registry.forget(("127.0.0.1", 5000))
     assert await call(gate, "/a.php") == 403
     assert len(app.scopes) == 1
+
+
+# -- relais members add: the TLS options are checked before anything is published --------------
+
+
+@pytest.fixture
+def no_log_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI would point the logs at the runner's captured stream, closed afterwards."""
+    monkeypatch.setattr("relais.cli.common.configure_logging", lambda *args, **kwargs: None)
+
+
+@pytest.mark.usefixtures("no_log_setup")
+def test_members_add_refuses_a_pasted_key_password_without_echoing_it() -> None:
+    from typer.testing import CliRunner
+
+    from relais.cli.main import app
+
+    result = CliRunner().invoke(app, [
+        "members", "add", "210600235", "--name", "Commune", "--department", "006",
+        "--tdt-url", "https://tdt.example.test", "--tdt-login", "x",
+        "--tdt-cert", "/etc/relais/c.pem", "--tdt-key-password-env", "hunter2 secret!",
+    ])
+    assert result.exit_code == 1
+    assert "tdt.key_password_env" in result.output
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.usefixtures("no_log_setup")
+def test_members_add_wants_a_tdt_url_for_a_certificate() -> None:
+    from typer.testing import CliRunner
+
+    from relais.cli.main import app
+
+    result = CliRunner().invoke(app, [
+        "members", "add", "210600235", "--name", "Commune", "--department", "006",
+        "--tdt-cert", "/etc/relais/c.pem",
+    ])
+    assert result.exit_code == 1
+    assert "--tdt-url" in result.output
