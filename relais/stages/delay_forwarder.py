@@ -5,13 +5,21 @@ topic named in their ``relais_delay_target`` header, in one transaction with the
 tier's consumer offsets; a partition whose head is not due yet is rewound to its
 first undue record and left alone until then. Nothing sleeps inside a
 transaction, so a one-hour tier never holds one open.
+
+A target must be the input topic of a stage that retries (``DELAY_TARGETS``); a
+record without one, or naming another topic, is logged and skipped, so it
+cannot hold the tier's partition. After any failure the partitions seek back to
+their committed offsets; when that fails too, the consumer is replaced (a new
+one starts at the committed offsets): nothing is committed past records that
+were not forwarded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -22,23 +30,51 @@ from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
 from relais.stages.instance import fresh_transactional_producer
+from topics.catalogue import ACTS_DELIVERY, ACTS_FOLLOWUPS, ACTS_STATUS, ACTS_SUBMITTED
 
 log = structlog.get_logger(__name__)
 
+#: The topics a delayed record may be forwarded to: the inputs of the stages that retry or
+#: poll through the delay tiers. A new such stage adds its input topic here.
+DELAY_TARGETS = frozenset(t.name for t in (ACTS_SUBMITTED, ACTS_DELIVERY, ACTS_STATUS,
+                                           ACTS_FOLLOWUPS))
+
 
 class DelayForwarder:
-    def __init__(self, bootstrap_servers: str, tier: DelayTier, *, group_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        tier: DelayTier,
+        *,
+        group_id: str,
+        targets: frozenset[str] = DELAY_TARGETS,
+        consumer_factory: Callable[[], Any] | None = None,
+        producer_factory: Callable[[Any], Awaitable[Any]] | None = None,
+        retry_delay: float = 1.0,
+    ) -> None:
         self.tier = tier
         self.group_id = group_id
         self._bootstrap = bootstrap_servers
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._targets = targets
+        self._consumer_factory = consumer_factory or self._kafka_consumer
+        self._producer_factory = producer_factory or self._kafka_producer
+        self._retry_delay = retry_delay
+        self._consumer: Any = None
+        self._producer: Any = None
         self._task: asyncio.Task[None] | None = None
         self._not_before: dict[TopicPartition, float] = {}
         self.forwarded = 0
+        self.skipped = 0
+        self.consumer_restarts = 0
 
     async def start(self) -> None:
-        self._consumer = kafka_clients.consumer(
+        await self._new_producer()
+        self._consumer = self._consumer_factory()
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"delay-{self.tier.label}")
+
+    def _kafka_consumer(self) -> AIOKafkaConsumer:
+        return kafka_clients.consumer(
             self.tier.topic.name,
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,
@@ -48,14 +84,12 @@ class DelayForwarder:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
-        await self._new_producer()
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"delay-{self.tier.label}")
+
+    async def _kafka_producer(self, previous: AIOKafkaProducer | None) -> AIOKafkaProducer:
+        return await fresh_transactional_producer(self._bootstrap, self.group_id, previous)
 
     async def _new_producer(self) -> None:
-        self._producer = await fresh_transactional_producer(
-            self._bootstrap, self.group_id, self._producer
-        )
+        self._producer = await self._producer_factory(self._producer)
 
     async def stop(self) -> None:
         await stop_loop(self._task, self._consumer, self._producer)
@@ -65,16 +99,68 @@ class DelayForwarder:
 
     async def _run(self) -> None:
         while True:
+            if self._consumer is None:
+                await self._restart_consumer()
+                continue
             try:
                 await self._step()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # e.g. pause/seek on a partition a rebalance just took away: never let the
-                # tier stop forwarding; the next step starts again from committed offsets.
+                # tier stop forwarding; start again from the committed offsets.
                 log.exception("delay.step_failed", tier=self.tier.label)
-                self._not_before.clear()
-                await asyncio.sleep(1.0)
+                await self._recover()
+
+    async def _recover(self) -> None:
+        """A new producer, every assigned partition back at its committed offset and
+        resumed; a new consumer when that fails."""
+        self._not_before.clear()
+        await asyncio.sleep(self._retry_delay)
+        try:
+            await self._new_producer()
+        except KafkaError as exc:
+            log.warning("delay.producer_restart_failed", tier=self.tier.label, error=str(exc))
+        if not await self._rewind():
+            await self._restart_consumer()
+
+    async def _rewind(self) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            assigned = list(consumer.assignment())
+            if assigned:
+                consumer.resume(*assigned)
+            for tp in assigned:
+                offset = await consumer.committed(tp)
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+        except Exception as exc:
+            log.error("delay.rewind_failed", tier=self.tier.label, error=str(exc), exc_info=exc)
+            return False
+        return True
+
+    async def _restart_consumer(self) -> None:
+        self.consumer_restarts += 1
+        old, self._consumer = self._consumer, None
+        log.error("delay.consumer_restarting", tier=self.tier.label)
+        if old is not None:
+            try:
+                await old.stop()
+            except Exception as exc:
+                log.warning("delay.consumer_stop_failed", tier=self.tier.label, error=str(exc))
+        while self._consumer is None:
+            try:
+                consumer = self._consumer_factory()
+                await consumer.start()
+                self._consumer = consumer
+            except Exception as exc:
+                log.warning("delay.consumer_restart_failed", tier=self.tier.label,
+                            error=str(exc))
+                await asyncio.sleep(self._retry_delay)
 
     async def _step(self) -> None:
         assert self._consumer is not None
@@ -114,14 +200,7 @@ class DelayForwarder:
                 await self._forward(due)
             except KafkaError as exc:
                 log.error("delay.forward_failed", tier=self.tier.label, error=str(exc))
-                await asyncio.sleep(1.0)
-                with contextlib.suppress(KafkaError):
-                    await self._new_producer()
-                for tp in due:
-                    with contextlib.suppress(KafkaError):
-                        offset = await self._consumer.committed(tp)
-                        if offset is not None:
-                            self._consumer.seek(tp, offset)
+                await self._recover()
 
     async def _forward(self, due: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self._producer is not None
@@ -130,8 +209,10 @@ class DelayForwarder:
                 for record in records:
                     headers = list(record.headers or ())
                     target = h.get(headers, h.DELAY_TARGET)
-                    if not target:
-                        log.error("delay.no_target", tier=self.tier.label, offset=record.offset)
+                    if target not in self._targets:
+                        self.skipped += 1
+                        log.error("delay.bad_target", tier=self.tier.label, offset=record.offset,
+                                  partition=record.partition, target=(target or "")[:200])
                         continue
                     await self._producer.send(
                         target, record.value, key=record.key,
