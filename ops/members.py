@@ -11,7 +11,7 @@ topic, read its notifications topic with consumer groups prefixed
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -19,7 +19,7 @@ from ops.topics import apply_topics
 from relais.api.auth import generate_token, hash_token
 from relais.kafka.acls import create_acls, member_acls, member_user, set_scram_password
 from relais.kafka.publisher import Publisher, dataschema_uri
-from relais.kafka.security import security_for
+from relais.kafka.security import KafkaSecurity, security_for
 from relais.members.model import Member, TdtSettings, check_registration
 from relais.wire.headers import EventHeaders
 from topics.catalogue import MEMBERS
@@ -94,6 +94,15 @@ async def register_members(
         for r in registrations
     ]
     await publisher.publish_many(MEMBERS.name, items, schema_name="Member")
+
+
+def member_security(registration: Registration, bootstrap_servers: str) -> KafkaSecurity:
+    """How the member's back-office connects: the cluster's protocol, the member's user."""
+    cluster = security_for(bootstrap_servers)
+    if not cluster.sasl:
+        return cluster
+    return replace(cluster, username=registration.kafka_user,
+                   password=registration.kafka_password)
 
 
 async def grant_members(admin: AIOKafkaAdminClient, registrations: list[Registration]) -> None:

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 
 from relais.errors import DecodeError
 from relais.kafka import clients as kafka_clients
+from relais.kafka.security import KafkaSecurity
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
 
@@ -22,11 +23,19 @@ class NotificationWatcher:
     aborted hub transaction are never seen.
     """
 
-    def __init__(self, bootstrap_servers: str, siren: str, codec: AvroCodec | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        siren: str,
+        codec: AvroCodec | None = None,
+        *,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self._codec = codec or AvroCodec()
         self._tp = TopicPartition(member_topics.notifications(siren).name, 0)
         self._consumer = kafka_clients.consumer(
             bootstrap_servers=bootstrap_servers,
+            security=security,
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
