@@ -47,6 +47,7 @@ from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
 from relais.errors import ConfigurationError, InfrastructureError
 from relais.identifiers import luhn_sum
+from relais.kafka.security import hub_security
 from relais.logs import configure_logging
 from relais.settings import Settings
 from topics.member import siren_of_submissions_topic
@@ -141,6 +142,7 @@ def hub_env(settings: Settings, log_level: str = "INFO") -> dict[str, str]:
         "RELAIS_APP_ID": settings.app_id,
         "RELAIS_LOG_FORMAT": "json",
         "RELAIS_LOG_LEVEL": log_level,
+        **hub_security(settings).as_env(),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),

@@ -20,6 +20,7 @@ from ops.audit import read_audit
 from ops.dlq import DeadLetterFilter
 from ops.kafka.broker import LocalBroker
 from ops.replay import replay
+from relais.kafka.security import security_for
 from tests.faults.conftest import (
     FaultHub,
     dead_letters,
@@ -62,7 +63,7 @@ def hub(fault_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> 
 def _cli(hub: FaultHub, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RELAIS_KAFKA_BOOTSTRAP": hub.bootstrap,
            "RELAIS_APP_ID": hub.settings.app_id, "RELAIS_DATA_DIR": str(hub.settings.data_dir),
-           "RELAIS_LOG_FORMAT": "console"}
+           "RELAIS_LOG_FORMAT": "console", **security_for(hub.bootstrap).as_env()}
     return subprocess.run([sys.executable, "-m", "relais.cli.main", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
 
