@@ -225,13 +225,14 @@ async def _check_submission(
     record: SubmissionRecord, deps: IngressDeps, siren: str, parent: EventHeaders
 ) -> list[Outbound]:
     value = record.value or b""
-    if len(value) > deps.max_submission_bytes:
+    size = len(value) + len(record.key or b"")  # a key is the member's to fill too
+    if size > deps.max_submission_bytes:
         flow = _flow_for_unreadable(record, siren)
         return _reject(
             deps, record, flow, parent, "oversize",
-            f"the record has {len(value)} bytes, more than the {deps.max_submission_bytes} "
+            f"the record has {size} bytes, more than the {deps.max_submission_bytes} "
             "accepted; upload documents as blobs and reference them",
-            [Reason("value", "oversize", f"{len(value)} > {deps.max_submission_bytes} bytes")],
+            [Reason("value", "oversize", f"{size} > {deps.max_submission_bytes} bytes")],
         )
     try:
         decoded: Decoded = deps.codec.decode(value)

@@ -16,7 +16,7 @@ When a batch fails for another reason:
   seek back to their committed offsets, and the batch is read again, for as long
   as it takes (an outage is waited out, nothing is dead-lettered for it);
 - a bug past the router (the router or a handler without one raised, a send
-  refused an output): the batch is read again after 1 s, 2 s, 4 s…
+  refused an output, an output too large for Kafka): the batch is read again after 1 s, 2 s, 4 s…
   (``bug_backoff``, at most ``max_bug_backoff``), ``max_bug_attempts`` times in
   all; then each record of the batch is handled on its own, in a transaction of
   its own, and a record that still fails is dead-lettered with the stack (the
@@ -40,7 +40,12 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
 
 from relais.flows.outbound import Outbound
 from relais.kafka import clients as kafka_clients
@@ -61,6 +66,10 @@ ConsumerFactory = Callable[[], Any]
 #: Starts a transactional producer replacing the previous one; tests pass fakes.
 ProducerFactory = Callable[[Any], Awaitable[Any]]
 Batches = dict[TopicPartition, list[Any]]
+#: Kafka errors caused by what a handler produced (an output too large, a topic name that
+#: cannot exist), not by the broker's state: reading the batch again cannot help, so they
+#: count as bugs (capped, then dead-lettered) instead of being waited out like an outage.
+CONTENT_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
 
 
 @dataclass
@@ -206,6 +215,9 @@ class StageRunner:
         past the bug cap, handle its records one by one)."""
         try:
             await self._process(batches)
+        except CONTENT_ERRORS as exc:
+            await self._on_bug(batches, exc)
+            return
         except KafkaError as exc:
             log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
             await self._recover(list(batches), self._retry_delay)
@@ -231,6 +243,12 @@ class StageRunner:
         try:
             await self._new_producer()  # the failed transaction may have left it unusable
             await self._isolate(batches)
+        except CONTENT_ERRORS as again:  # even a dead letter was refused: wait, read again
+            log.error("stage.isolation_failed", stage=self.stage, retry_in=delay,
+                      error=describe(again), exc_info=again)
+            self._note_bug(batches)
+            await self._recover(list(batches), delay)
+            return
         except KafkaError as kafka_exc:
             log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(kafka_exc))
             await self._recover(list(batches), self._retry_delay)
@@ -384,8 +402,10 @@ class StageRunner:
                 try:
                     outputs = await self._handle(record)
                     await self._publish(outputs, offsets)
-                except KafkaError:
-                    raise
+                except KafkaError as exc:
+                    if not isinstance(exc, CONTENT_ERRORS):
+                        raise
+                    await self._publish(self._bug_letters(record, exc), offsets)
                 except Exception as exc:
                     await self._publish(self._bug_letters(record, exc), offsets)
                 else:

@@ -618,3 +618,9 @@ async def test_foreign_topic_yields_nothing(deps: IngressDeps, codec: AvroCodec)
     value = codec.encode("ActeSubmission", _acte())
     assert await handle_submission(_record(value, topic=ACTS_SUBMITTED.name), deps) == []
     assert deps.counters.accepted == 0 and deps.counters.rejected == {}
+
+
+async def test_a_huge_key_counts_toward_the_size_limit(deps: IngressDeps, codec: AvroCodec) -> None:
+    value = codec.encode("ActeSubmission", _acte())
+    outs = await handle_submission(_record(value, key=b"k" * (64 * 1024)), deps)
+    assert [(r["field"], r["code"]) for r in _reasons(codec, outs)] == [("value", "oversize")]

@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
 from structlog.testing import capture_logs
 
 from relais.flows.ids import flow_id_for
@@ -389,3 +394,19 @@ async def test_a_fetch_the_client_cannot_parse_does_not_end_the_stage() -> None:
         patch.setattr(FakeConsumer, "getmany", flaky)
         await run_until(stage, lambda: broker.committed.get(TP) == 2)
     assert [o.value for o in broker.outputs("out")] == [b"v0", b"v1"]
+
+
+async def test_an_output_too_large_for_kafka_is_a_bug_not_an_outage() -> None:
+    broker = FakeBroker(records(3))
+    broker.send_fails = lambda out: (MessageSizeTooLargeError() if out.topic == "out"
+                                     and out.value == b"v1" else None)
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        return echo(record)
+
+    stage = runner(broker, handle, max_bug_attempts=2)
+    await run_until(stage, lambda: broker.committed.get(TP) == 3)
+    assert [o.value for o in broker.outputs("out")] == [b"v0", b"v2"]
+    (letter,) = broker.outputs(DLQ)
+    assert letter.value == b"v1"
+    assert h.get(letter.headers, h.DLQ_ERROR_CLASS) == "aiokafka.errors.MessageSizeTooLargeError"
