@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.topics import apply_topics
 from relais.api.auth import generate_token, hash_token
-from relais.kafka.acls import create_acls, member_acls, member_user, set_scram_password
+from relais.kafka.acls import create_acls, member_acls, member_user, set_scram_passwords
 from relais.kafka.publisher import Publisher, dataschema_uri
 from relais.kafka.security import KafkaSecurity, security_for
 from relais.members.model import Member, TdtSettings, check_registration
@@ -106,11 +106,14 @@ def member_security(registration: Registration, bootstrap_servers: str) -> Kafka
 
 
 async def grant_members(admin: AIOKafkaAdminClient, registrations: list[Registration]) -> None:
-    """Set each member's SCRAM password (creating or rotating it) and add its ACLs."""
+    """Set each member's SCRAM password (creating or rotating it) and add its ACLs: two
+    requests whatever the number of members."""
     bindings = []
+    passwords = {}
     for registration in registrations:
         if not registration.kafka_password:
             raise ValueError(f"member {registration.member.siren} has no Kafka password")
-        await set_scram_password(admin, registration.kafka_user, registration.kafka_password)
+        passwords[registration.kafka_user] = registration.kafka_password
         bindings.extend(member_acls(registration.member.siren))
+    await set_scram_passwords(admin, passwords)
     await create_acls(admin, bindings)

@@ -30,7 +30,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.api import Request, RequestStruct, Response
@@ -259,28 +259,33 @@ def salted_password(password: str, salt: bytes, iterations: int, mechanism: str)
     return hashlib.pbkdf2_hmac(digest, password.encode("utf-8"), salt, iterations)
 
 
-def _errors(rows: list[Any], code_index: int, message_index: int) -> list[str]:
-    return [f"error {row[code_index]}: {row[message_index]}" for row in rows
-            if row[code_index] != 0]
+async def set_scram_passwords(
+    admin: AIOKafkaAdminClient, passwords: dict[str, str], mechanism: str = "SCRAM-SHA-512"
+) -> None:
+    """Create or replace each user's SCRAM credential in one request (a rotation
+    invalidates the old password at once)."""
+    if mechanism not in SCRAM_MECHANISMS:
+        raise ConfigurationError(f"SCRAM mechanism {mechanism!r} is not one of "
+                                 f"{', '.join(SCRAM_MECHANISMS)}")
+    if not passwords:
+        return
+    code, _ = SCRAM_MECHANISMS[mechanism]
+    upsertions: list[tuple[str, int, int, bytes, bytes, dict[int, bytes]]] = []
+    for user, password in passwords.items():
+        salt = secrets.token_bytes(32)
+        hashed = salted_password(password, salt, SCRAM_ITERATIONS, mechanism)
+        upsertions.append((user, code, SCRAM_ITERATIONS, salt, hashed, {}))
+    response = await admin._send_request(_AlterScram(upsertions))
+    failed = [f"{row[0]}: error {row[1]} {row[2]}" for row in response.results if row[1] != 0]
+    if failed:
+        raise InfrastructureError("the broker refused SCRAM credentials: " + "; ".join(failed))
 
 
 async def set_scram_password(
     admin: AIOKafkaAdminClient, user: str, password: str, mechanism: str = "SCRAM-SHA-512"
 ) -> None:
-    """Create or replace ``user``'s SCRAM credential (a rotation invalidates the old one)."""
-    if mechanism not in SCRAM_MECHANISMS:
-        raise ConfigurationError(f"SCRAM mechanism {mechanism!r} is not one of "
-                                 f"{', '.join(SCRAM_MECHANISMS)}")
-    code, _ = SCRAM_MECHANISMS[mechanism]
-    salt = secrets.token_bytes(32)
-    hashed = salted_password(password, salt, SCRAM_ITERATIONS, mechanism)
-    response = await admin._send_to_controller(
-        _AlterScram([(user, code, SCRAM_ITERATIONS, salt, hashed, {})])
-    )
-    failed = _errors(response.results, 1, 2)
-    if failed:
-        raise InfrastructureError(f"the broker refused the SCRAM credential of {user}: "
-                                  f"{'; '.join(failed)}")
+    """Create or replace ``user``'s SCRAM credential."""
+    await set_scram_passwords(admin, {user: password}, mechanism)
 
 
 async def create_acls(admin: AIOKafkaAdminClient, bindings: list[AclBinding]) -> None:
