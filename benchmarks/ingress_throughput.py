@@ -86,7 +86,7 @@ from topics.catalogue import hub_topics
 from topics.member import SUBMISSIONS_PATTERN, siren_of_submissions_topic
 
 APP_ID = "relais-bench-tp"
-BASELINE_GROUP = "relais-bench-baseline"
+BASELINE_GROUP = f"{APP_ID}-baseline"  # under the hub's group prefix (ACLs)
 BASELINE_MARKER = "baseline.started"
 
 #: --size: (characters of the acte's objet, annexes referencing the stored PDF)
@@ -452,7 +452,9 @@ async def scenario(
         baseline = ModuleProcess(
             "baseline worker", "benchmarks.ingress_throughput",
             ["--baseline-worker", "--bootstrap", bootstrap, "--group", BASELINE_GROUP],
-            {"PYTHONPATH": str(REPO_ROOT)}, work / "baseline.log",
+            # the hub's credentials: the same SASL connection cost as the hub worker
+            {**hub_env(settings, args.hub_log_level), "PYTHONPATH": str(REPO_ROOT)},
+            work / "baseline.log",
         )
         stack.callback(stop_quietly, baseline)
         await run_phase(
