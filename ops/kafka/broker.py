@@ -47,6 +47,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -273,13 +274,9 @@ class LocalBroker:
         wanted = (ADMIN_USER, HUB_USER, CONTROLLER_USER)
         if all(users.get(name) for name in wanted):
             return users
-        if formatted:
-            raise ConfigurationError(
-                f"The Kafka storage in {self.log_dirs} was formatted without authentication "
-                f"and {self.credentials_path} is missing: `relais kafka wipe` (deletes its "
-                "topics) to start again secured, or RELAIS_KAFKA_AUTH=off."
-            )
         users = {name: secrets.token_urlsafe(24) for name in wanted}
+        if formatted:
+            self._secure_open_storage(users)
         self.home.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -288,6 +285,31 @@ class LocalBroker:
         log.info("kafka.credentials_generated", path=str(self.credentials_path),
                  users=sorted(users))
         return users
+
+    def _secure_open_storage(self, users: dict[str, str]) -> None:
+        """Secure a storage formatted without authentication (a data dir from before it was on).
+
+        The broker starts once open, its admin and hub SCRAM credentials are added over
+        the protocol, and it stops; the caller then starts it secured. Topics and records
+        stay; members registered before have no Kafka user until registered again
+        (`relais members add … --force`).
+        """
+        from relais.kafka.acls import set_scram_passwords
+
+        log.warning("kafka.securing_open_storage", log_dirs=str(self.log_dirs))
+        open_broker = LocalBroker(dataclasses.replace(self.settings, kafka_auth="off"))
+        open_broker.start()
+        try:
+
+            async def add_users() -> None:
+                async with admin_session(open_broker.bootstrap, KafkaSecurity()) as admin:
+                    await set_scram_passwords(
+                        admin, {user: users[user] for user in (ADMIN_USER, HUB_USER)}
+                    )
+
+            _run(add_users())
+        finally:
+            open_broker.stop()
 
     # ------------------------------------------------------------------ jars
 

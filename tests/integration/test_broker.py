@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, UnknownTopicOrPartitionError
 
 from ops.kafka.broker import KAFKA_VERSION, LocalBroker
 from relais.errors import InfrastructureError
 from relais.kafka import clients as kafka_clients
+from relais.kafka.security import KafkaSecurity
 from tests.conftest import free_port_pair, local_broker_settings
 
 pytestmark = pytest.mark.integration
@@ -221,5 +222,42 @@ def test_broker_dying_at_startup_reports_its_log(tmp_path: Path) -> None:
         assert "Stored node id 7 doesn't match previous node id 1" in str(raised.value)
         assert not broker.status().running
         assert not broker.pid_path.exists()
+    finally:
+        broker.stop()
+
+
+async def test_a_data_dir_formatted_without_authentication_is_secured_at_its_next_start(
+    tmp_path: Path,
+) -> None:
+    settings = local_broker_settings(tmp_path, *free_port_pair())
+    open_broker = LocalBroker(replace(settings, kafka_auth="off"))
+    try:
+        open_broker.start()
+        admin = kafka_clients.admin(open_broker.bootstrap, security=KafkaSecurity())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic("relais.kept", 1, 1)])
+        finally:
+            await admin.close()
+    finally:
+        open_broker.stop()
+    assert not open_broker.credentials_path.exists()
+
+    broker = LocalBroker(settings)
+    try:
+        broker.start()
+        assert broker.credentials_path.stat().st_mode & 0o777 == 0o600
+        for user in ("relais-admin", "relais-hub"):
+            admin = kafka_clients.admin(broker.bootstrap, security=broker.security(user))
+            await admin.start()
+            try:
+                assert "relais.kept" in await admin.list_topics()
+            finally:
+                await admin.close()
+        anonymous = kafka_clients.admin(broker.bootstrap, security=KafkaSecurity(),
+                                        request_timeout_ms=5_000)
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(anonymous.start(), 30)
+        await anonymous.close()
     finally:
         broker.stop()

@@ -228,15 +228,6 @@ def test_kafka_auth_setting_is_on_by_default_and_checked(tmp_path: Path) -> None
         _ = LocalBroker(settings(tmp_path, kafka_auth="maybe")).auth
 
 
-def test_storage_formatted_without_authentication_is_refused_with_a_way_out(
-    tmp_path: Path,
-) -> None:
-    broker = LocalBroker(settings(tmp_path))
-    with pytest.raises(ConfigurationError, match="relais kafka wipe"):
-        broker._ensure_credentials(formatted=True)
-    assert not broker.credentials_path.exists()
-
-
 def test_credentials_are_generated_once_private_and_reused(tmp_path: Path) -> None:
     broker = LocalBroker(settings(tmp_path))
     users = broker._ensure_credentials(formatted=False)
