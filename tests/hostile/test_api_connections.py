@@ -40,7 +40,8 @@ port, data_dir, limits = int(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.arg
 configure_logging("json", "INFO")
 
 async def main():
-    authenticate = static_authenticator({hash_token("hostile-test-token"): "213300010"})
+    authenticate = static_authenticator({hash_token("hostile-test-token"): "213300010",
+                                         hash_token("other-member-token"): "200054807"})
     app = create_api(FilesystemBlobStore(data_dir), authenticate, max_upload_bytes=1024)
     started = asyncio.Event()
     server = asyncio.create_task(serve_api(app, "127.0.0.1", port, started=started,
@@ -201,3 +202,21 @@ def test_curl_forms_are_refused_over_the_wire(tmp_path: Path, form: str) -> None
         assert response.status_code == 415
         assert response.json()["error"] == "form_upload"
         assert "raw bytes" in response.json()["message"]
+
+
+def test_member_b_cannot_download_member_a_s_blob(tmp_path: Path) -> None:
+    """F4 over the wire: knowing the digest is not enough."""
+    with api_process(tmp_path) as (port, _):
+        base = f"http://127.0.0.1:{port}/v1/blobs"
+        a = {"Authorization": "Bearer hostile-test-token"}
+        b = {"Authorization": "Bearer other-member-token"}
+        letter = b"%PDF-1.4 a prefecture letter for member A"
+        stored = httpx.post(base, content=letter, headers={
+            **a, "X-Relais-Filename": "lettre.pdf", "Content-Type": "application/pdf"})
+        assert stored.status_code == 201
+        digest = stored.json()["sha256"]
+        assert httpx.get(f"{base}/{digest}", headers=a).content == letter
+        refused = httpx.get(f"{base}/{digest}", headers=b)
+        assert (refused.status_code, refused.json()["error"]) == (403, "blob_not_owned")
+        assert letter not in refused.content
+        assert httpx.head(f"{base}/{digest}", headers=b).status_code == 403
