@@ -96,6 +96,24 @@ class Settings:
     )
     api_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of the hub API."})
     api_port: int = field(default=8470, metadata={"help": "Port of the hub API (blob uploads)."})
+    api_max_connections: int = field(
+        default=4096,
+        metadata={"help": "Connections the hub API holds at once, all clients together "
+                          "(lowered below its file-descriptor limit)."},
+    )
+    api_max_connections_per_client: int = field(
+        default=64,
+        metadata={"help": "Connections one client address may hold on the hub API (raise it "
+                          "behind a reverse proxy, where every client has the proxy's address)."},
+    )
+    api_header_timeout_seconds: float = field(
+        default=10.0,
+        metadata={"help": "Seconds a hub API connection has to send a complete request head."},
+    )
+    api_body_timeout_seconds: float = field(
+        default=30.0,
+        metadata={"help": "Seconds an upload to the hub API may go without sending a byte."},
+    )
     sandbox_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of sandboxes."})
     sandbox_tdt_port: int = field(default=8480, metadata={"help": "Port of the sandbox TdT."})
     schema_registry_url: str = field(
