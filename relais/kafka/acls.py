@@ -48,7 +48,7 @@ from aiokafka.protocol.types import (
 )
 
 from relais.errors import ConfigurationError, InfrastructureError
-from topics.member import notifications, submissions
+from topics.member import member_prefix, notifications, submissions
 
 MEMBER_USER_PREFIX = "member-"
 SCRAM_ITERATIONS = 8192
@@ -102,7 +102,7 @@ def member_user(siren: str) -> str:
 
 def member_group_prefix(siren: str) -> str:
     """The prefix of the consumer groups a member's back-office may use."""
-    return f"relais.member.{siren}."
+    return member_prefix(siren)  # the same prefix as its topics; another resource type
 
 
 def member_acls(siren: str) -> list[AclBinding]:
