@@ -33,6 +33,7 @@ from enum import IntEnum
 from typing import TypeAlias
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
     Array,
@@ -259,6 +260,11 @@ def salted_password(password: str, salt: bytes, iterations: int, mechanism: str)
     return hashlib.pbkdf2_hmac(digest, password.encode("utf-8"), salt, iterations)
 
 
+def _error(code: int, message: str | None) -> str:
+    """``ClusterAuthorizationFailedError (31): …``: aiokafka's name for the broker's code."""
+    return f"{for_code(code).__name__} ({code}): {message or ''}".rstrip(": ")
+
+
 async def set_scram_passwords(
     admin: AIOKafkaAdminClient, passwords: dict[str, str], mechanism: str = "SCRAM-SHA-512"
 ) -> None:
@@ -276,7 +282,7 @@ async def set_scram_passwords(
         hashed = salted_password(password, salt, SCRAM_ITERATIONS, mechanism)
         upsertions.append((user, code, SCRAM_ITERATIONS, salt, hashed, {}))
     response = await admin._send_request(_AlterScram(upsertions))
-    failed = [f"{row[0]}: error {row[1]} {row[2]}" for row in response.results if row[1] != 0]
+    failed = [f"{row[0]}: {_error(row[1], row[2])}" for row in response.results if row[1] != 0]
     if failed:
         raise InfrastructureError("the broker refused SCRAM credentials: " + "; ".join(failed))
 
@@ -293,8 +299,8 @@ async def create_acls(admin: AIOKafkaAdminClient, bindings: list[AclBinding]) ->
     if not bindings:
         return
     response = await admin._send_request(_CreateAcls(bindings))
-    failed = [f"{binding.describe()}: {error}"
+    failed = [f"{binding.describe()}: {_error(code, message)}"
               for binding, (code, message) in zip(bindings, response.results, strict=True)
-              if code != 0 for error in [f"error {code} {message}"]]
+              if code != 0]
     if failed:
         raise InfrastructureError("the broker refused ACLs: " + "; ".join(failed))

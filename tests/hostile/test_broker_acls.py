@@ -27,9 +27,18 @@ from aiokafka.errors import (
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, new_member, register_members
 from ops.topics import apply_topics
+from relais.errors import InfrastructureError
 from relais.identifiers import luhn_check_digit
 from relais.kafka import clients
-from relais.kafka.acls import member_group_prefix
+from relais.kafka.acls import (
+    AclBinding,
+    Operation,
+    Pattern,
+    Resource,
+    create_acls,
+    member_group_prefix,
+    set_scram_password,
+)
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.kafka.security import HUB_USER, KafkaSecurity, hub_security, security_for
@@ -225,6 +234,28 @@ def broker_log(broker: LocalBroker | None) -> str:
     if broker is None:  # an external cluster: its log is not ours to read
         return ""
     return broker.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.mark.parametrize("who", ["member", "hub"])
+async def test_neither_a_member_nor_the_hub_can_grant_itself_more(
+    kafka_bootstrap: str, members: tuple[Member, Member], settings_for_tests: Settings, who: str
+) -> None:
+    """No ACL of its own, no password of another user: only relais-admin may."""
+    a, b = members
+    security = a.security if who == "member" else hub_security(settings_for_tests)
+    grab = AclBinding(f"User:{security.username}", Resource.TOPIC, "relais.", Pattern.PREFIXED,
+                      Operation.READ)
+    admin = clients.admin(kafka_bootstrap, security=security, request_timeout_ms=TIMEOUT_MS)
+    await admin.start()
+    try:
+        with pytest.raises(InfrastructureError, match=r"ClusterAuthorizationFailedError \(31\)"):
+            await create_acls(admin, [grab])
+        with pytest.raises(InfrastructureError, match=r"ClusterAuthorizationFailedError \(31\)"):
+            await set_scram_password(admin, b.registration.kafka_user, "taken-over")
+    finally:
+        await admin.close()
+    # B's password still works.
+    await send_as(kafka_bootstrap, b, submissions(b.siren).name)
 
 
 async def test_a_wrong_password_or_no_authentication_is_refused(
