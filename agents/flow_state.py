@@ -16,6 +16,8 @@ predecessor left off.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -82,8 +84,14 @@ def register(app: faust.App, codec: AvroCodec, bootstrap_servers: str | None = N
 
     @app.agent(events_topic, name="flow-state")
     async def flow_state(stream: Any) -> None:
-        if view is not None and not view.ready.is_set():
-            await view.start()
+        while view is not None and not view.ready.is_set():
+            try:
+                await view.start(timeout=600.0)
+            except Exception as exc:  # broker away at start: try again, fold nothing blind
+                log.error("flow_state.view_start_failed", error=str(exc) or type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await view.stop()
+                await asyncio.sleep(5.0)
         try:
             async for event in stream.events():
                 await _fold(event, codec, states, state_topic)
