@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, new_member, register_members
+from ops.members import Registration, member_security, new_member, register_members
 from ops.topics import apply_topics
 from relais.errors import InfrastructureError
 from relais.identifiers import luhn_check_digit
@@ -59,16 +59,12 @@ def random_siren() -> str:
 @dataclass(frozen=True)
 class Member:
     registration: Registration
+    security: KafkaSecurity
+    """The cluster's protocol and CA, the member's own user (``member_security``)."""
 
     @property
     def siren(self) -> str:
         return self.registration.member.siren
-
-    @property
-    def security(self) -> KafkaSecurity:
-        return KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512",
-                             username=self.registration.kafka_user,
-                             password=self.registration.kafka_password)
 
     @property
     def group(self) -> str:
@@ -94,7 +90,8 @@ async def members(kafka_bootstrap: str) -> AsyncIterator[tuple[Member, Member]]:
     a = new_member(random_siren(), "Commune A", "021")
     b = new_member(random_siren(), "Commune B", "021")
     await register(kafka_bootstrap, [a, b])
-    yield Member(a), Member(b)
+    yield (Member(a, member_security(a, kafka_bootstrap)),
+           Member(b, member_security(b, kafka_bootstrap)))
 
 
 async def send_as(bootstrap: str, member: Member, topic: str) -> None:
@@ -264,8 +261,7 @@ async def test_a_wrong_password_or_no_authentication_is_refused(
     """aiokafka reports a refused handshake as a failure to bootstrap; the broker's log
     says it was the credentials."""
     a, _ = members
-    wrong = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512",
-                          username=a.registration.kafka_user, password="not-the-password")
+    wrong = replace(a.security, password="not-the-password")
     before = broker_log(kafka_broker).count("invalid credentials with SASL mechanism SCRAM")
     for security in (wrong, KafkaSecurity()):
         producer = clients.producer(kafka_bootstrap, security=security,
@@ -284,7 +280,8 @@ async def test_registering_again_rotates_the_kafka_password(
     a, _ = members
     rotated = new_member(a.siren, "Commune A", "021")
     await register(kafka_bootstrap, [rotated])
-    await send_as(kafka_bootstrap, Member(rotated), submissions(a.siren).name)
+    await send_as(kafka_bootstrap, Member(rotated, member_security(rotated, kafka_bootstrap)),
+                  submissions(a.siren).name)
     producer = clients.producer(kafka_bootstrap, security=a.security, request_timeout_ms=5_000)
     with pytest.raises(KafkaConnectionError, match="Unable to bootstrap"):
         await asyncio.wait_for(producer.start(), 30)
