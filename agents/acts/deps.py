@@ -30,7 +30,7 @@ class ActsDeps:
     poll_schedule: tuple[str, ...] = ("5s", "30s", "2m", "10m", "1h")
     paused_partners: set[str] = field(default_factory=set)
     #: Attempts at fetching the stamped acte (one per poll tier) before telling the
-    #: member that no stamped copy is available.
+    #: member that no stamped copy is available (doubled for transient TdT failures).
     stamp_attempts: int = 5
 
     def member(self, siren: str) -> Member:

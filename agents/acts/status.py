@@ -14,7 +14,8 @@ TdT (a check with ``awaiting = "stamp"``), stored as a blob and delivered to
 the member once, as a ``PARTNER_MESSAGE`` whose ``details["document"]`` is
 ``stamped_acte`` (the flow's state stays *acknowledged*). When the TdT has none
 yet, the fetch is tried again along the poll tiers, at most ``stamp_attempts``
-times; then the member is told that no stamped copy is available. The
+times (twice as many while the TdT fails transiently); then the member is told
+that no stamped copy is available. The
 acknowledgement itself never waits for it.
 """
 
@@ -184,8 +185,10 @@ async def _stamped(
         why = exc.message
         if isinstance(exc, PartnerRefusedError):
             why = f"the TdT has no stamped copy yet: {exc.message}"
-        if (exc.retriable or isinstance(exc, PartnerRefusedError)) \
-                and attempt < deps.stamp_attempts:
+        # "not available yet" gets stamp_attempts tries; a TdT failing transiently (5xx,
+        # timeouts) twice as many, so a flaky TdT rarely costs the member its copy
+        budget = deps.stamp_attempts * (2 if exc.retriable else 1)
+        if (exc.retriable or isinstance(exc, PartnerRefusedError)) and attempt < budget:
             log.info("acts.stamp_not_yet", attempt=attempt, error=exc.message)
             return [_next_check(deps, check, check["last_status"], headers, flow.flow_id)]
         log.warning("acts.stamp_unavailable", attempts=attempt, error=exc.message)
