@@ -172,7 +172,10 @@ class S2lowConnector:
     bounds every answer; ``body_deadline`` (seconds) bounds the time spent
     reading one answer (the client's timeouts bound each network wait).
     ``listing_attempts`` and ``find_deadline`` bound :meth:`find_acte` (see
-    there); ``sleep`` is the pause between its attempts (tests pass a fake).
+    there); ``redirect_read_attempts`` is how often each hop of the two
+    redirected downloads is tried after a transient failure (a redirect doubles
+    the calls, so the chance that one fails); ``sleep`` is the pause between
+    attempts (tests pass a fake).
     """
 
     def __init__(
@@ -186,6 +189,7 @@ class S2lowConnector:
         listing_page_size: int = 100,
         max_listing_pages: int = 200,
         listing_attempts: int = 6,
+        redirect_read_attempts: int = 3,
         find_deadline: float = 180.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -197,6 +201,7 @@ class S2lowConnector:
         self._page_size = listing_page_size
         self._max_pages = max_listing_pages
         self._listing_attempts = max(1, listing_attempts)
+        self._redirect_read_attempts = max(1, redirect_read_attempts)
         self._find_deadline = find_deadline
         self._sleep = sleep
 
@@ -290,14 +295,54 @@ class S2lowConnector:
         data: Mapping[str, str] | None = None,
         body: MultipartBody | None = None,
         follow_to: str | None = None,
+        attempts: int = 1,
     ) -> _Answer:
-        """One call; with ``follow_to``, one redirect to that path (same origin) is followed."""
-        answer = await self._exchange(
-            operation, method, self._base_url + path, cap=cap, params=params, data=data, body=body
+        """One call; with ``follow_to``, one redirect to that path (same origin) is followed.
+
+        ``attempts`` > 1 tries each hop again after a transient failure (reads
+        only: a request with a body is sent once).
+        """
+        if body is not None:
+            attempts = 1
+        answer = await self._retrying(
+            attempts,
+            partial(
+                self._hop,
+                operation,
+                method,
+                self._base_url + path,
+                cap=cap,
+                params=params,
+                data=data,
+                body=body,
+                redirect_ok=follow_to is not None,
+            ),
         )
         if follow_to is not None and 300 <= answer.status < 400:
             target = self._redirect_target(answer, follow_to, operation)
-            answer = await self._exchange(operation, "GET", target, cap=cap)
+            answer = await self._retrying(
+                attempts, partial(self._hop, operation, "GET", target, cap=cap)
+            )
+        return answer
+
+    async def _hop(
+        self,
+        operation: str,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        cap: int,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        body: MultipartBody | None = None,
+        redirect_ok: bool = False,
+    ) -> _Answer:
+        """One HTTP exchange whose status is an error unless 2xx (or 3xx when ``redirect_ok``)."""
+        answer = await self._exchange(
+            operation, method, url, cap=cap, params=params, data=data, body=body
+        )
+        if redirect_ok and 300 <= answer.status < 400:
+            return answer
         error = status_error(
             answer.status,
             answer.headers,
@@ -470,7 +515,8 @@ class S2lowConnector:
         S²LOW answers ``KO`` (``Pas d'acquittement recu``…) otherwise, and an
         empty page when the acte has no file named ``*.pdf`` (an XML budget):
         both raise :class:`PartnerRefusedError`. The PDF is capped at
-        ``caps.document`` bytes.
+        ``caps.document`` bytes; each hop is tried up to
+        ``redirect_read_attempts`` times while it fails transiently.
         """
         operation = "get_stamped_acte"
         answer = await self._call(
@@ -480,6 +526,7 @@ class S2lowConnector:
             cap=self.caps.document,
             params={"transaction": transaction_id},
             follow_to=PATH_DOWNLOAD,
+            attempts=self._redirect_read_attempts,
         )
         if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
             if is_ko(answer.body):
@@ -528,16 +575,13 @@ class S2lowConnector:
             }
             if min_date is not None:
                 params["min_date"] = min_date.isoformat()
-            answer = await self._retrying(
-                attempts,
-                partial(
-                    self._call,
-                    operation,
-                    "GET",
-                    PATH_LIST_ACTES,
-                    cap=self.caps.listing,
-                    params=params,
-                ),
+            answer = await self._call(
+                operation,
+                "GET",
+                PATH_LIST_ACTES,
+                cap=self.caps.listing,
+                params=params,
+                attempts=attempts,
             )
             batch = parse_actes_listing(
                 answer.body,
@@ -558,7 +602,7 @@ class S2lowConnector:
         )
 
     async def _retrying(self, attempts: int, call: Callable[[], Awaitable[_Answer]]) -> _Answer:
-        """``call()``, again after a transient failure, ``attempts`` times in all."""
+        """``call()``, again after a transient failure, ``attempts`` times in all (reads only)."""
         for attempt in range(1, attempts + 1):
             try:
                 return await call()
@@ -569,7 +613,7 @@ class S2lowConnector:
                 if exc.retry_after is not None:
                     pause = min(max(pause, exc.retry_after), 10.0)
                 log.info(
-                    "tdt_listing_retried",
+                    "tdt_read_retried",
                     partner=self.partner,
                     attempt=attempt,
                     error=exc.code,
@@ -733,7 +777,8 @@ class S2lowConnector:
         host and port only (anything else is :class:`PartnerReplyError`). A
         ``KO`` (unknown id) raises :class:`PartnerRefusedError`; an answer that
         is not gzip data raises :class:`PartnerReplyError`. Capped at
-        ``caps.document`` bytes. A read, safe to repeat.
+        ``caps.document`` bytes. A read, safe to repeat: each hop is tried up
+        to ``redirect_read_attempts`` times while it fails transiently.
         """
         operation = "get_prefecture_document"
         answer = await self._call(
@@ -743,6 +788,7 @@ class S2lowConnector:
             cap=self.caps.document,
             params={"id": document_id},
             follow_to=PATH_DOWNLOAD,
+            attempts=self._redirect_read_attempts,
         )
         if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
             if is_ko(answer.body):

@@ -662,6 +662,52 @@ async def test_a_downloaded_document_that_is_not_gzip_is_unreadable() -> None:
         await connector_for(handler).get_prefecture_document("51")
 
 
+async def test_each_hop_of_a_redirected_download_is_retried_after_a_transient_failure() -> None:
+    seen: list[httpx.Request] = []
+    pauses: list[float] = []
+    failures = {"actes_transac_get_document.php": 2, "actes_download_file.php": 1}
+    documents = s2low_documents()
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        name = request.url.path.rsplit("/", 1)[-1]
+        if failures.get(name, 0) > 0:
+            failures[name] -= 1
+            return httpx.Response(503, content=b"busy")
+        return documents(request)
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    assert await connector_for(flaky, sleep=sleep).get_prefecture_document("51") == ARCHIVE
+    assert [r.url.path.rsplit("/", 1)[-1] for r in seen] == [
+        "actes_transac_get_document.php",
+        "actes_transac_get_document.php",
+        "actes_transac_get_document.php",
+        "actes_download_file.php",
+        "actes_download_file.php",
+    ]
+    assert pauses == [0.5, 1.0, 0.5]
+
+
+async def test_a_download_that_keeps_failing_ends_transient_after_its_attempts() -> None:
+    seen: list[httpx.Request] = []
+    connector = connector_for(recording(seen, answering(b"", 503)))
+    with pytest.raises(PartnerTransientError):
+        await connector.get_stamped_acte("4242")
+    assert len(seen) == 3
+
+
+async def test_a_creation_is_never_sent_twice_by_the_connector() -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(PartnerTransientError):
+        await connector_for(recording(seen, answering(b"", 503))).post_acte(FORM, FILES)
+    assert len(seen) == 1
+    with pytest.raises(PartnerTransientError):
+        await connector_for(recording(seen, answering(b"", 503))).cancel("4242")
+    assert len(seen) == 2
+
+
 @pytest.mark.parametrize("body", [b'{"result":"ko"}', b"[]", b"nope"])
 async def test_mark_read_wants_s2low_ok_object(body: bytes) -> None:
     with pytest.raises(PartnerReplyError):
