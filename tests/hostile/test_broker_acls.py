@@ -9,10 +9,14 @@ would: each refusal is the broker's, asserted by the aiokafka error class it bec
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -49,6 +53,7 @@ from topics.member import notifications, submissions
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 TIMEOUT_MS = 10_000
+REPO = Path(__file__).resolve().parents[2]
 
 
 def random_siren() -> str:
@@ -286,3 +291,46 @@ async def test_registering_again_rotates_the_kafka_password(
     with pytest.raises(KafkaConnectionError, match="Unable to bootstrap"):
         await asyncio.wait_for(producer.start(), 30)
     await producer.stop()
+
+
+def members_add(bootstrap: str, data_dir: Path, siren: str, *extra: str) -> dict[str, str]:
+    """Run `relais members add` as the operator does; the lines it printed, by label."""
+    env = {**os.environ, "RELAIS_KAFKA_BOOTSTRAP": bootstrap, "RELAIS_DATA_DIR": str(data_dir),
+           "RELAIS_LOG_FORMAT": "console", **security_for(bootstrap).as_env()}
+    done = subprocess.run(
+        [sys.executable, "-m", "relais.cli.main", "members", "add", siren, "--name", "Commune C",
+         "--department", "021", *extra],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = {}
+    for line in done.stdout.splitlines():
+        label, sep, value = line.strip().partition(": ")
+        if sep:
+            printed[label] = value.strip()
+    return printed
+
+
+async def test_members_add_prints_a_kafka_user_that_works_and_force_rotates_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await register(kafka_bootstrap, [])
+    siren = random_siren()
+    first = members_add(kafka_bootstrap, tmp_path, siren)
+    assert first["Kafka user"] == f"member-{siren} (SASL SCRAM-SHA-512)"
+    assert first["consumer group"] == f"relais.member.{siren}.<any suffix>"
+    password = first["Kafka password (shown once, store it now)"]
+    cluster = security_for(kafka_bootstrap)
+    member = replace(cluster, username=f"member-{siren}", password=password)
+    registration = new_member(siren, "Commune C", "021")  # only its SIREN is used below
+    await send_as(kafka_bootstrap, Member(registration, member), submissions(siren).name)
+
+    second = members_add(kafka_bootstrap, tmp_path, siren, "--force")
+    rotated = second["Kafka password (shown once, store it now)"]
+    assert rotated != password
+    await send_as(kafka_bootstrap, Member(registration, replace(member, password=rotated)),
+                  submissions(siren).name)
+    old = clients.producer(kafka_bootstrap, security=member, request_timeout_ms=5_000)
+    with pytest.raises(KafkaConnectionError, match="Unable to bootstrap"):
+        await asyncio.wait_for(old.start(), 30)
+    await old.stop()
