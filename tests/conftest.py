@@ -8,6 +8,12 @@ Its jars come from the project's shared cache (``.relais/kafka/libs`` unless
 ``RELAIS_DATA_DIR`` / ``RELAIS_KAFKA_LIBS_DIR`` say otherwise), so ``make demo``
 and ``make test`` download them once. Fixtures are sync and session-scoped;
 tests talk to the broker with their own clients on their own event loops.
+
+Every ``LocalBroker`` starts secured (SASL/SCRAM-SHA-512, ACLs; ``RELAIS_KAFKA_AUTH``) and
+records its credentials for its bootstrap servers in this process, so clients built by
+``relais.kafka.clients`` connect as its super user ``relais-admin`` and hub processes
+started with ``relais.kafka.security.hub_security(settings)`` as ``relais-hub``. With
+``RELAIS_TEST_KAFKA_BOOTSTRAP``, the ``RELAIS_KAFKA_*`` security settings apply.
 """
 
 from __future__ import annotations
