@@ -12,11 +12,12 @@ A record that finds its flow POSTED was already delivered: nothing is sent. One
 that finds POSTING (a crash or a timeout came between 1 and 3) asks the TdT
 first (``find_acte``: the number is unique per authority) and posts only when
 the TdT's listings prove the acte is absent. When the TdT cannot tell *now*, the
-record is retried along the retry tiers; the flow is parked as *uncertain* only
-when the TdT can never tell or the tiers are spent. Relais never posts blindly
-twice. A refusal by the TdT (``PartnerRefusedError``) rejects the flow with the
-TdT's own words and records REFUSED: the TdT created nothing, so the IDActe is
-free for another submission.
+record is retried along the retry tiers, then dead-lettered with its journal entry
+still POSTING (a replay reconciles first); the flow is parked as *uncertain* only
+when the TdT can never tell. Relais never posts blindly twice. A refusal by the
+TdT (``PartnerRefusedError``) rejects the flow with the TdT's own words and
+records REFUSED: the TdT created nothing, so the IDActe is free for another
+submission.
 """
 
 from __future__ import annotations
@@ -93,22 +94,18 @@ async def _journal(deps: ActsDeps, link: ActeLink, parent: EventHeaders) -> None
 class ReconciliationPendingError(PartnerTransientError):
     """The TdT cannot tell now whether an earlier post of this acte arrived.
 
-    Retriable: the stage runner retries the record along the retry tiers. When
-    the tiers are spent, the failure router publishes :meth:`when_exhausted`
-    (the flow parked as *uncertain*) instead of a plain dead letter's *failed*.
+    Retriable: the stage runner retries the record along the retry tiers. When the
+    tiers are spent the record is dead-lettered like any other (flow *failed*); its
+    journal entry stays POSTING, so a replay reconciles again before posting.
     """
 
     code = "reconciliation_pending"
 
-    def __init__(self, cause: PartnerTransientError, parked: list[Outbound]) -> None:
+    def __init__(self, cause: PartnerTransientError) -> None:
         super().__init__(
             f"the TdT cannot tell yet whether an earlier post arrived: {cause.message}",
             partner=cause.partner, retry_after=cause.retry_after,
         )
-        self._parked = parked
-
-    def when_exhausted(self) -> list[Outbound]:
-        return list(self._parked)
 
 
 async def _reconcile(connector: TdtConnector, link: ActeLink) -> str | None:
@@ -174,9 +171,7 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
             transaction_id = await _reconcile(connector, link)
         except PartnerTransientError as exc:
             log.warning("acts.reconciliation_pending", error=exc.message)
-            raise ReconciliationPendingError(
-                exc, _parked(deps, flow, link, parent, f"the TdT could not tell: {exc.message}"),
-            ) from exc
+            raise ReconciliationPendingError(exc) from exc
         except PartnerPermanentError as exc:
             log.warning("acts.delivery_uncertain", error=exc.message)
             outputs = _parked(deps, flow, link, parent, exc.message)

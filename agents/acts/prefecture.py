@@ -12,8 +12,10 @@ carries the same event id, derived from its content, and is delivered once per
 process.
 
 A message whose fetch, archive or storage fails is tried again at the next round,
-at most ``max_attempts`` times when the failure is retriable and once when it is
-not (an archive that cannot be read stays unreadable). Then it is dead-lettered:
+once when the failure is not retriable (an archive that cannot be read stays
+unreadable); a retriable failure (TdT busy, timeout) is retried at each round until
+it has failed ``max_attempts`` times *and* for at least ``retry_window`` seconds, so
+a TdT outage of minutes does not dead-letter every message. Then it is dead-lettered:
 a record describing it goes to ``relais.dlq.acts-prefecture`` and the member gets a
 ``FAILED`` notification about its acte (the acte's state does not change). It
 stays unread at the TdT, so after the cause is fixed a restarted worker fetches it
@@ -50,6 +52,8 @@ from topics.catalogue import dlq
 log = structlog.get_logger(__name__)
 STAGE = "acts-prefecture"
 DEFAULT_MAX_ATTEMPTS = 5
+#: How long a message may keep failing for retriable reasons before its dead letter.
+DEFAULT_RETRY_WINDOW_SECONDS = 3600.0
 #: The prefecture's first message of each TdT transaction type (2 to 5).
 FIRST_MESSAGE = {"2": "2-1", "3": "3-1", "4": "4-1", "5": "5-1"}
 
@@ -101,11 +105,13 @@ class PrefectureWatcher:
         members: MemberList,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_window: float = DEFAULT_RETRY_WINDOW_SECONDS,
         archive_limits: ArchiveLimits | None = None,
     ) -> None:
         self._deps = deps
         self._members = members
         self._max_attempts = max(1, max_attempts)
+        self._retry_window = max(0.0, retry_window)
         self._limits = archive_limits or ArchiveLimits(max_bytes=deps.max_acte_bytes)
         self._delivered: set[tuple[str, str]] = set()
         self._done: set[tuple[str, str]] = set()
@@ -179,7 +185,9 @@ class PrefectureWatcher:
     ) -> None:
         attempts = self._attempts.setdefault(key, _Attempts(first_at=time.time()))
         attempts.count += 1
-        if exc.retriable and attempts.count < self._max_attempts:
+        failing_for = time.time() - attempts.first_at
+        if exc.retriable and (attempts.count < self._max_attempts
+                              or failing_for < self._retry_window):
             # this message waits for the next round; the others go on now
             log.warning("acts.prefecture_message_failed", document=ref.id, error=str(exc),
                         code=exc.code, attempt=attempts.count, retriable=True)

@@ -215,14 +215,6 @@ class FailureRouter:
                 },
             )
             return [Outbound(next_tier.topic.name, record.key, record.value, retry_headers)]
-        settle = getattr(exc, "when_exhausted", None) if retriable else None
-        if callable(settle):
-            # the stage said what its record becomes once retries are spent (e.g. a
-            # delivery parked as uncertain): published instead of a dead letter
-            log.warning("stage.retries_exhausted_settled", stage=self.stage,
-                        attempt=failures, error=message)
-            settled: list[Outbound] = settle()
-            return settled
         return self.dead_letter(record, exc, failures=failures, first=first, now=now)
 
     def dead_letter(

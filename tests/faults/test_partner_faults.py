@@ -108,8 +108,8 @@ async def test_partner_faults(hub: FaultHub) -> None:
     print(f"\npartner faults: {len(expected)} flows all acknowledged after "
           f"{acknowledged_after:.1f} s, messages settled after {elapsed:.1f} s; posts received "
           f"{stats['posts_received']}, transactions {stats['transactions_created']}, "
-          f"duplicates {stats['duplicate_posts']}, idempotent replays "
-          f"{stats['idempotent_replays']}, reconciled {log_count(log, 'acts.reconciled')}, "
+          f"duplicates {stats['duplicate_posts']}, listings (list_actes.php) "
+          f"{stats['listings']}, reconciled {log_count(log, 'acts.reconciled')}, "
           f"retries {log_count(log, 'stage.retry_scheduled')}, prefecture messages "
           f"{stats['prefecture_documents']}; faults {faults}")
     assert stats["transactions_created"] == len(expected)

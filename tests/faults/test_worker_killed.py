@@ -86,8 +86,8 @@ async def test_worker_killed_while_actes_flow(hub: FaultHub) -> None:
     print(f"\nworker killed: {len(expected)} flows, {kills} kills, {restarts} restarts "
           f"(restart {', '.join(f'{s:.1f}' for s in restart_seconds)} s), "
           f"lost {len(lost)}, dead-lettered {len(dead & set(expected))}, "
-          f"duplicates {stats['duplicate_posts']}, idempotent replays "
-          f"{stats['idempotent_replays']}, reconciled "
+          f"duplicates {stats['duplicate_posts']}, listings (list_actes.php) "
+          f"{stats['listings']}, reconciled "
           f"{log_count(hub.worker_log(), 'acts.reconciled')}, published in {published:.1f} s, "
           f"all settled after {elapsed:.1f} s; states {dict(outcome)}")
     if lost:

@@ -133,7 +133,7 @@ async def test_a_failing_fetch_is_dead_lettered_after_bounded_attempts(world: Wo
     tdt = connector(world)
     tdt.documents = [ref("9001", "5")]
     tdt.fetch_errors = [PartnerTransientError("TdT busy", partner="tdt")] * 10
-    watcher = PrefectureWatcher(world.deps(), Members(), max_attempts=3)
+    watcher = PrefectureWatcher(world.deps(), Members(), max_attempts=3, retry_window=0)
     for _ in range(6):
         assert await watcher.run_once() == 0
     assert tdt.fetched == ["9001"] * 3  # three attempts, then never fetched again
@@ -177,12 +177,23 @@ async def test_an_unusable_archive_is_never_an_empty_delivery(
     assert len(published(world, DLQ)) == 1
 
 
+async def test_a_transient_failure_is_retried_for_the_whole_window(world: World) -> None:
+    tdt = connector(world)
+    tdt.documents = [ref("9001", "5")]
+    tdt.fetch_errors = [PartnerTransientError("TdT busy", partner="tdt")] * 10
+    watcher = PrefectureWatcher(world.deps(), Members(), max_attempts=3, retry_window=3600)
+    for _ in range(6):
+        assert await watcher.run_once() == 0
+    assert tdt.fetched == ["9001"] * 6  # past max_attempts, still inside the window
+    assert published(world, DLQ) == [] and watcher.dead_lettered == 0
+
+
 async def test_failing_storage_is_bounded_too(world: World) -> None:
     tdt = connector(world)
     tdt.documents = [ref("9003", "4")]
     tdt.archives["9003"] = letter_archive("4-1")
     world.blobs = FailingBlobs()
-    watcher = PrefectureWatcher(world.deps(), Members(), max_attempts=2)
+    watcher = PrefectureWatcher(world.deps(), Members(), max_attempts=2, retry_window=0)
     for _ in range(4):
         await watcher.run_once()
     assert tdt.fetched == ["9003", "9003"]
