@@ -114,6 +114,7 @@ def _stage(
     policy: RetryPolicy,
     controls: ConnectorControls,
     member_policy: Callable[[str | None], RetryPolicy | None],
+    flow_type: str = "acte",
 ) -> StageRunner:
     group_id = f"{settings.app_id}-{stage}"
     partner = STAGE_PARTNERS.get(stage)
@@ -123,7 +124,7 @@ def _stage(
 
     return StageRunner(
         settings.bootstrap_servers, stage=stage, group_id=group_id, handler=handler,
-        router=FailureRouter(stage=stage, group_id=group_id, flow_type="acte",
+        router=FailureRouter(stage=stage, group_id=group_id, flow_type=flow_type,
                              dlq_topic=dlq(stage).name, codec=codec, policy=policy,
                              policy_for=member_policy),
         topics=(topic,),
@@ -176,7 +177,7 @@ def build_dependencies(settings: Settings) -> HubDependencies:
         STATUS: _stage(settings, codec, STATUS, ACTS_STATUS.name, handle_status, acts, policy,
                        controls, member_policy),
         FOLLOWUP: _stage(settings, codec, FOLLOWUP, ACTS_FOLLOWUPS.name, handle_followup, acts,
-                         policy, controls, member_policy),
+                         policy, controls, member_policy, flow_type="acte-followup"),
     }
     forwarders = [DelayForwarder(bootstrap, t, group_id=f"{settings.app_id}-delay-{t.label}")
                   for t in TIERS]
