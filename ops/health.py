@@ -68,6 +68,21 @@ async def _group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPa
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
+def stage_inputs(submissions: list[str]) -> dict[str, tuple[list[str], float]]:
+    """Each stage's input topics and the delay its records wait by design, by stage name:
+    every stage of the topic catalogue (``STAGES``) and every delay tier."""
+    return {
+        "ingress": (submissions, 0.0),
+        "acts-validation": ([ACTS_SUBMITTED.name], 0.0),
+        "acts-delivery": ([ACTS_DELIVERY.name], 0.0),
+        "acts-status": ([ACTS_STATUS.name], 0.0),
+        "acts-followup": ([ACTS_FOLLOWUPS.name], 0.0),
+        # a timer, not a consumer: no lag, but its dead letters count
+        "acts-prefecture": ([], 0.0),
+        **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
+    }
+
+
 async def stage_health(
     bootstrap: str, app_id: str, dead_letter_window: float = DEFAULT_DEAD_LETTER_WINDOW
 ) -> list[StageHealth]:
@@ -83,14 +98,7 @@ async def stage_health(
     try:
         topics = await admin.list_topics()
         submissions = sorted(t for t in topics if re.match(SUBMISSIONS_PATTERN, t))
-        inputs: dict[str, tuple[list[str], float]] = {
-            "ingress": (submissions, 0.0),
-            "acts-validation": ([ACTS_SUBMITTED.name], 0.0),
-            "acts-delivery": ([ACTS_DELIVERY.name], 0.0),
-            "acts-status": ([ACTS_STATUS.name], 0.0),
-            "acts-followup": ([ACTS_FOLLOWUPS.name], 0.0),
-            **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
-        }
+        inputs = stage_inputs(submissions)
         dead_letters: dict[str, int] = {}
         open_letters: dict[str, int] = {}
         newest_open: dict[str, float] = {}

@@ -249,3 +249,80 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
         stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
     assert stats["cancellations"] == 1
     assert stats["replies"] == len(replies)
+
+
+async def test_tdt_refusal_stamped_acte_and_prefecture_messages_reach_the_member(
+    acts_stack: tuple[Stack, list[Registration]],
+) -> None:
+    """Over mTLS with the S²LOW-shaped sandbox: a number S²LOW already holds (another
+    decision date, so another IDActe Relais cannot refuse itself) is rejected with the TdT's
+    own words; an acknowledged acte's stamped PDF reaches the member as a blob; prefecture
+    messages reached through the download redirect were delivered and marked read."""
+    stack, registrations = acts_stack
+    settings = stack.settings
+    siren = registrations[1].member.siren
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = await store.put_bytes(minimal_pdf("refusal"), media_type="application/pdf",
+                                 filename="acte.pdf", owner=siren)
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    try:
+        # "T0000" was posted by the first test with 2026-11-02; same number, new date
+        await publish_acte(publisher, ActeDraft(
+            submission_id=f"{siren}-reused-number", member_siren=siren, nature_code=1,
+            matieres=(1, 1), numero_interne="T0000", decision_date=date(2026, 11, 3),
+            objet="Acte au numéro déjà utilisé", document=blob,
+        ))
+    finally:
+        await publisher.stop()
+    reused = flow_id_for(siren, f"{siren}-reused-number")
+    deadline = time.monotonic() + 90
+    refusal: dict[str, Any] | None = None
+    while time.monotonic() < deadline and refusal is None:
+        notes = await _notifications(settings.bootstrap_servers, siren)
+        refusal = next((n for n in notes if n["flow_id"] == reused
+                        and n["kind"] == "REJECTED"), None)
+        await asyncio.sleep(2)
+    assert refusal is not None, "the TdT's refusal never reached the member"
+    assert refusal["state"] == "rejected"
+    [reason] = refusal["reasons"]
+    assert reason["code"] == "tdt_refused"
+    assert "numéro" in reason["message"] and "existe déjà" in reason["message"], reason
+    assert reason["message"] in refusal["message"]
+
+    notes = await _notifications(settings.bootstrap_servers, siren)
+    acknowledged = {n["flow_id"] for n in notes if n["kind"] == "STATE_CHANGED"
+                    and n["state"] == "acknowledged" and "child_event" not in n["details"]}
+    stamped: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        notes = await _notifications(settings.bootstrap_servers, siren)
+        stamped = [n for n in notes if n["kind"] == "PARTNER_MESSAGE"
+                   and n["details"].get("document") == "stamped_acte"]
+        if {n["flow_id"] for n in stamped} >= acknowledged:
+            break
+        await asyncio.sleep(2)
+    assert {n["flow_id"] for n in stamped} == acknowledged
+    assert Counter(n["flow_id"] for n in stamped).most_common(1)[0][1] == 1
+    for note in stamped[:5]:
+        [document] = note["documents"]
+        assert document["media_type"] == "application/pdf"
+        assert await store.owned_by(document["sha256"], siren)
+        head = b"".join([chunk async for chunk in store.open(document["sha256"])])[:5]
+        assert head == b"%PDF-"
+
+    deadline = time.monotonic() + 60
+    while True:  # messages the sandbox wrote last are fetched at the watcher's next round
+        async with sandbox_control_client(settings) as client:
+            stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+        if (stats["documents_marked_read"] >= stats["prefecture_documents"]
+                or time.monotonic() > deadline):
+            break
+        await asyncio.sleep(2)
+    print(f"\nprefecture messages {stats['prefecture_documents']}, fetched through the "
+          f"redirect {stats['documents_fetched']}, marked read {stats['documents_marked_read']}, "
+          f"stamped actes fetched {stats['stamped_fetched']}")
+    assert stats["prefecture_documents"] > 0
+    assert stats["documents_fetched"] >= stats["prefecture_documents"] > 0
+    assert stats["documents_marked_read"] >= stats["prefecture_documents"]
+    assert stats["stamped_fetched"] >= len(acknowledged)

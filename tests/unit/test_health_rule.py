@@ -22,3 +22,10 @@ def test_a_stuck_stage_with_open_dead_letters_names_both() -> None:
     assert stage.problems(300) == ["5 waiting, oldest 900 s overdue",
                                    "1 open dead letter(s), newest 3 s old"]
     assert stage.problems(1000) == ["1 open dead letter(s), newest 3 s old"]
+
+
+def test_health_covers_every_stage_of_the_catalogue() -> None:
+    from ops.health import stage_inputs
+    from topics.catalogue import STAGES
+
+    assert set(STAGES) <= set(stage_inputs([]))
