@@ -166,7 +166,8 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     connector = deps.connectors.for_member(member)
     tdt_url = member.tdt.url if member.tdt else None
     transaction_id: str | None = None
-    if link.delivery == "POSTING":
+    maybe_posted = link.delivery == "POSTING"  # an earlier attempt may have reached the TdT
+    if maybe_posted:
         try:
             transaction_id = await _reconcile(connector, link)
         except PartnerTransientError as exc:
@@ -186,6 +187,20 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
                 acte_files(deps, submission),
             )
         except PartnerRefusedError as exc:
+            if maybe_posted:
+                # The listings are read a few states at a time, so an acte that moved between
+                # two states meanwhile can be missed; S²LOW then refuses its number. Ask again:
+                # if it is there, this refusal is about our own earlier post.
+                try:
+                    transaction_id = await _reconcile(connector, link)
+                except PartnerTransientError as pending:
+                    raise ReconciliationPendingError(pending) from pending
+            if transaction_id is not None:
+                log.info("acts.reconciled_after_refusal", transaction_id=transaction_id,
+                         refusal=exc.message)
+                posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
+                deps.links.put_local(posted)
+                return posted_outputs(deps, flow, posted, parent)
             log.info("acts.tdt_refused", error=exc.message)
             refused = link.moved("REFUSED", tdt_url=tdt_url)
             deps.links.put_local(refused)

@@ -77,6 +77,7 @@ from relais.errors import (
     PartnerTimeoutError,
     PartnerTransientError,
     Reason,
+    RelaisError,
     ValidationError,
 )
 
@@ -129,8 +130,11 @@ listed: ``ActesAnalyseFichierRecuController`` sets them on the transactions
 of prefecture messages (types 2–5), never on an acte.
 
 The order follows an acte's life (17/18 → 1 → 2 → 3 → 4 → 5 / archive,
--1 from 1–3, 0 from 4): an acte that moves while the states are listed moves
-to a state listed later, so it is still seen.
+-1 from 1–3, 0 from 4). :meth:`S2lowConnector.find_acte` lists several states
+at once (a reconciliation costs the slowest listing, not the sum of 16), so an
+acte that moves between two states while they are listed can be missed: the
+caller must treat "absent" as "post again" only because S²LOW itself refuses a
+number it already holds, and then ask again (acts-delivery does).
 """
 
 ACTE_TRANSACTION_TYPE = "1"
@@ -189,6 +193,7 @@ class S2lowConnector:
         listing_page_size: int = 100,
         max_listing_pages: int = 200,
         listing_attempts: int = 6,
+        listing_concurrency: int = 4,
         redirect_read_attempts: int = 3,
         find_deadline: float = 180.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -201,6 +206,7 @@ class S2lowConnector:
         self._page_size = listing_page_size
         self._max_pages = max_listing_pages
         self._listing_attempts = max(1, listing_attempts)
+        self._listing_concurrency = max(1, listing_concurrency)
         self._redirect_read_attempts = max(1, redirect_read_attempts)
         self._find_deadline = find_deadline
         self._sleep = sleep
@@ -632,8 +638,9 @@ class S2lowConnector:
         (``TransmissionActe``) can carry it.
 
         How: ``api/list_actes.php`` lists one state at a time, so every state
-        of :data:`LISTING_STATES` is listed in that order (an acte moving
-        meanwhile moves to a state listed later), each with
+        of :data:`LISTING_STATES` is listed, ``listing_concurrency`` at a time
+        in that order (an acte moving meanwhile can be missed: see
+        :data:`LISTING_STATES`), each with
         ``min_date`` the day before ``decision_date`` (an acte is posted on or
         after its decision date, and enters each state after that), page by
         page. Rows of other transaction types (replies, cancellations share
@@ -672,19 +679,36 @@ class S2lowConnector:
         min_date = decision_date - timedelta(days=1)
         found: dict[str, TransactionRef] = {}
         other_dates: list[TransactionRef] = []
-        for status_id in LISTING_STATES:
-            listed = await self.list_actes(
-                status_id, min_date=min_date, attempts=self._listing_attempts
-            )
-            for row in listed:
+        gate = asyncio.Semaphore(self._listing_concurrency)
+
+        stop = asyncio.Event()  # set by a failed listing: the answer cannot be made any more
+
+        async def listed(status_id: int) -> list[TransactionRef]:
+            async with gate:
+                if found or stop.is_set():  # found already, or no answer possible
+                    return []
+                try:
+                    rows = await self.list_actes(
+                        status_id, min_date=min_date, attempts=self._listing_attempts
+                    )
+                except RelaisError:
+                    stop.set()
+                    raise
+            for row in rows:
                 if row.type != ACTE_TRANSACTION_TYPE or row.number != number:
                     continue
                 if row.decision_date is not None and row.decision_date.isoformat() == wanted_date:
                     found.setdefault(row.id, row)
                 else:
                     other_dates.append(row)
-            if found:
-                break
+            return rows
+
+        try:
+            async with asyncio.TaskGroup() as group:  # one failure cancels the other listings
+                for status_id in LISTING_STATES:
+                    group.create_task(listed(status_id))
+        except* RelaisError as failures:
+            raise failures.exceptions[0] from None
         if len(found) > 1:
             raise PartnerReplyError(
                 f"find_acte: {len(found)} actes carry number {number!r} "

@@ -81,6 +81,7 @@ class FakeConnector:
         self.post_error: Exception | None = None
         self.posted_id = "4242"
         self.find_answer: str | None = None
+        self.find_answers: list[str | None] = []  # one per call, before find_answer
         self.find_error: Exception | None = None
         self.statuses: list[int] = []
         self.status_document: bytes | None = None
@@ -104,6 +105,8 @@ class FakeConnector:
         self.calls.append(("find_acte", (number, decision_date)))
         if self.find_error is not None:
             raise self.find_error
+        if self.find_answers:
+            return self.find_answers.pop(0)
         return self.find_answer
 
     async def get_status(self, transaction_id: str) -> StatusResult:

@@ -118,6 +118,32 @@ async def test_posting_proven_absent_is_posted(codec: AvroCodec) -> None:
     assert len(world.connector.called("post_acte")) == 1
 
 
+async def test_refusal_after_an_absent_answer_asks_again_and_finds_our_post(
+    codec: AvroCodec,
+) -> None:
+    """Listings are read a few states at a time: an acte moving between two of them can be
+    missed, and S²LOW then refuses its number. The second look finds it: posted, not
+    rejected."""
+    world = World(codec)
+    _link, record = _ready(world, delivery="POSTING")
+    world.connector.find_answers = [None, "4242"]
+    world.connector.post_error = PartnerRefusedError(
+        "Un acte portant le même numéro interne existe déjà", partner="tdt")
+    outputs = await handle_delivery(record, world.deps())
+    assert [c for c, _ in world.connector.calls] == ["find_acte", "post_acte", "find_acte"]
+    assert links_out(codec, outputs)[0]["delivery"] == "POSTED"
+    assert [n["kind"] for n in notifications(codec, outputs)] == ["STATE_CHANGED"]
+
+
+async def test_refusal_of_a_first_post_is_not_looked_up(codec: AvroCodec) -> None:
+    world = World(codec)
+    _link, record = _ready(world)
+    world.connector.post_error = PartnerRefusedError("La date est dans le futur", partner="tdt")
+    outputs = await handle_delivery(record, world.deps())
+    assert [c for c, _ in world.connector.calls] == ["post_acte"]
+    assert [n["kind"] for n in notifications(codec, outputs)] == ["REJECTED"]
+
+
 async def test_posting_tdt_cannot_tell_now_raises_retriable(codec: AvroCodec) -> None:
     world = World(codec)
     link, record = _ready(world, delivery="POSTING")

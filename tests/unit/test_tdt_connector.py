@@ -910,6 +910,25 @@ async def test_find_acte_lists_every_state_before_saying_absent() -> None:
     assert asked.index(-1) > asked.index(3) and asked.index(0) > asked.index(4)
 
 
+async def test_find_acte_lists_states_a_few_at_a_time() -> None:
+    listing = s2low_listing({})
+    in_flight = 0
+    most = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return listing(request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(slow), follow_redirects=False)
+    connector = S2lowConnector(client, base_url=BASE, sleep=no_sleep, listing_concurrency=4)
+    assert await connector.find_acte(number="D1", decision_date=date(2024, 2, 28)) is None
+    assert most == 4  # four listings overlap: a lookup costs its slowest windows, not 16 calls
+
+
 async def test_find_acte_finds_an_acte_in_error_or_cancelled() -> None:
     for state in (-1, 0):
         states = {state: [acte_row("77", "D2024_017")]}
