@@ -423,19 +423,25 @@ class S2lowConnector:
         body = MultipartBody(_acte_fields(form, len(files)), _acte_files(files))
         operation = "post_acte"
         answer = await self._call(operation, "POST", PATH_CREATE, cap=self.caps.text, body=body)
+        result = self._created(answer, operation, "acte")
+        log.info(
+            "tdt_acte_posted",
+            partner=self.partner,
+            transaction_id=result.transaction_id,
+            number=form.number,
+        )
+        return result
+
+    def _created(self, answer: _Answer, operation: str, field: str) -> PostResult:
+        """The new transaction's id from S²LOW's ``OK`` answer to a creation (acte,
+        cancellation, reply); ``KO`` raises :class:`PartnerRefusedError` naming ``field``."""
         transaction_id = parse_ok_id(
             answer.body,
             partner=self.partner,
             operation=operation,
             status=answer.status,
             url=self._base_url,
-            field="acte",
-        )
-        log.info(
-            "tdt_acte_posted",
-            partner=self.partner,
-            transaction_id=transaction_id,
-            number=form.number,
+            field=field,
         )
         return PostResult(
             partner=self.partner,
@@ -496,21 +502,7 @@ class S2lowConnector:
             cap=self.caps.text,
             data={"api": "1", "id": transaction_id},
         )
-        cancel_id = parse_ok_id(
-            answer.body,
-            partner=self.partner,
-            operation=operation,
-            status=answer.status,
-            url=self._base_url,
-            field="cancel",
-        )
-        return PostResult(
-            partner=self.partner,
-            transaction_id=cancel_id,
-            http_status=answer.status,
-            elapsed=answer.elapsed,
-            raw=answer.body,
-        )
+        return self._created(answer, operation, "cancel")
 
     async def get_stamped_acte(self, transaction_id: str) -> bytes:
         """The acte's PDF as the TdT stamped it with the prefecture's acknowledgement.
@@ -898,21 +890,7 @@ class S2lowConnector:
         answer = await self._call(
             operation, "POST", PATH_REPLY_CREATE, cap=self.caps.text, body=body
         )
-        reply_id = parse_ok_id(
-            answer.body,
-            partner=self.partner,
-            operation=operation,
-            status=answer.status,
-            url=self._base_url,
-            field="reply",
-        )
-        return PostResult(
-            partner=self.partner,
-            transaction_id=reply_id,
-            http_status=answer.status,
-            elapsed=answer.elapsed,
-            raw=answer.body,
-        )
+        return self._created(answer, operation, "reply")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
