@@ -504,6 +504,28 @@ class S2lowConnector:
         )
         return self._created(answer, operation, "cancel")
 
+    async def _download(
+        self, operation: str, path: str, params: dict[str, str], field: str
+    ) -> tuple[_Answer, bool]:
+        """GET ``path``, following S²LOW's redirect to ``actes_download_file.php`` (same
+        origin only, ``caps.document`` bytes, each hop tried ``redirect_read_attempts``
+        times). Returns the answer and whether it came from the download page; a ``KO``
+        instead of the redirect raises :class:`PartnerRefusedError` naming ``field``."""
+        answer = await self._call(
+            operation,
+            "GET",
+            path,
+            cap=self.caps.document,
+            params=params,
+            follow_to=PATH_DOWNLOAD,
+            attempts=self._redirect_read_attempts,
+        )
+        if answer.url.path == httpx.URL(self._base_url + PATH_DOWNLOAD).path:
+            return answer, True
+        if is_ko(answer.body):
+            raise self._refusal(answer, operation, field)
+        return answer, False
+
     async def get_stamped_acte(self, transaction_id: str) -> bytes:
         """The acte's PDF as the TdT stamped it with the prefecture's acknowledgement.
 
@@ -517,18 +539,10 @@ class S2lowConnector:
         ``redirect_read_attempts`` times while it fails transiently.
         """
         operation = "get_stamped_acte"
-        answer = await self._call(
-            operation,
-            "GET",
-            PATH_GET_TAMPON,
-            cap=self.caps.document,
-            params={"transaction": transaction_id},
-            follow_to=PATH_DOWNLOAD,
-            attempts=self._redirect_read_attempts,
+        answer, downloaded = await self._download(
+            operation, PATH_GET_TAMPON, {"transaction": transaction_id}, "stamped_acte"
         )
-        if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
-            if is_ko(answer.body):
-                raise self._refusal(answer, operation, "stamped_acte")
+        if not downloaded:
             if not answer.body.strip():
                 text = f"the TdT holds no PDF file to stamp for transaction {transaction_id}"
                 raise PartnerRefusedError(
@@ -797,18 +811,10 @@ class S2lowConnector:
         to ``redirect_read_attempts`` times while it fails transiently.
         """
         operation = "get_prefecture_document"
-        answer = await self._call(
-            operation,
-            "GET",
-            PATH_GET_DOCUMENT,
-            cap=self.caps.document,
-            params={"id": document_id},
-            follow_to=PATH_DOWNLOAD,
-            attempts=self._redirect_read_attempts,
+        answer, downloaded = await self._download(
+            operation, PATH_GET_DOCUMENT, {"id": document_id}, "document"
         )
-        if answer.url.path != httpx.URL(self._base_url + PATH_DOWNLOAD).path:
-            if is_ko(answer.body):
-                raise self._refusal(answer, operation, "document")
+        if not downloaded:
             # For an acte's id S²LOW lists its messages ("type-status-id" lines) instead.
             raise reply_error(
                 self.partner, operation, "expected a redirect to the archive", answer.body
