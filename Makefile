@@ -18,12 +18,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/relais demo
 
-## ruff, mypy, then every test (unit, conformance, integration and faults on a real broker).
+## ruff, the import layering (lint-imports), mypy, then every test (unit, conformance, integration and faults on a real broker).
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -256,7 +256,7 @@ def warm_imports() -> None:
     does not pay for compiling bytecode or reading cold files."""
     try:
         subprocess.run(
-            [sys.executable, "-c", "import relais.worker"], cwd=REPO_ROOT,
+            [sys.executable, "-c", "import hub.worker"], cwd=REPO_ROOT,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
             timeout=300, check=False,
         )

@@ -22,8 +22,8 @@ import httpx
 
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
-from relais.app import READY_LINE
 from relais.kafka.security import hub_security
+from relais.logs import READY_LINE
 from relais.members.model import TdtSettings
 from relais.settings import Settings
 from sandbox.common.tls import TlsMaterial, ensure_tls_material

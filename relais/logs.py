@@ -15,6 +15,10 @@ from typing import Any
 
 import structlog
 
+#: Printed on stderr by a hub worker once every view is loaded and every stage consumes;
+#: supervisors (the demo, the test fixtures) wait for it.
+READY_LINE = "relais worker ready"
+
 _SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key")
 
 

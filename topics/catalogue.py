@@ -25,7 +25,7 @@ Per-member topics are in :mod:`topics.member`; delay tiers in
 
 from __future__ import annotations
 
-from relais.stages.delays import TIERS
+from topics.delays import TIERS
 from topics.spec import DAY_MS, TopicSpec
 
 HUB_PARTITIONS = 3

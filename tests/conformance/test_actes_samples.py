@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.parse_cmd import parse_file
 from relais.actes import xml_build as xb
 from relais.actes.classification import (
     Classification,
@@ -18,7 +19,6 @@ from relais.actes.classification import (
 from relais.actes.metadata import ActeMetadata
 from relais.actes.xml_parse import parse_message
 from relais.actes.xsd import actes_reference_dir, validate_actes_xml
-from relais.cli.parse_cmd import parse_file
 from relais.errors import PartnerReplyError
 
 AR_ACTE = "006-210600235-20180522-684-AI-1-2_5279.xml"

@@ -31,13 +31,13 @@ from ops.members import Registration
 from ops.processes import ManagedProcess
 from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
 from ops.submissions import ActeDraft, publish_acte
-from relais.app import READY_LINE
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
 from relais.flows.ids import flow_id_for
 from relais.identifiers import luhn_check_digit
 from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher
+from relais.logs import READY_LINE
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from tests.conftest import free_port_pair, local_broker_settings

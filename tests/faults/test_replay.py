@@ -64,7 +64,7 @@ def _cli(hub: FaultHub, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RELAIS_KAFKA_BOOTSTRAP": hub.bootstrap,
            "RELAIS_APP_ID": hub.settings.app_id, "RELAIS_DATA_DIR": str(hub.settings.data_dir),
            "RELAIS_LOG_FORMAT": "console", **security_for(hub.bootstrap).as_env()}
-    return subprocess.run([sys.executable, "-m", "relais.cli.main", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

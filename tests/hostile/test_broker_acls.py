@@ -298,7 +298,7 @@ def members_add(bootstrap: str, data_dir: Path, siren: str, *extra: str) -> dict
     env = {**os.environ, "RELAIS_KAFKA_BOOTSTRAP": bootstrap, "RELAIS_DATA_DIR": str(data_dir),
            "RELAIS_LOG_FORMAT": "console", **security_for(bootstrap).as_env()}
     done = subprocess.run(
-        [sys.executable, "-m", "relais.cli.main", "members", "add", siren, "--name", "Commune C",
+        [sys.executable, "-m", "hub.cli.main", "members", "add", siren, "--name", "Commune C",
          "--department", "021", *extra],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -125,7 +125,7 @@ async def publish_as_attacker(
 
 def cli(hub: FaultHub, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **hub.stack.env(), "RELAIS_LOG_FORMAT": "console"}
-    return subprocess.run([sys.executable, "-m", "relais.cli.main", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -13,10 +13,10 @@ import pytest
 from ops.members import Registration, new_member, register_members
 from ops.processes import ManagedProcess
 from ops.topics import apply_topics
-from relais.app import READY_LINE
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.kafka.security import hub_security
+from relais.logs import READY_LINE
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import hub_topics

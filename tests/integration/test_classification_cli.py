@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from hub.cli import acts_cmd
 from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
-from relais.cli import acts_cmd
 from relais.identifiers import luhn_check_digit
 from relais.settings import Settings
 from sandbox.tdt.classification import default_classification

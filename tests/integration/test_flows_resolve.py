@@ -23,6 +23,7 @@ from agents.acts.delivery import acte_form
 from agents.acts.links import ActeLink, LinkIndex
 from connectors.tdt.models import UploadFile
 from connectors.tdt.registry import TdtConnectors
+from hub.cli import flows_cmd
 from ops.audit import read_audit
 from ops.demo_documents import minimal_pdf
 from ops.flows import flow_history
@@ -30,7 +31,6 @@ from ops.resolve import resolve_on_kafka
 from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
 from relais.actes.ids import build_id_acte
 from relais.blobs.filesystem import FilesystemBlobStore
-from relais.cli import flows_cmd
 from relais.errors import ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, flow_state_record

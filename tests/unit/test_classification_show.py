@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hub.cli import acts_cmd
 from ops.classification import as_dict, as_lines
 from relais.actes.classification import (
     Classification,
@@ -17,7 +18,6 @@ from relais.actes.classification import (
     build_retour_classification,
     parse_retour_classification,
 )
-from relais.cli import acts_cmd
 from relais.settings import Settings
 from sandbox.tdt.classification import default_classification
 

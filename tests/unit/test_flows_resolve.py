@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.acts.links import ActeLink
+from hub.cli import flows_cmd
 from ops.acts_deps import operator_acts_deps
 from ops.resolve import DeliveryRecord, Resolution, resolve
-from relais.cli import flows_cmd
 from relais.errors import ValidationError
 from relais.flows.outbound import Outbound
 from relais.settings import Settings

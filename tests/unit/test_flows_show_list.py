@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.ingress.handler import IngressCounters, IngressDeps, handle_submission
+from hub.cli import flows_cmd
 from ops.flows import FlowFilter, error_codes, history_lines, state_line
 from relais.api.auth import hash_token
-from relais.cli import flows_cmd
 from relais.errors import Reason
 from relais.flows.outbound import FlowContext, flow_state_record
 from relais.members.model import Member

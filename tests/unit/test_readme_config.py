@@ -11,8 +11,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from hub.cli.main import app
 from ops.config_table import HEADER, markdown_table, table_rows
-from relais.cli.main import app
 from relais.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relais.app import build_dependencies
+from hub.app import build_dependencies
 from relais.settings import Settings
 
 

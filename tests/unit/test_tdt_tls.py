@@ -157,14 +157,14 @@ async def test_the_gate_refuses_another_accounts_login_and_unknown_certificates(
 @pytest.fixture
 def no_log_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI would point the logs at the runner's captured stream, closed afterwards."""
-    monkeypatch.setattr("relais.cli.common.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("hub.cli.common.configure_logging", lambda *args, **kwargs: None)
 
 
 @pytest.mark.usefixtures("no_log_setup")
 def test_members_add_refuses_a_pasted_key_password_without_echoing_it() -> None:
     from typer.testing import CliRunner
 
-    from relais.cli.main import app
+    from hub.cli.main import app
 
     result = CliRunner().invoke(app, [
         "members", "add", "210600235", "--name", "Commune", "--department", "006",
@@ -180,7 +180,7 @@ def test_members_add_refuses_a_pasted_key_password_without_echoing_it() -> None:
 def test_members_add_wants_a_tdt_url_for_a_certificate() -> None:
     from typer.testing import CliRunner
 
-    from relais.cli.main import app
+    from hub.cli.main import app
 
     result = CliRunner().invoke(app, [
         "members", "add", "210600235", "--name", "Commune", "--department", "006",

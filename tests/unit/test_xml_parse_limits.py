@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.parse_cmd import parse_file
 from relais.actes.xml_build import build_lettre_observations
 from relais.actes.xml_parse import ParseLimits, parse_message, parse_message_file
-from relais.cli.parse_cmd import parse_file
 from relais.errors import PartnerReplyError, PartnerReplyTooLargeError
 
 NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"

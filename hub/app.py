@@ -41,7 +41,7 @@ from relais.flows.outbound import Outbound
 from relais.kafka.clients import faust_credentials
 from relais.kafka.compacted_view import CompactedView
 from relais.kafka.publisher import Publisher
-from relais.logs import configure_logging
+from relais.logs import READY_LINE, configure_logging
 from relais.members.directory import MemberDirectory
 from relais.settings import Settings
 from relais.stages.delay_forwarder import DelayForwarder
@@ -61,10 +61,6 @@ from topics.catalogue import (
 )
 
 log = structlog.get_logger(__name__)
-
-#: Printed on stderr once every view is loaded and every stage consumes.
-READY_LINE = "relais worker ready"
-
 
 class Lifecycle(Protocol):
     async def start(self) -> None: ...

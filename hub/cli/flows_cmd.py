@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
+from hub.cli.common import fail, load_settings, run
 from ops.audit import current_operator
 from ops.flows import FlowFilter, flow_history, history_lines, latest_states, state_line
 from ops.resolve import resolve_on_kafka
-from relais.cli.common import fail, load_settings, run
 
 app = typer.Typer(help="Inspect flows (one flow's history, the flows in a given state) and "
                   "settle uncertain ones.")

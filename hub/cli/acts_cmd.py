@@ -6,8 +6,8 @@ import json
 
 import typer
 
+from hub.cli.common import fail, load_settings, run
 from ops.classification import as_dict, as_lines, kept_classification, refresh
-from relais.cli.common import fail, load_settings, run
 
 app = typer.Typer(help="The classification (nature, matière and typology codes) of each "
                   "member's préfecture.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust.worker
 
-from relais.app import create_app
+from hub.app import create_app
 from relais.settings import Settings
 
 

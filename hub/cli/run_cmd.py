@@ -6,12 +6,12 @@ import asyncio
 
 import typer
 
-from relais.cli.common import fail, load_settings
+from hub.cli.common import fail, load_settings
 
 
 def worker() -> None:
     """Run the hub worker (ingress, stream agents); stops cleanly on Ctrl-C or SIGTERM."""
-    from relais.worker import run_worker
+    from hub.worker import run_worker
 
     run_worker(load_settings())
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
+from hub.cli.common import fail, load_settings, run
 from ops.members import Registration, new_member, register_members
-from relais.cli.common import fail, load_settings, run
 from relais.kafka.acls import member_group_prefix
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from hub.cli.common import fail, load_settings, run
 from ops.kafka.broker import KAFKA_VERSION, LocalBroker, grant_hub
-from relais.cli.common import fail, load_settings, run
 from relais.errors import RelaisError
 from relais.kafka.security import HUB_USER, security_for
 

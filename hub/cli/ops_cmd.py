@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import typer
 
+from hub.cli.common import fail, load_settings, run
+from hub.cli.flows_cmd import _since
 from ops.audit import audit_entry, current_operator
 from ops.dlq import DeadLetterFilter, read_dead_letters
 from ops.health import DEFAULT_DEAD_LETTER_WINDOW, stage_health
 from ops.replay import replay
-from relais.cli.common import fail, load_settings, run
-from relais.cli.flows_cmd import _since
 from relais.kafka.publisher import Publisher
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders

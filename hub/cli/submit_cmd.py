@@ -9,10 +9,10 @@ from pathlib import Path
 
 import typer
 
+from hub.cli.common import load_settings, run
 from ops.notifications import NotificationWatcher
 from ops.submissions import ActeDraft, publish_acte, upload_file
 from relais.blobs.filesystem import FilesystemBlobStore
-from relais.cli.common import load_settings, run
 from relais.flows.ids import flow_id_for
 from relais.kafka.publisher import Publisher
 from relais.wire.avro_codec import AvroCodec

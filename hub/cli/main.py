@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from relais.cli import (
+from hub.cli import (
     acts_cmd,
     flows_cmd,
     kafka_cmd,
@@ -17,7 +17,7 @@ from relais.cli import (
     submit_cmd,
     topics_cmd,
 )
-from relais.cli.common import fail
+from hub.cli.common import fail
 from relais.errors import RelaisError
 from relais.settings import Settings
 
@@ -61,7 +61,7 @@ def config(
 @app.command()
 def parse(path: Path = typer.Argument(..., help="An @CTES message or envelope (XML).")) -> None:
     """Identify an @CTES business message or envelope and print its key fields as JSON."""
-    from relais.cli.parse_cmd import cap_process_memory, parse_file
+    from hub.cli.parse_cmd import cap_process_memory, parse_file
 
     if not path.is_file():
         fail(f"{path} is not a readable file")

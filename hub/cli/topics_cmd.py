@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from hub.cli.common import load_settings, run
 from ops.topics import apply_topics, check_topics
-from relais.cli.common import load_settings, run
 from relais.kafka.admin import admin_client
 from relais.members.directory import MemberDirectory
 from relais.wire.avro_codec import AvroCodec
