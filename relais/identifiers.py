@@ -87,3 +87,61 @@ def siret_reasons(value: str, field: str = "siret") -> list[Reason]:
     if not is_valid_siret(value):
         return [Reason(field, "checksum", f"SIRET {value} fails the Luhn check digit")]
     return []
+
+
+# --- Registry look-ups ------------------------------------------------------------------
+
+_SEPARATORS = frozenset(" \u00a0\u202f.-")
+
+
+def normalize_identifier(value: str) -> str:
+    """``value`` without the spaces, dots and dashes people type inside a SIREN or SIRET.
+
+    ``"214 400 152 00015"`` becomes ``"21440015200015"``; anything else (letters,
+    full-width digits) is kept, so the result still fails validation when it should.
+    """
+    return "".join(char for char in value.strip() if char not in _SEPARATORS)
+
+
+def identifier_kind(value: str) -> str | None:
+    """``"siren"`` or ``"siret"`` for a valid number, ``None`` for anything else."""
+    if is_valid_siren(value):
+        return "siren"
+    if is_valid_siret(value):
+        return "siret"
+    return None
+
+
+def siren_of(siret: str) -> str:
+    """The SIREN part (first 9 digits) of a SIRET."""
+    if len(siret) != SIRET_LENGTH or not _is_ascii_digits(siret):
+        raise ValueError(f"a SIRET is exactly 14 digits, got {siret!r}")
+    return siret[:SIREN_LENGTH]
+
+
+def make_siret(siren: str, nic_payload: str) -> str:
+    """The SIRET of ``siren`` whose NIC starts with the 4 digits ``nic_payload`` (Luhn-valid)."""
+    if not is_valid_siren(siren):
+        raise ValueError(f"not a valid SIREN: {siren!r}")
+    if len(nic_payload) != 4 or not _is_ascii_digits(nic_payload):
+        raise ValueError(f"a NIC payload is exactly 4 digits, got {nic_payload!r}")
+    payload = siren + nic_payload
+    return payload + luhn_check_digit(payload)
+
+
+def la_poste_exception_siret(nic_payload: str) -> str | None:
+    """A La Poste SIRET starting with ``nic_payload`` that is valid *only* by the digit-sum rule.
+
+    Two last digits make the digit sum a multiple of 5; the one that also fails Luhn
+    is returned, or ``None`` when both pass Luhn (cannot happen: they differ by 5).
+    """
+    if len(nic_payload) != 4 or not _is_ascii_digits(nic_payload):
+        raise ValueError(f"a NIC payload is exactly 4 digits, got {nic_payload!r}")
+    payload = LA_POSTE_SIREN + nic_payload
+    partial = sum(map(int, payload))
+    first = -partial % 5
+    for last in (first, first + 5):
+        candidate = payload + str(last)
+        if luhn_sum(candidate) % 10 != 0:
+            return candidate
+    return None
