@@ -20,85 +20,35 @@ POST   /modules/actes/actes_transac_reponse_create.php    member reply to a 2, 3
 GET    /modules/actes/actes_transac_post_confirm_api.php  17 → 1, 302 to ``url_return``
 ====== ================================================== =======================================
 
-Sandbox-only endpoints live under ``/sandbox/`` (:mod:`sandbox.tdt.control`). The fault
-knobs wrap every S²LOW page (:meth:`_Faults.wrap`).
+Sandbox-only endpoints live under ``/sandbox/`` (the common ones of
+:mod:`sandbox.common.control` and S²LOW's inspection ones, :mod:`sandbox.tdt.control`).
+The transport fault knobs wrap every S²LOW page (:class:`sandbox.common.wrapper.FaultWrapper`);
+S²LOW's own (anomalies, prefecture messages, duplicates) are drawn by :class:`TdtState`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
 
-import structlog
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from relais.errors import ConfigurationError, ValidationError
+from sandbox.common.clock import AdjustableClock, Clock, system_clock
+from sandbox.common.wrapper import FaultWrapper, Handler, Sleep
 from sandbox.tdt.config import SandboxConfig
-from sandbox.tdt.control import Control
+from sandbox.tdt.control import TdtControl
 from sandbox.tdt.endpoints import S2low
-from sandbox.tdt.state import AdjustableClock, Clock, TdtState, system_clock
-
-log = structlog.get_logger(__name__)
+from sandbox.tdt.state import TdtState
 
 ACTES = "/modules/actes"
-Sleep = Callable[[float], Awaitable[None]]
-Handler = Callable[[Request], Awaitable[Response]]
 
 
-class _Faults:
-    """The fault knobs around an S²LOW page (sandbox behaviour, never S²LOW's)."""
-
-    def __init__(self, state: TdtState, sleep: Sleep) -> None:
-        self.state = state
-        self.sleep = sleep
-
-    def _injected_error(self, where: str) -> Response:
-        faults = self.state.faults
-        headers = {}
-        if faults.retry_after is not None:
-            headers["Retry-After"] = str(round(faults.retry_after))
-        log.info("sandbox_tdt_fault", fault=where, status=faults.error_status)
-        return Response(
-            f"sandbox: injected {where} error\n".encode(),
-            status_code=faults.error_status,
-            headers=headers,
-            media_type="text/plain; charset=utf-8",
-        )
-
-    def wrap(self, handler: Handler, *, creates: bool = False) -> Handler:
-        """Latency; an injected error (nothing done); the page (after the scheduled events
-        due); a hang (the work is done, the answer is late); an injected error after a
-        successful creation (the work is done, the answer lost)."""
-
-        async def call(request: Request) -> Response:
-            state = self.state
-            faults = state.faults
-            delay_ms = faults.latency_ms + faults.jitter_ms * state.fault_rng.random()
-            hang = state.draw_fault(faults.timeout_rate)
-            fail = state.draw_fault(faults.error_rate)
-            fail_after = state.draw_fault(faults.error_after_commit_rate) if creates else False
-            if delay_ms > 0:
-                await self.sleep(delay_ms / 1000)
-            if fail:
-                state.fault_counters["error"] += 1
-                return self._injected_error("pre-commit")
-            state.advance()
-            response = await handler(request)
-            log.info("sandbox_tdt_call", path=request.url.path, status=response.status_code)
-            if hang:
-                state.fault_counters["timeout"] += 1
-                await self.sleep(faults.hang_seconds)
-            succeeded = response.status_code == 200 and bytes(response.body).startswith(b"OK")
-            if fail_after and succeeded:
-                state.fault_counters["error_after_commit"] += 1
-                return self._injected_error("post-commit")
-            return response
-
-        return call
+def s2low_committed(response: Response) -> bool:
+    """A creation S²LOW answered ``OK`` (its pages answer 200 with ``KO`` when refusing)."""
+    return response.status_code == 200 and bytes(response.body).startswith(b"OK")
 
 
 def create_tdt_sandbox(
@@ -128,8 +78,8 @@ def create_tdt_sandbox(
             f"sandbox TdT: the classification cannot be served: {exc.message}"
         ) from exc
     pages = S2low(state)
-    faults = _Faults(state, sleep)
-    control = Control(state)
+    faults = FaultWrapper(state, "tdt", sleep=sleep, committed=s2low_committed)
+    control = TdtControl(state)
 
     def page(path: str, handler: Handler, methods: list[str], *, creates: bool = False) -> Route:
         return Route(f"{ACTES}/{path}", faults.wrap(handler, creates=creates), methods=methods)
@@ -153,14 +103,7 @@ def create_tdt_sandbox(
         page("api/document_prefecture_mark_as_read.php", pages.mark_read, ["GET", "POST"]),
         page("actes_transac_reponse_create.php", pages.create_reply, ["POST"], creates=True),
         page("actes_transac_post_confirm_api.php", pages.post_confirm, ["GET"]),
-        Route("/sandbox/stats", control.stats, methods=["GET"]),
-        Route("/sandbox/reset", control.reset, methods=["POST"]),
-        Route("/sandbox/faults", control.faults, methods=["GET", "POST"]),
-        Route("/sandbox/clock", control.clock, methods=["GET", "POST"]),
-        Route("/sandbox/classification", control.classification, methods=["GET", "POST"]),
-        Route("/sandbox/transmissions/{transaction_id}", control.transmission, methods=["GET"]),
-        Route("/sandbox/transactions/{transaction_id}", control.transaction, methods=["GET"]),
-        Route("/sandbox/transactions/{transaction_id}/release", control.release, methods=["POST"]),
+        *control.routes(),
     ]
     app = Starlette(routes=routes)
     app.state.tdt = state

@@ -5,7 +5,8 @@ sandbox runs with ``POST /sandbox/faults`` and a JSON object of the
 :class:`Faults` fields to change, e.g. ``{"error_rate": 0.2, "retry_after": 3}``;
 ``GET /sandbox/faults`` shows the knobs in force.
 
-Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng):
+Fault knobs (rates are probabilities in [0, 1], drawn from the seeded rng; the first eight
+are the transport knobs every partner sandbox has, :mod:`sandbox.common.faults`):
 
 ========================  ==============================================================
 ``latency_ms``            fixed delay added before every API answer
@@ -37,10 +38,11 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from relais.actes.classification import Classification
-from relais.errors import ConfigurationError, Reason, ValidationError
+from relais.errors import ConfigurationError
+from sandbox.common.faults import TransportFaults
 from sandbox.tdt.classification import default_classification
 
 MAX_ACTE_BYTES = 150 * 1024 * 1024
@@ -86,73 +88,22 @@ DEFAULT_ACCOUNTS: tuple[SandboxAccount, ...] = (
 
 
 @dataclass(frozen=True)
-class Faults:
-    """The fault knobs; see the module docstring for what each one does."""
+class Faults(TransportFaults):
+    """The fault knobs: the transport ones (:mod:`sandbox.common.faults`) and S²LOW's;
+    see the module docstring for what each one does."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float = 0.0
-    error_status: int = 503
-    retry_after: float | None = None
-    timeout_rate: float = 0.0
-    hang_seconds: float = 30.0
-    error_after_commit_rate: float = 0.0
+    RATES: ClassVar[tuple[str, ...]] = (
+        *TransportFaults.RATES,
+        "anomaly_rate",
+        "duplicate_rate",
+        "out_of_order",
+        "prefecture_message_rate",
+    )
+
     anomaly_rate: float = 0.0
     duplicate_rate: float = 0.0
     out_of_order: float = 0.0
     prefecture_message_rate: float = 0.0
-
-    def reasons(self) -> list[Reason]:
-        """Every knob out of its range."""
-        reasons = []
-        for name in (
-            "error_rate",
-            "timeout_rate",
-            "error_after_commit_rate",
-            "anomaly_rate",
-            "duplicate_rate",
-            "out_of_order",
-            "prefecture_message_rate",
-        ):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                reasons.append(Reason(name, "range", f"a rate is in [0, 1], got {value}"))
-        for name in ("latency_ms", "jitter_ms", "hang_seconds"):
-            if getattr(self, name) < 0:
-                reasons.append(Reason(name, "range", "must not be negative"))
-        if self.retry_after is not None and self.retry_after < 0:
-            reasons.append(Reason("retry_after", "range", "must not be negative"))
-        if self.error_status != 429 and not 500 <= self.error_status <= 599:
-            reasons.append(Reason("error_status", "range", "429 or a 5xx status"))
-        return reasons
-
-    def updated(self, changes: Mapping[str, Any]) -> Faults:
-        """A copy with ``changes`` applied; ValidationError for unknown knobs or bad values."""
-        known = {f.name: f for f in fields(self)}
-        reasons = []
-        values: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in known:
-                reasons.append(Reason(name, "unknown", "not a fault knob"))
-                continue
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if name == "retry_after" and value is None:
-                values[name] = None
-            elif name == "error_status":
-                if number and float(value).is_integer():
-                    values[name] = int(value)
-                else:
-                    reasons.append(Reason(name, "type", f"expected an HTTP status, got {value!r}"))
-            elif number:
-                values[name] = float(value)
-            else:
-                reasons.append(Reason(name, "type", f"expected a number, got {value!r}"))
-        if reasons:
-            raise ValidationError("invalid fault knobs", reasons=reasons)
-        result = dataclasses.replace(self, **values)
-        if result.reasons():
-            raise ValidationError("invalid fault knobs", reasons=result.reasons())
-        return result
 
 
 @dataclass(frozen=True)

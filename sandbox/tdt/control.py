@@ -1,74 +1,33 @@
-"""The sandbox's own endpoints, under ``/sandbox/`` only (no S²LOW has them).
+"""The sandbox TdT's own endpoints, under ``/sandbox/`` only (no S²LOW has them).
 
-No authentication: the sandbox binds loopback unless told otherwise. Answers are JSON.
+Stats, reset, faults and clock come from :mod:`sandbox.common.control`; this module adds
+the inspection of transactions and transmissions, the release of waiting actes and the
+publication of a new classification. Answers are JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import asdict
 from datetime import date
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from relais.errors import Reason, ValidationError
+from sandbox.common.control import PREFIX, Control
 from sandbox.tdt.state import WAITING_STATES, TdtState, Transaction
 
 log = structlog.get_logger(__name__)
-MAX_CONTROL_BODY = 64 * 1024
 
 
-class Control:
-    """Faults, counters, reset, inspection and the clock of one sandbox."""
+class TdtControl(Control):
+    """The common control endpoints, plus S²LOW's inspection, release and classification."""
 
     def __init__(self, state: TdtState) -> None:
+        super().__init__(state, "tdt")
         self.state = state
-
-    async def _json(self, request: Request) -> object:
-        body = await request.body()
-        if len(body) > MAX_CONTROL_BODY:
-            raise ValidationError(
-                "body too large", reasons=[Reason("body", "size", f"at most {MAX_CONTROL_BODY}")]
-            )
-        try:
-            return json.loads(body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"not JSON: {exc}", reasons=[Reason("body", "format", "a JSON object")]
-            ) from exc
-
-    @staticmethod
-    def _invalid(exc: ValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"error": exc.message, "reasons": [asdict(r) for r in exc.reasons]}, status_code=400
-        )
-
-    async def stats(self, request: Request) -> Response:
-        self.state.advance()
-        return JSONResponse(self.state.stats())
-
-    async def reset(self, request: Request) -> Response:
-        self.state.reset()
-        log.info("sandbox_tdt_reset")
-        return JSONResponse({"result": "ok"})
-
-    async def faults(self, request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                changes = await self._json(request)
-                if not isinstance(changes, dict):
-                    raise ValidationError(
-                        "expected a JSON object",
-                        reasons=[Reason("body", "type", "a JSON object of knobs")],
-                    )
-                self.state.faults = self.state.faults.updated(changes)
-            except ValidationError as exc:
-                return self._invalid(exc)
-            log.info("sandbox_tdt_faults_changed", **changes)
-        return JSONResponse(asdict(self.state.faults))
 
     def _transaction(self, request: Request) -> Transaction | None:
         return self.state.transaction(str(request.path_params["transaction_id"]))
@@ -128,37 +87,13 @@ class Control:
         log.info("sandbox_tdt_released", transaction_id=transaction.id)
         return JSONResponse(transaction.summary())
 
-    async def clock(self, request: Request) -> Response:
-        """``GET``: the sandbox's clock; ``POST {"advance_seconds": n}`` moves it forward
-        when the sandbox runs on its own adjustable clock (``relais sandbox``)."""
-        if request.method == "POST":
-            try:
-                body = await self._json(request)
-                seconds = body.get("advance_seconds") if isinstance(body, dict) else None
-                if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-                    raise ValidationError(
-                        "invalid clock change",
-                        reasons=[Reason("advance_seconds", "type", "a number of seconds >= 0")],
-                    )
-            except ValidationError as exc:
-                return self._invalid(exc)
-            advance = getattr(self.state.clock, "advance", None)
-            if advance is None:
-                return JSONResponse(
-                    {"error": "this sandbox runs on a clock that cannot be moved"},
-                    status_code=409,
-                )
-            advance(float(seconds))
-        self.state.advance()
-        return JSONResponse({"clock": self.state.now().isoformat()})
-
     async def classification(self, request: Request) -> Response:
         """``GET``: the préfecture's current classification date; ``POST {"date_version":
         "YYYY-MM-DD"}`` publishes a new version (the next 7-1 is answered with a 7-2)."""
         state = self.state
         if request.method == "POST":
             try:
-                body = await self._json(request)
+                body = await self.read_json(request)
                 raw = body.get("date_version") if isinstance(body, dict) else None
                 try:
                     version = date.fromisoformat(raw) if isinstance(raw, str) else None
@@ -170,7 +105,7 @@ class Control:
                         reasons=[Reason("date_version", "format", "an ISO date YYYY-MM-DD")],
                     )
             except ValidationError as exc:
-                return self._invalid(exc)
+                return self.invalid(exc)
             state.classification = dataclasses.replace(state.classification, date_version=version)
             log.info("sandbox_tdt_classification_published", date_version=version.isoformat())
         return JSONResponse(
@@ -182,3 +117,16 @@ class Control:
                 },
             }
         )
+
+    def routes(self) -> list[Route]:
+        return [
+            *super().routes(),
+            Route(f"{PREFIX}/classification", self.classification, methods=["GET", "POST"]),
+            Route(f"{PREFIX}/transmissions/{{transaction_id}}", self.transmission, methods=["GET"]),
+            Route(f"{PREFIX}/transactions/{{transaction_id}}", self.transaction, methods=["GET"]),
+            Route(
+                f"{PREFIX}/transactions/{{transaction_id}}/release",
+                self.release,
+                methods=["POST"],
+            ),
+        ]

@@ -28,7 +28,6 @@ event loop.
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,14 +39,14 @@ import structlog
 
 from relais.actes.archive import Transmission, read_transmission
 from relais.actes.xml_build import build_reponse_classification_sans_changement
+from sandbox.common.clock import Clock
+from sandbox.common.simulator import Simulator
 from sandbox.tdt import messages
 from sandbox.tdt.config import Faults, SandboxAccount, SandboxConfig
 from sandbox.tdt.messages import Packed
 from sandbox.tdt.validation import PARIS, ActeSubmission, extension_of
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
 
 ERROR, CANCELLED, POSTED, WAITING_TO_TRANSMIT, TRANSMITTED, ACKNOWLEDGED = -1, 0, 1, 2, 3, 4
 DOCUMENT_RECEIVED, ACK_SENT = 7, 8
@@ -60,24 +59,6 @@ def local_day(moment: datetime) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(PARIS).date()
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class AdjustableClock:
-    """The system clock plus an offset ``POST /sandbox/clock`` can move forward."""
-
-    def __init__(self, base: Clock = system_clock) -> None:
-        self._base = base
-        self._offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return self._base() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        self._offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -185,25 +166,20 @@ class _Fate:
     duplicated: bool
 
 
-class TdtState:
-    """Transactions, envelopes, files and counters of one sandbox."""
+class TdtState(Simulator[Faults]):
+    """Transactions, envelopes, files and counters of one sandbox (clock, scheduled events,
+    seeded streams and fault knobs: :class:`Simulator`)."""
 
     def __init__(self, config: SandboxConfig, clock: Clock, rng: random.Random) -> None:
         self.config = config
-        self.faults: Faults = config.faults
-        self.clock = clock
-        self._seed = rng.getrandbits(64)
-        self.reset(keep_faults=True)
+        super().__init__(clock, rng, config.faults)
 
     def reset(self, *, keep_faults: bool = False) -> None:
         """Forget every transaction, envelope and counter; re-seed the random streams.
 
         The fault knobs go back to the configuration's unless ``keep_faults``.
         """
-        self.outcome_rng = random.Random(self._seed)  # noqa: S311 - simulation
-        self.fault_rng = random.Random(self._seed ^ 0x5EED)  # noqa: S311 - simulation
-        if not keep_faults:
-            self.faults = self.config.faults
+        super().reset(keep_faults=keep_faults)
         self.transactions: dict[int, Transaction] = {}
         self.envelopes: dict[int, Envelope] = {}
         self.files: dict[int, IncludedFile] = {}
@@ -212,22 +188,13 @@ class TdtState:
         self.received_classification: dict[str, tuple[date, bytes]] = {
             a.login: (self.classification.date_version, initial) for a in self.config.accounts
         }
-        self._events: list[tuple[datetime, int, Callable[[], None]]] = []
-        self._event_seq = 0
         self._last_id = 0
         self._last_envelope = 0
         self._last_file = 0
         self._envelope_seq: Counter[tuple[str, date]] = Counter()
-        self.counters: Counter[str] = Counter()
-        self.fault_counters: Counter[str] = Counter()
-        self.member_counters: dict[str, Counter[str]] = {
-            a.login: Counter() for a in self.config.accounts
-        }
+        self.member_counters = {a.login: Counter() for a in self.config.accounts}
 
     # -- bookkeeping ---------------------------------------------------------------------
-
-    def now(self) -> datetime:
-        return self.clock()
 
     def _next_id(self) -> int:
         self._last_id += 1
@@ -255,26 +222,6 @@ class TdtState:
         included = IncludedFile(self._last_file, transaction_id, name, posted, mimetype, data)
         self.files[included.id] = included
         return included
-
-    def _schedule(self, at: datetime, action: Callable[[], None]) -> None:
-        self._event_seq += 1
-        heapq.heappush(self._events, (at, self._event_seq, action))
-
-    def count(self, name: str, login: str | None = None, amount: int = 1) -> None:
-        self.counters[name] += amount
-        if login is not None:
-            self.member_counters.setdefault(login, Counter())[name] += amount
-
-    def advance(self) -> None:
-        """Apply every scheduled event due at the clock's current time."""
-        now = self.now()
-        while self._events and self._events[0][0] <= now:
-            _, _, action = heapq.heappop(self._events)
-            action()
-
-    def draw_fault(self, rate: float) -> bool:
-        """One draw of the fault stream (drawn even when ``rate`` is 0, for reproducibility)."""
-        return self.fault_rng.random() < rate
 
     def transaction(self, transaction_id: str | int | None) -> Transaction | None:
         """Any transaction by id (S²LOW's pages check the owner themselves)."""
@@ -426,7 +373,7 @@ class TdtState:
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
         answered_at = now + timedelta(seconds=schedule.acknowledge_after)
         self._schedule_transmission(transaction, now, transmitted_at)
-        self._schedule(
+        self.schedule(
             answered_at,
             lambda: self._answer(
                 transaction, transmission, answered_at, fate.anomaly, out_of_classification
@@ -438,7 +385,7 @@ class TdtState:
                 message_at = transmitted_at
                 self.fault_counters["early_document"] += 1
             type_code = fate.prefecture_message
-            self._schedule(
+            self.schedule(
                 message_at,
                 lambda: self._prefecture_message(
                     transaction, account, type_code, message_at, fate.duplicated
@@ -452,8 +399,8 @@ class TdtState:
         accepted_at = min(
             now + timedelta(seconds=self.config.schedule.accept_after), transmitted_at
         )
-        self._schedule(accepted_at, lambda: self._accept(transaction, accepted_at))
-        self._schedule(transmitted_at, lambda: self._transmit(transaction, transmitted_at))
+        self.schedule(accepted_at, lambda: self._accept(transaction, accepted_at))
+        self.schedule(transmitted_at, lambda: self._transmit(transaction, transmitted_at))
 
     def _accept(self, transaction: Transaction, at: datetime) -> None:
         if transaction.status == POSTED:
@@ -629,7 +576,7 @@ class TdtState:
         )
         acknowledged_at = now + timedelta(seconds=schedule.cancel_acknowledge_after)
         self._schedule_transmission(cancellation, now, transmitted_at)
-        self._schedule(
+        self.schedule(
             acknowledged_at,
             lambda: self._acknowledge_cancellation(cancellation, acte, acknowledged_at),
         )
@@ -720,7 +667,7 @@ class TdtState:
             type_code, document.id_acte, local_day(acknowledged_at), document.decision_date or day
         )
         if ack is not None:
-            self._schedule(
+            self.schedule(
                 acknowledged_at,
                 lambda: reply.set_status(ACKNOWLEDGED, acknowledged_at, ack, "Reçu par le MIOCT"),
             )
@@ -772,7 +719,7 @@ class TdtState:
         transmitted_at = now + timedelta(seconds=schedule.transmit_after)
         answered_at = now + timedelta(seconds=schedule.acknowledge_after)
         self._schedule_transmission(request, now, transmitted_at)
-        self._schedule(answered_at, lambda: self._answer_classification(request, answered_at))
+        self.schedule(answered_at, lambda: self._answer_classification(request, answered_at))
         return request
 
     def _answer_classification(self, request: Transaction, at: datetime) -> None:
