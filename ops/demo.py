@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from agents.acts.machines import BY_TYPE
 from ops.demo_documents import minimal_pdf
 from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
@@ -168,7 +169,7 @@ async def _scenario(settings: Settings, member: Registration) -> bool:
         show_notification(notification)
     for flow_id in (good, anomaly):
         say(f"relais flows show {flow_id}")
-        for event in await flow_history(settings.bootstrap_servers, flow_id):
+        for event in await flow_history(settings.bootstrap_servers, flow_id, machines=BY_TYPE):
             child = event["details"].get("child_event")
             print(f"  {event['occurred_at']:%H:%M:%S}  {event['state']:<13}"
                   f"{' +' + child if child else ''}  by {event['stage']}"

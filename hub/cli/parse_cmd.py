@@ -15,10 +15,15 @@ from typing import Any
 
 from relais.actes.codes import MESSAGE_TYPE_BY_CODE, direction_of
 from relais.actes.xml_parse import ParseLimits, parse_message_file
+from relais.pes.summary import pes_root_name, summarise_pes_file
+from relais.pes.xml_safe import PesLimits
 
 #: Heap the ``relais parse`` process may use (RLIMIT_DATA): with the interpreter's code
 #: and libraries, its resident memory stays under 300 MB.
 PARSE_MEMORY_BYTES = 256 * 1024 * 1024
+#: A PES file is parsed whole (its signatures need the tree): under the heap cap above,
+#: ``relais parse`` reads PES files up to 64 MiB.
+PES_PARSE_LIMITS = PesLimits(max_bytes=64 * 1024 * 1024)
 
 
 def cap_process_memory(max_bytes: int = PARSE_MEMORY_BYTES) -> None:
@@ -37,6 +42,11 @@ def cap_process_memory(max_bytes: int = PARSE_MEMORY_BYTES) -> None:
 def parse_file(path: Path, limits: ParseLimits | None = None) -> dict[str, Any]:
     """Read ``path`` leniently and summarise it.
 
+    A PES_Aller or PES_ACQUIT (Hélios) is recognised by its root element and summarised
+    by :func:`relais.pes.summary.summarise_pes_file` (keys ``file``, ``size``, ``root``,
+    ``fields``, counts and signatures, or ``outcome`` and ``elements``); it raises
+    ``ValidationError`` when unreadable or past :data:`PES_PARSE_LIMITS`.
+
     Keys: ``file``, ``type_code`` (``1-2``, ``enveloppe-cl``…), ``root``,
     ``direction`` (``collectivite`` / ``prefecture``), ``meaning``, ``id_acte``
     (or ``None``), ``fields`` (see ``relais.actes.xml_parse``), ``size`` and
@@ -45,6 +55,9 @@ def parse_file(path: Path, limits: ParseLimits | None = None) -> dict[str, Any]:
     ``PartnerReplyTooLargeError`` (its message says which limit) when it is
     past a limit, and ``OSError`` when it cannot be read.
     """
+    with path.open("rb") as handle:
+        if pes_root_name(handle.read(4096)) is not None:
+            return summarise_pes_file(path, PES_PARSE_LIMITS)
     size = path.stat().st_size
     message = parse_message_file(path, limits)
     message_type = MESSAGE_TYPE_BY_CODE.get(message.type_code)

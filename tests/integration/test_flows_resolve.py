@@ -26,6 +26,7 @@ from connectors.tdt.registry import TdtConnectors
 from hub.cli import flows_cmd
 from ops.audit import read_audit
 from ops.demo_documents import minimal_pdf
+from agents.acts.machines import BY_TYPE
 from ops.flows import flow_history
 from ops.resolve import resolve_on_kafka
 from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
@@ -170,7 +171,7 @@ def test_posted_settles_the_flow_and_schedules_its_first_status_poll(
     assert shown.exit_code == 0, shown.output
     last = shown.output.strip().splitlines()[-1]
     assert "posted" in last and "by operator" in last, shown.output
-    history = asyncio.run(flow_history(settings.bootstrap_servers, flow_id))
+    history = asyncio.run(flow_history(settings.bootstrap_servers, flow_id, machines=BY_TYPE))
     assert [(e["state"], e["previous_state"]) for e in history][-1] == ("posted", "uncertain")
 
     checks = asyncio.run(_records(settings, "relais.delay.5s", flow_id))
@@ -201,7 +202,7 @@ def test_not_posted_sends_the_acte_back_to_delivery_once(
     link = asyncio.run(_link(settings, flow_id, until="VALIDATED"))
     assert link is not None
     assert (link.delivery, link.transaction_id) == ("VALIDATED", None)
-    history = asyncio.run(flow_history(settings.bootstrap_servers, flow_id))
+    history = asyncio.run(flow_history(settings.bootstrap_servers, flow_id, machines=BY_TYPE))
     assert (history[-1]["state"], history[-1]["stage"]) == ("validated", "operator")
 
     [resent] = asyncio.run(_records(settings, "relais.delay.5s", flow_id))
@@ -325,7 +326,8 @@ async def _states_until(settings: Settings, flow_id: str, final: str,
     states: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [e["state"] for e in await flow_history(settings.bootstrap_servers, flow_id)
+        history = await flow_history(settings.bootstrap_servers, flow_id, machines=BY_TYPE)
+        states = [e["state"] for e in history
                   if "child_event" not in e["details"]]
         if states and states[-1] == final:
             break

@@ -147,7 +147,8 @@ def test_cli_show_and_list_print_the_sub_codes_with_and_without_json(
     state = _rejected([MISMATCH, NOT_FOUND])
     seen_filters: list[FlowFilter] = []
 
-    async def history(bootstrap: str, flow_id: str) -> list[dict[str, Any]]:
+    async def history(bootstrap: str, flow_id: str, *, machines: Any) -> list[dict[str, Any]]:
+        assert machines["acte"].flow_type == "acte"  # the CLI folds with the declared machines
         return [state]
 
     async def latest(bootstrap: str, flow_filter: FlowFilter) -> list[dict[str, Any]]:

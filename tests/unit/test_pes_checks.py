@@ -56,7 +56,7 @@ def signed_whole_file(with_certificate: bool = True) -> bytes:
     root = etree.fromstring(_raw())
     digest = hashlib.sha256(etree.tostring(root.getroottree(), method="c14n")).digest()
     root.append(_signature("", digest, with_certificate))
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1")
+    return bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1"))
 
 
 def signed_bordereau() -> bytes:
@@ -65,7 +65,7 @@ def signed_bordereau() -> bytes:
     bordereau = next(root.iter("Bordereau"))
     digest = hashlib.sha256(etree.tostring(bordereau, method="c14n")).digest()
     bordereau.append(_signature(f"#{bordereau.get('Id')}", digest))
-    return etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1")
+    return bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1"))
 
 
 def test_sample_passes_every_check() -> None:
@@ -134,7 +134,8 @@ def test_missing_nomfic_and_empty_file_are_refused() -> None:
 def test_duplicates_by_content_and_by_nomfic() -> None:
     raw = _raw()
     pes = read_aller(raw)
-    assert [r.code for r in duplicate_reasons(pes, content_digest(raw), [], [content_digest(raw)])] \
+    digest = content_digest(raw)
+    assert [r.code for r in duplicate_reasons(pes, digest, [], [digest])] \
         == ["pes_duplicate_content"]
     assert [r.code for r in duplicate_reasons(pes, "other", ["SICOVAL201512104"], [])] == [
         "pes_duplicate_nomfic"]
