@@ -1,6 +1,7 @@
-"""Tell a refused TLS client certificate from a network failure.
+"""Tell a refused TLS client certificate from a network failure, for any HTTPS partner.
 
-What httpx raises when a TdT refuses the member's certificate depends on the server
+What httpx raises when a partner (first measured with the TdT) refuses the member's
+certificate depends on the server
 (measured against the HTTPS sandbox, TLS 1.3, and read from OpenSSL's alerts):
 
 - a server that sends a TLS alert (Apache ``SSLVerifyClient require``): a
@@ -11,7 +12,7 @@ What httpx raises when a TdT refuses the member's certificate depends on the ser
   client's handshake has already succeeded, so the request fails with
   ``httpx.ReadError`` caused by ``ConnectionResetError`` — indistinguishable from a
   network failure by its type;
-- a TdT whose server certificate the member does not trust: ``httpx.ConnectError``
+- a partner whose server certificate the member does not trust: ``httpx.ConnectError``
   caused by ``ssl.SSLCertVerificationError`` (``CERTIFICATE_VERIFY_FAILED``).
 
 :class:`CertificateCheckingTransport` wraps the connector's transport: a transport
@@ -20,7 +21,7 @@ bare reset or EOF on an HTTPS request (with or without a client certificate) is
 checked with one probe connection (handshake, then a short read without sending
 anything: a server that accepted the certificate waits for the request, one that
 refused it closes or sends an alert; an unreachable server is no refusal).
-``connectors/tdt/errors.py`` maps :class:`TlsClientAuthError` to the non-retriable
+``connectors/http/errors.py`` maps :class:`TlsClientAuthError` to the non-retriable
 ``PartnerAuthError``; anything else keeps its own (retriable) type.
 """
 
@@ -51,7 +52,7 @@ PROBE_SECONDS = 2.0
 
 
 class TlsClientAuthError(httpx.TransportError):
-    """The TdT refused the TLS client certificate, or its own certificate is not trusted."""
+    """The partner refused the TLS client certificate, or its own certificate is not trusted."""
 
 
 def certificate_refusal(exc: BaseException) -> str | None:
@@ -62,11 +63,11 @@ def certificate_refusal(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             detail = current.verify_message or str(current)
-            return f"the TdT's server certificate is not trusted ({detail}): check the CA file"
+            return f"the partner's server certificate is not trusted ({detail}): check the CA file"
         if isinstance(current, ssl.SSLError):
             reason = str(current.reason or "")
             if any(alert in reason for alert in CERTIFICATE_ALERTS):
-                return f"the TdT refused the client certificate (TLS alert {reason})"
+                return f"the partner refused the client certificate (TLS alert {reason})"
         current = current.__cause__ or current.__context__
     return None
 
@@ -76,13 +77,13 @@ def _probe(host: str, port: int, context: ssl.SSLContext, seconds: float) -> str
     try:
         raw = socket.create_connection((host, port), timeout=seconds)
     except OSError:
-        return None  # the TdT is unreachable: a network failure, not a refusal
+        return None  # the partner is unreachable: a network failure, not a refusal
     with raw:
         try:
             tls = context.wrap_socket(raw, server_hostname=host)
         except ssl.SSLError as exc:
             return certificate_refusal(exc) or (
-                f"the TdT ended the TLS handshake ({exc.reason or exc}): client certificate "
+                f"the partner ended the TLS handshake ({exc.reason or exc}): client certificate "
                 "refused?"
             )
         except OSError:
@@ -95,14 +96,14 @@ def _probe(host: str, port: int, context: ssl.SSLContext, seconds: float) -> str
                 return None  # it waits for a request: the certificate was accepted
             except ssl.SSLError as exc:
                 return certificate_refusal(exc) or (
-                    f"the TdT closed the TLS session after the handshake ({exc.reason or exc})"
+                    f"the partner closed the TLS session after the handshake ({exc.reason or exc})"
                 )
             except ConnectionError:
                 data = b""
             if data:
                 return None
             return (
-                "the TdT closed the connection right after the TLS handshake, before any "
+                "the partner closed the connection right after the TLS handshake, before any "
                 "request: it refused the client certificate (missing, or not issued by a CA it "
                 "trusts)"
             )
@@ -137,7 +138,7 @@ class CertificateCheckingTransport(httpx.AsyncBaseTransport):
                 )
             if reason is None:
                 raise
-            log.warning("tdt_tls_refused", who=self._who, url=str(request.url.copy_with(
+            log.warning("partner.tls_refused", who=self._who, url=str(request.url.copy_with(
                 query=None)), reason=reason, transport_error=type(exc).__name__)
             raise TlsClientAuthError(f"{self._who}: {reason}", request=request) from exc
 

@@ -1,9 +1,12 @@
-"""Translation of httpx failures and TdT HTTP statuses into the Relais error tree.
+"""Translation of httpx failures, TdT HTTP statuses and S²LOW's ``KO`` into the error tree.
 
-Every failure the TdT connector can meet crosses this module exactly once:
+The httpx table and the generic status rules are shared by every partner
+(:mod:`connectors.http.errors`); this module adds what is the TdT's own (the
+redirect to a login page, the ``KO`` answers). Every failure the TdT connector
+can meet crosses one of them exactly once:
 
     httpx exception raised by the transport        Relais error
-    ├── TlsClientAuthError (connectors/tdt/tls.py:  PartnerAuthError       client certificate
+    ├── TlsClientAuthError (connectors/http/tls.py: PartnerAuthError       client certificate
     │   TLS alert, reset/EOF confirmed by a probe,                         refused, or server
     │   server certificate not trusted)                                    certificate untrusted
     ├── TimeoutException (connect/read/write/pool)  PartnerTimeoutError    retriable
@@ -32,91 +35,48 @@ through ``htmlspecialchars`` and converted to ISO-8859-1. A few scripts
 ``actes_transac_get_tampon.php``) ``echo`` their literal ``KO`` lines as the
 PHP file holds them, in UTF-8; :func:`tdt_text` reads both.
 
-The transport table is explicit: ``tests/unit/test_tdt_connector.py`` fails when
-httpx grows a request error class that no row covers. At run time such a class
-is still translated (to a retriable error) and logged as unmapped.
+The transport table is explicit: ``tests/unit/test_http_errors.py`` and
+``tests/unit/test_tdt_connector.py`` fail when httpx grows a request error class
+that no row covers. At run time such a class is still translated (to a retriable
+error) and logged as unmapped.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
-import structlog
 
-from connectors.tdt.tls import TlsClientAuthError
+from connectors.http.errors import (
+    TRANSPORT_ERRORS,
+    error_class_for,
+    http_status_error,
+    map_transport_errors,
+    parse_retry_after,
+)
 from relais.errors import (
     PartnerAuthError,
     PartnerError,
-    PartnerPermanentError,
     PartnerRefusedError,
     PartnerReplyError,
-    PartnerTimeoutError,
-    PartnerTransientError,
     Reason,
 )
 
-log = structlog.get_logger(__name__)
-
-TRANSPORT_ERRORS: tuple[tuple[type[httpx.RequestError], type[PartnerError]], ...] = (
-    (TlsClientAuthError, PartnerAuthError),
-    (httpx.TimeoutException, PartnerTimeoutError),
-    (httpx.NetworkError, PartnerTransientError),
-    (httpx.RemoteProtocolError, PartnerTransientError),
-    (httpx.ProxyError, PartnerTransientError),
-    (httpx.LocalProtocolError, PartnerPermanentError),
-    (httpx.ProtocolError, PartnerTransientError),
-    (httpx.UnsupportedProtocol, PartnerPermanentError),
-    (httpx.DecodingError, PartnerReplyError),
-    (httpx.TooManyRedirects, PartnerReplyError),
-)
-"""(httpx class, Relais class) rows, checked in order with ``issubclass``."""
-
-
-def error_class_for(exc_type: type[BaseException]) -> type[PartnerError] | None:
-    """The Relais class the table gives to an httpx request error class, or None."""
-    for httpx_type, partner_type in TRANSPORT_ERRORS:
-        if issubclass(exc_type, httpx_type):
-            return partner_type
-    return None
-
-
-@contextmanager
-def map_transport_errors(partner: str, operation: str) -> Iterator[None]:
-    """Re-raise any httpx request error raised inside the block as a :class:`PartnerError`."""
-    try:
-        yield
-    except httpx.RequestError as exc:
-        error_type = error_class_for(type(exc))
-        if error_type is None:
-            log.warning(
-                "tdt_unmapped_transport_error", operation=operation, error=type(exc).__name__
-            )
-            error_type = PartnerTransientError
-        detail = str(exc) or type(exc).__name__
-        raise error_type(f"{operation}: {type(exc).__name__}: {detail}", partner=partner) from exc
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now or datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "decode_text",
+    "error_class_for",
+    "is_auth_text",
+    "is_ko",
+    "ko_message",
+    "map_transport_errors",
+    "parse_retry_after",
+    "refusal",
+    "reply_error",
+    "status_error",
+    "tdt_text",
+]
 
 
 def decode_text(body: bytes) -> str:
@@ -212,22 +172,6 @@ def status_error(
     ``body`` is the (capped) start of the reply, quoted in the message. A 3xx
     reaching here is one the connector does not follow.
     """
-    if 200 <= status < 300:
-        return None
-    text = ko_message(body)[:500]
-    message = f"{operation}: HTTP {status}" + (f": {text}" if text else "")
-    if status == 429 or status >= 500:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        return PartnerTransientError(
-            message, partner=partner, status=status, retry_after=retry_after
-        )
-    if status in (401, 403):
-        return PartnerAuthError(
-            f"{operation}: the TdT at {url} refused this account (HTTP {status})"
-            + (f": {text}" if text else ""),
-            partner=partner,
-            status=status,
-        )
     if 300 <= status < 400:
         where = headers.get("Location", "")
         if _AUTH_LOCATION.search(where):
@@ -237,12 +181,10 @@ def status_error(
                 partner=partner,
                 status=status,
             )
-        return PartnerReplyError(
-            f"{operation}: unexpected redirect HTTP {status} to {where!r}",
-            partner=partner,
-            status=status,
-        )
-    return PartnerPermanentError(message, partner=partner, status=status)
+    text = ko_message(body)[:500] if not 200 <= status < 300 else ""
+    return http_status_error(
+        status, headers, partner=partner, operation=operation, url=url, text=text, label="TdT"
+    )
 
 
 def reply_error(partner: str, operation: str, why: str, body: bytes) -> PartnerReplyError:

@@ -7,7 +7,7 @@ else: no header or path of the Relais sandbox.
 
 One :class:`S2lowConnector` serves one TdT account. It is given its
 ``httpx.AsyncClient`` (TLS client certificate, HTTP Basic, timeouts and
-``follow_redirects=False``: see :func:`connectors.tdt.client.build_tdt_client`).
+``follow_redirects=False``: see :func:`connectors.http.client.build_partner_client`).
 
 Every call goes through :meth:`S2lowConnector._call`, the only place that
 talks to httpx. It reads each answer **streamed**, up to the cap of its
@@ -29,7 +29,6 @@ acte's state), so the acte's number and decision date identify it.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 import httpx
 import structlog
 
+from connectors.http.limits import read_capped
 from connectors.tdt.errors import (
     is_ko,
     map_transport_errors,
@@ -73,7 +73,6 @@ from relais.errors import (
     PartnerPermanentError,
     PartnerRefusedError,
     PartnerReplyError,
-    PartnerReplyTooLargeError,
     PartnerTimeoutError,
     PartnerTransientError,
     Reason,
@@ -259,36 +258,8 @@ class S2lowConnector:
         return _Answer(response.status_code, response.headers, payload, elapsed, request.url)
 
     async def _read_capped(self, response: httpx.Response, cap: int, operation: str) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise self._too_large(operation, cap, f"declared {declared} bytes")
-        if response.is_stream_consumed:  # a transport that answered from memory (tests)
-            if len(response.content) > cap:
-                raise self._too_large(operation, cap, f"{len(response.content)} bytes")
-            return response.content
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
-        # BytesIO hands its buffer over without a copy at the end (bytes(bytearray) would
-        # double the peak memory of a 150 MB document).
-        buffer = io.BytesIO()
-        try:
-            async with asyncio.timeout(self._body_deadline):
-                async for chunk in chunks:
-                    if buffer.tell() + len(chunk) > cap:
-                        raise self._too_large(operation, cap, f"more than {cap} bytes")
-                    buffer.write(chunk)
-        except TimeoutError as exc:
-            raise PartnerTimeoutError(
-                f"{operation}: the answer took more than {self._body_deadline:.0f} s to read",
-                partner=self.partner,
-            ) from exc
-        return buffer.getvalue()
-
-    def _too_large(self, operation: str, cap: int, what: str) -> PartnerReplyTooLargeError:
-        return PartnerReplyTooLargeError(
-            f"{operation}: the TdT's answer is over the cap of {cap} bytes ({what})",
-            partner=self.partner,
-        )
+        return await read_capped(response, cap, partner=self.partner, operation=operation,
+                                 deadline=self._body_deadline, label="TdT")
 
     async def _call(
         self,

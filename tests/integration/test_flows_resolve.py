@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 
 from agents.acts.delivery import acte_form
 from agents.acts.links import ActeLink, LinkIndex
+from agents.acts.machines import BY_TYPE
 from connectors.tdt.models import UploadFile
 from connectors.tdt.registry import TdtConnectors
 from hub.cli import flows_cmd
 from ops.audit import read_audit
 from ops.demo_documents import minimal_pdf
-from agents.acts.machines import BY_TYPE
 from ops.flows import flow_history
 from ops.resolve import resolve_on_kafka
 from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url

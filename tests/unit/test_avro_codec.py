@@ -38,6 +38,7 @@ MEMBER: dict[str, Any] = {
         "key_password_env": "RELAIS_TDT_KEY_PASSWORD_DIJON",
         "ca_file": None,
     },
+    "accounts": {},
     "retry_tiers": None,
 }
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from fastavro import parse_schema, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 from structlog.testing import capture_logs
 
+import schemas
 from relais.api.auth import generate_token, hash_token
 from relais.errors import ValidationError
 from relais.members.directory import MemberDirectory
 from relais.members.model import (
     Member,
+    PartnerAccount,
     TdtSettings,
+    account_reasons,
+    accounts_reasons,
     check_registration,
     registration_reasons,
 )
-from relais.wire.avro_codec import AvroCodec
+from relais.wire.avro_codec import SINGLE_OBJECT_MARKER, AvroCodec
 
 DIJON = "217500016"
 LYON = "200066389"
@@ -244,3 +252,104 @@ def test_member_record_never_holds_the_token(codec: AvroCodec) -> None:
     value = codec.encode("Member", _member(DIJON, token).to_record())
     assert token.encode() not in value
     assert hash_token(token).encode() in value
+
+
+# -- accounts per partner (schema v4) -----------------------------------------------------------
+
+
+def _v3_value(record: dict[str, object]) -> bytes:
+    """``record`` encoded as a hub on schema Member v3 wrote it (single-object encoding)."""
+    v3 = parse_schema(dict(schemas.history("Member"))[3], _write_hint=False)
+    buffer = io.BytesIO()
+    buffer.write(SINGLE_OBJECT_MARKER)
+    buffer.write(bytes.fromhex(fingerprint(to_parsing_canonical_form(v3), "CRC-64-AVRO")))
+    schemaless_writer(buffer, v3, record)
+    return buffer.getvalue()
+
+
+def test_a_v3_record_with_tdt_reads_as_the_tdt_account(codec: AvroCodec) -> None:
+    old = {
+        "siren": DIJON, "name": "Dijon", "department": "021", "token_sha256": hash_token("t"),
+        "active": True, "registered_at": AT, "retry_tiers": None,
+        "tdt": {"url": "https://tdt.example.fr", "login": "dijon", "password_env": "DIJON_PW",
+                "cert_file": "/etc/relais/d.pem", "key_file": None, "arrondissement": 4,
+                "nature_collectivite": "32", "key_password_env": "DIJON_KEY_PW",
+                "ca_file": "/etc/relais/ca.pem"},
+    }
+    decoded = codec.decode(_v3_value(old), expected="Member")
+    assert decoded.writer_version == 3
+    member = Member.from_record(decoded.record)
+    account = member.account("tdt")
+    assert account is not None and member.tdt == account
+    assert (account.url, account.login, account.password_env) == (
+        "https://tdt.example.fr", "dijon", "DIJON_PW")
+    assert (account.cert_file, account.key_password_env, account.ca_file) == (
+        "/etc/relais/d.pem", "DIJON_KEY_PW", "/etc/relais/ca.pem")
+    assert account.options == {"arrondissement": "4", "nature_collectivite": "32"}
+    assert set(member.accounts) == {"tdt"}
+
+
+def test_a_v3_record_without_tdt_has_no_account(codec: AvroCodec) -> None:
+    old = {"siren": LYON, "name": "Lyon", "department": "069", "token_sha256": hash_token("t"),
+           "active": True, "registered_at": AT, "retry_tiers": None, "tdt": None}
+    member = Member.from_record(codec.decode(_v3_value(old)).record)
+    assert member.accounts == {}
+    assert member.tdt is None and member.account("archive") is None
+
+
+def test_accounts_of_several_partners_round_trip_with_options(codec: AvroCodec) -> None:
+    member = Member(
+        siren=DIJON, name="Dijon", department="021", token_sha256=hash_token("t"),
+        registered_at=AT,
+        accounts={
+            "tdt": TdtSettings(url="https://tdt.example.fr", login="d", password_env="PW"),
+            "archive": PartnerAccount(url="https://vitam.example.fr", cert_file="/c.pem",
+                                      options={"tenant": "1"}),
+            "sirene": PartnerAccount(url="https://api.insee.fr", api_key_env="INSEE_KEY"),
+            "entreprise": PartnerAccount(url="https://entreprise.api.gouv.fr",
+                                         token_env="API_ENTREPRISE_TOKEN"),
+        },
+    )
+    record = codec.decode(codec.encode("Member", member.to_record())).record
+    # readers still on v3 find the TdT account in the former field
+    assert record["tdt"]["url"] == "https://tdt.example.fr"
+    assert record["accounts"]["archive"]["options"] == {"tenant": "1"}
+    back = Member.from_record(record)
+    assert back == member
+    archive = back.account("archive")
+    assert archive is not None and archive.option("tenant") == "1"
+    sirene = back.account("sirene")
+    assert sirene is not None and sirene.api_key_env == "INSEE_KEY"
+
+
+def test_the_accounts_record_wins_over_the_former_tdt_field() -> None:
+    member = Member(siren=DIJON, name="D", department="021", token_sha256="0" * 64,
+                    registered_at=AT,
+                    accounts={"tdt": PartnerAccount(url="https://new.example.fr")})
+    record = member.to_record()
+    record["tdt"] = {**record["tdt"], "url": "https://old.example.fr"}
+    tdt = Member.from_record(record).tdt
+    assert tdt is not None and tdt.url == "https://new.example.fr"
+
+
+def test_replace_keeps_the_accounts() -> None:
+    member = Member(siren=DIJON, name="D", department="021", token_sha256="0" * 64,
+                    tdt=PartnerAccount(url="https://tdt.example.fr"))
+    changed = replace(member, retry_tiers="30s,5m")
+    assert changed.tdt == member.tdt and changed.retry_tiers == "30s,5m"
+
+
+def test_account_reasons_name_the_partner_and_never_echo_a_secret() -> None:
+    account = PartnerAccount(url="ftp://x", api_key_env="abc def secret", token_env="T",
+                             options={"bad key!": "v", "tenant": "x" * 2000})
+    reasons = account_reasons("sirene", account)
+    assert {(r.field, r.code) for r in reasons} == {
+        ("sirene.url", "invalid_url"),
+        ("sirene.api_key_env", "invalid_env_name"),
+        ("sirene.options", "invalid_option_key"),
+        ("sirene.options.tenant", "too_long"),
+    }
+    assert all("secret" not in r.message for r in reasons)
+    assert [r.code for r in accounts_reasons({"Bad Name": PartnerAccount(url="https://x")})] == [
+        "invalid_partner"]
+    assert accounts_reasons({"archive": PartnerAccount(url="https://x", cert_file="/c")}) == []
