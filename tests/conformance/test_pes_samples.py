@@ -67,8 +67,8 @@ def test_stela_acquit_with_rejections() -> None:
     assert acquit.outcome is AcquitOutcome.PARTIALLY_ACCEPTED
     header = (acquit.nom_fic, acquit.typ_fic, acquit.id_post, acquit.id_coll,
               acquit.libelle_col_bud)
-    assert header == ("PesDepense-02-2019-5-11112222333344445", "PESALR1", "006111", "01234567890001",
-            "STELA")
+    assert header == (
+        "PesDepense-02-2019-5-11112222333344445", "PESALR1", "006111", "01234567890001", "STELA")
     pj, bordereau = acquit.elements
     assert (pj.domain, pj.accepted, pj.id_unique, pj.all_errors()) == (
         "4", True, "2019EC00087654", [])

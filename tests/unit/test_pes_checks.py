@@ -51,12 +51,18 @@ def _signature(uri: str, digest: bytes, with_certificate: bool = True) -> etree.
     return signature
 
 
+def _serialise(root: etree._Element) -> bytes:
+    raw = etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1")
+    assert isinstance(raw, bytes)
+    return raw
+
+
 def signed_whole_file(with_certificate: bool = True) -> bytes:
     """The sample signed as a whole (enveloped signature on the root, URI="")."""
     root = etree.fromstring(_raw())
     digest = hashlib.sha256(etree.tostring(root.getroottree(), method="c14n")).digest()
     root.append(_signature("", digest, with_certificate))
-    return bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1"))
+    return _serialise(root)
 
 
 def signed_bordereau() -> bytes:
@@ -65,7 +71,7 @@ def signed_bordereau() -> bytes:
     bordereau = next(root.iter("Bordereau"))
     digest = hashlib.sha256(etree.tostring(bordereau, method="c14n")).digest()
     bordereau.append(_signature(f"#{bordereau.get('Id')}", digest))
-    return bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="ISO-8859-1"))
+    return _serialise(root)
 
 
 def test_sample_passes_every_check() -> None:
