@@ -3,8 +3,10 @@
 Every stage appends transitions to ``relais.flows.events`` keyed by flow id, so
 the transitions of one flow arrive in order on one partition; this agent copies
 each one to ``relais.flows.state`` under the same key, where compaction keeps the
-latest, unless it would move the flow back (:mod:`relais.flows.progress`: a
-resent submission of an acknowledged acte stays acknowledged). Child events
+latest, unless it would move the flow back (:mod:`relais.flows.progress`, judged
+by the machine of the event's ``flow_type``, from the mapping the hub passes:
+``machines_of(FLOWS)``; a resent submission of an acknowledged acte stays
+acknowledged). Child events
 (prefecture messages) stay in the events topic only. ``relais flows show|list``
 read these topics.
 
@@ -19,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 import structlog
 
 from relais.errors import DecodeError
-from relais.flows.progress import is_child_event, moves_forward
+from relais.flows.machine import FlowMachine
+from relais.flows.progress import is_child_event, machine_for, moves_forward
 from relais.kafka.compacted_view import CompactedView
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, header_value
@@ -37,7 +41,10 @@ log = structlog.get_logger(__name__)
 class FlowStates:
     """The fold: each flow's current state, and whether an event may change it."""
 
-    def __init__(self, view: CompactedView[str] | None = None) -> None:
+    def __init__(
+        self, machines: Mapping[str, FlowMachine], view: CompactedView[str] | None = None
+    ) -> None:
+        self._machines = machines
         self._view = view
         self._local: dict[str, str] = {}
 
@@ -48,11 +55,13 @@ class FlowStates:
 
     def apply(self, flow_id: str, event: dict[str, Any]) -> bool:
         """True when ``event`` changes the flow's state (and it is recorded as the current
-        one); False for a child event or a move back."""
+        one); False for a child event or a move back (judged by the machine of the
+        event's ``flow_type``)."""
         if is_child_event(event):
             return False
         current = self.current(flow_id)
-        if not moves_forward(current, event["state"]):
+        machine = machine_for(self._machines, event.get("flow_type"))
+        if not moves_forward(current, event["state"], machine):
             log.info("flow_state.backwards_move_ignored", current=current,
                      refused=event["state"], stage=event.get("stage"))
             return False
@@ -70,8 +79,15 @@ def state_view(bootstrap_servers: str, codec: AvroCodec) -> CompactedView[str]:
                          parse=lambda record: sys.intern(str(record["state"])))
 
 
-def register(app: faust.App, codec: AvroCodec, bootstrap_servers: str | None = None) -> Any:
-    """Attach the flow-state agent to ``app``.
+def register(
+    app: faust.App,
+    codec: AvroCodec,
+    bootstrap_servers: str | None = None,
+    *,
+    machines: Mapping[str, FlowMachine],
+) -> Any:
+    """Attach the flow-state agent to ``app``; ``machines`` (flow type → machine,
+    ``machines_of(FLOWS)``) judge each event's move.
 
     With ``bootstrap_servers`` the agent reads ``relais.flows.state`` before its first
     event (the states a previous worker folded); without, it judges from the events it
@@ -80,7 +96,7 @@ def register(app: faust.App, codec: AvroCodec, bootstrap_servers: str | None = N
     events_topic = app.topic(FLOW_EVENTS.name, key_serializer="raw", value_serializer="raw")
     state_topic = app.topic(FLOW_STATE.name, key_serializer="raw", value_serializer="raw")
     view = state_view(bootstrap_servers, codec) if bootstrap_servers else None
-    states = FlowStates(view)
+    states = FlowStates(machines, view)
 
     @app.agent(events_topic, name="flow-state")
     async def flow_state(stream: Any) -> None:

@@ -27,6 +27,7 @@ from agents.acts.deps import ActsDeps
 from agents.acts.followup import STAGE as FOLLOWUP
 from agents.acts.followup import handle_followup
 from agents.acts.links import LinkIndex
+from agents.acts.machines import BY_TYPE
 from agents.acts.prefecture import PrefectureWatcher
 from agents.acts.status import STAGE as STATUS
 from agents.acts.status import handle_status
@@ -206,7 +207,7 @@ def create_app(settings: Settings, deps: HubDependencies | None = None) -> faust
         producer_acks=-1,
         datadir=str(settings.data_dir / "faust"),
     )
-    flow_state.register(app, hub.codec, settings.bootstrap_servers)
+    flow_state.register(app, hub.codec, settings.bootstrap_servers, machines=BY_TYPE)
 
     @app.timer(settings.prefecture_poll_seconds, on_leader=True)
     async def prefecture_messages() -> None:

@@ -7,7 +7,7 @@ id hashes to (Kafka's default partitioner), so it does not scan the topic;
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from relais.errors import DecodeError
+from relais.flows.machine import FlowMachine
 from relais.flows.progress import fold_history
 from relais.kafka import clients as kafka_clients
 from relais.wire.avro_codec import AvroCodec
@@ -61,14 +62,17 @@ async def _read_all(
     return out
 
 
-async def flow_history(bootstrap: str, flow_id: str) -> list[dict[str, Any]]:
+async def flow_history(
+    bootstrap: str, flow_id: str, *, machines: Mapping[str, FlowMachine]
+) -> list[dict[str, Any]]:
     """Every event of one flow, oldest first, but those that would have moved it back (a
     resent submission of an acknowledged acte), which ``relais.flows.state`` leaves out too
-    (:mod:`relais.flows.progress`)."""
+    (:mod:`relais.flows.progress`; ``machines``: flow type → machine, ``machines_of(FLOWS)``)."""
     events = await _read_all(
         bootstrap, FLOW_EVENTS.name, lambda count: [partition_of(flow_id, count)], AvroCodec()
     )
-    return fold_history([value for key, value in events if key == flow_id.encode("utf-8")])
+    return fold_history([value for key, value in events if key == flow_id.encode("utf-8")],
+                        machines)
 
 
 def error_codes(state: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ stage's failure router dead-letters it (see :mod:`agents.ingress.gateway`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,14 +21,11 @@ import structlog
 
 from relais.blobs.model import is_sha256_hex
 from relais.errors import DecodeError, Reason, RelaisError, UnknownMemberError
-from relais.flows.ids import flow_id_for, flow_id_for_unreadable
-from relais.flows.outbound import (
-    FlowContext,
-    Outbound,
-    encode_outbound,
-    flow_state_record,
-    notification_record,
-)
+from relais.flows.emit import emit
+from relais.flows.ids import flow_id_for, flow_id_for_unreadable, transition_ids
+from relais.flows.machine import FlowMachine
+from relais.flows.outbound import FlowContext, Outbound
+from relais.flows.progress import machine_for
 from relais.members.model import Member
 from relais.stages import headers as stage_headers
 from relais.stages.failures import describe
@@ -35,7 +33,7 @@ from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec, Decoded
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics import member as member_topics
-from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED, FLOW_EVENTS
+from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED
 
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
@@ -80,6 +78,8 @@ class IngressDeps:
     blobs: BlobSizes
     max_submission_bytes: int
     counters: IngressCounters
+    #: Flow type → its state machine (``machines_of(FLOWS)``); judges what the ingress emits.
+    machines: Mapping[str, FlowMachine] = field(default_factory=dict)
 
 
 def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -168,35 +168,11 @@ def _reject(
     )
     details = {"topic": record.topic, "partition": str(record.partition),
                "offset": str(record.offset)}
-    notification = notification_record(
-        flow, kind="REJECTED", state="rejected", message=message, reasons=reasons,
-        details=details, event_key=f"{record.partition}:{record.offset}",
-    )
-    state = flow_state_record(
-        flow, state="rejected", previous_state=None, stage=STAGE, sequence=1,
-        error_code=code, error_message=message, details=details, reasons=reasons,
-    )
-    return [
-        _out(deps, member_topics.notifications(flow.member_siren).name, flow, "Notification",
-             notification, parent, notification["event_id"]),
-        _out(deps, FLOW_EVENTS.name, flow, "FlowState", state, parent,
-             f"{notification['event_id']}-state"),
-    ]
-
-
-def _out(
-    deps: IngressDeps,
-    topic: str,
-    flow: FlowContext,
-    schema_name: str,
-    value: dict[str, Any],
-    parent: EventHeaders,
-    event_id: str,
-) -> Outbound:
-    return encode_outbound(
-        deps.codec, topic=topic, key=flow.flow_id, schema_name=schema_name, record=value,
-        source=SOURCE, event_id=event_id, subject=flow.flow_id, flow_id=flow.flow_id,
-        parent=parent,
+    return emit(
+        deps.codec, flow, machine_for(deps.machines, flow.flow_type), stage=STAGE,
+        state="rejected", previous=None, kind="REJECTED", message=message, parent=parent,
+        reasons=reasons, details=details, event_key=f"{record.partition}:{record.offset}",
+        error_code=code, error_message=message,
     )
 
 
@@ -274,26 +250,20 @@ async def _check_submission(
                            "the submission's envelope was refused", reasons)
         deps.counters.accepted += 1
         log.info("ingress.accepted", flow_type=flow_type)
-        notification = notification_record(
-            flow, kind="ACCEPTED", state="received",
+        received = emit(
+            deps.codec, flow, machine_for(deps.machines, flow_type), stage=STAGE,
+            state="received", previous=None, kind="ACCEPTED", parent=parent,
             message=f"{decoded.schema_name} {submission_id} received; checks continue",
         )
-        state = flow_state_record(flow, state="received", previous_state=None, stage=STAGE,
-                                  sequence=1)
+        notification_id = transition_ids(flow.flow_id, "received")[0]
         full_name = deps.codec.catalog.current(decoded.schema_name).full_name
         headers = EventHeaders.new(
             source=SOURCE, type=full_name, subject=flow.flow_id, flow_id=flow.flow_id,
-            parent=parent, event_id=f"{notification['event_id']}-forward",
+            parent=parent, event_id=f"{notification_id}-forward",
             # the version the value was written with, whatever the member's header says
             dataschema=f"urn:relais:schema:{full_name}:v{decoded.writer_version}",
         )
         forward_headers = stage_headers.replace(
             headers.to_kafka(), **{FLOW_ID_HEADER: flow.flow_id, stage_headers.MEMBER: siren}
         )
-        return [
-            _out(deps, member_topics.notifications(siren).name, flow, "Notification",
-                 notification, parent, notification["event_id"]),
-            _out(deps, FLOW_EVENTS.name, flow, "FlowState", state, parent,
-                 f"{notification['event_id']}-state"),
-            Outbound(route[0], siren.encode("utf-8"), value, forward_headers),
-        ]
+        return [*received, Outbound(route[0], siren.encode("utf-8"), value, forward_headers)]

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import typer
 
 from hub.cli.common import fail, load_settings, run
+from hub.flows import FLOWS
 from ops.audit import current_operator
 from ops.flows import FlowFilter, flow_history, history_lines, latest_states, state_line
 from ops.resolve import resolve_on_kafka
+from relais.flows.kit import machines_of
 
 app = typer.Typer(help="Inspect flows (one flow's history, the flows in a given state) and "
                   "settle uncertain ones.")
@@ -34,7 +36,7 @@ def _since(value: str) -> datetime | None:
 def show(flow_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Every event of one flow, oldest first; exit 1 when the flow is unknown."""
     settings = load_settings()
-    events = run(flow_history(settings.bootstrap_servers, flow_id))
+    events = run(flow_history(settings.bootstrap_servers, flow_id, machines=machines_of(FLOWS)))
     if not events:
         fail(f"no flow {flow_id}")
     if as_json:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relais.errors import Reason
-from relais.flows.ids import event_id_for
+from relais.flows.ids import transition_ids
 from relais.kafka.publisher import dataschema_uri
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
@@ -76,9 +76,10 @@ def notification_record(
     details: dict[str, str] | None = None,
     event_key: str | None = None,
 ) -> dict[str, Any]:
-    """A Notification record; its event id is stable for (flow, kind, state, event_key)."""
+    """A Notification record; its event id is stable for (flow, state, event_key): the
+    notification id of :func:`relais.flows.ids.transition_ids`."""
     return {
-        "event_id": event_id_for(flow.flow_id, "notification", kind, state, event_key or ""),
+        "event_id": transition_ids(flow.flow_id, state, event_key or "")[0],
         "flow_id": flow.flow_id,
         "member_siren": flow.member_siren,
         "submission_id": flow.submission_id,

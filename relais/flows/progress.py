@@ -7,18 +7,15 @@ the ``submission_id`` of an acknowledged acte (the ingress answers ACCEPTED
 again, same event id, and appends ``received``), a redelivered or late status
 poll, a failure of a step that was already done.
 
-The rule, on the state a flow is in and the state an event names:
-
-- ``received`` < ``validated`` < ``posted`` (``sent`` for a follow-up) <
-  ``transmitted`` < ``acknowledged`` < ``cancelled``: an event may only move a
-  flow to a higher rank (or repeat its state);
-- ``rejected``, ``failed`` and ``uncertain`` end an attempt without success: any
-  flow that is not final may move to them, and a flow in them may move to any
-  state (a corrected resubmission, a replayed dead letter, an operator settling
-  an uncertain delivery);
-- ``acknowledged``, ``cancelled`` and ``sent`` are final: only a higher rank
-  follows them (``acknowledged`` → ``cancelled`` after an ARAnnulation);
-- a state this module does not know is not judged (accepted).
+Each flow type declares its :class:`~relais.flows.machine.FlowMachine` (the acts
+ones are in ``agents/acts/machines.py``); the folds receive them as a mapping
+flow type → machine (``machines_of(FLOWS)``) and judge every event with the
+machine of its ``flow_type`` (:meth:`FlowMachine.allows`: ranked states forward
+only, setbacks reachable until a final state and left to any state, a final
+state followed only by a higher rank, an unknown state not judged). An event of
+a flow type nobody declared (``unknown``: a record the ingress could not read)
+is judged by :data:`DEFAULT_MACHINE`, which only knows that ``received`` comes
+first and the default setbacks.
 
 Child events (``details.child_event``: a prefecture message on an acknowledged
 acte) never change a flow's state.
@@ -26,32 +23,27 @@ acte) never change a flow's state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-RANKS: dict[str, int] = {
-    "received": 1,
-    "validated": 2,
-    "posted": 3,
-    "sent": 3,
-    "transmitted": 4,
-    "acknowledged": 5,
-    "cancelled": 6,
-}
-SETBACKS = frozenset({"rejected", "failed", "uncertain"})
-FINAL = frozenset({"acknowledged", "cancelled", "sent"})
+from relais.flows.machine import FlowMachine
+
+#: The machine of a flow type that declared none: ``received`` first, default setbacks.
+DEFAULT_MACHINE = FlowMachine(flow_type="*", ranks={"received": 1}, finals=frozenset())
+
+Machines = Mapping[str, FlowMachine]
 
 
-def moves_forward(current: str | None, new: str) -> bool:
-    """Whether a flow in ``current`` (None: no state yet) may take ``new``."""
-    if current is None or current == new or current in SETBACKS:
-        return True
-    if new in SETBACKS:
-        return current not in FINAL
-    current_rank, new_rank = RANKS.get(current), RANKS.get(new)
-    if current_rank is None or new_rank is None:
-        return True
-    return new_rank > current_rank
+def machine_for(machines: Machines, flow_type: str | None) -> FlowMachine:
+    """The machine of ``flow_type``, or :data:`DEFAULT_MACHINE` when none is declared."""
+    if flow_type is None:
+        return DEFAULT_MACHINE
+    return machines.get(flow_type, DEFAULT_MACHINE)
+
+
+def moves_forward(current: str | None, new: str, machine: FlowMachine = DEFAULT_MACHINE) -> bool:
+    """Whether a flow in ``current`` (None: no state yet) may take ``new`` under ``machine``."""
+    return machine.allows(current, new)
 
 
 def is_child_event(event: dict[str, Any]) -> bool:
@@ -59,14 +51,19 @@ def is_child_event(event: dict[str, Any]) -> bool:
     return isinstance(details, dict) and "child_event" in details
 
 
-def fold_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events of one flow, oldest first, without those that would move it back."""
+def fold_history(
+    events: Iterable[dict[str, Any]], machines: Machines | None = None
+) -> list[dict[str, Any]]:
+    """The events of one flow, oldest first, without those that would move it back (each
+    judged by the machine of its ``flow_type``)."""
     kept: list[dict[str, Any]] = []
     current: str | None = None
     for event in events:
         if is_child_event(event):
             kept.append(event)
-        elif moves_forward(current, event["state"]):
+            continue
+        machine = machine_for(machines or {}, event.get("flow_type"))
+        if moves_forward(current, event["state"], machine):
             current = event["state"]
             kept.append(event)
     return kept

@@ -24,21 +24,15 @@ from dataclasses import dataclass
 import structlog
 
 from relais.errors import ConfigurationError, PartnerError, RelaisError
-from relais.flows.ids import event_id_for
-from relais.flows.outbound import (
-    FlowContext,
-    Outbound,
-    encode_outbound,
-    flow_state_record,
-    notification_record,
-)
+from relais.flows.emit import emit
+from relais.flows.machine import FlowMachine
+from relais.flows.outbound import FlowContext, Outbound
+from relais.flows.progress import DEFAULT_MACHINE
 from relais.stages import headers as h
 from relais.stages.delays import TIERS, DelayTier, tier, tier_for
 from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics import member as member_topics
-from topics.catalogue import FLOW_EVENTS
 
 log = structlog.get_logger(__name__)
 STACK_LIMIT = 4000
@@ -163,7 +157,11 @@ def partner_policies(text: str) -> dict[str, RetryPolicy]:
 @dataclass(frozen=True)
 class FailureRouter:
     """Routes a stage's failures. The retry policy is, in order: the member's own
-    (``policy_for(member)``), else ``policy`` (the partner's or the hub's)."""
+    (``policy_for(member)``), else ``policy`` (the partner's or the hub's).
+
+    ``machine`` is the state machine of ``flow_type`` (it ranks the *failed* event, see
+    :func:`relais.flows.emit.emit`); the default one when the stage's type declared none.
+    """
 
     stage: str
     group_id: str
@@ -172,6 +170,7 @@ class FailureRouter:
     codec: AvroCodec
     policy: RetryPolicy = RetryPolicy()
     policy_for: Callable[[str | None], RetryPolicy | None] | None = None
+    machine: FlowMachine = DEFAULT_MACHINE
 
     def _policy(self, member: str | None) -> RetryPolicy:
         if self.policy_for is not None:
@@ -242,26 +241,12 @@ class FailureRouter:
         failures: int,
     ) -> list[Outbound]:
         flow = FlowContext(flow_id, member, self.flow_type, None)
-        parent = EventHeaders.from_kafka(record.headers)
         key = f"{self.stage}:{record.topic}:{record.partition}:{record.offset}"
-        note = notification_record(
-            flow, kind="FAILED", state="failed",
+        return emit(
+            self.codec, flow, self.machine, stage=self.stage, state="failed", previous=None,
+            kind="FAILED", parent=EventHeaders.from_kafka(record.headers),
             message=f"the {self.stage} stage failed after {failures} attempt(s): {message}",
-            details={"stage": self.stage, "error_code": code}, event_key=key,
+            details={"stage": self.stage, "error_code": code, "attempts": str(failures),
+                     "dlq_topic": self.dlq_topic},
+            event_key=key, error_code=code, error_message=message[:2000],
         )
-        state = flow_state_record(
-            flow, state="failed", previous_state=None, stage=self.stage, sequence=90,
-            error_code=code, error_message=message[:2000],
-            details={"attempts": str(failures), "dlq_topic": self.dlq_topic},
-        )
-        common = {"source": f"/relais/hub/{self.stage}", "subject": flow_id,
-                  "flow_id": flow_id, "parent": parent}
-        return [
-            encode_outbound(self.codec, topic=member_topics.notifications(member).name,
-                            key=flow_id, schema_name="Notification", record=note,
-                            event_id=note["event_id"], **common),  # type: ignore[arg-type]
-            encode_outbound(self.codec, topic=FLOW_EVENTS.name, key=flow_id,
-                            schema_name="FlowState", record=state,
-                            event_id=event_id_for(flow_id, "failed", key),
-                            **common),  # type: ignore[arg-type]
-        ]

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from fastavro import schemaless_writer
 
+from agents.acts.machines import BY_TYPE
 from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
 from ops.submissions import ActeDraft, publish_acte
@@ -209,7 +210,7 @@ async def test_poison_records_of_one_member_touch_nobody_else(hub: FaultHub) -> 
     assert {state for _, state in new} <= {"acknowledged"}, new
     assert {kind for kind, _ in new} <= {"STATE_CHANGED", "PARTNER_MESSAGE"}, new
     assert [n["kind"] for n in after].count("ACCEPTED") == 2, "the resend is answered again"
-    history = await flow_history(hub.bootstrap, target)
+    history = await flow_history(hub.bootstrap, target, machines=BY_TYPE)
     assert history[-1]["state"] == "acknowledged", [e["state"] for e in history]
     assert [e["state"] for e in history].count("received") == 1
 
