@@ -10,9 +10,10 @@ Latin-1 equivalent are refused with a ``charset`` reason.
 Collectivité side: ``build_acte`` (1-1), ``build_envelope_cl``, the replies 2-2,
 3-2/3-3/3-4, 4-2/4-3/4-4, ``build_annulation`` (6-1) and
 ``build_demande_classification`` (7-1).
-Prefecture side (used by the sandbox TdT): 1-2, 1-3, 2-1, 3-1, 3-5, 4-1, 4-5,
-5-1, 6-2, 7-3, ``build_envelope_pref`` and ``build_anomalie_enveloppe``; the
-7-2 builder is ``relais.actes.classification.build_retour_classification``.
+The prefecture side (1-2, 1-3, 2-1, 3-1, 3-5, 4-1, 4-5, 5-1, 6-2, 7-3 and the
+prefecture's envelopes) is only emitted by the sandbox TdT: ``sandbox.tdt.prefecture_xml``,
+built on the element helpers here; the 7-2 builder is
+``relais.actes.classification.build_retour_classification``.
 
 ``DateCourrierPref`` in the collectivité replies is the date of the prefecture
 letter being answered (the schema only says "date du courrier"; STELA writes
@@ -24,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
 
 from lxml import etree
 
@@ -32,11 +32,9 @@ from relais.actes.codes import INSEE_NS
 from relais.actes.ids import department_reasons, id_acte_reasons
 from relais.actes.metadata import DEFAULT_TYPOLOGY, ActeMetadata
 from relais.actes.xml_write import (
-    copy_content,
     file_element,
     free_text,
     new_root,
-    parse_trusted,
     qname,
     require,
     serialize,
@@ -49,29 +47,23 @@ __all__ = [
     "DEFAULT_TYPOLOGY",
     "ActeMetadata",
     "Referent",
+    "arrondissement_reasons",
     "build_acte",
     "build_annulation",
-    "build_anomalie_acte",
-    "build_anomalie_enveloppe",
-    "build_ar_acte",
-    "build_ar_annulation",
     "build_ar_demande_pc",
     "build_ar_lettre_observations",
-    "build_ar_piece_complementaire",
-    "build_ar_reponse_rejet_lettre_observations",
-    "build_courrier_simple",
-    "build_defere_ta",
     "build_demande_classification",
-    "build_demande_piece_complementaire",
     "build_envelope_cl",
-    "build_envelope_pref",
-    "build_lettre_observations",
     "build_piece_complementaire",
     "build_refus_pc",
     "build_rejet_lettre_observations",
-    "build_reponse_classification_sans_changement",
     "build_reponse_courrier_simple",
     "build_reponse_lettre_observations",
+    "courrier_root",
+    "courrier_with_document",
+    "donnees_acte",
+    "formulaires_element",
+    "referent_element",
 ]
 
 
@@ -84,10 +76,10 @@ class Referent:
     email: str | None = None
 
 
-# --- 1-1 Acte and its echo -------------------------------------------------------------
+# --- 1-1 Acte -------------------------------------------------------------------------
 
 
-def _donnees_acte(element: etree._Element, meta: ActeMetadata) -> None:
+def donnees_acte(element: etree._Element, meta: ActeMetadata) -> None:
     """Fill a ``DonneesActe`` element (``Acte`` or ``ActeRecu``) from ``meta``."""
     require(meta.reasons(), "an Acte")
     element.set(qname("Date"), meta.decision_date.isoformat())
@@ -106,72 +98,18 @@ def _donnees_acte(element: etree._Element, meta: ActeMetadata) -> None:
     sub(element, "DocumentPapier", "1" if meta.document_papier else "0")
 
 
-def _acte_recu(parent: etree._Element, acte_recu: ActeMetadata | bytes) -> None:
-    element = sub(parent, "ActeRecu")
-    if isinstance(acte_recu, ActeMetadata):
-        _donnees_acte(element, acte_recu)
-    else:
-        copy_content(parse_trusted(acte_recu, "Acte"), element)
-
-
 def build_acte(meta: ActeMetadata) -> bytes:
     """1-1 ``Acte``: the metadata file of a transmitted acte (with ``DocumentPapier``)."""
     root = new_root("Acte")
-    _donnees_acte(root, meta)
-    return serialize(root)
-
-
-def build_ar_acte(
-    id_acte: str,
-    reception_date: date,
-    acte_recu: ActeMetadata | bytes,
-    classification_date: date,
-) -> bytes:
-    """1-2 ``ARActe``: the prefecture acknowledges an acte.
-
-    ``acte_recu`` is the acte echoed in ``ActeRecu``: its metadata, or the raw
-    1-1 ``Acte`` XML received (copied as is). ``classification_date`` is the
-    classification version the prefecture currently accepts.
-    """
-    require(id_acte_reasons(id_acte), "an ARActe")
-    root = new_root("ARActe", {"IDActe": id_acte, "DateReception": reception_date})
-    _acte_recu(root, acte_recu)
-    sub(root, "ClassificationDateVersionEnCours", classification_date)
-    return serialize(root)
-
-
-def build_anomalie_acte(
-    id_acte: str | None,
-    anomaly_date: date,
-    nature: str,
-    detail: str | None,
-    acte_recu: ActeMetadata | bytes,
-    classification_date: date,
-) -> bytes:
-    """1-3 ``AnomalieActe``: the prefecture rejects an acte.
-
-    ``nature`` is the 3-digit anomaly code (``002``: stale classification date).
-    The schema gives ``AnomalieActe`` no IDActe: ``id_acte`` is only checked
-    (when given) and is not written; the acte is identified by ``ActeRecu``.
-    """
-    reasons = id_acte_reasons(id_acte) if id_acte is not None else []
-    if not (len(nature) == 3 and nature.isascii() and nature.isdigit()):
-        reasons.append(Reason("nature", "format", f"an anomaly nature is 3 digits, got {nature!r}"))
-    require(reasons, "an AnomalieActe")
-    root = new_root("AnomalieActe")
-    sub(root, "Date", anomaly_date)
-    sub(root, "Nature", nature)
-    if detail is not None:
-        sub(root, "Detail", free_text(detail, "detail"))
-    _acte_recu(root, acte_recu)
-    sub(root, "ClassificationDateVersionEnCours", classification_date)
+    donnees_acte(root, meta)
     return serialize(root)
 
 
 # --- Envelopes -------------------------------------------------------------------------
 
 
-def _referent(parent: etree._Element, referent: Referent | None) -> None:
+def referent_element(parent: etree._Element, referent: Referent | None) -> None:
+    """The ``Referent`` of an envelope's emitter, when there is one."""
     if referent is None:
         return
     element = sub(parent, "Referent")
@@ -183,7 +121,8 @@ def _referent(parent: etree._Element, referent: Referent | None) -> None:
         sub(element, "Email", referent.email)
 
 
-def _formulaires(parent: etree._Element, file_names: Sequence[str]) -> None:
+def formulaires_element(parent: etree._Element, file_names: Sequence[str]) -> None:
+    """The ``FormulairesEnvoyes`` of an envelope (at least one file)."""
     require(
         [] if file_names else [Reason("file_names", "required", "at least one message file")],
         "an envelope",
@@ -193,7 +132,8 @@ def _formulaires(parent: etree._Element, file_names: Sequence[str]) -> None:
         file_element(element, "Formulaire", name)
 
 
-def _arrondissement_reasons(value: int) -> list[Reason]:
+def arrondissement_reasons(value: int) -> list[Reason]:
+    """What is wrong with an arrondissement (one digit)."""
     if not 0 <= value <= 9:
         return [Reason("arrondissement", "range", f"an arrondissement is one digit, got {value}")]
     return []
@@ -212,7 +152,7 @@ def _envelope_cl_content(
     reasons = [
         *siren_reasons(siren),
         *department_reasons(department),
-        *_arrondissement_reasons(arrondissement),
+        *arrondissement_reasons(arrondissement),
     ]
     if not 0 <= nature_collectivite <= 99:
         reasons.append(
@@ -232,11 +172,11 @@ def _envelope_cl_content(
             "Nature": f"{nature_collectivite:02d}",
         },
     )
-    _referent(emetteur, referent)
+    referent_element(emetteur, referent)
     adresses = sub(root, "AdressesRetour")
     for email in return_emails:
         sub(adresses, "Email", email)
-    _formulaires(root, file_names)
+    formulaires_element(root, file_names)
 
 
 def build_envelope_cl(
@@ -267,155 +207,21 @@ def build_envelope_cl(
     return serialize(root)
 
 
-def build_envelope_pref(
-    department: str,
-    destinataire_siren: str,
-    file_names: Sequence[str],
-    *,
-    emitter: Literal["pref", "sous-pref", "sgar"] = "pref",
-    arrondissement: int | None = None,
-    referent: Referent | None = None,
-) -> bytes:
-    """``EnveloppeMISILLCL``: the envelope of prefecture messages to a collectivité.
-
-    The emitter is a préfecture (``IDPref``), a sous-préfecture (``IDSousPref``,
-    needs ``arrondissement``) or a SGAR (``IDSGAR``).
-    """
-    reasons = [*department_reasons(department), *siren_reasons(destinataire_siren)]
-    if emitter == "sous-pref":
-        if arrondissement is None:
-            reasons.append(Reason("arrondissement", "required", "a sous-préfecture needs one"))
-        else:
-            reasons.extend(_arrondissement_reasons(arrondissement))
-    require(reasons, "an EnveloppeMISILLCL")
-    root = new_root("EnveloppeMISILLCL")
-    emetteur = sub(root, "Emetteur")
-    if emitter == "sous-pref" and arrondissement is not None:
-        sub(
-            emetteur,
-            "IDSousPref",
-            attrs={"Departement": department, "Arrondissement": arrondissement},
-        )
-    else:
-        sub(
-            emetteur, "IDSGAR" if emitter == "sgar" else "IDPref", attrs={"Departement": department}
-        )
-    _referent(emetteur, referent)
-    _formulaires(root, file_names)
-    sub(root, "Destinataire", attrs={qname("SIREN", INSEE_NS): destinataire_siren})
-    return serialize(root)
+# --- Letters about an acte: the root both sides share ----------------------------------
 
 
-def build_anomalie_enveloppe(
-    anomaly_date: date, nature: str, detail: str | None, enveloppe_recue: bytes
-) -> bytes:
-    """``AnomalieEnveloppe``: the ministry rejects an envelope, echoing it.
-
-    ``enveloppe_recue`` is the raw ``EnveloppeCLMISILL`` received. The schema
-    only admits natures 001–005 and 100 (real traffic also has 999, which
-    Relais cannot emit validly).
-    """
-    root = new_root("AnomalieEnveloppe")
-    sub(root, "Date", anomaly_date)
-    sub(root, "Nature", nature)
-    if detail is not None:
-        sub(root, "Detail", free_text(detail, "detail"))
-    copy_content(parse_trusted(enveloppe_recue, "EnveloppeCLMISILL"), sub(root, "EnveloppeRecue"))
-    return serialize(root)
-
-
-# --- Prefecture letters (2-1, 3-1, 4-1, 5-1) and acknowledgements -----------------------
-
-
-def _courrier(root_name: str, id_acte: str, courrier_date: date) -> etree._Element:
+def courrier_root(root_name: str, id_acte: str, courrier_date: date) -> etree._Element:
+    """The root of a letter about an acte (``IDActe``, ``DateCourrierPref``)."""
     require(id_acte_reasons(id_acte), f"a {root_name}")
     return new_root(root_name, {"IDActe": id_acte, "DateCourrierPref": courrier_date})
 
 
-def _courrier_with_document(
+def courrier_with_document(
     root_name: str, id_acte: str, courrier_date: date, document_file: str
 ) -> bytes:
-    root = _courrier(root_name, id_acte, courrier_date)
+    """A letter about an acte carrying one ``Document``."""
+    root = courrier_root(root_name, id_acte, courrier_date)
     file_element(root, "Document", document_file)
-    return serialize(root)
-
-
-def build_courrier_simple(id_acte: str, courrier_date: date, document_file: str) -> bytes:
-    """2-1 ``CourrierSimple``: a simple letter from the prefecture about an acte."""
-    return _courrier_with_document("CourrierSimple", id_acte, courrier_date, document_file)
-
-
-def build_demande_piece_complementaire(
-    id_acte: str, courrier_date: date, description: str, document_file: str
-) -> bytes:
-    """3-1 ``DemandePieceComplementaire``: the prefecture asks for more documents."""
-    root = _courrier("DemandePieceComplementaire", id_acte, courrier_date)
-    sub(root, "DescriptionPieces", free_text(description, "description"))
-    file_element(root, "Document", document_file)
-    return serialize(root)
-
-
-def build_lettre_observations(
-    id_acte: str, courrier_date: date, motif: str, document_file: str
-) -> bytes:
-    """4-1 ``LettreObservations``: the prefecture's observations on an acte."""
-    root = _courrier("LettreObservations", id_acte, courrier_date)
-    sub(root, "Motif", free_text(motif, "motif"))
-    file_element(root, "Document", document_file)
-    return serialize(root)
-
-
-def build_defere_ta(
-    id_acte: str, depot_date: date, nature_illegalite: str, pieces_jointes: Sequence[str]
-) -> bytes:
-    """5-1 ``DefereTA``: the acte was referred to the tribunal administratif."""
-    require(id_acte_reasons(id_acte), "a DefereTA")
-    root = new_root("DefereTA", {"IDActe": id_acte})
-    sub(root, "DateDepot", depot_date)
-    sub(root, "NatureIllegalite", free_text(nature_illegalite, "nature_illegalite"))
-    pieces = sub(root, "PiecesJointes")
-    for name in pieces_jointes:
-        file_element(pieces, "PieceJointe", name)
-    return serialize(root)
-
-
-def _ar_reponse_cl(
-    root_name: str, id_acte: str, reception_date: date, courrier_date: date
-) -> bytes:
-    require(id_acte_reasons(id_acte), f"a {root_name}")
-    root = new_root(root_name, {"DateReception": reception_date})
-    sub(root, "InfosCourrierPref", attrs={"IDActe": id_acte, "DateCourrierPref": courrier_date})
-    return serialize(root)
-
-
-def build_ar_piece_complementaire(id_acte: str, reception_date: date, courrier_date: date) -> bytes:
-    """3-5 ``ARPieceComplementaire``: the prefecture acknowledges a 3-3 or 3-4."""
-    return _ar_reponse_cl("ARPieceComplementaire", id_acte, reception_date, courrier_date)
-
-
-def build_ar_reponse_rejet_lettre_observations(
-    id_acte: str, reception_date: date, courrier_date: date
-) -> bytes:
-    """4-5 ``ARReponseRejetLettreObservations``: the prefecture acknowledges a 4-3 or 4-4."""
-    return _ar_reponse_cl(
-        "ARReponseRejetLettreObservations", id_acte, reception_date, courrier_date
-    )
-
-
-def build_ar_annulation(id_acte: str, reception_date: date | None = None) -> bytes:
-    """6-2 ``ARAnnulation``: the prefecture acknowledges a cancellation (today by default)."""
-    require(id_acte_reasons(id_acte), "an ARAnnulation")
-    root = new_root(
-        "ARAnnulation",
-        {"IDActe": id_acte, "DateReception": reception_date or date.today()},
-    )
-    return serialize(root)
-
-
-def build_reponse_classification_sans_changement(classification_date: date) -> bytes:
-    """7-3 ``ReponseClassificationSansChangement``: the classification is up to date."""
-    root = new_root("ReponseClassificationSansChangement")
-    sub(root, "DateClassification", classification_date)
     return serialize(root)
 
 
@@ -424,19 +230,17 @@ def build_reponse_classification_sans_changement(classification_date: date) -> b
 
 def build_reponse_courrier_simple(id_acte: str, courrier_date: date, document_file: str) -> bytes:
     """2-2 ``ReponseCourrierSimple``: the collectivité answers a simple letter."""
-    return _courrier_with_document("ReponseCourrierSimple", id_acte, courrier_date, document_file)
+    return courrier_with_document("ReponseCourrierSimple", id_acte, courrier_date, document_file)
 
 
 def build_ar_demande_pc(id_acte: str, courrier_date: date) -> bytes:
     """3-2 ``ARDemandePieceComplementaire``: the collectivité acknowledges a 3-1."""
-    return serialize(_courrier("ARDemandePieceComplementaire", id_acte, courrier_date))
+    return serialize(courrier_root("ARDemandePieceComplementaire", id_acte, courrier_date))
 
 
 def build_refus_pc(id_acte: str, courrier_date: date, document_file: str) -> bytes:
     """3-3 ``RefusPieceComplementaire``: explicit refusal to send the documents."""
-    return _courrier_with_document(
-        "RefusPieceComplementaire", id_acte, courrier_date, document_file
-    )
+    return courrier_with_document("RefusPieceComplementaire", id_acte, courrier_date, document_file)
 
 
 def build_piece_complementaire(
@@ -447,7 +251,7 @@ def build_piece_complementaire(
         [] if document_files else [Reason("document_files", "required", "at least one file")],
         "a PieceComplementaire",
     )
-    root = _courrier("PieceComplementaire", id_acte, courrier_date)
+    root = courrier_root("PieceComplementaire", id_acte, courrier_date)
     documents = sub(root, "Documents")
     for name in document_files:
         file_element(documents, "Document", name)
@@ -456,19 +260,19 @@ def build_piece_complementaire(
 
 def build_ar_lettre_observations(id_acte: str, courrier_date: date) -> bytes:
     """4-2 ``ARLettreObservations``: the collectivité acknowledges a 4-1."""
-    return serialize(_courrier("ARLettreObservations", id_acte, courrier_date))
+    return serialize(courrier_root("ARLettreObservations", id_acte, courrier_date))
 
 
 def build_rejet_lettre_observations(id_acte: str, courrier_date: date, document_file: str) -> bytes:
     """4-3 ``RejetLettreObservations``: explicit refusal to answer the observations."""
-    return _courrier_with_document("RejetLettreObservations", id_acte, courrier_date, document_file)
+    return courrier_with_document("RejetLettreObservations", id_acte, courrier_date, document_file)
 
 
 def build_reponse_lettre_observations(
     id_acte: str, courrier_date: date, document_file: str
 ) -> bytes:
     """4-4 ``ReponseLettreObservations``: the collectivité answers the observations."""
-    return _courrier_with_document(
+    return courrier_with_document(
         "ReponseLettreObservations", id_acte, courrier_date, document_file
     )
 

@@ -22,20 +22,10 @@ from relais.actes.classification import Classification, build_retour_classificat
 from relais.actes.metadata import ActeMetadata
 from relais.actes.xml_build import (
     build_annulation,
-    build_anomalie_acte,
-    build_ar_acte,
-    build_ar_annulation,
     build_ar_demande_pc,
     build_ar_lettre_observations,
-    build_ar_piece_complementaire,
-    build_ar_reponse_rejet_lettre_observations,
-    build_courrier_simple,
-    build_defere_ta,
     build_demande_classification,
-    build_demande_piece_complementaire,
     build_envelope_cl,
-    build_envelope_pref,
-    build_lettre_observations,
     build_piece_complementaire,
     build_refus_pc,
     build_rejet_lettre_observations,
@@ -44,6 +34,18 @@ from relais.actes.xml_build import (
 )
 from relais.documents import sample_pdf
 from sandbox.tdt.config import SandboxAccount
+from sandbox.tdt.prefecture_xml import (
+    build_anomalie_acte,
+    build_ar_acte,
+    build_ar_annulation,
+    build_ar_piece_complementaire,
+    build_ar_reponse_rejet_lettre_observations,
+    build_courrier_simple,
+    build_defere_ta,
+    build_demande_piece_complementaire,
+    build_envelope_pref,
+    build_lettre_observations,
+)
 from sandbox.tdt.validation import ActeSubmission
 
 

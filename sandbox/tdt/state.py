@@ -38,12 +38,12 @@ from typing import Any
 import structlog
 
 from relais.actes.archive import Transmission, read_transmission
-from relais.actes.xml_build import build_reponse_classification_sans_changement
 from sandbox.common.clock import Clock
 from sandbox.common.simulator import Simulator
 from sandbox.tdt import messages
 from sandbox.tdt.config import Faults, SandboxAccount, SandboxConfig
 from sandbox.tdt.messages import Packed
+from sandbox.tdt.prefecture_xml import build_reponse_classification_sans_changement
 from sandbox.tdt.validation import PARIS, ActeSubmission, extension_of
 
 log = structlog.get_logger(__name__)

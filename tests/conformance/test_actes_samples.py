@@ -20,6 +20,7 @@ from relais.actes.metadata import ActeMetadata
 from relais.actes.xml_parse import parse_message
 from relais.actes.xsd import actes_reference_dir, validate_actes_xml
 from relais.errors import PartnerReplyError
+from sandbox.tdt import prefecture_xml as pb
 
 AR_ACTE = "006-210600235-20180522-684-AI-1-2_5279.xml"
 ANOMALIE_ACTE = "044-214400152----1-3_1.xml"
@@ -202,12 +203,12 @@ def test_rebuilding_samples_from_their_fields_gives_the_same_reading() -> None:
         main_file=str(f["acte_recu.document"]),
     )
     assert sample.id_acte == meta.id_acte
-    ours = parse_message(xb.build_ar_acte(meta.id_acte, date(2018, 5, 28), meta, date(2017, 4, 19)))
+    ours = parse_message(pb.build_ar_acte(meta.id_acte, date(2018, 5, 28), meta, date(2017, 4, 19)))
     assert (ours.id_acte, ours.fields) == (sample.id_acte, sample.fields)
 
     envelope = parse_message(raw(ENVELOPE_PREF))
     ours = parse_message(
-        xb.build_envelope_pref(
+        pb.build_envelope_pref(
             "044",
             "214400152",
             ["044-214400152----1-3_1.xml"],
@@ -220,7 +221,7 @@ def test_rebuilding_samples_from_their_fields_gives_the_same_reading() -> None:
 
     courrier = parse_message(raw(COURRIER_SIMPLE))
     ours = parse_message(
-        xb.build_courrier_simple(
+        pb.build_courrier_simple(
             "034-000000000-20170701-20170725A-AI",
             date(2017, 7, 25),
             "034-000000000-20170701-20170725A-AI-2-1_1.pdf",
@@ -241,7 +242,7 @@ def test_anomalie_acte_echoes_the_sample_acte() -> None:
         b'<?xml version="1.0" encoding="ISO-8859-1"?>\r\n<actes:Acte xmlns:actes='
         b'"http://www.interieur.gouv.fr/ACTES#v1.1-20040216"' + acte + b"</actes:Acte>"
     )
-    ours = xb.build_anomalie_acte(
+    ours = pb.build_anomalie_acte(
         None,
         date(2018, 10, 12),
         "002",

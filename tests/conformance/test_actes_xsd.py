@@ -27,6 +27,7 @@ from relais.actes.xsd import (
     validate_actes_xml,
 )
 from relais.errors import ConfigurationError, ValidationError
+from sandbox.tdt import prefecture_xml as pb
 
 ID_ACTE = "044-214400152-20181001-123456-DE"
 DAY = date(2018, 10, 12)
@@ -79,12 +80,12 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "ar_acte_from_meta": (
         "1-2",
-        lambda: xb.build_ar_acte(ID_ACTE, DAY, make_meta(), date(2017, 4, 19)),
+        lambda: pb.build_ar_acte(ID_ACTE, DAY, make_meta(), date(2017, 4, 19)),
     ),
-    "ar_acte_from_raw": ("1-2", lambda: xb.build_ar_acte(ID_ACTE, DAY, _acte_xml(), DAY)),
+    "ar_acte_from_raw": ("1-2", lambda: pb.build_ar_acte(ID_ACTE, DAY, _acte_xml(), DAY)),
     "anomalie_acte": (
         "1-3",
-        lambda: xb.build_anomalie_acte(
+        lambda: pb.build_anomalie_acte(
             ID_ACTE,
             DAY,
             "002",
@@ -95,16 +96,16 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "anomalie_acte_raw_no_detail": (
         "1-3",
-        lambda: xb.build_anomalie_acte(None, DAY, "001", None, _acte_xml(), DAY),
+        lambda: pb.build_anomalie_acte(None, DAY, "001", None, _acte_xml(), DAY),
     ),
-    "courrier_simple": ("2-1", lambda: xb.build_courrier_simple(ID_ACTE, DAY, "c-2-1_1.pdf")),
+    "courrier_simple": ("2-1", lambda: pb.build_courrier_simple(ID_ACTE, DAY, "c-2-1_1.pdf")),
     "reponse_courrier_simple": (
         "2-2",
         lambda: xb.build_reponse_courrier_simple(ID_ACTE, DAY, "r-2-2_1.pdf"),
     ),
     "demande_pc": (
         "3-1",
-        lambda: xb.build_demande_piece_complementaire(
+        lambda: pb.build_demande_piece_complementaire(
             ID_ACTE, DAY, "Le plan de financement signé", "d-3-1_1.pdf"
         ),
     ),
@@ -116,11 +117,11 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "ar_piece_complementaire": (
         "3-5",
-        lambda: xb.build_ar_piece_complementaire(ID_ACTE, date(2018, 10, 20), DAY),
+        lambda: pb.build_ar_piece_complementaire(ID_ACTE, date(2018, 10, 20), DAY),
     ),
     "lettre_observations": (
         "4-1",
-        lambda: xb.build_lettre_observations(ID_ACTE, DAY, "Incompétence", "l-4-1_1.pdf"),
+        lambda: pb.build_lettre_observations(ID_ACTE, DAY, "Incompétence", "l-4-1_1.pdf"),
     ),
     "ar_lettre_observations": ("4-2", lambda: xb.build_ar_lettre_observations(ID_ACTE, DAY)),
     "rejet_lettre_observations": (
@@ -133,19 +134,19 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "ar_reponse_rejet_lo": (
         "4-5",
-        lambda: xb.build_ar_reponse_rejet_lettre_observations(ID_ACTE, date(2018, 10, 20), DAY),
+        lambda: pb.build_ar_reponse_rejet_lettre_observations(ID_ACTE, date(2018, 10, 20), DAY),
     ),
     "defere_ta": (
         "5-1",
-        lambda: xb.build_defere_ta(ID_ACTE, DAY, "Vice de procédure", ["t-5-1_1.pdf"]),
+        lambda: pb.build_defere_ta(ID_ACTE, DAY, "Vice de procédure", ["t-5-1_1.pdf"]),
     ),
     "defere_ta_without_pieces": (
         "5-1",
-        lambda: xb.build_defere_ta(ID_ACTE, DAY, "Vice de forme", []),
+        lambda: pb.build_defere_ta(ID_ACTE, DAY, "Vice de forme", []),
     ),
     "annulation": ("6-1", lambda: xb.build_annulation(ID_ACTE)),
-    "ar_annulation": ("6-2", lambda: xb.build_ar_annulation(ID_ACTE, DAY)),
-    "ar_annulation_today": ("6-2", lambda: xb.build_ar_annulation(ID_ACTE)),
+    "ar_annulation": ("6-2", lambda: pb.build_ar_annulation(ID_ACTE, DAY)),
+    "ar_annulation_today": ("6-2", lambda: pb.build_ar_annulation(ID_ACTE)),
     "demande_classification": ("7-1", lambda: xb.build_demande_classification(DAY)),
     "demande_classification_no_date": ("7-1", lambda: xb.build_demande_classification()),
     "retour_classification": (
@@ -156,7 +157,7 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "classification_sans_changement": (
         "7-3",
-        lambda: xb.build_reponse_classification_sans_changement(DAY),
+        lambda: pb.build_reponse_classification_sans_changement(DAY),
     ),
     "envelope_cl": ("enveloppe-cl", _envelope_cl),
     "envelope_cl_no_referent": (
@@ -165,11 +166,11 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "envelope_pref": (
         "enveloppe-misill",
-        lambda: xb.build_envelope_pref("044", "214400152", ["044-214400152----1-3_1.xml"]),
+        lambda: pb.build_envelope_pref("044", "214400152", ["044-214400152----1-3_1.xml"]),
     ),
     "envelope_sous_pref": (
         "enveloppe-misill",
-        lambda: xb.build_envelope_pref(
+        lambda: pb.build_envelope_pref(
             "044",
             "214400152",
             ["a_1.xml", "b_1.xml"],
@@ -180,11 +181,11 @@ BUILDERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "envelope_sgar": (
         "enveloppe-misill",
-        lambda: xb.build_envelope_pref("974", "214400152", ["x_1.xml"], emitter="sgar"),
+        lambda: pb.build_envelope_pref("974", "214400152", ["x_1.xml"], emitter="sgar"),
     ),
     "anomalie_enveloppe": (
         "anomalie-enveloppe",
-        lambda: xb.build_anomalie_enveloppe(DAY, "002", "Enveloppe incomplète", _envelope_cl()),
+        lambda: pb.build_anomalie_enveloppe(DAY, "002", "Enveloppe incomplète", _envelope_cl()),
     ),
 }
 
@@ -219,7 +220,7 @@ def test_attributes_are_written_qualified() -> None:
     assert b'actes:Date="2018-10-01"' in acte
     assert b'actes:NumeroInterne="123456"' in acte
     assert b'actes:Nombre="1"' in acte
-    ar = xb.build_ar_acte(ID_ACTE, DAY, make_meta(), DAY)
+    ar = pb.build_ar_acte(ID_ACTE, DAY, make_meta(), DAY)
     assert f'actes:IDActe="{ID_ACTE}"'.encode() in ar
     envelope = _envelope_cl()
     assert b'insee:SIREN="214400152"' in envelope
@@ -260,7 +261,7 @@ def test_characters_outside_latin1_are_folded_or_refused() -> None:
         xb.build_acte(make_meta(objet="Jumelage avec 成都"))
     assert [(r.field, r.code) for r in caught.value.reasons] == [("objet", "charset")]
     with pytest.raises(ValidationError) as caught:
-        xb.build_lettre_observations(ID_ACTE, DAY, "Motif 🙂", "l.pdf")
+        pb.build_lettre_observations(ID_ACTE, DAY, "Motif 🙂", "l.pdf")
     assert caught.value.reasons[0].field == "motif"
 
 
@@ -269,18 +270,18 @@ def test_builders_refuse_bad_input_with_reasons() -> None:
         xb.build_acte(make_meta(siren="214400153", matieres=(1,)))
     assert {r.field for r in caught.value.reasons} == {"siren", "matieres"}
     with pytest.raises(ValidationError) as caught:
-        xb.build_courrier_simple("44-214400152-20181001-1-DE", DAY, "c.pdf")
+        pb.build_courrier_simple("44-214400152-20181001-1-DE", DAY, "c.pdf")
     assert caught.value.reasons[0].field == "id_acte"
     with pytest.raises(ValidationError):
-        xb.build_anomalie_acte(ID_ACTE, DAY, "2", None, make_meta(), DAY)
+        pb.build_anomalie_acte(ID_ACTE, DAY, "2", None, make_meta(), DAY)
     with pytest.raises(ValidationError):  # the schema has no 999, which real traffic shows
-        xb.build_anomalie_enveloppe(DAY, "999", None, _envelope_cl())
+        pb.build_anomalie_enveloppe(DAY, "999", None, _envelope_cl())
     with pytest.raises(ValidationError):  # the Email pattern of the schema
         xb.build_envelope_cl("214400152", "044", 1, 31, ["m.xml"], ["not-an-email"])
     with pytest.raises(ValidationError):
-        xb.build_envelope_pref("044", "214400152", ["m.xml"], emitter="sous-pref")
+        pb.build_envelope_pref("044", "214400152", ["m.xml"], emitter="sous-pref")
     with pytest.raises(ValidationError):
-        xb.build_ar_acte(ID_ACTE, DAY, sample_bytes("s2low_EACT--214502494--20170717-6.xml"), DAY)
+        pb.build_ar_acte(ID_ACTE, DAY, sample_bytes("s2low_EACT--214502494--20170717-6.xml"), DAY)
 
 
 # --- Transmission archive ---------------------------------------------------------------

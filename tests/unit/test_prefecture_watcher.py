@@ -14,7 +14,6 @@ from agents.acts.links import ActeLink
 from agents.acts.prefecture import PrefectureWatcher
 from connectors.tdt.models import PrefectureDocumentRef
 from relais.actes.archive import pack_archive
-from relais.actes.xml_build import build_defere_ta, build_envelope_pref, build_lettre_observations
 from relais.documents import sample_pdf
 from relais.errors import (
     InfrastructureError,
@@ -23,6 +22,11 @@ from relais.errors import (
 )
 from relais.members.model import Member
 from relais.wire.avro_codec import AvroCodec
+from sandbox.tdt.prefecture_xml import (
+    build_defere_ta,
+    build_envelope_pref,
+    build_lettre_observations,
+)
 from tests.unit.acts_fakes import SIREN, TDT_URL, FakeBlobs, FakeConnector, World, member
 from topics import member as member_topics
 from topics.catalogue import FLOW_EVENTS, dlq

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from hub.cli.parse_cmd import parse_file
-from relais.actes.xml_build import build_lettre_observations
 from relais.actes.xml_parse import ParseLimits, parse_message, parse_message_file
 from relais.errors import PartnerReplyError, PartnerReplyTooLargeError
+from sandbox.tdt.prefecture_xml import build_lettre_observations
 
 NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
 ID_ACTE = "021-217500016-20260302-D2026_042-DE"
