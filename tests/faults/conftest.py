@@ -351,6 +351,7 @@ async def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]
 
 
 INTERNAL_TOPICS = [
-    "relais.acts.submitted", "relais.acts.delivery", "relais.acts.status", "relais.acts.links",
+    "relais.acts.submitted", "relais.acts.delivery", "relais.acts.status",
+    "relais.journal.deliveries",
     "relais.flows.events", "relais.flows.state", "relais.delay.5s", "relais.delay.30s",
 ]
