@@ -34,12 +34,11 @@ from aiokafka import TopicPartition
 from agents.acts.delivery import posted_outputs
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
-from agents.acts.links import ActeLink, LinkIndex
+from agents.acts.links import ActeLink, LinkIndex, link_outbound
 from ops.acts_deps import operator_acts_deps
 from ops.audit import audit_entry
 from ops.flows import partition_of
 from relais.errors import Reason, ValidationError
-from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
 from relais.kafka import clients as kafka_clients
 from relais.settings import Settings
@@ -47,7 +46,9 @@ from relais.stages import headers as h
 from relais.stages.delays import TIERS
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, OPS_AUDIT
+from topics.acts import ACTS_DELIVERY
+from topics.catalogue import OPS_AUDIT
+from topics.journal import DELIVERY_JOURNAL
 
 #: The ``stage`` of the flow events an operator's resolution writes.
 STAGE = "operator"
@@ -156,7 +157,7 @@ def plan_posted(
         f"{transaction_id}); its status is followed from now on",
     )
     return [*outputs, _audit(deps, link, "resolve-posted", operator=operator, reason=reason,
-                             run_id=run_id, target_topic=ACTS_LINKS.name,
+                             run_id=run_id, target_topic=DELIVERY_JOURNAL.name,
                              details={"transaction_id": transaction_id})]
 
 
@@ -173,9 +174,7 @@ def plan_not_posted(
     headers = h.replace(kept, **{FLOW_ID_HEADER: link.flow_id, h.MEMBER: link.member_siren,
                                  h.DELAY_TARGET: ACTS_DELIVERY.name})
     return [
-        deps.out(ACTS_LINKS.name, flow, "ActeLink", validated.to_record(), stage=STAGE,
-                 event_id=event_id_for(link.flow_id, "link", "VALIDATED", "resolved"),
-                 parent=None),
+        link_outbound(deps.codec, validated, None, stage=STAGE, event_parts=("resolved",)),
         *transition(
             deps, flow, stage=STAGE, state="validated", previous="uncertain",
             kind="STATE_CHANGED", parent=None, partner_ref=link.id_acte,

@@ -1,6 +1,7 @@
 """acts-delivery: posts a validated acte to its member's TdT, exactly once.
 
-The delivery journal (``relais.acts.links``) makes the call safe to repeat:
+The delivery journal (``relais/journal``, topic ``relais.journal.deliveries``) makes
+the call safe to repeat (``deliver_exactly_once``):
 
 1. before calling, the intent (POSTING) is published and acknowledged by the broker;
 2. the TdT is called (a real TdT knows no idempotency key: the journal's own key
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,24 +34,25 @@ import structlog
 from agents.acts.classification import default_typology_code, kept_classification
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
-from agents.acts.links import ActeLink
-from agents.acts.ports import TdtConnector
+from agents.acts.links import ActeLink, link_outbound
+from agents.acts.ports import LinksView
 from connectors.tdt.models import ActeForm, UploadFile
 from relais.actes.classification import Classification
-from relais.errors import (
-    InfrastructureError,
-    PartnerPermanentError,
-    PartnerRefusedError,
-    PartnerTransientError,
-    Reason,
-)
-from relais.flows.ids import event_id_for
+from relais.errors import InfrastructureError, PartnerRefusedError, Reason
 from relais.flows.outbound import FlowContext, Outbound
+from relais.journal.deliver import (
+    Delivered,
+    Journal,
+    Refused,
+    Uncertain,
+    deliver_exactly_once,
+)
+from relais.journal.entry import DONE, JournalEntry
+from relais.journal.polls import schedule_poll
 from relais.stages import headers as h
-from relais.stages.delays import tier
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_LINKS, ACTS_STATUS
+from topics.acts import ACTS_STATUS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-delivery"
@@ -81,52 +84,45 @@ def acte_files(deps: ActsDeps, submission: dict[str, Any]) -> list[UploadFile]:
     ]
 
 
-async def _journal(deps: ActsDeps, link: ActeLink, parent: EventHeaders) -> None:
-    """Publish a journal entry outside the stage transaction, acknowledged before returning."""
-    await deps.journal.publish(
-        ACTS_LINKS.name, key=link.flow_id, schema_name="ActeLink", record=link.to_record(),
-        headers=EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeLink",
-                                 subject=link.flow_id, flow_id=link.flow_id, parent=parent),
-    )
-    deps.links.put_local(link)
+class _LinksJournal:
+    """The acts' links view as the kernel journal's local writer."""
+
+    def __init__(self, links: LinksView) -> None:
+        self._links = links
+
+    def put_local(self, entry: JournalEntry) -> None:
+        self._links.put_local(ActeLink.of(entry))
 
 
-class ReconciliationPendingError(PartnerTransientError):
-    """The TdT cannot tell now whether an earlier post of this acte arrived.
-
-    Retriable: the stage runner retries the record along the retry tiers. When the
-    tiers are spent the record is dead-lettered like any other (flow *failed*); its
-    journal entry stays POSTING, so a replay reconciles again before posting.
-    """
-
-    code = "reconciliation_pending"
-
-    def __init__(self, cause: PartnerTransientError) -> None:
-        super().__init__(
-            f"the TdT cannot tell yet whether an earlier post arrived: {cause.message}",
-            partner=cause.partner, retry_after=cause.retry_after,
-        )
-
-
-async def _reconcile(connector: TdtConnector, link: ActeLink) -> str | None:
-    return await connector.find_acte(number=link.numero_interne,
-                                     decision_date=link.decision_date)
+def _journal(deps: ActsDeps) -> Journal:
+    return Journal(view=_LinksJournal(deps.links), publisher=deps.journal, stage=STAGE)
 
 
 def _parked(
     deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders, why: str,
 ) -> list[Outbound]:
     """The journal entry UNCERTAIN, the flow event and the member's FAILED notice."""
-    parked = link.moved("UNCERTAIN")
     return [
-        deps.out(ACTS_LINKS.name, flow, "ActeLink", parked.to_record(), stage=STAGE,
-                 event_id=event_id_for(flow.flow_id, "link", "UNCERTAIN"), parent=parent),
+        link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(
             deps, flow, stage=STAGE, state="uncertain", previous="validated",
             kind="FAILED", parent=parent, partner_ref=link.id_acte,
             message="the TdT cannot tell whether an earlier attempt delivered this acte; "
             "an operator must check before it is sent again",
             reasons=[Reason("delivery", "uncertain", why)],
+        ),
+    ]
+
+
+def _refused(deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders,
+             error: PartnerRefusedError) -> list[Outbound]:
+    return [
+        link_outbound(deps.codec, link, parent, stage=STAGE),
+        *transition(
+            deps, flow, stage=STAGE, state="rejected", previous="validated",
+            kind="REJECTED", parent=parent, partner_ref=link.id_acte,
+            message=f"the TdT refused the acte: {error.message}",
+            reasons=error.reasons or [Reason("acte", "tdt_refused", error.message)],
         ),
     ]
 
@@ -159,65 +155,37 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     flow = FlowContext(flow_id, siren, "acte", submission["submission_id"])
     parent = EventHeaders.from_kafka(headers)
     link = await _link_of(deps, flow_id)
-    if link.delivery in ("POSTED", "UNCERTAIN", "REFUSED"):
+    if link.delivery in DONE:
         log.info("acts.delivery_skipped", delivery=link.delivery)
         return []
     member = deps.member(siren)
     connector = deps.connectors.for_member(member)
     tdt_url = member.tdt.url if member.tdt else None
-    transaction_id: str | None = None
-    maybe_posted = link.delivery == "POSTING"  # an earlier attempt may have reached the TdT
-    if maybe_posted:
-        try:
-            transaction_id = await _reconcile(connector, link)
-        except PartnerTransientError as exc:
-            log.warning("acts.reconciliation_pending", error=exc.message)
-            raise ReconciliationPendingError(exc) from exc
-        except PartnerPermanentError as exc:
-            log.warning("acts.delivery_uncertain", error=exc.message)
-            outputs = _parked(deps, flow, link, parent, exc.message)
-            deps.links.put_local(link.moved("UNCERTAIN"))
-            return outputs
-        log.info("acts.reconciled", transaction_id=transaction_id)
-    if transaction_id is None:
-        await _journal(deps, link.moved("POSTING", tdt_url=tdt_url), parent)
-        try:
-            result = await connector.post_acte(
-                acte_form(submission, kept_classification(deps, siren)),
-                acte_files(deps, submission),
-            )
-        except PartnerRefusedError as exc:
-            if maybe_posted:
-                # The listings are read a few states at a time, so an acte that moved between
-                # two states meanwhile can be missed; S²LOW then refuses its number. Ask again:
-                # if it is there, this refusal is about our own earlier post.
-                try:
-                    transaction_id = await _reconcile(connector, link)
-                except PartnerTransientError as pending:
-                    raise ReconciliationPendingError(pending) from pending
-            if transaction_id is not None:
-                log.info("acts.reconciled_after_refusal", transaction_id=transaction_id,
-                         refusal=exc.message)
-                posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
-                deps.links.put_local(posted)
-                return posted_outputs(deps, flow, posted, parent)
-            log.info("acts.tdt_refused", error=exc.message)
-            refused = link.moved("REFUSED", tdt_url=tdt_url)
-            deps.links.put_local(refused)
-            return [
-                deps.out(ACTS_LINKS.name, flow, "ActeLink", refused.to_record(), stage=STAGE,
-                         event_id=event_id_for(flow_id, "link", "REFUSED"), parent=parent),
-                *transition(
-                    deps, flow, stage=STAGE, state="rejected", previous="validated",
-                    kind="REJECTED", parent=parent, partner_ref=link.id_acte,
-                    message=f"the TdT refused the acte: {exc.message}",
-                    reasons=exc.reasons or [Reason("acte", "tdt_refused", exc.message)],
-                ),
-            ]
-        transaction_id = result.transaction_id
-    posted = link.moved("POSTED", tdt_url=tdt_url, transaction_id=transaction_id)
-    deps.links.put_local(posted)
-    return posted_outputs(deps, flow, posted, parent)
+
+    async def call() -> str:
+        result = await connector.post_acte(
+            acte_form(submission, kept_classification(deps, siren)),
+            acte_files(deps, submission),
+        )
+        return result.transaction_id
+
+    async def reconcile() -> str | None:
+        return await connector.find_acte(number=link.numero_interne,
+                                         decision_date=link.decision_date)
+
+    outcome = await deliver_exactly_once(
+        replace(link, tdt_url=tdt_url or link.tdt_url).to_entry(), journal=_journal(deps),
+        call=call, reconcile=reconcile, parent=parent,
+    )
+    done = ActeLink.of(outcome.entry)
+    match outcome:
+        case Delivered():
+            return posted_outputs(deps, flow, done, parent)
+        case Uncertain(why=why):
+            return _parked(deps, flow, done, parent, why)
+        case Refused(error=error):
+            return _refused(deps, flow, done, parent, error)
+    return []
 
 
 def posted_outputs(
@@ -227,22 +195,24 @@ def posted_outputs(
     """What recording a POSTED link publishes: the journal entry, the ``posted`` flow event
     and notification, and the first status check on the first poll tier. Also used by
     ``relais flows resolve --posted`` (``ops/resolve.py``)."""
-    flow_id, transaction_id = flow.flow_id, posted.transaction_id or ""
-    check = status_check(posted, transaction_id)
-    first = tier(deps.poll_schedule[0])
-    check_headers = h.replace(
-        EventHeaders.new(source=f"/relais/hub/{stage}", type="fr.relais.acts.ActeStatusCheck",
-                         subject=flow_id, flow_id=flow_id, parent=parent).to_kafka(),
-        **{h.MEMBER: flow.member_siren, h.DELAY_TARGET: ACTS_STATUS.name},
-    )
+    transaction_id = posted.transaction_id or ""
     return [
-        deps.out(ACTS_LINKS.name, flow, "ActeLink", posted.to_record(), stage=stage,
-                 event_id=event_id_for(flow_id, "link", "POSTED"), parent=parent),
+        link_outbound(deps.codec, posted, parent, stage=stage),
         *transition(deps, flow, stage=stage, state="posted", previous=previous,
                     kind="STATE_CHANGED", parent=parent, partner_ref=posted.id_acte,
                     message=message or f"acte {posted.id_acte} posted to the TdT "
                     f"(transaction {transaction_id})",
                     details={"transaction_id": transaction_id}),
-        Outbound(first.topic.name, flow_id.encode("utf-8"),
-                 deps.codec.encode("ActeStatusCheck", check), check_headers),
+        first_status_check(deps, flow, status_check(posted, transaction_id), parent,
+                           stage=stage),
     ]
+
+
+def first_status_check(deps: ActsDeps, flow: FlowContext, check: dict[str, Any],
+                       parent: EventHeaders | None, *, stage: str) -> Outbound:
+    """The acte's first status check, on the schedule's first poll tier."""
+    return schedule_poll(
+        deps.codec, schema_name="ActeStatusCheck", check=check, flow_id=flow.flow_id,
+        member_siren=flow.member_siren, status_topic=ACTS_STATUS.name,
+        wait=deps.poll_schedule[0], stage=stage, parent=parent,
+    )

@@ -27,11 +27,11 @@ from connectors.tdt.models import ReplyForm, TransactionStatus, UploadFile
 from relais.errors import PartnerRefusedError, Reason, ValidationError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, Outbound
+from relais.journal.polls import schedule_poll
 from relais.stages import headers as h
-from relais.stages.delays import tier
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_STATUS
+from topics.acts import ACTS_STATUS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-followup"
@@ -113,12 +113,6 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
             "id_acte": link.id_acte, "transaction_id": link.transaction_id, "polls": 0,
             "last_status": 4, "posted_at": datetime.now(UTC), "awaiting": "cancellation",
         }
-        first = tier(deps.poll_schedule[0])
-        check_headers = h.replace(
-            EventHeaders.new(source=f"/relais/hub/{STAGE}", type="fr.relais.acts.ActeStatusCheck",
-                             subject=acte_flow, flow_id=acte_flow, parent=parent).to_kafka(),
-            **{h.MEMBER: siren, h.DELAY_TARGET: ACTS_STATUS.name},
-        )
         return [
             *transition(deps, flow, stage=STAGE, state="sent", previous="received",
                         kind="STATE_CHANGED", parent=parent, partner_ref=cancel_id,
@@ -127,8 +121,9 @@ async def handle_followup(record: InputRecord, deps: ActsDeps) -> list[Outbound]
                         kind="STATE_CHANGED", parent=parent, partner_ref=link.id_acte,
                         child_event="6-1", details={"followup_flow_id": flow.flow_id},
                         message=f"cancellation of acte {link.id_acte} requested"),
-            Outbound(first.topic.name, acte_flow.encode(),
-                     deps.codec.encode("ActeStatusCheck", check), check_headers),
+            schedule_poll(deps.codec, schema_name="ActeStatusCheck", check=check,
+                          flow_id=acte_flow, member_siren=siren, status_topic=ACTS_STATUS.name,
+                          wait=deps.poll_schedule[0], stage=STAGE, parent=parent),
         ]
     reply_type = followup.get("reply_type")
     document_id = followup.get("prefecture_document_id")

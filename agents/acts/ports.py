@@ -78,7 +78,8 @@ class JournalPublisher(Protocol):
 
 
 class LinksView(Protocol):
-    """The delivery journal as the stages read it (``relais.acts.links``)."""
+    """The delivery journal as the acts stages read it (``relais.journal.deliveries``,
+    acte entries: :class:`agents.acts.links.LinkIndex`)."""
 
     def get(self, flow_id: str) -> ActeLink | None: ...
 

@@ -32,11 +32,11 @@ from connectors.tdt.models import StatusResult, TransactionStatus
 from relais.actes.xml_parse import parse_message
 from relais.errors import PartnerRefusedError, Reason, RelaisError
 from relais.flows.outbound import FlowContext, Outbound
+from relais.journal.polls import next_poll
 from relais.stages import headers as h
-from relais.stages.delays import tier
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_STATUS
+from topics.acts import ACTS_STATUS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-status"
@@ -143,25 +143,21 @@ def _next_check(
 ) -> Outbound:
     polls = check["polls"] + 1
     schedule = deps.poll_schedule
-    wait = tier(schedule[min(polls, len(schedule) - 1)])
+    wait = schedule[min(polls, len(schedule) - 1)]
     follow = {**check, "polls": polls, "last_status": last_status, **changes}
-    return Outbound(
-        wait.topic.name, flow_id.encode("utf-8"), deps.codec.encode("ActeStatusCheck", follow),
-        h.replace(headers, **{h.DELAY_TARGET: ACTS_STATUS.name, h.ATTEMPT: None}),
-    )
+    return next_poll(deps.codec, schema_name="ActeStatusCheck", check=follow, flow_id=flow_id,
+                     status_topic=ACTS_STATUS.name, wait=wait, headers=headers)
 
 
 def _stamp_check(
     deps: ActsDeps, check: dict[str, Any], headers: list[tuple[str, bytes]], flow_id: str,
 ) -> Outbound:
     """The first fetch of the stamped acte, one poll tier after the acknowledgement."""
-    first = tier(deps.poll_schedule[0])
     follow = {**check, "polls": 0, "last_status": int(TransactionStatus.ACKNOWLEDGED),
               "awaiting": STAMP}
-    return Outbound(
-        first.topic.name, flow_id.encode("utf-8"), deps.codec.encode("ActeStatusCheck", follow),
-        h.replace(headers, **{h.DELAY_TARGET: ACTS_STATUS.name, h.ATTEMPT: None}),
-    )
+    return next_poll(deps.codec, schema_name="ActeStatusCheck", check=follow, flow_id=flow_id,
+                     status_topic=ACTS_STATUS.name, wait=deps.poll_schedule[0],
+                     headers=headers)
 
 
 async def _stamped(

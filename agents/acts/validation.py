@@ -22,16 +22,15 @@ import structlog
 from agents.acts.classification import current_classification
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
-from agents.acts.links import ActeLink
+from agents.acts.links import ActeLink, link_outbound
 from connectors.tdt.rules import check_filename, check_number
 from relais.actes.ids import build_id_acte, nature_reasons, objet_reasons
 from relais.errors import Reason, ValidationError
-from relais.flows.ids import event_id_for
 from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS
+from topics.acts import ACTS_DELIVERY
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-validation"
@@ -198,8 +197,7 @@ async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound
     deps.links.put_local(link)
     log.info("acts.validated", id_acte=id_acte)
     return [
-        deps.out(ACTS_LINKS.name, flow, "ActeLink", link.to_record(), stage=STAGE,
-                 event_id=event_id_for(flow_id, "link", "VALIDATED"), parent=parent),
+        link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(deps, flow, stage=STAGE, state="validated", previous="received",
                     kind="STATE_CHANGED", message=f"acte {id_acte} passed the checks",
                     parent=parent, partner_ref=id_acte),

@@ -43,7 +43,9 @@ from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders, header_value
 from tests.integration.conftest import apply_hub_topics, members_for, register
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, ACTS_STATUS, FLOW_EVENTS
+from topics.acts import ACTS_DELIVERY, ACTS_STATUS
+from topics.catalogue import FLOW_EVENTS
+from topics.journal import DELIVERY_JOURNAL
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +102,7 @@ async def _park(settings: Settings, delivery: str, *, with_submission: bool = Fa
     publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
     await publisher.start()
     try:
-        await publisher.publish(ACTS_LINKS.name, key=flow_id, schema_name="ActeLink",
+        await publisher.publish(DELIVERY_JOURNAL.name, key=flow_id, schema_name="JournalEntry",
                                 record=link.to_record(), headers=headers)
         await publisher.publish(FLOW_EVENTS.name, key=flow_id, schema_name="FlowState",
                                 record=event, headers=headers)
@@ -306,7 +308,8 @@ async def _publish_parked(settings: Settings, link: ActeLink,
     publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
     await publisher.start()
     try:
-        await publisher.publish(ACTS_LINKS.name, key=link.flow_id, schema_name="ActeLink",
+        await publisher.publish(DELIVERY_JOURNAL.name, key=link.flow_id,
+                                schema_name="JournalEntry",
                                 record=link.to_record(), headers=headers)
         await publisher.publish(FLOW_EVENTS.name, key=link.flow_id, schema_name="FlowState",
                                 record=event, headers=headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,12 +22,14 @@ from relais.api.auth import hash_token
 from relais.blobs.model import BlobRef
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import Outbound
+from relais.journal.entry import JournalEntry
 from relais.members.model import Member, TdtSettings
 from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER
 from topics import member as member_topics
-from topics.catalogue import ACTS_LINKS, FLOW_EVENTS
+from topics.catalogue import FLOW_EVENTS
+from topics.journal import DELIVERY_JOURNAL
 
 SIREN = "217500016"
 TDT_URL = "https://tdt.example.org"
@@ -340,4 +342,13 @@ def flow_events(codec: AvroCodec, outputs: list[Outbound]) -> list[dict[str, Any
 
 
 def links_out(codec: AvroCodec, outputs: list[Outbound]) -> list[dict[str, Any]]:
-    return decoded(codec, outputs, ACTS_LINKS.name)
+    """The journal entries among ``outputs``, read as acte links (``delivery``,
+    ``transaction_id``, ``tdt_url``, ...)."""
+    return [asdict(ActeLink.of(JournalEntry.from_record(record)))
+            for record in decoded(codec, outputs, DELIVERY_JOURNAL.name)]
+
+
+def journal_published(world: World) -> list[ActeLink]:
+    """The journal entries published outside the stage transaction (the intents)."""
+    return [ActeLink.of(JournalEntry.from_record(record))
+            for topic, record in world.journal.published if topic == DELIVERY_JOURNAL.name]

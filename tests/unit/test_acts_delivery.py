@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from agents.acts.delivery import ReconciliationPendingError, handle_delivery
+from agents.acts.delivery import handle_delivery
 from agents.acts.links import ActeLink
 from relais.errors import (
     PartnerPermanentError,
@@ -14,6 +14,8 @@ from relais.errors import (
     PartnerTimeoutError,
     Reason,
 )
+from relais.journal.deliver import ReconciliationPendingError
+from relais.journal.entry import Step
 from relais.stages import headers as h
 from relais.stages.delays import tier
 from relais.stages.failures import FailureRouter, RetryPolicy
@@ -25,12 +27,13 @@ from tests.unit.acts_fakes import (
     World,
     flow_events,
     flow_of,
+    journal_published,
     links_out,
     notifications,
     record_of,
     submission,
 )
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, ACTS_STATUS
+from topics.acts import ACTS_DELIVERY, ACTS_STATUS
 
 KO_TEXT = "Le numéro de l'acte est déjà utilisé par une autre transaction"
 
@@ -40,7 +43,7 @@ def codec() -> AvroCodec:
     return AvroCodec()
 
 
-def _ready(world: World, delivery: str = "VALIDATED") -> tuple[ActeLink, FakeRecord]:
+def _ready(world: World, delivery: Step = "VALIDATED") -> tuple[ActeLink, FakeRecord]:
     document = world.blobs.add(PDF, "deliberation.pdf")
     acte = submission(document={"blob": document, "typology": None})
     flow_id = flow_of("sub-1")
@@ -61,8 +64,7 @@ async def test_post_records_the_intent_then_posted_and_first_poll(codec: AvroCod
     outputs = await handle_delivery(record, world.deps())
     assert len(world.connector.called("post_acte")) == 1
     assert world.connector.called("find_acte") == []
-    journal = [r for topic, r in world.journal.published if topic == ACTS_LINKS.name]
-    assert [entry["delivery"] for entry in journal] == ["POSTING"]
+    assert [link.delivery for link in journal_published(world)] == ["POSTING"]
     assert links_out(codec, outputs)[0]["transaction_id"] == "4242"
     assert [n["state"] for n in notifications(codec, outputs)] == ["posted"]
     polls = [out for out in outputs if out.topic == tier("5s").topic.name]

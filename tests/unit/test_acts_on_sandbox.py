@@ -38,7 +38,8 @@ from tests.unit.acts_fakes import (
     FakeSnapshots,
 )
 from topics import member as member_topics
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, ACTS_STATUS
+from topics.acts import ACTS_DELIVERY, ACTS_STATUS
+from topics.journal import DELIVERY_JOURNAL
 
 BASE = "http://tdt.sandbox"
 START = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -168,8 +169,8 @@ async def test_a_post_whose_answer_was_lost_is_found_not_posted_twice() -> None:
         record = _delivery(box, DEMO, "s3", "D2024_002", delivery="POSTING")
         outputs = await handle_delivery(record, box.deps)
         links = [box.codec.decode(o.value or b"").record for o in outputs
-                 if o.topic == ACTS_LINKS.name]
-        assert links[0]["transaction_id"] == lost.transaction_id
+                 if o.topic == DELIVERY_JOURNAL.name]
+        assert links[0]["partner_ref"] == lost.transaction_id
         assert len(box.tdt.transactions) == 1
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from agents.acts.links import LinkIndex
+from agents.acts.links import ActeLink, LinkIndex
 from agents.acts.validation import handle_submitted, unique_reasons
 from relais.errors import Reason
 from relais.flows.outbound import Outbound
+from relais.journal.entry import JournalEntry
 from relais.wire.avro_codec import AvroCodec
 from tests.unit.acts_fakes import (
     PDF,
@@ -20,7 +21,7 @@ from tests.unit.acts_fakes import (
     record_of,
     submission,
 )
-from topics.catalogue import ACTS_DELIVERY, ACTS_SUBMITTED
+from topics.acts import ACTS_DELIVERY, ACTS_SUBMITTED
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,10 @@ def test_unique_reasons_keeps_the_first_of_each_field_and_code() -> None:
     assert unique_reasons(reasons) == [reasons[0], reasons[2], reasons[3]]
 
 
+def _entry(link: dict[str, Any]) -> JournalEntry:
+    return ActeLink(**link).to_entry()
+
+
 async def test_an_idacte_the_tdt_refused_is_free_for_another_submission(
     codec: AvroCodec,
 ) -> None:
@@ -107,7 +112,8 @@ async def test_an_idacte_the_tdt_refused_is_free_for_another_submission(
     index = LinkIndex("127.0.0.1:1", codec)  # never started: fed by hand like the topic
     first = await _validate(world)
     [link] = links_out(codec, first)
-    index.view.apply(flow_of("sub-1").encode(), codec.encode("ActeLink", link))
+    index.view.apply(flow_of("sub-1").encode(),
+                     codec.encode("JournalEntry", _entry(link).to_record()))
     world2 = World(codec)
     world2.keep_classification()
     document = world2.blobs.add(PDF, "deliberation.pdf")
@@ -116,6 +122,6 @@ async def test_an_idacte_the_tdt_refused_is_free_for_another_submission(
     refused = await handle_submitted(record, world2.deps(links=index))
     assert ("numero_interne", "duplicate_id_acte") in _reasons(codec, refused)
     index.view.apply(flow_of("sub-1").encode(),
-                     codec.encode("ActeLink", {**link, "delivery": "REFUSED"}))
+                     codec.encode("JournalEntry", _entry(link).moved("REFUSED").to_record()))
     accepted = await handle_submitted(record, world2.deps(links=index))
     assert [n["state"] for n in notifications(codec, accepted)] == ["validated"]

@@ -15,12 +15,15 @@ from ops.acts_deps import operator_acts_deps
 from ops.resolve import DeliveryRecord, Resolution, resolve
 from relais.errors import ValidationError
 from relais.flows.outbound import Outbound
+from relais.journal.entry import JournalEntry, Step
 from relais.settings import Settings
 from relais.stages import headers as h
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, header_value
 from topics import member as member_topics
-from topics.catalogue import ACTS_DELIVERY, ACTS_LINKS, ACTS_STATUS, FLOW_EVENTS, OPS_AUDIT
+from topics.acts import ACTS_DELIVERY, ACTS_STATUS
+from topics.catalogue import FLOW_EVENTS, OPS_AUDIT
+from topics.journal import DELIVERY_JOURNAL
 
 SIREN = "217500016"
 FLOW = f"{SIREN}-3f1c9a52-0d6e-5b8f-9a41-2c7d8e9f0a1b"
@@ -28,7 +31,7 @@ ID_ACTE = "021-217500016-20240516-DE2024_117-DE"
 SUBMISSION_VALUE = b"\xc3\x01 an ActeSubmission, byte for byte"
 
 
-def _link(delivery: str = "UNCERTAIN", transaction_id: str | None = None) -> ActeLink:
+def _link(delivery: Step = "UNCERTAIN", transaction_id: str | None = None) -> ActeLink:
     return ActeLink(
         flow_id=FLOW, member_siren=SIREN, submission_id="DELIB-117", id_acte=ID_ACTE,
         numero_interne="DE2024_117", decision_date=date(2024, 5, 16), nature_code=1,
@@ -67,6 +70,11 @@ def _by_topic(outs: list[Outbound], topic: str) -> Outbound:
     found = [o for o in outs if o.topic == topic]
     assert len(found) == 1, [o.topic for o in outs]
     return found[0]
+
+
+def _journal_link(codec: AvroCodec, outs: list[Outbound]) -> ActeLink:
+    record = _decode(codec, _by_topic(outs, DELIVERY_JOURNAL.name), "JournalEntry")
+    return ActeLink.of(JournalEntry.from_record(record))
 
 
 def _decode(codec: AvroCodec, out: Outbound, schema: str) -> dict[str, Any]:
@@ -113,9 +121,9 @@ async def test_posted_records_posted_moves_the_flow_and_schedules_the_first_poll
     assert done == Resolution(FLOW, SIREN, ID_ACTE, "posted", "4242", done.run_id,
                               done.published)
     [outs] = io.published
-    link = _decode(codec, _by_topic(outs, ACTS_LINKS.name), "ActeLink")
-    assert (link["delivery"], link["transaction_id"]) == ("POSTED", "4242")
-    assert link["tdt_url"] == "https://tdt.example.org"
+    link = _journal_link(codec, outs)
+    assert (link.delivery, link.transaction_id) == ("POSTED", "4242")
+    assert link.tdt_url == "https://tdt.example.org"
 
     event = _decode(codec, _by_topic(outs, FLOW_EVENTS.name), "FlowState")
     assert (event["state"], event["previous_state"], event["stage"]) == \
@@ -172,8 +180,8 @@ async def test_not_posted_validates_again_and_resends_the_submission_through_a_d
                          operator="alice", reason="not in the TdT's list of actes")
     assert (done.outcome, done.transaction_id) == ("not-posted", None)
     [outs] = io.published
-    link = _decode(codec, _by_topic(outs, ACTS_LINKS.name), "ActeLink")
-    assert (link["delivery"], link["transaction_id"]) == ("VALIDATED", None)
+    link = _journal_link(codec, outs)
+    assert (link.delivery, link.transaction_id) == ("VALIDATED", None)
 
     event = _decode(codec, _by_topic(outs, FLOW_EVENTS.name), "FlowState")
     assert (event["state"], event["previous_state"], event["stage"]) == \
@@ -194,7 +202,7 @@ async def test_not_posted_validates_again_and_resends_the_submission_through_a_d
         ("resolve-not-posted", "not in the TdT's list of actes", ACTS_DELIVERY.name)
     # the journal entry comes before the record that makes delivery read it
     topics = [o.topic for o in outs]
-    assert topics.index(ACTS_LINKS.name) < topics.index("relais.delay.5s")
+    assert topics.index(DELIVERY_JOURNAL.name) < topics.index("relais.delay.5s")
 
 
 @pytest.mark.parametrize("bad", ["", "217500016", f"{FLOW}x", "../" + FLOW, FLOW.upper(),

@@ -1,0 +1,80 @@
+"""``JournalView``: the delivery journal read whole and followed, with lookups by a
+flow-specific key and by the partner's reference."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from relais.journal.entry import JournalEntry
+from relais.kafka.compacted_view import CompactedView
+from relais.wire.avro_codec import AvroCodec
+from topics.journal import DELIVERY_JOURNAL
+
+
+class JournalIndex:
+    """The lookups, kept up to date from every entry seen (no Kafka: unit-testable).
+
+    ``indexed``: flow type → the key names its flows are found by, e.g.
+    ``{"acte": ("id_acte",)}``. A REFUSED entry frees its keys (the partner created
+    nothing, another flow may use them); its partner reference, if any, stays.
+    """
+
+    def __init__(self, indexed: Mapping[str, Iterable[str]]) -> None:
+        self._indexed = {flow_type: tuple(names) for flow_type, names in indexed.items()}
+        self._by_key: dict[tuple[str, str, str], str] = {}
+        self._by_ref: dict[tuple[str, str], str] = {}
+
+    def update(self, flow_id: str, entry: JournalEntry | None) -> None:
+        if entry is None:
+            return
+        for name in self._indexed.get(entry.flow_type, ()):
+            value = entry.keys.get(name)
+            if value is None:
+                continue
+            slot = (entry.member_siren, name, value)
+            if entry.step == "REFUSED":
+                if self._by_key.get(slot) == flow_id:
+                    del self._by_key[slot]
+            else:
+                self._by_key[slot] = flow_id
+        if entry.step != "REFUSED" and entry.account and entry.partner_ref:
+            self._by_ref[(entry.account, entry.partner_ref)] = flow_id
+
+    def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None:
+        return self._by_key.get((member_siren, key_name, value))
+
+    def flow_of_partner_ref(self, account: str, partner_ref: str) -> str | None:
+        return self._by_ref.get((account, partner_ref))
+
+
+class JournalView:
+    """The delivery journal topic as a table: flow id → latest entry, plus the index."""
+
+    def __init__(
+        self, bootstrap_servers: str, codec: AvroCodec,
+        indexed: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self.index = JournalIndex(indexed or {})
+        self.view: CompactedView[JournalEntry] = CompactedView(
+            bootstrap_servers, codec, topic=DELIVERY_JOURNAL.name,
+            schema_name=DELIVERY_JOURNAL.value_schema, parse=JournalEntry.from_record,
+            on_change=self.index.update,
+        )
+
+    def get(self, flow_id: str) -> JournalEntry | None:
+        return self.view.get(flow_id)
+
+    def put_local(self, entry: JournalEntry) -> None:
+        self.view.put_local(entry.flow_id, entry)
+
+    def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None:
+        return self.index.flow_of(member_siren, key_name, value)
+
+    def flow_of_partner_ref(self, account: str, partner_ref: str) -> str | None:
+        return self.index.flow_of_partner_ref(account, partner_ref)
+
+    async def start(self) -> None:
+        await self.view.start()
+
+    async def stop(self) -> None:
+        await self.view.stop()
