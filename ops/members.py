@@ -11,6 +11,7 @@ topic, read its notifications topic with consumer groups prefixed
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,7 +21,7 @@ from relais.api.auth import generate_token, hash_token
 from relais.kafka.acls import create_acls, member_acls, member_user, set_scram_passwords
 from relais.kafka.publisher import Publisher, dataschema_uri
 from relais.kafka.security import KafkaSecurity, security_for
-from relais.members.model import Member, TdtSettings, check_registration
+from relais.members.model import TDT, Member, PartnerAccount, check_registration
 from relais.wire.headers import EventHeaders
 from topics.catalogue import MEMBERS
 from topics.member import member_topics
@@ -46,14 +47,25 @@ def new_member(
     name: str,
     department: str,
     *,
-    tdt: TdtSettings | None = None,
+    tdt: PartnerAccount | None = None,
+    accounts: Mapping[str, PartnerAccount] | None = None,
     token: str | None = None,
 ) -> Registration:
-    """Validate and build a member record with a fresh token (or the given one)."""
+    """Validate and build a member record with a fresh token (or the given one).
+
+    ``accounts`` are the member's partner accounts by partner name; ``tdt`` is a
+    shorthand for ``accounts["tdt"]`` (giving both is a ValueError).
+    """
     check_registration(siren, name, department)
+    merged = dict(accounts or {})
+    if tdt is not None:
+        if TDT in merged:
+            raise ValueError(f"member {siren}: the TdT account is given twice")
+        merged[TDT] = tdt
     secret = token or generate_token()
     member = Member(
-        siren=siren, name=name, department=department, token_sha256=hash_token(secret), tdt=tdt
+        siren=siren, name=name, department=department, token_sha256=hash_token(secret),
+        accounts=merged,
     )
     return Registration(member, secret, kafka_password=secrets.token_urlsafe(24))
 
@@ -117,3 +129,43 @@ async def grant_members(admin: AIOKafkaAdminClient, registrations: list[Registra
         bindings.extend(member_acls(registration.member.siren))
     await set_scram_passwords(admin, passwords)
     await create_acls(admin, bindings)
+
+
+ACCOUNT_FIELDS = frozenset({"login", "password_env", "cert_file", "key_file", "key_password_env",
+                            "ca_file", "api_key_env", "token_env"})
+"""Account settings an ``--account-option partner.<setting>=value`` sets; other keys are options."""
+
+
+def accounts_from_specs(accounts: list[str], options: list[str]) -> dict[str, PartnerAccount]:
+    """Partner accounts from ``partner=url`` specs and ``partner.key=value`` settings.
+
+    A key naming an account setting (:data:`ACCOUNT_FIELDS`) sets it; any other key
+    goes into the account's ``options`` (``archive.tenant=1``,
+    ``parapheur.type=Actes``, ``sirene.timeout.read=20``). Raises ValueError with a
+    one-line reason for a malformed spec, a partner given twice or a setting of a
+    partner without ``partner=url``.
+    """
+    urls: dict[str, str] = {}
+    for spec in accounts:
+        partner, sep, url = spec.partition("=")
+        partner = partner.strip()
+        if not sep or not partner or not url.strip():
+            raise ValueError(f"--account {spec!r}: expected partner=url")
+        if partner in urls:
+            raise ValueError(f"--account: partner {partner!r} given twice")
+        urls[partner] = url.strip()
+    settings: dict[str, dict[str, str]] = {p: {} for p in urls}
+    extras: dict[str, dict[str, str]] = {p: {} for p in urls}
+    for spec in options:
+        name, sep, value = spec.partition("=")
+        partner, dot, key = name.strip().partition(".")
+        if not sep or not dot or not partner or not key:
+            raise ValueError(f"--account-option {spec!r}: expected partner.key=value")
+        if partner not in urls:
+            raise ValueError(f"--account-option {spec.split('=')[0]!r}: no --account "
+                             f"{partner}=url")
+        (settings if key in ACCOUNT_FIELDS else extras)[partner][key] = value
+    return {
+        partner: PartnerAccount(url=url, options=extras[partner], **settings[partner])
+        for partner, url in urls.items()
+    }

@@ -9,13 +9,19 @@ from pathlib import Path
 import typer
 
 from hub.cli.common import fail, load_settings, run
-from ops.members import Registration, new_member, register_members
+from ops.members import Registration, accounts_from_specs, new_member, register_members
 from relais.kafka.acls import member_group_prefix
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.kafka.security import security_for
 from relais.members.directory import MemberDirectory
-from relais.members.model import Member, TdtSettings, tdt_settings_reasons
+from relais.members.model import (
+    TDT,
+    Member,
+    PartnerAccount,
+    TdtSettings,
+    account_reasons,
+)
 from relais.settings import Settings
 from relais.stages.failures import parse_tiers
 from relais.wire.avro_codec import AvroCodec
@@ -41,35 +47,62 @@ def _describe(member: Member) -> dict[str, object]:
         "submissions_topic": member_topics.submissions(member.siren).name,
         "notifications_topic": member_topics.notifications(member.siren).name,
     }
-    if member.tdt is not None:
-        tdt = member.tdt
-        out["tdt"] = {"url": tdt.url, "login": tdt.login, "password_env": tdt.password_env,
-                      "cert_file": tdt.cert_file, "key_file": tdt.key_file,
-                      "key_password_env": tdt.key_password_env, "ca_file": tdt.ca_file}
+    if member.accounts:
+        out["accounts"] = {
+            partner: {"url": a.url, "login": a.login, "password_env": a.password_env,
+                      "cert_file": a.cert_file, "key_file": a.key_file,
+                      "key_password_env": a.key_password_env, "ca_file": a.ca_file,
+                      "api_key_env": a.api_key_env, "token_env": a.token_env,
+                      "options": dict(a.options)}
+            for partner, a in sorted(member.accounts.items())
+        }
     return out
 
 
 def _tdt_settings(
     url: str, login: str, password_env: str, cert: str, key: str, key_password_env: str, ca: str
-) -> TdtSettings | None:
-    """The member's TdT settings from the options; exits 1 with reasons when they cannot work."""
+) -> PartnerAccount | None:
+    """The member's TdT account from the --tdt-* options (None without --tdt-url)."""
     if not url:
         if cert or key or key_password_env or ca or login or password_env:
             fail("the --tdt-* options need --tdt-url")
         return None
-    tdt = TdtSettings(url=url, login=login, password_env=password_env,
-                      cert_file=_absolute(cert), key_file=_absolute(key),
-                      key_password_env=key_password_env or None, ca_file=_absolute(ca))
-    reasons = tdt_settings_reasons(tdt)
+    return TdtSettings(url=url, login=login, password_env=password_env,
+                       cert_file=_absolute(cert), key_file=_absolute(key),
+                       key_password_env=key_password_env or None, ca_file=_absolute(ca))
+
+
+def _accounts(
+    tdt: PartnerAccount | None, specs: list[str], options: list[str]
+) -> dict[str, PartnerAccount]:
+    """Every account the options give; exits 1 with reasons when one cannot work."""
+    try:
+        accounts = accounts_from_specs(specs, options)
+    except ValueError as exc:
+        fail(str(exc))
+        return {}
+    accounts = {
+        partner: replace(account, cert_file=_absolute(account.cert_file or ""),
+                         key_file=_absolute(account.key_file or ""),
+                         ca_file=_absolute(account.ca_file or ""))
+        for partner, account in accounts.items()
+    }
+    if tdt is not None:
+        if TDT in accounts:
+            fail("the TdT account is given twice (--tdt-url and --account tdt=…)")
+        accounts[TDT] = tdt
+    reasons = [r for partner, a in accounts.items() for r in account_reasons(partner, a)]
     if reasons:
         lines = "".join(f"\n  - {r.field}: {r.message}" for r in reasons)
-        fail(f"TdT settings refused{lines}")
-    for label, path in (("certificate", tdt.cert_file), ("key", tdt.key_file),
-                        ("CA file", tdt.ca_file)):
-        if path and not Path(path).is_file():
-            typer.secho(f"warning: TdT {label} {path} is not a file on this machine; "
-                        "the worker must be able to read it", fg=typer.colors.YELLOW, err=True)
-    return tdt
+        fail(f"account settings refused{lines}")
+    for partner, account in accounts.items():
+        for label, path in (("certificate", account.cert_file), ("key", account.key_file),
+                            ("CA file", account.ca_file)):
+            if path and not Path(path).is_file():
+                typer.secho(f"warning: {partner} {label} {path} is not a file on this machine; "
+                            "the worker must be able to read it", fg=typer.colors.YELLOW,
+                            err=True)
+    return accounts
 
 
 def _absolute(path: str) -> str | None:
@@ -98,6 +131,15 @@ def add(
     tdt_ca: str = typer.Option(
         "", help="PEM file of the CA of the TdT's server certificate (default: the system store)."
     ),
+    account: list[str] = typer.Option(
+        [], "--account", help="An account with a partner: partner=url (repeatable), e.g. "
+        "archive=https://vitam.example.org or sirene=https://api.insee.fr/entreprises/sirene."
+    ),
+    account_option: list[str] = typer.Option(
+        [], "--account-option", help="A setting of an --account: partner.key=value (repeatable). "
+        "Keys login, password_env, cert_file, key_file, key_password_env, ca_file, api_key_env, "
+        "token_env set the account; any other key is a partner option (archive.tenant=1)."
+    ),
     retry_tiers: str = typer.Option(
         "", help="This member's retry tiers, e.g. 30s,5m,1h (default: the partner's or hub's)."
     ),
@@ -110,12 +152,13 @@ def add(
     settings = load_settings()
     tdt = _tdt_settings(tdt_url, tdt_login, tdt_password_env, tdt_cert, tdt_key,
                         tdt_key_password_env, tdt_ca)
+    accounts = _accounts(tdt, account, account_option)
 
     async def go() -> Registration:
         directory = await _snapshot(settings)
         if directory.get(siren) is not None and not force:
             fail(f"member {siren} is already registered (use --force to replace it)")
-        registration = new_member(siren, name, department, tdt=tdt)
+        registration = new_member(siren, name, department, accounts=accounts)
         if retry_tiers:
             parse_tiers(retry_tiers)  # ConfigurationError: one line, exit 1
             registration = replace(

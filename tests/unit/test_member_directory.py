@@ -12,6 +12,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from structlog.testing import capture_logs
 
 import schemas
+from ops.members import accounts_from_specs, new_member
 from relais.api.auth import generate_token, hash_token
 from relais.errors import ValidationError
 from relais.members.directory import MemberDirectory
@@ -353,3 +354,41 @@ def test_account_reasons_name_the_partner_and_never_echo_a_secret() -> None:
     assert [r.code for r in accounts_reasons({"Bad Name": PartnerAccount(url="https://x")})] == [
         "invalid_partner"]
     assert accounts_reasons({"archive": PartnerAccount(url="https://x", cert_file="/c")}) == []
+
+
+def test_account_specs_fill_settings_and_options() -> None:
+    accounts = accounts_from_specs(
+        ["archive=https://vitam.example.org", "sirene=https://api.insee.fr/entreprises/sirene"],
+        ["archive.cert_file=/etc/relais/a.pem", "archive.tenant=1",
+         "sirene.api_key_env=INSEE_KEY", "sirene.timeout.read=20"],
+    )
+    assert accounts["archive"] == PartnerAccount(url="https://vitam.example.org",
+                                                 cert_file="/etc/relais/a.pem",
+                                                 options={"tenant": "1"})
+    assert accounts["sirene"].api_key_env == "INSEE_KEY"
+    assert accounts["sirene"].options == {"timeout.read": "20"}
+
+
+@pytest.mark.parametrize(
+    ("specs", "options", "reason"),
+    [
+        (["archive"], [], "partner=url"),
+        (["a=https://x", "a=https://y"], [], "twice"),
+        (["a=https://x"], ["a-tenant=1"], "partner.key=value"),
+        ([], ["archive.tenant=1"], "no --account archive=url"),
+    ],
+)
+def test_malformed_account_specs_are_refused(
+    specs: list[str], options: list[str], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        accounts_from_specs(specs, options)
+
+
+def test_new_member_takes_accounts_and_the_tdt_shorthand() -> None:
+    tdt = TdtSettings(url="https://tdt.example.fr", login="d", password_env="PW")
+    archive = PartnerAccount(url="https://vitam.example.org")
+    member = new_member(DIJON, "Dijon", "021", tdt=tdt, accounts={"archive": archive}).member
+    assert member.tdt == tdt and member.account("archive") == archive
+    with pytest.raises(ValueError, match="twice"):
+        new_member(DIJON, "Dijon", "021", tdt=tdt, accounts={"tdt": tdt})

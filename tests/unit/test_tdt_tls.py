@@ -188,3 +188,24 @@ def test_members_add_wants_a_tdt_url_for_a_certificate() -> None:
     ])
     assert result.exit_code == 1
     assert "--tdt-url" in result.output
+
+
+@pytest.mark.usefixtures("no_log_setup")
+def test_members_add_refuses_a_pasted_api_key_and_a_duplicate_tdt_account() -> None:
+    from typer.testing import CliRunner
+
+    from hub.cli.main import app
+
+    base = ["members", "add", "210600235", "--name", "Commune", "--department", "006"]
+    pasted = CliRunner().invoke(app, [
+        *base, "--account", "sirene=https://api.insee.fr/entreprises/sirene",
+        "--account-option", "sirene.api_key_env=9f2c-secret-key value",
+    ])
+    assert pasted.exit_code == 1
+    assert "sirene.api_key_env" in pasted.output and "9f2c" not in pasted.output
+    twice = CliRunner().invoke(app, [
+        *base, "--tdt-url", URL, "--account", f"tdt={URL}",
+    ])
+    assert twice.exit_code == 1 and "twice" in twice.output
+    orphan = CliRunner().invoke(app, [*base, "--account-option", "archive.tenant=1"])
+    assert orphan.exit_code == 1 and "--account archive=url" in orphan.output
