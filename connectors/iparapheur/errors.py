@@ -1,8 +1,8 @@
 """Translation of everything an i-Parapheur call can fail with into the Relais error tree.
 
     failure                                          Relais error
-    ├── httpx request errors                         the TdT connector's transport table
-    │   (timeouts, resets, TLS refusals…)            (connectors/tdt/errors.py): timeouts and
+    ├── httpx request errors                         the shared partner transport table
+    │   (timeouts, resets, TLS refusals…)            (connectors/http/errors.py): timeouts and
     │                                                network errors retriable, refused client
     │                                                certificate PartnerAuthError
     ├── HTTP 401 / 403                               PartnerAuthError   (account or certificate)
@@ -31,7 +31,7 @@ import httpx
 import structlog
 from zeep import exceptions as zeep_exceptions
 
-from connectors.tdt.errors import error_class_for
+from connectors.http.errors import error_class_for
 from relais.errors import (
     PartnerAuthError,
     PartnerError,

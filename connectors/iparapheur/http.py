@@ -2,9 +2,9 @@
 
 i-Parapheur is reached as the TdT is: a TLS client certificate per member and HTTP Basic
 (Pastell passes ``login``/``password`` to PHP's SoapClient with the certificate,
-``connecteur/iParapheur/IParapheur.php`` ``getClient``). Until the shared client factory
-exists this is the one place that builds the client; it reuses the TdT's factory
-(certificate loading, refused-certificate detection) with ``partner="iparapheur"``.
+``connecteur/iParapheur/IParapheur.php`` ``getClient``). The shared partner client factory
+(:func:`connectors.http.client.build_partner_client`: certificate loading,
+refused-certificate detection) builds it with ``partner="iparapheur"``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from connectors.tdt.client import build_tdt_client
+from connectors.http.client import PartnerTimeouts, build_partner_client
 
 
 def build_iparapheur_client(
@@ -25,7 +25,7 @@ def build_iparapheur_client(
     ca_file: str | Path | None = None,
     basic_user: str | None = None,
     basic_password: str | None = None,
-    timeout: float | httpx.Timeout = 30.0,
+    timeout: float | httpx.Timeout | PartnerTimeouts = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
     member: str | None = None,
 ) -> httpx.AsyncClient:
@@ -35,8 +35,10 @@ def build_iparapheur_client(
     ``ConfigurationError`` for unreadable files and ``PartnerAuthError`` for a key its
     password does not open.
     """
-    return build_tdt_client(
+    return build_partner_client(
         url,
+        partner="iparapheur",
+        label="i-Parapheur",
         cert_file=cert_file,
         key_file=key_file,
         key_password=key_password,
@@ -46,5 +48,4 @@ def build_iparapheur_client(
         timeout=timeout,
         transport=transport,
         member=member,
-        partner="iparapheur",
     )
