@@ -66,6 +66,7 @@ from benchmarks import (
     upload_pdf,
     wait_topics_ready,
 )
+from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import new_member, register_members
 from ops.processes import ManagedProcess
@@ -406,7 +407,7 @@ async def scenario(
     await publisher.start()
     try:
         async with admin_client(bootstrap) as admin:
-            await apply_topics(admin, list(hub_topics(APP_ID)))
+            await apply_topics(admin, list(hub_topics(APP_ID, FLOWS)))
             await register_members(
                 admin,
                 publisher,

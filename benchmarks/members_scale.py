@@ -66,6 +66,7 @@ from benchmarks import (
     upload_pdf,
     wait_topics_ready,
 )
+from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, new_member, register_members
 from ops.notifications import NotificationWatcher
@@ -307,7 +308,7 @@ async def topics_check(bootstrap: str, admin: AIOKafkaAdminClient, app_id: str) 
     directory = MemberDirectory(bootstrap, AvroCodec())
     await directory.start()
     try:
-        specs: list[TopicSpec] = list(hub_topics(app_id))
+        specs: list[TopicSpec] = list(hub_topics(app_id, FLOWS))
         for member in directory.all():
             specs.extend(member_topics(member.siren))
     finally:
@@ -354,7 +355,7 @@ async def scenario(
                 f"{app}-{attempt}" for app in (BASELINE_APP_ID, SCALE_APP_ID)
                 for attempt in range(1, args.repeat + 1)
             ]
-            await apply_topics(admin, list(hub_topics(app_ids[0])))
+            await apply_topics(admin, list(hub_topics(app_ids[0], FLOWS)))
             await apply_topics(admin, [t for a in app_ids[1:] for t in faust_internal_topics(a)])
             await register_members(admin, publisher, registrations_for([baseline_siren]))
 

@@ -20,7 +20,7 @@ from relais.members.directory import MemberDirectory
 from relais.settings import Settings
 from relais.stages.failures import parse_tiers
 from relais.wire.avro_codec import AvroCodec
-from topics.catalogue import ACTS_CLASSIFICATIONS
+from topics.acts import ACTS_CLASSIFICATIONS
 
 
 def classifications_view(settings: Settings, codec: AvroCodec) -> CompactedView[dict[str, Any]]:

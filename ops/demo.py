@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -43,6 +44,7 @@ from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
 from relais.errors import RelaisError
 from relais.flows.ids import flow_id_for
+from relais.flows.kit import Flow
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
 from relais.logs import configure_logging
@@ -74,13 +76,13 @@ def show_notification(notification: dict[str, Any]) -> None:
     print(line, flush=True)
 
 
-async def _register(settings: Settings) -> list[Registration]:
+async def _register(settings: Settings, flows: Sequence[Flow]) -> list[Registration]:
     registrations = [sandbox_member(settings, s, n, d) for s, n, d in DEMO_MEMBERS]
     publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
     await publisher.start()
     try:
         async with admin_client(settings.bootstrap_servers) as admin:
-            await apply_topics(admin, list(hub_topics(settings.app_id)))
+            await apply_topics(admin, list(hub_topics(settings.app_id, flows)))
             await register_members(admin, publisher, registrations)
     finally:
         await publisher.stop()
@@ -181,8 +183,9 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(*, stay: bool = False) -> int:
-    """Run the demo; 0 when every expected outcome was observed."""
+def run_demo(flows: Sequence[Flow], *, stay: bool = False) -> int:
+    """Run the demo with a hub running ``flows``; 0 when every expected outcome was
+    observed."""
     settings = Settings.from_env()
     configure_logging("console", "WARNING")
     signal.signal(signal.SIGTERM, _interrupt)
@@ -199,7 +202,7 @@ def run_demo(*, stay: bool = False) -> int:
             if broker.auth:
                 print(f"  SASL/SCRAM-SHA-512 and ACLs on; hub users in {broker.credentials_path}")
         say("applying the topic catalogue and registering the demo members")
-        registrations = asyncio.run(_register(settings))
+        registrations = asyncio.run(_register(settings, flows))
         for registration in registrations:
             print(f"  {registration.member.siren} {registration.member.name}")
             tdt = registration.member.tdt

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
+from relais.flows.kit import Flow, dead_letter_names
 from relais.kafka import clients as kafka_clients
 from relais.stages import headers as h
 from relais.wire.headers import FLOW_ID_HEADER
-from topics.catalogue import STAGES, dlq
+from topics.catalogue import INGRESS_STAGE, dlq
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,16 @@ class DeadLetter:
         return h.get_count(self.headers, h.REPLAY_COUNT)  # garbage reads as 0, never raises
 
 
+def hub_stages(flows: Iterable[Flow]) -> tuple[str, ...]:
+    """Every name with a dead-letter topic in a hub running ``flows``: the ingress, then
+    each declared stage and timer."""
+    return (INGRESS_STAGE, *dead_letter_names(flows))
+
+
 @dataclass(frozen=True)
 class DeadLetterFilter:
-    stages: tuple[str, ...] = STAGES
+    #: the stages whose dead-letter topics are read (``hub_stages(FLOWS)``: all of them)
+    stages: tuple[str, ...]
     member: str | None = None
     flow_id: str | None = None
     error: str | None = None

@@ -16,21 +16,18 @@ operators' rota. Every dead letter still shows in the ``dead letters`` count.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ops.audit import read_audit
-from ops.dlq import DeadLetterFilter, read_dead_letters
+from ops.dlq import DeadLetterFilter, hub_stages, read_dead_letters
+from relais.flows.kit import Flow
 from relais.kafka import clients as kafka_clients
 from relais.stages.delays import TIERS
-from topics.catalogue import (
-    ACTS_DELIVERY,
-    ACTS_FOLLOWUPS,
-    ACTS_STATUS,
-    ACTS_SUBMITTED,
-)
+from topics.catalogue import INGRESS_STAGE
 from topics.member import SUBMISSIONS_PATTERN
 
 #: Dead letters younger than this (seconds) and not replayed make their stage unhealthy.
@@ -68,27 +65,29 @@ async def _group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPa
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-def stage_inputs(submissions: list[str]) -> dict[str, tuple[list[str], float]]:
+def stage_inputs(
+    submissions: list[str], flows: Sequence[Flow]
+) -> dict[str, tuple[list[str], float]]:
     """Each stage's input topics and the delay its records wait by design, by stage name:
-    every stage of the topic catalogue (``STAGES``) and every delay tier."""
+    the ingress, every stage and timer the ``flows`` declare (a timer is not a consumer:
+    no lag, but its dead letters count) and every delay tier."""
     return {
-        "ingress": (submissions, 0.0),
-        "acts-validation": ([ACTS_SUBMITTED.name], 0.0),
-        "acts-delivery": ([ACTS_DELIVERY.name], 0.0),
-        "acts-status": ([ACTS_STATUS.name], 0.0),
-        "acts-followup": ([ACTS_FOLLOWUPS.name], 0.0),
-        # a timer, not a consumer: no lag, but its dead letters count
-        "acts-prefecture": ([], 0.0),
+        INGRESS_STAGE: (submissions, 0.0),
+        **{stage.name: ([stage.input.name], 0.0) for flow in flows for stage in flow.stages},
+        **{timer.name: ([], 0.0) for flow in flows for timer in flow.timers},
         **{f"delay-{t.label}": ([t.topic.name], t.seconds) for t in TIERS},
     }
 
 
 async def stage_health(
-    bootstrap: str, app_id: str, dead_letter_window: float = DEFAULT_DEAD_LETTER_WINDOW
+    bootstrap: str,
+    app_id: str,
+    flows: Sequence[Flow],
+    dead_letter_window: float = DEFAULT_DEAD_LETTER_WINDOW,
 ) -> list[StageHealth]:
-    """The health of every stage of the hub whose consumer groups start with ``app_id``;
-    dead letters written in the last ``dead_letter_window`` seconds and not replayed are
-    open."""
+    """The health of every stage of the hub running ``flows`` whose consumer groups start
+    with ``app_id``; dead letters written in the last ``dead_letter_window`` seconds and
+    not replayed are open."""
     import re
 
     admin = kafka_clients.admin(bootstrap_servers=bootstrap)
@@ -98,7 +97,7 @@ async def stage_health(
     try:
         topics = await admin.list_topics()
         submissions = sorted(t for t in topics if re.match(SUBMISSIONS_PATTERN, t))
-        inputs = stage_inputs(submissions)
+        inputs = stage_inputs(submissions, flows)
         dead_letters: dict[str, int] = {}
         open_letters: dict[str, int] = {}
         newest_open: dict[str, float] = {}
@@ -107,7 +106,7 @@ async def stage_health(
             for e in await read_audit(bootstrap) if e["action"] == "replay"
         }
         since = time.time() - dead_letter_window
-        async for letter in read_dead_letters(bootstrap, DeadLetterFilter()):
+        async for letter in read_dead_letters(bootstrap, DeadLetterFilter(hub_stages(flows))):
             dead_letters[letter.stage] = dead_letters.get(letter.stage, 0) + 1
             written = letter.timestamp.timestamp()
             if written >= since and letter.ref not in replayed:

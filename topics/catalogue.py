@@ -5,12 +5,6 @@ module spells a topic name.
 topic                        key         value                   written by → read by
 ===========================  ==========  ======================  ==========================
 relais.members               SIREN       Member                  CLI → every hub process
-relais.acts.submitted        SIREN       ActeSubmission          ingress → acts-validation
-relais.acts.delivery         flow id     ActeSubmission          validation → delivery
-relais.acts.status           flow id     ActeStatusCheck         delay tiers → acts-status
-relais.acts.followups        SIREN       ActeFollowUp            ingress → acts-followup
-relais.acts.links            flow id     ActeLink                acts stages → acts stages
-relais.acts.classifications  SIREN       ClassificationSnapshot  validation → validation
 relais.flows.events          flow id     FlowState               every stage → flow-state
 relais.flows.state           flow id     FlowState               flow-state → `relais flows`
 relais.delay.<tier>          (original)  (original)              retries, polls → forwarders
@@ -19,11 +13,17 @@ relais.ops.audit             record ref  AuditEntry              operator tools 
 relais.ops.controls          partner     ConnectorControl        `relais connector` → stages
 ===========================  ==========  ======================  ==========================
 
-Per-member topics are in :mod:`topics.member`; delay tiers in
-:mod:`relais.stages.delays`; faust's own leader topic in :func:`faust_internal_topics`.
+These are the kernel's topics: every hub has them whatever flows it runs. A flow's
+own topics live with its declaration (the acts': :mod:`topics.acts`) and reach the
+catalogue through :func:`hub_topics`, with one ``relais.dlq.<name>`` per declared
+stage and timer. Per-member topics are in :mod:`topics.member`; delay tiers in
+:mod:`topics.delays`; faust's own leader topic in :func:`faust_internal_topics`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
 
 from topics.delays import TIERS
 from topics.spec import DAY_MS, TopicSpec
@@ -36,56 +36,6 @@ MEMBERS = TopicSpec(
     key="member SIREN (string)",
     value_schema="Member",
     doc="The member registry; compacted, read whole by every hub process as a global table.",
-    cleanup_policy="compact",
-)
-
-ACTS_SUBMITTED = TopicSpec(
-    name="relais.acts.submitted",
-    partitions=HUB_PARTITIONS,
-    key="member SIREN (string): one member's actes are checked in order, on one partition",
-    value_schema="ActeSubmission",
-    doc="Actes whose envelope the ingress accepted, waiting for the acte checks.",
-)
-
-ACTS_DELIVERY = TopicSpec(
-    name="relais.acts.delivery",
-    partitions=HUB_PARTITIONS,
-    key="flow id (string)",
-    value_schema="ActeSubmission",
-    doc="Validated actes waiting to be posted to their member's TdT.",
-)
-
-ACTS_FOLLOWUPS = TopicSpec(
-    name="relais.acts.followups",
-    partitions=HUB_PARTITIONS,
-    key="member SIREN (string)",
-    value_schema="ActeFollowUp",
-    doc="Members' cancellations and replies to prefecture messages, waiting to go to the TdT.",
-)
-
-ACTS_STATUS = TopicSpec(
-    name="relais.acts.status",
-    partitions=HUB_PARTITIONS,
-    key="flow id (string)",
-    value_schema="ActeStatusCheck",
-    doc="Posted actes whose TdT status is due for a poll.",
-)
-
-ACTS_LINKS = TopicSpec(
-    name="relais.acts.links",
-    partitions=HUB_PARTITIONS,
-    key="flow id (string)",
-    value_schema="ActeLink",
-    doc="Each acte's IDActe, TdT transaction and delivery step (the delivery journal).",
-    cleanup_policy="compact",
-)
-
-ACTS_CLASSIFICATIONS = TopicSpec(
-    name="relais.acts.classifications",
-    partitions=1,
-    key="member SIREN (string)",
-    value_schema="ClassificationSnapshot",
-    doc="Each member's current @CTES classification (7-2), as fetched from its TdT.",
     cleanup_policy="compact",
 )
 
@@ -125,16 +75,6 @@ OPS_CONTROLS = TopicSpec(
     cleanup_policy="compact",
 )
 
-STAGES: tuple[str, ...] = (
-    "ingress", "acts-validation", "acts-delivery", "acts-status", "acts-followup",
-    "acts-prefecture",
-)
-
-#: The partner each stage calls; pausing the partner holds these stages.
-STAGE_PARTNERS: dict[str, str] = {"acts-validation": "tdt", "acts-delivery": "tdt",
-                                  "acts-status": "tdt", "acts-followup": "tdt"}
-
-
 def dlq(stage: str) -> TopicSpec:
     """The dead-letter topic of one stage."""
     return TopicSpec(
@@ -148,21 +88,20 @@ def dlq(stage: str) -> TopicSpec:
     )
 
 
-INGRESS_DEADLETTER = dlq("ingress")
+#: The ingress is a kernel stage (every hub has it): its dead letters are the
+#: submissions it could not even judge.
+INGRESS_STAGE = "ingress"
+INGRESS_DEADLETTER = dlq(INGRESS_STAGE)
 
-HUB_TOPICS: tuple[TopicSpec, ...] = (
+#: The kernel's own topics: what every hub has whatever flows it runs (the flows'
+#: topics and their stages' dead-letter topics come from their declarations).
+KERNEL_TOPICS: tuple[TopicSpec, ...] = (
     MEMBERS,
-    ACTS_SUBMITTED,
-    ACTS_DELIVERY,
-    ACTS_STATUS,
-    ACTS_FOLLOWUPS,
-    ACTS_LINKS,
-    ACTS_CLASSIFICATIONS,
     FLOW_EVENTS,
     FLOW_STATE,
     OPS_AUDIT,
     OPS_CONTROLS,
-    *(dlq(stage) for stage in STAGES),
+    INGRESS_DEADLETTER,
     *(t.topic for t in TIERS),
 )
 
@@ -180,6 +119,28 @@ def faust_internal_topics(app_id: str) -> tuple[TopicSpec, ...]:
     )
 
 
-def hub_topics(app_id: str) -> tuple[TopicSpec, ...]:
-    """Every hub-level topic for a hub whose consumer group is ``app_id``."""
-    return HUB_TOPICS + faust_internal_topics(app_id)
+class DeclaresTopics(Protocol):
+    """What the catalogue reads of a flow declaration (``relais.flows.kit.Flow``; the
+    topic layer imports nothing of the kernel, so it names the shape, not the class)."""
+
+    @property
+    def topics(self) -> tuple[TopicSpec, ...]: ...
+
+    def stage_names(self) -> tuple[str, ...]: ...
+
+
+def hub_topics(app_id: str, flows: Iterable[DeclaresTopics]) -> tuple[TopicSpec, ...]:
+    """Every hub-level topic for a hub whose consumer group is ``app_id`` running
+    ``flows``: the kernel's, each flow's own (once each by name), one dead-letter topic
+    per declared stage and timer, and faust's."""
+    declared = tuple(flows)
+    own: dict[str, TopicSpec] = {}
+    for flow in declared:
+        for spec in flow.topics:
+            own.setdefault(spec.name, spec)
+    return (
+        *KERNEL_TOPICS,
+        *own.values(),
+        *(dlq(name) for flow in declared for name in flow.stage_names()),
+        *faust_internal_topics(app_id),
+    )

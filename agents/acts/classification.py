@@ -19,7 +19,7 @@ from relais.actes.xml_parse import parse_message
 from relais.errors import PartnerReplyError, RelaisError
 from relais.members.model import Member
 from relais.wire.headers import EventHeaders
-from topics.catalogue import ACTS_CLASSIFICATIONS
+from topics.acts import ACTS_CLASSIFICATIONS
 
 log = structlog.get_logger(__name__)
 

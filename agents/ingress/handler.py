@@ -23,6 +23,7 @@ from relais.blobs.model import is_sha256_hex
 from relais.errors import DecodeError, Reason, RelaisError, UnknownMemberError
 from relais.flows.emit import emit
 from relais.flows.ids import flow_id_for, flow_id_for_unreadable, transition_ids
+from relais.flows.kit import Route
 from relais.flows.machine import FlowMachine
 from relais.flows.outbound import FlowContext, Outbound
 from relais.flows.progress import machine_for
@@ -33,17 +34,11 @@ from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec, Decoded
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics import member as member_topics
-from topics.catalogue import ACTS_FOLLOWUPS, ACTS_SUBMITTED
 
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
 SOURCE = "/relais/hub/ingress"
 
-#: Which stage topic each accepted submission schema goes to, and its flow type.
-ROUTES: dict[str, tuple[str, str]] = {
-    "ActeSubmission": (ACTS_SUBMITTED.name, "acte"),
-    "ActeFollowUp": (ACTS_FOLLOWUPS.name, "acte-followup"),
-}
 
 
 #: What the ingress reads of a consumed record.
@@ -78,6 +73,9 @@ class IngressDeps:
     blobs: BlobSizes
     max_submission_bytes: int
     counters: IngressCounters
+    #: Which stage topic each accepted submission schema goes to, and its flow type
+    #: (``routes_of(FLOWS)``: the declared flows' routes).
+    routes: Mapping[str, Route]
     #: Flow type → its state machine (``machines_of(FLOWS)``); judges what the ingress emits.
     machines: Mapping[str, FlowMachine] = field(default_factory=dict)
 
@@ -218,8 +216,8 @@ async def _check_submission(
                        exc.reasons or [Reason("value", exc.code, str(exc))])
     submission = decoded.record
     submission_id = str(submission.get("submission_id") or "")
-    route = ROUTES.get(decoded.schema_name)
-    flow_type = route[1] if route else "unknown"
+    route = deps.routes.get(decoded.schema_name)
+    flow_type = route.flow_type if route else "unknown"
     flow = FlowContext(flow_id_for(siren, submission_id), siren, flow_type, submission_id)
     with structlog.contextvars.bound_contextvars(flow_id=flow.flow_id):
         if route is None:
@@ -266,4 +264,5 @@ async def _check_submission(
         forward_headers = stage_headers.replace(
             headers.to_kafka(), **{FLOW_ID_HEADER: flow.flow_id, stage_headers.MEMBER: siren}
         )
-        return [*received, Outbound(route[0], siren.encode("utf-8"), value, forward_headers)]
+        return [*received, Outbound(route.topic.name, siren.encode("utf-8"), value,
+                                    forward_headers)]

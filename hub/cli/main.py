@@ -79,9 +79,10 @@ def demo(
     stay: bool = typer.Option(False, help="Keep the hub running after the demo until Ctrl-C."),
 ) -> None:
     """Start Kafka, the sandbox partners and the hub, run a demo flow end to end, stop."""
+    from hub.flows import FLOWS
     from ops.demo import run_demo
 
-    raise typer.Exit(run_demo(stay=stay))
+    raise typer.Exit(run_demo(FLOWS, stay=stay))
 
 
 if __name__ == "__main__":

@@ -10,25 +10,28 @@ import typer
 
 from hub.cli.common import fail, load_settings, run
 from hub.cli.flows_cmd import _since
+from hub.flows import FLOWS
 from ops.audit import audit_entry, current_operator
-from ops.dlq import DeadLetterFilter, read_dead_letters
+from ops.dlq import DeadLetterFilter, hub_stages, read_dead_letters
 from ops.health import DEFAULT_DEAD_LETTER_WINDOW, stage_health
 from ops.replay import replay
+from relais.flows.kit import partners_of
 from relais.kafka.publisher import Publisher
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
-from topics.catalogue import OPS_AUDIT, OPS_CONTROLS, STAGES
+from topics.catalogue import OPS_AUDIT, OPS_CONTROLS
 
 dlq_app = typer.Typer(help="Inspect dead-letter topics (relais.dlq.<stage>).")
 connector_app = typer.Typer(help="Hold a partner's calls during an outage, then release them.")
 
 
 def _filter(stage: list[str], member: str, flow: str, error: str, since: str) -> DeadLetterFilter:
-    unknown = set(stage) - set(STAGES)
+    stages = hub_stages(FLOWS)
+    unknown = set(stage) - set(stages)
     if unknown:
-        fail(f"unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
+        fail(f"unknown stage(s) {sorted(unknown)}; stages: {', '.join(stages)}")
     return DeadLetterFilter(
-        stages=tuple(stage) or STAGES, member=member or None, flow_id=flow or None,
+        stages=tuple(stage) or stages, member=member or None, flow_id=flow or None,
         error=error or None, since=_since(since),
     )
 
@@ -100,7 +103,8 @@ def dlq_stats(since: str = SinceOpt) -> None:
     async def go() -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
         async for letter in read_dead_letters(settings.bootstrap_servers,
-                                              DeadLetterFilter(since=_since(since))):
+                                              DeadLetterFilter(hub_stages(FLOWS),
+                                                               since=_since(since))):
             key = (letter.stage, letter.error_code)
             counts[key] = counts.get(key, 0) + 1
         return counts
@@ -153,7 +157,19 @@ def replay_cmd(
         typer.echo(f"  refused ({why}): {count}")
 
 
+def known_partner(partner: str) -> str:
+    """``partner`` if a declared flow calls it; else the command fails, listing them."""
+    partners = partners_of(FLOWS)
+    if partner not in partners:
+        fail(f"unknown partner {partner!r}; partners: {', '.join(partners) or '(none)'}")
+    return partner
+
+
+PartnerArg = typer.Argument(..., help="The partner (as the flows declare it, e.g. the TdT).")
+
+
 def _control(partner: str, paused: bool, reason: str) -> None:
+    known_partner(partner)
     settings = load_settings()
     operator = current_operator()
 
@@ -184,7 +200,7 @@ def _control(partner: str, paused: bool, reason: str) -> None:
 
 
 @connector_app.command()
-def pause(partner: str = typer.Argument("tdt"),
+def pause(partner: str = PartnerArg,
           reason: str = typer.Option(..., help="Why (kept in the audit journal).")) -> None:
     """Hold every call to a partner: its stages stop consuming, flows wait (not fail)."""
     _control(partner, True, reason)
@@ -192,7 +208,7 @@ def pause(partner: str = typer.Argument("tdt"),
 
 
 @connector_app.command()
-def resume(partner: str = typer.Argument("tdt"),
+def resume(partner: str = PartnerArg,
            reason: str = typer.Option("outage over", help="Why (audit journal).")) -> None:
     """Release a paused partner: its stages resume where they stopped."""
     _control(partner, False, reason)
@@ -211,7 +227,8 @@ def health(
     """Lag, oldest overdue record and open dead letters per stage; exit 1 and name the stages
     that are stuck or hold dead letters younger than --dead-letter-window and not replayed."""
     settings = load_settings()
-    stages = run(stage_health(settings.bootstrap_servers, settings.app_id, dead_letter_window))
+    stages = run(stage_health(settings.bootstrap_servers, settings.app_id, FLOWS,
+                               dead_letter_window))
     unhealthy = [s for s in stages if s.problems(max_age)]
     if as_json:
         typer.echo(json.dumps([s.__dict__ | {"stuck": s.stuck(max_age),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hub.cli.common import load_settings, run
+from hub.flows import FLOWS
 from ops.topics import apply_topics, check_topics
 from relais.kafka.admin import admin_client
 from relais.members.directory import MemberDirectory
@@ -17,7 +18,7 @@ app = typer.Typer(help="Create, update and check the hub's topics.")
 
 
 async def _declared(bootstrap: str, app_id: str, with_members: bool) -> list[TopicSpec]:
-    specs = list(hub_topics(app_id))
+    specs = list(hub_topics(app_id, FLOWS))
     if with_members:
         directory = MemberDirectory(bootstrap, AvroCodec())
         await directory.start()
@@ -38,7 +39,7 @@ def apply(
 
     async def go() -> None:
         async with admin_client(settings.bootstrap_servers) as admin:
-            hub = list(hub_topics(settings.app_id))
+            hub = list(hub_topics(settings.app_id, FLOWS))
             report = await apply_topics(admin, hub)
             if members:
                 specs = await _declared(settings.bootstrap_servers, settings.app_id, True)
@@ -86,7 +87,7 @@ def check(
 def list_topics() -> None:
     """Print the hub's declared topics with their contract."""
     settings = load_settings()
-    for spec in hub_topics(settings.app_id):
+    for spec in hub_topics(settings.app_id, FLOWS):
         typer.echo(f"{spec.name}  partitions={spec.partitions} cleanup={spec.cleanup_policy} "
                    f"key=<{spec.key}> value={spec.value_schema}\n    {spec.doc}")
     for spec in member_topics("<siren>"):

@@ -6,7 +6,8 @@ tier's consumer offsets; a partition whose head is not due yet is rewound to its
 first undue record and left alone until then. Nothing sleeps inside a
 transaction, so a one-hour tier never holds one open.
 
-A target must be the input topic of a stage that retries (``DELAY_TARGETS``); a
+A target must be one of ``targets``, the input topics of the declared stages (the hub
+passes ``stage_inputs(FLOWS)``; the kernel knows no flow's topics); a
 record without one, or naming another topic, is logged and skipped, so it
 cannot hold the tier's partition. After any failure the partitions seek back to
 their committed offsets; when that fails too, the consumer is replaced (a new
@@ -30,14 +31,8 @@ from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
 from relais.stages.delays import DelayTier
 from relais.stages.instance import fresh_transactional_producer
-from topics.catalogue import ACTS_DELIVERY, ACTS_FOLLOWUPS, ACTS_STATUS, ACTS_SUBMITTED
 
 log = structlog.get_logger(__name__)
-
-#: The topics a delayed record may be forwarded to: the inputs of the stages that retry or
-#: poll through the delay tiers. A new such stage adds its input topic here.
-DELAY_TARGETS = frozenset(t.name for t in (ACTS_SUBMITTED, ACTS_DELIVERY, ACTS_STATUS,
-                                           ACTS_FOLLOWUPS))
 
 
 class DelayForwarder:
@@ -47,7 +42,7 @@ class DelayForwarder:
         tier: DelayTier,
         *,
         group_id: str,
-        targets: frozenset[str] = DELAY_TARGETS,
+        targets: frozenset[str],
         consumer_factory: Callable[[], Any] | None = None,
         producer_factory: Callable[[Any], Awaitable[Any]] | None = None,
         retry_delay: float = 1.0,

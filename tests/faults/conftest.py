@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from hub.flows import FLOWS
 from ops.demo_documents import minimal_pdf
-from ops.dlq import DeadLetter, DeadLetterFilter, read_dead_letters
+from ops.dlq import DeadLetter, DeadLetterFilter, hub_stages, read_dead_letters
 from ops.flows import FlowFilter, latest_states
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration
@@ -223,6 +224,7 @@ async def flow_states(bootstrap: str, flows: set[str] | dict[str, str]) -> dict[
 
 
 async def dead_letters(bootstrap: str, **filters: Any) -> list[DeadLetter]:
+    filters.setdefault("stages", hub_stages(FLOWS))
     return [letter async for letter in read_dead_letters(bootstrap, DeadLetterFilter(**filters))]
 
 

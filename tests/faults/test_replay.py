@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.flows import FLOWS
 from ops.audit import read_audit
-from ops.dlq import DeadLetterFilter
+from ops.dlq import DeadLetterFilter, hub_stages
 from ops.kafka.broker import LocalBroker
 from ops.replay import replay
 from relais.kafka.security import security_for
@@ -35,7 +36,10 @@ from tests.faults.conftest import (
     start_fault_hub,
     wait_for_states,
 )
-from topics.catalogue import ACTS_DELIVERY, ACTS_SUBMITTED, OPS_AUDIT, STAGES
+from topics.acts import ACTS_DELIVERY, ACTS_SUBMITTED
+from topics.catalogue import OPS_AUDIT
+
+STAGES = hub_stages(FLOWS)
 
 pytestmark = pytest.mark.faults
 
@@ -104,7 +108,7 @@ async def test_replay_after_partner_outage(hub: FaultHub) -> None:
     watched = [ACTS_SUBMITTED.name, ACTS_DELIVERY.name, OPS_AUDIT.name]
     offsets_before = await end_offsets(hub.bootstrap, watched)
     audit_before = await read_audit(hub.bootstrap)
-    dry = await replay(hub.bootstrap, DeadLetterFilter(), operator="test", reason="dry",
+    dry = await replay(hub.bootstrap, DeadLetterFilter(STAGES), operator="test", reason="dry",
                        dry_run=True, rate=200)
     assert (dry.matched, dry.replayed, len(dry.planned), dry.refused) == (n, 0, n, {})
     assert {letter.ref for letter in dry.planned} == {letter.ref for letter in letters}
@@ -114,7 +118,7 @@ async def test_replay_after_partner_outage(hub: FaultHub) -> None:
     # The partner is back: one replay, and every acte ends acknowledged, posted once.
     await set_faults(hub, error_rate=0.0)
     replay_started = time.monotonic()
-    report = await replay(hub.bootstrap, DeadLetterFilter(), operator="test",
+    report = await replay(hub.bootstrap, DeadLetterFilter(STAGES), operator="test",
                           reason="partner back", rate=200)
     assert (report.matched, report.replayed, report.refused) == (n, len(letters), {})
     states, _ = await wait_for_states(
@@ -127,7 +131,7 @@ async def test_replay_after_partner_outage(hub: FaultHub) -> None:
     assert stats["duplicate_posts"] == 0
 
     # Replaying again sends nothing: the audit journal knows every one of them.
-    again = await replay(hub.bootstrap, DeadLetterFilter(), operator="test",
+    again = await replay(hub.bootstrap, DeadLetterFilter(STAGES), operator="test",
                          reason="partner back", rate=200)
     assert (again.replayed, again.refused) == (0, {"already replayed": n})
     entries = [e for e in await read_audit(hub.bootstrap) if e["action"] == "replay"]
@@ -147,7 +151,7 @@ async def test_replay_after_partner_outage(hub: FaultHub) -> None:
     assert f"{n} dead letters" in dlq.stdout, dlq.stdout
     health = _cli(hub, "health")
     assert health.returncode == 0, health.stdout + health.stderr
-    for stage in STAGES:
+    for stage in hub_stages(FLOWS):
         assert stage in health.stdout, health.stdout
     assert "healthy" in health.stdout
     elapsed = time.monotonic() - started

@@ -28,6 +28,7 @@ from aiokafka.errors import (
     for_code,
 )
 
+from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, member_security, new_member, register_members
 from ops.topics import apply_topics
@@ -48,7 +49,8 @@ from relais.kafka.publisher import Publisher
 from relais.kafka.security import HUB_USER, KafkaSecurity, hub_security, security_for
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
-from topics.catalogue import ACTS_SUBMITTED, MEMBERS, hub_topics
+from topics.acts import ACTS_SUBMITTED
+from topics.catalogue import MEMBERS, hub_topics
 from topics.member import notifications, submissions
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
@@ -81,7 +83,7 @@ async def register(bootstrap: str, registrations: list[Registration]) -> None:
     await publisher.start()
     try:
         async with admin_client(bootstrap) as admin:
-            await apply_topics(admin, hub_topics("relais-hub"))
+            await apply_topics(admin, hub_topics("relais-hub", FLOWS))
             await register_members(admin, publisher, registrations, principals=True)
     finally:
         await publisher.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.flows import FLOWS
 from ops.members import Registration, new_member, register_members
 from ops.processes import ManagedProcess
 from ops.topics import apply_topics
@@ -52,7 +53,7 @@ async def register(settings: Settings, registrations: list[Registration]) -> Non
 
 async def apply_hub_topics(settings: Settings) -> None:
     async with admin_client(settings.bootstrap_servers) as admin:
-        await apply_topics(admin, list(hub_topics(settings.app_id)))
+        await apply_topics(admin, list(hub_topics(settings.app_id, FLOWS)))
 
 
 def members_for(sirens_names: list[tuple[str, str, str]]) -> list[Registration]:

@@ -17,7 +17,7 @@ from tests.unit.acts_fakes import (
     member,
     unchanged_xml,
 )
-from topics.catalogue import ACTS_CLASSIFICATIONS
+from topics.acts import ACTS_CLASSIFICATIONS
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from tests.unit.acts_fakes import (
     notifications,
     record_of,
 )
-from topics.catalogue import ACTS_FOLLOWUPS, ACTS_STATUS
+from topics.acts import ACTS_FOLLOWUPS, ACTS_STATUS
 
 KO_TEXT = "La transaction n'est pas dans un état permettant l'annulation"
 

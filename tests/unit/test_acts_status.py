@@ -22,7 +22,7 @@ from tests.unit.acts_fakes import (
     notifications,
     record_of,
 )
-from topics.catalogue import ACTS_STATUS
+from topics.acts import ACTS_STATUS
 
 STAMPED = b"%PDF-1.4\n% stamped by the prefecture\n"
 DELAYS = {t.topic.name for t in TIERS}

@@ -11,6 +11,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
+from hub.flows import FLOWS
+from relais.flows.kit import stage_inputs
 from relais.flows.outbound import Outbound
 from relais.stages import headers as h
 from relais.stages.delay_forwarder import DelayForwarder
@@ -41,11 +43,15 @@ def delayed(targets: list[str | None]) -> list[FakeRecord]:
     return out
 
 
+#: What the hub allows: the declared stages' input topics.
+TARGETS = frozenset(stage_inputs(FLOWS).values())
+
+
 def forwarder(broker: FakeBroker) -> DelayForwarder:
     async def producer_factory(previous: Any) -> FakeProducer:
         return FakeProducer(broker)
 
-    return DelayForwarder("fake:9092", tier("5s"), group_id=GROUP,
+    return DelayForwarder("fake:9092", tier("5s"), group_id=GROUP, targets=TARGETS,
                           consumer_factory=lambda: PausingConsumer(broker),
                           producer_factory=producer_factory, retry_delay=0.0)
 

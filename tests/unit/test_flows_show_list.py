@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 
 from agents.ingress.handler import IngressCounters, IngressDeps, handle_submission
 from hub.cli import flows_cmd
+from hub.flows import FLOWS
 from ops.flows import FlowFilter, error_codes, history_lines, state_line
 from relais.api.auth import hash_token
 from relais.errors import Reason
+from relais.flows.kit import routes_of
 from relais.flows.outbound import FlowContext, flow_state_record
 from relais.members.model import Member
 from relais.settings import Settings
@@ -72,7 +74,8 @@ def _submission() -> dict[str, Any]:
 async def _ingress_rejection(codec: AvroCodec) -> dict[str, Any]:
     """The flow event the ingress writes for a known member's bad envelope, as read back."""
     deps = IngressDeps(codec=codec, members=OneMember(), blobs=NoBlobs(),
-                       max_submission_bytes=64 * 1024, counters=IngressCounters())
+                       max_submission_bytes=64 * 1024, counters=IngressCounters(),
+                       routes=routes_of(FLOWS))
     record = FakeRecord(member_topics.submissions(SIREN).name, 0, 7, b"DELIB-1",
                         codec.encode("ActeSubmission", _submission()))
     outs = await handle_submission(record, deps)  # type: ignore[arg-type]

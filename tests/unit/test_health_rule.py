@@ -24,8 +24,12 @@ def test_a_stuck_stage_with_open_dead_letters_names_both() -> None:
     assert stage.problems(1000) == ["1 open dead letter(s), newest 3 s old"]
 
 
-def test_health_covers_every_stage_of_the_catalogue() -> None:
+def test_health_covers_every_declared_stage_and_timer() -> None:
+    from hub.flows import FLOWS
+    from ops.dlq import hub_stages
     from ops.health import stage_inputs
-    from topics.catalogue import STAGES
 
-    assert set(STAGES) <= set(stage_inputs([]))
+    inputs = stage_inputs([], FLOWS)
+    assert set(hub_stages(FLOWS)) <= set(inputs)
+    assert inputs["acts-followup"] == (["relais.acts.followups"], 0.0)
+    assert inputs["acts-prefecture"] == ([], 0.0)  # a timer: no input, its dead letters count

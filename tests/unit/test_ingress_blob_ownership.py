@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.ingress.handler import IngressCounters, IngressDeps, handle_submission
+from hub.flows import FLOWS
 from relais.api.auth import hash_token
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
+from relais.flows.kit import routes_of
 from relais.members.model import Member
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
@@ -52,7 +54,8 @@ def acte(siren: str, blob: BlobRef) -> dict[str, Any]:
 async def notification(store: FilesystemBlobStore, siren: str, blob: BlobRef) -> dict[str, Any]:
     codec = AvroCodec()
     deps = IngressDeps(codec=codec, members=Members(), blobs=store,
-                       max_submission_bytes=65536, counters=IngressCounters())
+                       max_submission_bytes=65536, counters=IngressCounters(),
+                       routes=routes_of(FLOWS))
     record = Record(member_topics.submissions(siren).name,
                     codec.encode("ActeSubmission", acte(siren, blob)))
     outputs = await handle_submission(record, deps)

@@ -18,16 +18,19 @@ from agents.ingress.handler import (
     IngressDeps,
     handle_submission,
 )
+from hub.flows import FLOWS
 from relais.api.auth import hash_token
 from relais.errors import Reason, UnknownMemberError, ValidationError
 from relais.flows.ids import flow_id_for
+from relais.flows.kit import routes_of
 from relais.flows.outbound import Outbound
 from relais.members.model import Member
 from relais.stages.records import without_internal_headers
 from relais.wire.avro_codec import SINGLE_OBJECT_MARKER, AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders, header_value, new_traceparent
 from topics import member as member_topics
-from topics.catalogue import ACTS_SUBMITTED, FLOW_EVENTS, INGRESS_DEADLETTER
+from topics.acts import ACTS_SUBMITTED
+from topics.catalogue import FLOW_EVENTS, INGRESS_DEADLETTER
 
 SIREN = "217500016"
 OTHER_SIREN = "200066389"
@@ -94,6 +97,7 @@ def deps(codec: AvroCodec) -> IngressDeps:
         blobs=DictBlobs({DOC_SHA: 182_311, ANNEX_SHA: 20_480}),
         max_submission_bytes=64 * 1024,
         counters=IngressCounters(),
+        routes=routes_of(FLOWS),
     )
 
 
@@ -499,6 +503,7 @@ async def test_inactive_member_is_treated_as_unknown(deps: IngressDeps, codec: A
         blobs=deps.blobs,
         max_submission_bytes=65536,
         counters=IngressCounters(),
+        routes=deps.routes,
     )
     value = codec.encode("ActeSubmission", _acte(member_siren=OTHER_SIREN))
     record = _record(value, topic=member_topics.submissions(OTHER_SIREN).name)
@@ -569,7 +574,8 @@ async def test_any_exception_while_checking_becomes_a_rejection(
     deps: IngressDeps, codec: AvroCodec, blobs: Any, code: str, field: str
 ) -> None:
     broken = IngressDeps(codec=codec, members=deps.members, blobs=blobs,
-                         max_submission_bytes=65536, counters=IngressCounters())
+                         max_submission_bytes=65536, counters=IngressCounters(),
+                         routes=deps.routes)
     with capture_logs() as logs:
         outs = await handle_submission(_record(codec.encode("ActeSubmission", _acte())), broken)
     reasons = _reasons(codec, outs)

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import schemas
+from hub.flows import FLOWS
 from topics import member as member_topics
-from topics.catalogue import FLOW_EVENTS, FLOW_STATE, HUB_TOPICS, MEMBERS, hub_topics
+from topics.catalogue import FLOW_EVENTS, FLOW_STATE, MEMBERS, hub_topics
 from topics.spec import TopicSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,8 +21,11 @@ TOPIC_LITERAL = re.compile(r"[\"']relais\.(members|acts|flows|ingress|member)\b"
 SIRENS = st.text(alphabet="0123456789", min_size=9, max_size=9)
 
 
+HUB_TOPICS = hub_topics("relais-hub", FLOWS)
+
+
 def _all_specs() -> list[TopicSpec]:
-    return [*hub_topics("relais-hub"), *member_topics.member_topics("217500016")]
+    return [*HUB_TOPICS, *member_topics.member_topics("217500016")]
 
 
 def test_topic_names_are_unique() -> None:
