@@ -7,9 +7,10 @@ To add one, give its package a ``SandboxPartner`` (name, title, port offset, fac
 from __future__ import annotations
 
 from sandbox.common.partner import SandboxPartner
+from sandbox.registries.partner import REGISTRIES
 from sandbox.tdt.partner import TDT
 
-SANDBOXES: tuple[SandboxPartner, ...] = (TDT,)
+SANDBOXES: tuple[SandboxPartner, ...] = (TDT, REGISTRIES)
 
 
 def by_name(names: str = "") -> tuple[SandboxPartner, ...]:
