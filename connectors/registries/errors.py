@@ -3,7 +3,9 @@
     what happened                          error (relais/errors.py base)          retriable
     ├── quota exceeded: HTTP 429           RegistryQuotaError (PartnerTransient)  yes, after
     │                                      ``retry_after`` (Retry-After seconds)
-    ├── unavailable: 5xx, timeout, network RegistryUnavailableError (Transient)   yes
+    ├── unavailable: 5xx                   RegistryUnavailableError (Transient)   yes
+    ├── transport failures (timeout,       connectors.http.errors table           by row
+    │   network, TLS)                      (PartnerTimeoutError, …Transient, …)
     ├── not diffusible: Sirene 403 with    RegistryNotDiffusibleError             no
     │   "non diffusable", Entreprise 451   (PartnerRefusedError)
     ├── key or token refused: 401, other   PartnerAuthError                       no
@@ -17,19 +19,13 @@ A number the registry does not know (404) is **not** an error: the connectors an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
-import httpx
-
+from connectors.http.errors import parse_retry_after
 from relais.errors import (
     PartnerAuthError,
     PartnerPermanentError,
     PartnerRefusedError,
-    PartnerReplyError,
-    PartnerTimeoutError,
     PartnerTransientError,
 )
 
@@ -53,43 +49,8 @@ class RegistryNotDiffusibleError(PartnerRefusedError):
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), capped at 1 h."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return min(float(text), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    delta = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(delta, 0.0), MAX_RETRY_AFTER)
-
-
-@contextmanager
-def transport_errors(registry: str, what: str) -> Iterator[None]:
-    """Translate httpx's request errors raised inside the block (the registry was not read)."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise PartnerTimeoutError(
-            f"{registry}: {what} timed out ({type(exc).__name__})", partner=registry
-        ) from exc
-    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
-        raise RegistryUnavailableError(
-            f"{registry}: {what} failed ({type(exc).__name__}: {exc})", partner=registry
-        ) from exc
-    except (httpx.DecodingError, httpx.TooManyRedirects) as exc:
-        raise PartnerReplyError(
-            f"{registry}: {what} answered unreadably ({type(exc).__name__})", partner=registry
-        ) from exc
-    except httpx.RequestError as exc:  # LocalProtocolError, UnsupportedProtocol, …
-        raise PartnerPermanentError(
-            f"{registry}: {what} could not be sent ({type(exc).__name__}: {exc})",
-            partner=registry,
-        ) from exc
+    seconds = parse_retry_after(value, now=now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def status_error(

@@ -1,8 +1,9 @@
-"""The registries' httpx client and a bounded JSON read.
+"""The registries' httpx client and a bounded JSON read, on the shared ``connectors.http``.
 
-Client creation lives in this one function until the shared ``connectors/http`` factory
-exists; tests pass an ``httpx.MockTransport`` (or an ``httpx.ASGITransport`` to a sandbox).
-Answers are read in a stream and refused past :data:`MAX_ANSWER_BYTES`: a unit or an
+:func:`build_registry_client` is the shared partner client factory with the registries'
+defaults (short timeouts, JSON); tests pass an ``httpx.MockTransport`` (or an
+``httpx.ASGITransport`` to the sandbox). Answers are read under :data:`MAX_ANSWER_BYTES`
+and :data:`READ_DEADLINE` (:func:`connectors.http.limits.read_capped`): a unit or an
 establishment is a few kilobytes, an Annuaire page of 20 offices a few dozen.
 """
 
@@ -10,30 +11,44 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from connectors.registries.errors import transport_errors
-from relais.errors import PartnerReplyError, PartnerReplyTooLargeError
+from connectors.http.client import PartnerTimeouts, build_partner_client
+from connectors.http.errors import map_transport_errors
+from connectors.http.limits import read_capped
+from relais.errors import PartnerReplyError
 
 MAX_ANSWER_BYTES = 512 * 1024
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+READ_DEADLINE = 15.0
+DEFAULT_TIMEOUTS = PartnerTimeouts(connect=5.0, read=10.0, write=10.0, pool=5.0)
 
 
 def build_registry_client(
     base_url: str,
     *,
+    registry: str = "registry",
     headers: dict[str, str] | None = None,
-    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+    timeout: float | httpx.Timeout | PartnerTimeouts = DEFAULT_TIMEOUTS,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    key_password: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` for one registry; the caller closes it."""
-    return httpx.AsyncClient(
-        base_url=base_url,
+    """An ``httpx.AsyncClient`` for one registry (credential ``headers``); the caller closes
+    it. ``ca_file`` and the client certificate are for the sandbox served over TLS."""
+    return build_partner_client(
+        base_url,
+        partner=registry,
         headers={"Accept": "application/json", **(headers or {})},
         timeout=timeout,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        key_password=key_password,
         transport=transport,
-        follow_redirects=False,
     )
 
 
@@ -58,20 +73,16 @@ async def get_json(
     limit: int = MAX_ANSWER_BYTES,
 ) -> Answer:
     """GET ``path`` and read at most ``limit`` bytes of JSON (any status)."""
-    with transport_errors(registry, what):
-        async with client.stream("GET", path, params=params) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise PartnerReplyTooLargeError(
-                        f"{registry}: {what} answered more than {limit} bytes",
-                        partner=registry,
-                        status=response.status_code,
-                    )
-                chunks.append(chunk)
-    raw = b"".join(chunks)
+    operation = f"{registry} {what}"
+    with map_transport_errors(registry, operation):
+        request = client.build_request("GET", path, params=params)
+        response = await client.send(request, stream=True)
+        try:
+            raw = await read_capped(
+                response, limit, partner=registry, operation=operation, deadline=READ_DEADLINE
+            )
+        finally:
+            await response.aclose()
     body: object = None
     if raw.strip():
         try:

@@ -215,7 +215,7 @@ ANNUAIRE_MAIRIE = {
 
 def client_for(handler: Handler, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     return build_registry_client(
-        "https://registry.test", headers=headers, transport=httpx.MockTransport(handler)
+        "http://registry.test", headers=headers, transport=httpx.MockTransport(handler)
     )
 
 
@@ -311,7 +311,7 @@ async def test_transport_failures_are_translated() -> None:
         with pytest.raises(PartnerTimeoutError):
             await SireneConnector(client).unit("214400152")
     async with client_for(refused) as client:
-        with pytest.raises(RegistryUnavailableError):
+        with pytest.raises(PartnerTransientError):
             await SireneConnector(client).unit("214400152")
 
 
