@@ -7,10 +7,11 @@ To add one, give its package a ``SandboxPartner`` (name, title, port offset, fac
 from __future__ import annotations
 
 from sandbox.common.partner import SandboxPartner
+from sandbox.iparapheur.partner import IPARAPHEUR
 from sandbox.registries.partner import REGISTRIES
 from sandbox.tdt.partner import TDT
 
-SANDBOXES: tuple[SandboxPartner, ...] = (TDT, REGISTRIES)
+SANDBOXES: tuple[SandboxPartner, ...] = (TDT, REGISTRIES, IPARAPHEUR)
 
 
 def by_name(names: str = "") -> tuple[SandboxPartner, ...]:

@@ -14,6 +14,7 @@ Order that keeps a signature safe (Pastell's own warning in ``IParapheur::getSig
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -171,8 +172,9 @@ class IParapheurConnector:
         items = reply if isinstance(reply, list) else (_get(reply, "LogDossier") or [])
         for item in items:
             entry = _log_entry(item)
-            if entry.name in dossier_ids:
-                found[entry.name] = status_from_history(entry.name, [entry])
+            if entry.name in dossier_ids:  # here ``nom`` is the DossierID, not an actor
+                status = status_from_history(entry.name, [entry])
+                found[entry.name] = dataclasses.replace(status, actor=None)
         return found
 
     async def reconcile_create(self, request: DossierRequest) -> CreateOutcome:

@@ -1,0 +1,1 @@
+"""Sandbox i-Parapheur: the SOAP operations Relais uses, answered as i-Parapheur does."""
