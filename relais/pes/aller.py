@@ -57,6 +57,8 @@ class PesAller:
     libelle_col_bud: str | None
     bordereaux: tuple[BordereauSummary, ...]
     pj_count: int
+    pj_ids: tuple[str, ...]
+    """``IdUnique`` of every ``PES_PJ/PJ``, in document order."""
     facture_count: int
     signatures: tuple[SignatureInfo, ...]
 
@@ -118,6 +120,10 @@ def aller_from_root(root: etree._Element) -> PesAller:
         libelle_col_bud=value(entete, "LibelleColBud"),
         bordereaux=tuple(_bordereaux(root)),
         pj_count=len(children(child(root, "PES_PJ"), "PJ")),
+        pj_ids=tuple(
+            found for pj in children(child(root, "PES_PJ"), "PJ")
+            if (found := value(pj, "IdUnique"))
+        ),
         facture_count=len(children(child(root, "PES_Facture"), "Facture")),
         signatures=tuple(inspect_signatures(root)),
     )

@@ -41,6 +41,7 @@ from sandbox.common.wrapper import FaultWrapper, Handler, Sleep
 from sandbox.tdt.config import SandboxConfig
 from sandbox.tdt.control import TdtControl
 from sandbox.tdt.endpoints import S2low
+from sandbox.tdt.helios_routes import helios_routes
 from sandbox.tdt.state import TdtState
 
 ACTES = "/modules/actes"
@@ -103,6 +104,7 @@ def create_tdt_sandbox(
         page("api/document_prefecture_mark_as_read.php", pages.mark_read, ["GET", "POST"]),
         page("actes_transac_reponse_create.php", pages.create_reply, ["POST"], creates=True),
         page("actes_transac_post_confirm_api.php", pages.post_confirm, ["GET"]),
+        *helios_routes(state, pages, faults),
         *control.routes(),
     ]
     app = Starlette(routes=routes)
