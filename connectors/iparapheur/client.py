@@ -39,7 +39,7 @@ from connectors.iparapheur.models import (
     SignedDossier,
 )
 from connectors.iparapheur.statuses import status_from_history
-from connectors.iparapheur.wsdl import load_wsdl, settings
+from connectors.iparapheur.wsdl import NAMESPACE, load_wsdl, settings
 from relais.errors import PartnerPermanentError, PartnerReplyError, PartnerReplyTooLargeError
 
 log = structlog.get_logger(__name__)
@@ -213,6 +213,7 @@ class IParapheurConnector:
                 f"{operation}: the request does not fit i-Parapheur's contract: {exc}",
                 partner=PARTNER,
             ) from exc
+        _nil_documents_keep_their_content_type(envelope)
         data: bytes = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         return data
 
@@ -235,6 +236,20 @@ class IParapheurConnector:
         response.status_code = reply.status_code
         response.headers.update(reply.headers)
         return response
+
+
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+XMIME_CONTENT_TYPE = "{http://www.w3.org/2005/05/xmlmime}contentType"
+NIL_DOCUMENTS = {f"{{{NAMESPACE}}}VisuelPDF": "application/pdf"}
+
+
+def _nil_documents_keep_their_content_type(envelope: etree._Element) -> None:
+    """``VisuelPDF`` is required and nillable, and its type (``TypeDoc``) requires
+    ``xmime:contentType``: a nil ``VisuelPDF`` is valid only with the attribute, which
+    zeep does not write on a nil element (caught by the WSDL schema check)."""
+    for element in envelope.iter(*NIL_DOCUMENTS):
+        if element.get(XSI_NIL) == "true" and element.get(XMIME_CONTENT_TYPE) is None:
+            element.set(XMIME_CONTENT_TYPE, NIL_DOCUMENTS[element.tag])
 
 
 def _creer_dossier_args(request: DossierRequest) -> dict[str, Any]:
