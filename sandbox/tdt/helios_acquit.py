@@ -13,6 +13,7 @@ A file with neither gets one technical element (``DomaineAck`` 1).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -22,6 +23,7 @@ from relais.pes.aller import PesAller
 from relais.pes.codes import ACQUIT_NS
 
 _N = "n"
+_ALNUM50 = re.compile(r"[0-9A-Za-z]{1,50}")
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,9 @@ def build_acquit(pes: PesAller, elements: list[AckElement], day: date) -> bytes:
     _v(etree.SubElement(enveloppe, "Recepteur"), "Sigle", "HELIOS")
     entete = etree.SubElement(root, "EnTetePES")
     _v(entete, "DteStr", day.isoformat())
-    _v(entete, "IdPost", (pes.id_post or "000000")[:7])
+    _v(entete, "IdPost", (pes.id_post or "1")[:7])
     _v(entete, "IdColl", _digits(pes.id_coll, 14) or "0")
-    _v(entete, "CodCol", (pes.cod_col or "000")[:3])
+    _v(entete, "CodCol", (pes.cod_col or "1")[:3])
     _v(entete, "CodBud", pes.cod_bud[:2] if pes.cod_bud else None)
     _v(entete, "LibelleColBud", pes.libelle_col_bud[:38] if pes.libelle_col_bud else None)
     acquit = etree.SubElement(root, "ACQUIT")
@@ -111,7 +113,8 @@ def build_acquit(pes: PesAller, elements: list[AckElement], day: date) -> bytes:
         _v(node, "DomaineAck", element.domain)
         _v(node, "EtatAck", "1" if element.accepted else "0")
         if element.id_unique is not None:
-            _v(node, "IdUnique", element.id_unique[:50])
+            _v(node, "IdUnique", element.id_unique if _ALNUM50.fullmatch(element.id_unique)
+               else None)
         else:
             _v(node, "NumBord", _digits(element.bordereau, 7))
             _v(node, "ExerciceBord", _digits(element.exercice, 4))
@@ -150,9 +153,9 @@ def build_pes_retour(pes: PesAller, day: date) -> bytes:
     _v(etree.SubElement(enveloppe, "Emetteur"), "Sigle", "HELIOS")
     entete = etree.SubElement(root, "EnTetePES")
     _v(entete, "DteStr", day.isoformat())
-    _v(entete, "IdPost", (pes.id_post or "000000")[:7])
+    _v(entete, "IdPost", (pes.id_post or "1")[:7])
     _v(entete, "IdColl", _digits(pes.id_coll, 14) or "0")
-    _v(entete, "CodCol", (pes.cod_col or "000")[:3])
+    _v(entete, "CodCol", (pes.cod_col or "1")[:3])
     _v(entete, "CodBud", pes.cod_bud[:2] if pes.cod_bud else None)
     raw = etree.tostring(root, xml_declaration=True, encoding="ISO-8859-1", pretty_print=True)
     assert isinstance(raw, bytes)
