@@ -34,7 +34,7 @@ import structlog
 from agents.acts.classification import default_typology_code, kept_classification
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
-from agents.acts.links import ActeLink, link_outbound
+from agents.acts.links import PARTNER, ActeLink, link_outbound
 from agents.acts.ports import LinksView
 from connectors.tdt.models import ActeForm, UploadFile
 from relais.actes.classification import Classification
@@ -160,7 +160,8 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         return []
     member = deps.member(siren)
     connector = deps.connectors.for_member(member)
-    tdt_url = member.tdt.url if member.tdt else None
+    account = member.account(PARTNER)
+    tdt_url = account.url if account else None
 
     async def call() -> str:
         result = await connector.post_acte(
