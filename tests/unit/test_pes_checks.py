@@ -57,9 +57,10 @@ def _serialise(root: etree._Element) -> bytes:
     return raw
 
 
-def signed_whole_file(with_certificate: bool = True) -> bytes:
-    """The sample signed as a whole (enveloped signature on the root, URI="")."""
-    root = etree.fromstring(_raw())
+def signed_whole_file(with_certificate: bool = True, unsigned: bytes | None = None) -> bytes:
+    """``unsigned`` (default: the sample) signed as a whole (enveloped signature on the
+    root, URI="")."""
+    root = etree.fromstring(unsigned if unsigned is not None else _raw())
     digest = hashlib.sha256(etree.tostring(root.getroottree(), method="c14n")).digest()
     root.append(_signature("", digest, with_certificate))
     return _serialise(root)
