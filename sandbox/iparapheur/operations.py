@@ -142,12 +142,11 @@ def get_dossier(state: IparapheurState, request: etree._Element, login: str | No
             el("TypeTechnique", ""), el("SousType", ""), el("DossierID", dossier_id),
             el("Visibilite", ""), _nil("DateLimite"),
             message_retour("KO", f"Dossier {dossier_id} inconnu")]))
-    signed = any(line.status == "Signe" for line in dossier.history)
+    signed = dossier.signature is not None
     children = [el("TypeTechnique", dossier.technical_type), el("SousType", dossier.sub_type),
                 el("DossierID", dossier.dossier_id)]
     if signed and dossier.is_xml:
-        children.append(doc("FichierPES", signing.signed_xml(dossier.document.content),
-                            "text/xml"))
+        children.append(doc("FichierPES", dossier.signature or b"", "text/xml"))
     children += [
         el("AnnotationPublique", dossier.public_annotation or ""),
         el("AnnotationPrivee", dossier.private_annotation or ""),
@@ -157,8 +156,7 @@ def get_dossier(state: IparapheurState, request: etree._Element, login: str | No
         el("NomDocPrincipal", dossier.document.name or dossier.dossier_id),
     ]
     if signed and not dossier.is_xml:
-        children.append(doc("SignatureDocPrincipal",
-                            signing.detached_cms(dossier.document.content),
+        children.append(doc("SignatureDocPrincipal", dossier.signature or b"",
                             "application/x-pkcs7-signature"))
     annexes = [
         el("DocAnnexe", None, el("nom", name), doc("fichier", d.content, d.content_type),

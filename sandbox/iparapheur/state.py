@@ -17,6 +17,7 @@ from typing import Any
 
 from sandbox.common.clock import Clock
 from sandbox.common.simulator import Simulator
+from sandbox.iparapheur import signing
 from sandbox.iparapheur.config import IparapheurConfig, IparapheurFaults, SignerBehaviour
 
 SERVICE_WEB = "Service Web"
@@ -57,6 +58,7 @@ class Dossier:
     login: str | None
     history: list[LogLine] = field(default_factory=list)
     archived: bool = False
+    signature: bytes | None = None  # made once, at signing: every GetDossier returns it
 
     @property
     def status(self) -> str:
@@ -163,6 +165,10 @@ class IparapheurState(Simulator[IparapheurFaults]):
                          behaviour.rejection_annotation)
             self.count("rejected_by_signer", dossier.login)
             return
+        dossier.signature = (
+            signing.signed_xml(dossier.document.content) if dossier.is_xml
+            else signing.detached_cms(dossier.document.content)
+        )
         self._append(dossier, at, behaviour.signer_name, "Signe",
                      f"Annotation publique (signature du dossier {dossier.dossier_id})")
         self._append(dossier, at, behaviour.signer_name, "Archive",
