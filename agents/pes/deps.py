@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relais.errors import UnknownMemberError
+from relais.journal.entry import JournalEntry
 from relais.members.model import Member
 from relais.pes.xml_safe import PesLimits
 from relais.wire.avro_codec import AvroCodec
@@ -15,9 +16,23 @@ from relais.wire.avro_codec import AvroCodec
 #: saying that the member's PES_Aller files must be signed.
 SIGNATURE_OPTION = "pes_signature_required"
 
+#: The journal keys a PES flow is found by: the PES_Aller's content digest (its blob's
+#: SHA-256) and its NomFic, per member.
+JOURNAL_KEYS: dict[str, tuple[str, ...]] = {"pes": ("sha256", "nom_fic")}
+
 
 class Members(Protocol):
     def get(self, siren: str) -> Member | None: ...
+
+
+class JournalLookup(Protocol):
+    """The delivery journal as the PES stages read it (:class:`relais.journal.view.JournalView`)."""
+
+    def get(self, flow_id: str) -> JournalEntry | None: ...
+
+    def put_local(self, entry: JournalEntry) -> None: ...
+
+    def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None: ...
 
 
 class Blobs(Protocol):
@@ -31,6 +46,7 @@ class PesDeps:
     codec: AvroCodec
     members: Members
     blobs: Blobs
+    journal: JournalLookup
     limits: PesLimits = field(default_factory=PesLimits)
 
     def member(self, siren: str) -> Member:

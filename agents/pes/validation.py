@@ -9,8 +9,10 @@ CodCol/CodBud/IdPost, TypFic/NomFic, signature present when the member's TdT acc
 submission forwarded to ``relais.pes.delivery`` with a ``validated`` event, or a
 ``rejected`` one whose reasons name each element (``pes_aller.EnTetePES/IdColl``…).
 
-Not yet here: the duplicate check (same content digest or NomFic already accepted for the
-member) needs the member's delivery history (the delivery journal's view).
+A file already accepted for the member (same content digest, i.e. the blob's SHA-256, or
+same ``NomFic``, found in the delivery journal's index) is refused; an accepted one is
+recorded in the journal (step VALIDATED, keys ``sha256`` and ``nom_fic``) in the stage's
+transaction. A submission replayed after it was recorded is skipped.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from relais.errors import Reason, ValidationError
 from relais.flows.emit import emit
 from relais.flows.outbound import FlowContext, Outbound
 from relais.flows.progress import machine_for
+from relais.journal.deliver import entry_outbound
+from relais.journal.entry import JournalEntry
+from relais.members.model import TDT
 from relais.pes.aller import PesAller, read_aller_async
-from relais.pes.checks import PesPolicy, check_aller
+from relais.pes.checks import PesPolicy, check_aller, duplicate_reasons
 from relais.stages import headers as h
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
@@ -54,8 +59,20 @@ async def _read_blob(deps: PesDeps, sha256: str, limit: int) -> bytes | list[Rea
     return bytes(chunks)
 
 
+def _duplicates(deps: PesDeps, siren: str, flow_id: str, digest: str,
+                pes: PesAller) -> list[Reason]:
+    def taken(name: str, value: str | None) -> list[str]:
+        owner = deps.journal.flow_of(siren, name, value) if value else None
+        return [value] if value and owner is not None and owner != flow_id else []
+
+    found = duplicate_reasons(pes, digest, taken("nom_fic", pes.nom_fic),
+                              taken("sha256", digest))
+    return [Reason(f"{FIELD}.{r.field}" if r.field != "PES_Aller" else FIELD, r.code, r.message)
+            for r in found]
+
+
 async def check_submission(
-    deps: PesDeps, siren: str, submission: dict[str, object]
+    deps: PesDeps, siren: str, submission: dict[str, object], flow_id: str = ""
 ) -> tuple[PesAller | None, list[Reason]]:
     """The PES_Aller as read and every reason it cannot go to the TdT (empty: it can)."""
     member = deps.member(siren)
@@ -77,6 +94,7 @@ async def check_submission(
     policy = PesPolicy(signature_required=required.lower() in ("1", "true", "yes"))
     reasons += [Reason(f"{FIELD}.{r.field}", r.code, r.message)
                 for r in check_aller(pes, siren, policy)]
+    reasons += _duplicates(deps, siren, flow_id, str(blob["sha256"]), pes)
     return pes, reasons
 
 
@@ -89,7 +107,10 @@ async def handle_submitted(record: InputRecord, deps: PesDeps) -> list[Outbound]
     flow = FlowContext(flow_id, siren, "pes", submission["submission_id"])
     parent = EventHeaders.from_kafka(headers)
     machine = machine_for(BY_TYPE, "pes")
-    pes, reasons = await check_submission(deps, siren, submission)
+    if deps.journal.get(flow_id) is not None:
+        log.info("pes.duplicate_submission", flow_id=flow_id)
+        return []
+    pes, reasons = await check_submission(deps, siren, submission, flow_id)
     nom_fic = pes.nom_fic if pes is not None else None
     if reasons:
         log.info("pes.rejected", fields=[r.field for r in reasons])
@@ -98,8 +119,16 @@ async def handle_submitted(record: InputRecord, deps: PesDeps) -> list[Outbound]
                     message="the PES_Aller was refused before reaching the TdT",
                     parent=parent, reasons=reasons, partner_ref=nom_fic)
     assert pes is not None
+    tdt = deps.member(siren).account(TDT)
+    entry = JournalEntry(
+        flow_id=flow_id, flow_type="pes", member_siren=siren, partner=TDT, step="VALIDATED",
+        idempotency_key=f"{flow_id}:import", account=tdt.url if tdt else None,
+        keys={"sha256": str(submission["pes_aller"]["sha256"]), "nom_fic": nom_fic or ""},
+    )
+    deps.journal.put_local(entry)
     log.info("pes.validated", nom_fic=nom_fic, bordereaux=len(pes.bordereaux))
     return [
+        entry_outbound(deps.codec, entry, stage=STAGE, parent=parent),
         *emit(deps.codec, flow, machine, stage=STAGE, state="validated", previous="received",
               kind="STATE_CHANGED",
               message=f"PES_Aller {nom_fic} passed the checks ({len(pes.bordereaux)} "

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from agents.pes.deps import SIGNATURE_OPTION, PesDeps
+from agents.pes.deps import JOURNAL_KEYS, SIGNATURE_OPTION, PesDeps
 from agents.pes.flow import PES
 from agents.pes.validation import handle_submitted
 from relais.flows.kit import routes_of
 from relais.flows.outbound import Outbound
 from relais.identifiers import luhn_check_digit
+from relais.journal.entry import JournalEntry
+from relais.journal.view import JournalIndex
 from relais.pes.xml_safe import PesLimits
 from relais.wire.avro_codec import AvroCodec
 from tests.unit.acts_fakes import (
@@ -28,6 +30,7 @@ from tests.unit.acts_fakes import (
     record_of,
 )
 from tests.unit.test_pes_checks import signed_whole_file
+from topics.journal import DELIVERY_JOURNAL
 from topics.pes import PES_DELIVERY, PES_SUBMITTED
 
 SAMPLE = Path(__file__).parents[2] / ".." / "shared" / "reference" / "pes" / "samples" / (
@@ -40,13 +43,32 @@ def codec() -> AvroCodec:
     return AvroCodec()
 
 
+class Journal:
+    """The journal view without Kafka: entries by flow id and the real index."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, JournalEntry] = {}
+        self.index = JournalIndex(JOURNAL_KEYS)
+
+    def get(self, flow_id: str) -> JournalEntry | None:
+        return self.entries.get(flow_id)
+
+    def put_local(self, entry: JournalEntry) -> None:
+        self.entries[entry.flow_id] = entry
+        self.index.update(entry.flow_id, entry)
+
+    def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None:
+        return self.index.flow_of(member_siren, key_name, value)
+
+
 def _ours(raw: bytes) -> bytes:
     """The sample (or a signed copy) as the member's own file: IdColl is a SIRET of SIREN."""
     return raw.replace(b"24310063300011", SIRET.encode())
 
 
 async def _validate(codec: AvroCodec, content: bytes, *, signature_required: bool = False,
-                    limits: PesLimits | None = None) -> list[Outbound]:
+                    limits: PesLimits | None = None, journal: Journal | None = None,
+                    submission_id: str = "pes-1") -> list[Outbound]:
     blobs = FakeBlobs()
     blob = blobs.add(content, "pes.xml", "text/xml")
     someone = member()
@@ -55,11 +77,12 @@ async def _validate(codec: AvroCodec, content: bytes, *, signature_required: boo
         tdt = dataclasses.replace(someone.tdt, options={**someone.tdt.options,
                                                         SIGNATURE_OPTION: "true"})
         someone = dataclasses.replace(someone, accounts={"tdt": tdt})
-    submission: dict[str, Any] = {"submission_id": "pes-1", "member_siren": SIREN,
+    submission: dict[str, Any] = {"submission_id": submission_id, "member_siren": SIREN,
                                   "pes_aller": blob}
     record = record_of(codec, "PesSubmission", submission, PES_SUBMITTED.name,
-                       flow_of("pes-1"))
+                       flow_of(submission_id))
     deps = PesDeps(codec=codec, members=DictMembers(someone), blobs=blobs,
+                   journal=journal if journal is not None else Journal(),
                    limits=limits or PesLimits())
     return await handle_submitted(record, deps)
 
@@ -72,10 +95,29 @@ def _reasons(codec: AvroCodec, outputs: list[Outbound]) -> list[tuple[str, str]]
 
 
 async def test_a_good_pes_aller_goes_to_delivery(codec: AvroCodec) -> None:
-    outputs = await _validate(codec, _ours(SAMPLE.read_bytes()))
+    journal = Journal()
+    outputs = await _validate(codec, _ours(SAMPLE.read_bytes()), journal=journal)
     assert [o.topic for o in outputs if o.topic == PES_DELIVERY.name] == [PES_DELIVERY.name]
     [event] = flow_events(codec, outputs)
     assert (event["state"], event["flow_type"]) == ("validated", "pes")
+    entry = journal.get(flow_of("pes-1"))
+    assert entry is not None
+    assert (entry.step, entry.keys["nom_fic"]) == ("VALIDATED", "SICOVAL201512104")
+    assert [o.topic for o in outputs if o.topic == DELIVERY_JOURNAL.name] == [
+        DELIVERY_JOURNAL.name]
+    assert await _validate(codec, _ours(SAMPLE.read_bytes()), journal=journal) == []
+
+
+async def test_the_same_file_or_nomfic_again_is_a_duplicate(codec: AvroCodec) -> None:
+    journal = Journal()
+    content = _ours(SAMPLE.read_bytes())
+    await _validate(codec, content, journal=journal)
+    again = await _validate(codec, content, journal=journal, submission_id="pes-2")
+    assert _reasons(codec, again) == [("pes_aller", "pes_duplicate_content")]
+    renamed = content.replace(b'<MtHT V="55.22"/>', b'<MtHT V="55.21"/>')
+    same_name = await _validate(codec, renamed, journal=journal, submission_id="pes-3")
+    assert _reasons(codec, same_name) == [
+        ("pes_aller.Enveloppe/Parametres/NomFic", "pes_duplicate_nomfic")]
 
 
 async def test_another_bodys_siret_is_refused_naming_idcoll(codec: AvroCodec) -> None:
