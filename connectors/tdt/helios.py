@@ -44,17 +44,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+import httpx
 import structlog
 from lxml import etree
 
+from connectors.http.client import PartnerTimeouts
+from connectors.http.registry import PartnerConnectors
+from connectors.tdt.client import LABEL
 from connectors.tdt.errors import is_auth_text, is_ko, refusal, reply_error, status_error
 from connectors.tdt.models import UploadFile
 from connectors.tdt.multipart import MultipartBody
 from connectors.tdt.s2low import S2lowConnector, _Answer
 from relais.errors import PartnerAuthError, PartnerRefusedError, Reason
+from relais.members.model import TDT, Member, PartnerAccount
 from relais.pes.summary import pes_root_name
 
 log = structlog.get_logger(__name__)
@@ -338,3 +344,28 @@ class HeliosConnector(S2lowConnector):
                 log.info("tdt_pes_found", partner=self.partner, transaction_id=candidate)
                 return str(candidate)
         return None
+
+
+def helios_connector(
+    client: httpx.AsyncClient, account: PartnerAccount, member: Member
+) -> HeliosConnector:
+    """The Hélios connector of a member's TdT account, on the account's client."""
+    return HeliosConnector(client, base_url=account.url, partner=TDT)
+
+
+class HeliosConnectors(PartnerConnectors[HeliosConnector]):
+    """The Hélios connectors of the members' ``tdt`` accounts (same certificates, passwords
+    and clients as :class:`connectors.tdt.registry.TdtConnectors`, one per account)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float | PartnerTimeouts = 30.0,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        timeouts = timeout if isinstance(timeout, PartnerTimeouts) else PartnerTimeouts.uniform(
+            timeout
+        )
+        super().__init__(TDT, helios_connector, label=LABEL, timeouts=timeouts, environ=environ,
+                         transport=transport)

@@ -195,3 +195,29 @@ async def test_find_pes_walks_ids_and_compares_content() -> None:
 def test_repair_text() -> None:
     assert repair_text("doublon dÃ©tectÃ©") == "doublon détecté"
     assert repair_text("déjà") == "déjà"
+
+
+async def test_registry_builds_one_helios_connector_per_tdt_account() -> None:
+    from datetime import UTC, datetime
+
+    from connectors.tdt.helios import HeliosConnectors
+    from relais.members.model import Member, TdtSettings
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=import_answer("OK", "7", "ok"))
+
+    account = TdtSettings(url=BASE, login="mairie", password_env="HELIOS_TEST_PASSWORD")
+    member = Member(siren="243100633", name="Sicoval", department="031", token_sha256="x",
+                    registered_at=datetime(2026, 1, 1, tzinfo=UTC), tdt=account)
+    registry = HeliosConnectors(environ={"HELIOS_TEST_PASSWORD": "pw"},
+                                transport=httpx.MockTransport(handler))
+    try:
+        connector = registry.for_member(member)
+        assert registry.for_member(member) is connector
+        assert (await connector.import_pes(PES, "pes.xml")).transaction_id == "7"
+        assert seen == [f"{BASE}/modules/helios/api/helios_importer_fichier.php"]
+    finally:
+        await registry.aclose()
