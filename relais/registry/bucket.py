@@ -5,10 +5,9 @@ A bucket of capacity ``B`` refilled at ``r`` tokens per second lets through at m
 ``window`` seconds, :meth:`TokenBucket.for_quota` picks ``B`` (1 by default: no burst, so
 the sustained rate is as close to the quota as the bound allows; Sirene's 30/min gives
 29 calls per 62 s) and ``r = (limit − B) / (window + margin)``, so ``B + r·window < limit``:
-the registry, which
-counts per rolling window, never sees more than ``limit``. ``margin`` absorbs requests
-that reach the registry later than they left (a slow first request and a fast second one
-arrive closer together than they were sent).
+the registry, which counts per rolling window, never sees more than ``limit``. ``margin``
+absorbs requests that reach the registry later than they left (a slow first request and a
+fast second one arrive closer together than they were sent).
 
 A 429 from the registry (:meth:`TokenBucket.penalize`) empties the bucket and blocks it
 until ``Retry-After`` has passed. A new owner of the bucket (after a crash or a rebalance)
