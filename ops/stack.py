@@ -141,7 +141,7 @@ class Stack:
         process = ManagedProcess("sandbox", ["sandbox", "--config", str(path), *tls],
                                  self.env(), self.log_dir / "sandbox.log")
         process.start()
-        process.wait_for("sandbox_tdt_serving", timeout=60)
+        process.wait_for("sandbox.ready", timeout=60)
         self.processes["sandbox"] = process
         return process
 

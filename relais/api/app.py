@@ -212,13 +212,13 @@ def create_api(
     async def upload(request: Request) -> Response:
         member = await member_of(request)
         if member is None:
-            limited.info("api_unauthorized", method=request.method, path=request.url.path)
+            limited.info("api.unauthorized", method=request.method, path=request.url.path)
             return _unauthorized()
         log = logger.bind(member=member)
 
         content_type = request.headers.get("content-type", "").strip()
         if content_type.split(";")[0].strip().lower() in _FORM_TYPES:
-            limited.info("blob_upload_refused", member=member, error="form_upload")
+            limited.info("api.upload_refused", member=member, error="form_upload")
             return error_response(
                 415, "form_upload",
                 "Send the document's raw bytes as the request body (curl --data-binary "
@@ -229,7 +229,7 @@ def create_api(
         try:
             filename = decode_filename_header(request.headers.get(FILENAME_HEADER))
         except ValidationError as exc:
-            limited.info("blob_upload_refused", member=member, error="invalid_filename")
+            limited.info("api.upload_refused", member=member, error="invalid_filename")
             return error_response(400, "invalid_filename", exc.message)
 
         expected: str | None = None
@@ -237,7 +237,7 @@ def create_api(
             try:
                 expected = parse_sha256(declared_digest.strip(), field=SHA256_HEADER)
             except ValidationError:
-                limited.info("blob_upload_refused", member=member, error="invalid_sha256")
+                limited.info("api.upload_refused", member=member, error="invalid_sha256")
                 return error_response(
                     400, "invalid_sha256", f"The {SHA256_HEADER} header must be 64 hex digits."
                 )
@@ -246,7 +246,7 @@ def create_api(
             if not declared_length.strip().isdigit():
                 return error_response(400, "invalid_request", "Content-Length must be a number.")
             if int(declared_length) > max_upload_bytes:
-                limited.info("blob_upload_refused", member=member, error=TOO_LARGE,
+                limited.info("api.upload_refused", member=member, error=TOO_LARGE,
                              declared=int(declared_length))
                 return error_response(
                     413,
@@ -259,14 +259,14 @@ def create_api(
             try:
                 media_type = normalize_media_type(content_type, field="Content-Type")
             except ValidationError as exc:
-                limited.info("blob_upload_refused", member=member, error="invalid_media_type")
+                limited.info("api.upload_refused", member=member, error="invalid_media_type")
                 return error_response(400, "invalid_media_type", exc.message)
 
         body = _timed(request.stream(), body_timeout)
         try:
             head = await _read_head(body)
             if not head:
-                limited.info("blob_upload_refused", member=member, error="empty_body")
+                limited.info("api.upload_refused", member=member, error="empty_body")
                 return error_response(400, "empty_body", "The document is empty.")
             if media_type is None:
                 media_type = sniff_media_type(head) or DEFAULT_MEDIA_TYPE
@@ -279,21 +279,21 @@ def create_api(
                 owner=member,
             )
         except ClientDisconnect:
-            limited.info("blob_upload_abandoned", member=member)
+            limited.info("api.upload_abandoned", member=member)
             return error_response(400, "client_disconnected", "The upload was interrupted.")
         except BodyTimeoutError as exc:
-            limited.info("blob_upload_abandoned", member=member, error="body_timeout")
+            limited.info("api.upload_abandoned", member=member, error="body_timeout")
             return error_response(
                 408, "body_timeout", f"The upload stalled: {exc}.",
                 headers={"Connection": "close"},
             )
         except RelaisError as exc:
-            limited.info("blob_upload_refused", member=member, error=exc.code)
+            limited.info("api.upload_refused", member=member, error=exc.code)
             return _relais_error_response(exc)
         finally:
             await body.aclose()
 
-        log.info("blob_stored", sha256=ref.sha256, size=ref.size, media_type=ref.media_type)
+        log.info("api.blob_stored", sha256=ref.sha256, size=ref.size, media_type=ref.media_type)
         return JSONResponse(
             {**ref.to_dict(), "member": member},
             status_code=201,
@@ -309,7 +309,7 @@ def create_api(
     async def _blob(request: Request) -> Response:
         member = await member_of(request)
         if member is None:
-            limited.info("api_unauthorized", method=request.method, path=request.url.path)
+            limited.info("api.unauthorized", method=request.method, path=request.url.path)
             return _unauthorized()
         try:
             sha256 = parse_sha256(request.path_params["sha256"])
@@ -323,7 +323,7 @@ def create_api(
         if not await store.owned_by(sha256, member):
             if await store.stat(sha256) is None:
                 return error_response(404, BlobNotFoundError.code, "No such blob.")
-            limited.info("blob_download_refused", member=member, sha256=sha256,
+            limited.info("api.download_refused", member=member, sha256=sha256,
                          error=NOT_OWNED)
             return error_response(
                 403, NOT_OWNED, f"The blob {sha256} does not belong to member {member}."
@@ -346,7 +346,7 @@ def create_api(
         size = await store.stat(sha256)
         if size is not None:
             headers["Content-Length"] = str(size)
-        logger.info("blob_download", member=member, sha256=sha256, size=size)
+        logger.info("api.blob_download", member=member, sha256=sha256, size=size)
 
         async def content() -> AsyncIterator[bytes]:
             try:
@@ -360,7 +360,7 @@ def create_api(
         return StreamingResponse(content(), headers=headers, media_type=DEFAULT_MEDIA_TYPE)
 
     async def on_relais_error(request: Request, exc: RelaisError) -> Response:
-        limited.warning("api_request_failed", path=request.url.path, error=exc.code)
+        limited.warning("api.request_failed", path=request.url.path, error=exc.code)
         response = _relais_error_response(exc)
         return _headers_only(response) if request.method == "HEAD" else response
 
@@ -376,8 +376,8 @@ def create_api(
         return _headers_only(response) if request.method == "HEAD" else response
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
-        if limited.allow("api_internal_error"):
-            logger.exception("api_internal_error", path=request.url.path)
+        if limited.allow("api.internal_error"):
+            logger.exception("api.internal_error", path=request.url.path)
         return error_response(500, "internal_error", "The request failed on the server.")
 
     handlers: dict[Any, Any] = {

@@ -133,12 +133,12 @@ class ConnectionGate:
     def admit(self, protocol: GatedProtocol, client: str) -> bool:
         if self.per_client.get(client, 0) >= self.limits.max_per_client:
             self.refused += 1
-            self.log.warning("api_connection_refused", reason="per_client_limit",
+            self.log.warning("api.connection_refused", reason="per_client_limit",
                              client=client, limit=self.limits.max_per_client)
             return False
         if len(self.connections) >= self.max_total and not self._evict_idle():
             self.refused += 1
-            self.log.warning("api_connection_refused", reason="total_limit",
+            self.log.warning("api.connection_refused", reason="total_limit",
                              client=client, limit=self.max_total)
             return False
         self.connections[protocol] = None
@@ -149,7 +149,7 @@ class ConnectionGate:
         for candidate in self.connections:
             if candidate.idle:
                 self.evicted += 1
-                self.log.info("api_connection_evicted", client=candidate.client_host)
+                self.log.info("api.connection_evicted", client=candidate.client_host)
                 candidate.close_now()
                 self.release(candidate)
                 return True
@@ -233,7 +233,7 @@ class GatedProtocol(H11Protocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.idle and not self.transport.is_closing():
-            self.gate.log.info("api_header_timeout", client=self.client_host,
+            self.gate.log.info("api.header_timeout", client=self.client_host,
                                seconds=self.gate.limits.header_timeout)
             self.transport.close()
 

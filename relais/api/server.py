@@ -127,7 +127,7 @@ async def serve_api(
     )
 
     def on_started() -> None:
-        logger.info("api_listening", host=bound_host, port=bound_port)
+        logger.info("api.listening", host=bound_host, port=bound_port)
         if started is not None:
             started.set()
 
@@ -143,5 +143,5 @@ async def serve_api(
         sock.close()
         for stdlib_logger, log_filter in filters:
             stdlib_logger.removeFilter(log_filter)
-        logger.info("api_stopped", host=bound_host, port=bound_port, refused=gate.refused,
+        logger.info("api.stopped", host=bound_host, port=bound_port, refused=gate.refused,
                     evicted=gate.evicted)

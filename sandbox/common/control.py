@@ -66,7 +66,7 @@ class Control:
 
     async def reset(self, request: Request) -> Response:
         self.simulator.reset()
-        log.info(f"sandbox_{self.partner}_reset")
+        log.info("sandbox.reset", partner=self.partner)
         return JSONResponse({"result": "ok"})
 
     async def faults(self, request: Request) -> Response:
@@ -81,7 +81,7 @@ class Control:
                 self.simulator.faults = self.simulator.faults.updated(changes)
             except ValidationError as exc:
                 return self.invalid(exc)
-            log.info(f"sandbox_{self.partner}_faults_changed", **changes)
+            log.info("sandbox.faults_changed", partner=self.partner, **changes)
         return JSONResponse(asdict(self.simulator.faults))
 
     async def clock(self, request: Request) -> Response:

@@ -120,7 +120,7 @@ class ClientCertificateGate:
             if is_open:
                 await self.app(scope, receive, send)
                 return
-            log.info("sandbox_certificate_refused", common_name=name, path=path)
+            log.info("sandbox.certificate_refused", common_name=name, path=path)
             await _refuse(send, "Le certificat n'est associé à aucun compte")
             return
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
@@ -128,7 +128,7 @@ class ClientCertificateGate:
         if given:
             login = _basic_login(given[0])
             if login != account.login:
-                log.info("sandbox_certificate_login_mismatch", common_name=name, login=login)
+                log.info("sandbox.certificate_login_mismatch", common_name=name, login=login)
                 await _refuse(send, "le login ne correspond pas au certificat")
                 return
         else:

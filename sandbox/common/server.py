@@ -112,7 +112,8 @@ async def serve_sandboxes(
         served, options = gated(sandbox.app, sandbox.accounts, tls)
         servers.append(uvicorn_server(served, host, sandbox.port, options))
         log.info(
-            f"sandbox_{sandbox.name}_serving",
+            "sandbox.serving",
+            partner=sandbox.name,
             host=host,
             port=sandbox.port,
             url=url_of(host, sandbox.port, tls),
@@ -126,6 +127,7 @@ async def serve_sandboxes(
             tls_dir=str(tls.material.directory) if tls else None,
         )
     tasks = [asyncio.create_task(server.serve()) for server in servers]
+    log.info("sandbox.ready", partners=[sandbox.name for sandbox in sandboxes])
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -84,7 +84,7 @@ class TdtControl(Control):
                 status_code=409,
             )
         self.state.release(transaction)
-        log.info("sandbox_tdt_released", transaction_id=transaction.id)
+        log.info("sandbox_tdt.released", transaction_id=transaction.id)
         return JSONResponse(transaction.summary())
 
     async def classification(self, request: Request) -> Response:
@@ -107,7 +107,7 @@ class TdtControl(Control):
             except ValidationError as exc:
                 return self.invalid(exc)
             state.classification = dataclasses.replace(state.classification, date_version=version)
-            log.info("sandbox_tdt_classification_published", date_version=version.isoformat())
+            log.info("sandbox_tdt.classification_published", date_version=version.isoformat())
         return JSONResponse(
             {
                 "date_version": state.classification.date_version.isoformat(),

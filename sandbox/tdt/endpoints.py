@@ -106,7 +106,7 @@ class S2low:
             ):
                 account = found
         if account is None:
-            log.info("sandbox_tdt_auth_refused", path=call.request.url.path)
+            log.info("sandbox_tdt.auth_refused", path=call.request.url.path)
             return call.ko(AUTH_FAILED, "/connexion-status")
         return account
 
@@ -164,7 +164,7 @@ class S2low:
             )
         except Refused as refused:
             state.count("rejected_posts", account.login)
-            log.info("sandbox_tdt_acte_refused", login=account.login, message=refused.message)
+            log.info("sandbox_tdt.acte_refused", login=account.login, message=refused.message)
             return call.ko(refused.message, ADD_PAGE)
         try:
             transmission = state.build_acte(account, submission)

@@ -341,7 +341,7 @@ class TdtState(Simulator[Faults]):
         else:
             transaction.pending = start
         log.info(
-            "sandbox_tdt_acte_recorded",
+            "sandbox_tdt.acte_recorded",
             transaction_id=transaction.id,
             login=account.login,
             id_acte=transaction.id_acte,

@@ -396,10 +396,10 @@ async def test_logs_name_the_member_and_blob_but_never_the_token(
     with capture_logs() as logs:
         await client.post("/v1/blobs", content=PDF, headers=upload_headers())
         await client.post("/v1/blobs", content=PDF, headers=upload_headers(token="bad-token-value"))
-    stored = [entry for entry in logs if entry["event"] == "blob_stored"]
+    stored = [entry for entry in logs if entry["event"] == "api.blob_stored"]
     assert stored == [
         {
-            "event": "blob_stored",
+            "event": "api.blob_stored",
             "log_level": "info",
             "member": SIREN_A,
             "sha256": sha(PDF),
@@ -407,7 +407,7 @@ async def test_logs_name_the_member_and_blob_but_never_the_token(
             "media_type": "application/pdf",
         }
     ]
-    assert any(entry["event"] == "api_unauthorized" for entry in logs)
+    assert any(entry["event"] == "api.unauthorized" for entry in logs)
     dumped = repr(logs)
     assert TOKEN_A not in dumped
     assert "bad-token-value" not in dumped
@@ -587,12 +587,12 @@ def test_rate_limited_log_lets_a_burst_through_then_counts_the_rest() -> None:
     limiter = RateLimitedLog(burst=3, interval=0.05)
     with capture_logs() as logs:
         for _ in range(10):
-            limiter.warning("api_unauthorized", path="/v1/blobs")
+            limiter.warning("api.unauthorized", path="/v1/blobs")
         time.sleep(0.06)
-        limiter.warning("api_unauthorized", path="/v1/blobs")
+        limiter.warning("api.unauthorized", path="/v1/blobs")
     events = [entry["event"] for entry in logs]
-    assert events == ["api_unauthorized"] * 3 + ["api_unauthorized.suppressed",
-                                                 "api_unauthorized"]
+    assert events == ["api.unauthorized"] * 3 + ["api.unauthorized.suppressed",
+                                                 "api.unauthorized"]
     assert logs[3]["dropped"] == 7
 
 
