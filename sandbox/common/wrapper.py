@@ -56,7 +56,8 @@ class FaultWrapper:
         headers = {}
         if faults.retry_after is not None:
             headers["Retry-After"] = str(round(faults.retry_after))
-        log.info("sandbox.fault_injected", partner=self.partner, fault=where, status=faults.error_status)
+        log.info("sandbox.fault_injected", partner=self.partner, fault=where,
+                 status=faults.error_status)
         return Response(
             f"sandbox: injected {where} error\n".encode(),
             status_code=faults.error_status,
@@ -84,7 +85,8 @@ class FaultWrapper:
                 return refusal
             response = await handler(request)
             log.info(
-                "sandbox.call", partner=self.partner, path=request.url.path, status=response.status_code
+                "sandbox.call", partner=self.partner, path=request.url.path,
+                status=response.status_code,
             )
             if fate.hang:
                 simulator.fault_counters["timeout"] += 1
