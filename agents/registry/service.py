@@ -1,0 +1,208 @@
+"""The look-up service a registry's owner runs: cache, single-flight, breaker, quota, call.
+
+:meth:`LookupService.lookup` answers a number from the hub-wide cache when it can; else it
+joins the call already in flight for that number, or makes one: it waits for the
+registry's circuit breaker and quota bucket (in arrival order: one waiter sleeps, the
+others queue behind it), calls the connector, and writes the answer to the cache (and
+through ``publish`` to the compacted cache topic) before returning it. A 429 empties and
+blocks the bucket for ``Retry-After`` and the call is tried again; a number whose wait
+would pass ``max_wait`` raises :class:`LookupPendingError` so the caller can park it on
+the delay tiers and tell the member it is pending (docs/registries.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from connectors.registries.errors import RegistryNotDiffusibleError, RegistryQuotaError
+from connectors.registries.models import LookupResult, NotFound, RegistryRecord
+from relais.errors import PartnerTransientError
+from relais.identifiers import identifier_kind, normalize_identifier
+from relais.registry.breaker import BreakerState, CircuitBreaker
+from relais.registry.bucket import TokenBucket
+from relais.registry.cache import CacheEntry, CachePolicy, Outcome, RegistryCache, make_entry
+from relais.registry.singleflight import SingleFlight
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class RegistryConnector(Protocol):
+    async def lookup(self, identifier: str) -> LookupResult: ...
+
+
+class LookupPendingError(PartnerTransientError):
+    """The registry cannot be asked before the caller's deadline (quota or open circuit)."""
+
+    code = "registry_pending"
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    entry: CacheEntry
+    from_cache: bool
+
+
+def record_payload(record: RegistryRecord) -> dict[str, str]:
+    """A record as the strings a Notification's ``details`` carries (absent: not set)."""
+    address = record.address
+    values = {
+        "kind": record.kind.value,
+        "siren": record.siren,
+        "siret": record.siret,
+        "name": record.name,
+        "active": "true" if record.active else "false",
+        "closed_on": record.closed_on.isoformat() if record.closed_on else None,
+        "legal_category": record.legal_category,
+        "naf": record.naf,
+        "diffusion": record.diffusion.value,
+        "head_office_siret": record.head_office_siret,
+        "street": address.street if address else None,
+        "postal_code": address.postal_code if address else None,
+        "commune": address.commune if address else None,
+        "commune_code": address.commune_code if address else None,
+        "masked": ",".join(sorted(record.masked)) or None,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class _Gate:
+    """One registry's quota bucket, breaker and queue of waiters."""
+
+    def __init__(self, quota: Quota, now: float, breaker: CircuitBreaker) -> None:
+        self.bucket = TokenBucket.for_quota(quota.limit, quota.window_seconds, now)
+        self.breaker = breaker
+        self.queue = asyncio.Lock()
+
+
+class LookupService:
+    def __init__(
+        self,
+        connectors: Mapping[str, RegistryConnector],
+        quotas: Mapping[str, Quota],
+        cache: RegistryCache,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        publish: Publish | None = None,
+        policy: CachePolicy | None = None,
+        max_wait: float = 600.0,
+        breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
+    ) -> None:
+        self.connectors = dict(connectors)
+        self.cache = cache
+        self.clock = clock
+        self.sleep = sleep
+        self.publish = publish
+        self.policy = policy or CachePolicy()
+        self.max_wait = max_wait
+        now = clock()
+        self.gates = {name: _Gate(quotas[name], now, breaker()) for name in self.connectors}
+        self.flight: SingleFlight[CacheEntry] = SingleFlight()
+        self.calls = 0
+
+    async def lookup(self, registry: str, identifier: str) -> LookupAnswer:
+        """The answer for ``identifier`` (SIREN or SIRET, typed spaces allowed).
+
+        ValueError for an invalid number or an unknown registry (never sent anywhere).
+        """
+        number = normalize_identifier(identifier)
+        if identifier_kind(number) is None:
+            raise ValueError(f"not a valid SIREN or SIRET: {identifier!r}")
+        if registry not in self.connectors:
+            raise ValueError(f"unknown registry {registry!r}")
+        cached = self.cache.get(registry, number, self.clock())
+        if cached is not None:
+            return LookupAnswer(cached, from_cache=True)
+        entry = await self.flight.run(f"{registry}:{number}", lambda: self._fetch(registry, number))
+        return LookupAnswer(entry, from_cache=False)
+
+    async def _fetch(self, registry: str, number: str) -> CacheEntry:
+        gate = self.gates[registry]
+        deadline = self.clock() + self.max_wait
+        while True:
+            cached = self.cache.get(registry, number, self.clock())
+            if cached is not None:  # filled while this call waited
+                return cached
+            async with gate.queue:
+                await self._wait_turn(registry, gate, deadline)
+            self.calls += 1
+            try:
+                result = await self.connectors[registry].lookup(number)
+            except RegistryQuotaError as exc:
+                retry = exc.retry_after if exc.retry_after is not None else 60.0
+                gate.bucket.penalize(retry, self.clock())
+                log.warning("registries.quota_exceeded", registry=registry, retry_after=retry)
+                continue
+            except RegistryNotDiffusibleError:
+                gate.breaker.success()
+                return await self._store(registry, number, Outcome.NOT_DIFFUSIBLE, None, {})
+            except PartnerTransientError:
+                gate.breaker.failure(self.clock())
+                raise
+            except Exception:
+                gate.breaker.success()  # it answered (auth, bad request…): it is up
+                raise
+            gate.breaker.success()
+            if isinstance(result, NotFound):
+                return await self._store(registry, number, Outcome.NOT_FOUND, None, {})
+            return await self._store(
+                registry, number, Outcome.FOUND, result.active, record_payload(result)
+            )
+
+    async def _wait_turn(self, registry: str, gate: _Gate, deadline: float) -> None:
+        while True:
+            now = self.clock()
+            if gate.breaker.state(now) is BreakerState.OPEN:
+                wait = gate.breaker.allow(now)
+            else:
+                wait = gate.bucket.take(now)
+                if wait <= 0:
+                    wait = gate.breaker.allow(now)  # half-open: one probe at a time
+                    if wait <= 0:
+                        return
+            if now + wait > deadline:
+                raise LookupPendingError(
+                    f"{registry}: no call possible for {wait:.0f} s (quota or open circuit)",
+                    partner=registry,
+                    retry_after=wait,
+                )
+            await self.sleep(wait)
+
+    async def _store(
+        self,
+        registry: str,
+        number: str,
+        outcome: Outcome,
+        active: bool | None,
+        payload: dict[str, str],
+    ) -> CacheEntry:
+        entry = make_entry(
+            registry,
+            number,
+            outcome,
+            self.clock(),
+            active=active,
+            payload=payload,
+            policy=self.policy,
+        )
+        key, value = self.cache.put(entry)
+        if self.publish is not None:
+            await self.publish(key, value)
+        log.info("registries.lookup_answered", registry=registry, outcome=outcome.value)
+        return entry
