@@ -1,0 +1,108 @@
+"""registry-lookup: the owner of a registry's partition answers the look-ups it holds.
+
+Input ``relais.registry.lookups`` (keyed by registry: one partition, hence one worker,
+per registry; docs/registries.md). The stage runs :class:`LookupService` (cache, one call
+per number in flight, breaker, quota bucket) with a short ``max_wait``, so a handler never
+holds its partition for long:
+
+- answered (found, not found, not diffusible; from the cache or the registry): the
+  member's ``answered`` notification, with the record's fields in ``details``;
+- the registry cannot be asked soon (quota, open circuit): a ``pending`` notification
+  (once per state: its id is stable, members drop repeats) and the look-up parked on the
+  delay tier that covers the wait, back to this topic; after :data:`MAX_WAITS` parkings
+  the look-up is left to the failure router (dead letter, ``failed`` notification);
+- a registry failure (5xx, timeout): raised, for the failure router's retry tiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from agents.registry.answers import REGISTRY_NAMES, answer_details, answer_message
+from agents.registry.machines import REGISTRY
+from agents.registry.service import LookupPendingError, LookupService
+from relais.errors import Reason
+from relais.flows.emit import emit
+from relais.flows.outbound import FlowContext, Outbound
+from relais.stages import headers as h
+from relais.stages.delays import tier_for
+from relais.stages.records import InputRecord
+from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+
+log = structlog.get_logger(__name__)
+STAGE = "registry-lookup"
+MAX_WAITS = 8
+DEFAULT_WAIT = 30.0
+
+
+@dataclass
+class LookupDeps:
+    codec: AvroCodec
+    service: LookupService
+
+
+async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]:
+    lookup = deps.codec.decode(record.value or b"", expected="RegistryLookup").record
+    headers = list(record.headers or ())
+    siren = h.get(headers, h.MEMBER) or lookup["member_siren"]
+    flow = FlowContext(
+        h.get(headers, FLOW_ID_HEADER) or "", siren, "registry", lookup["request_id"]
+    )
+    parent = EventHeaders.from_kafka(headers)
+    registry = REGISTRY_NAMES[lookup["registry"]]
+    waits = h.get_count(headers, h.ATTEMPT)
+    try:
+        answer = await deps.service.lookup(registry, lookup["identifier"])
+    except ValueError as exc:  # dispatch checks first; a record forged past it lands here
+        return emit(
+            deps.codec,
+            flow,
+            REGISTRY,
+            stage=STAGE,
+            state="rejected",
+            previous=None,
+            kind="REJECTED",
+            message="the look-up was refused",
+            parent=parent,
+            reasons=[Reason("identifier", "invalid", str(exc))],
+        )
+    except LookupPendingError as exc:
+        if waits >= MAX_WAITS:
+            raise
+        wait = exc.retry_after if exc.retry_after is not None else DEFAULT_WAIT
+        target = tier_for(wait)
+        log.info("registries.lookup_parked", registry=registry, wait=round(wait), tier=target.label)
+        parked = h.replace(headers, **{h.ATTEMPT: str(waits + 1), h.DELAY_TARGET: record.topic})
+        return [
+            *emit(
+                deps.codec,
+                flow,
+                REGISTRY,
+                stage=STAGE,
+                state="pending",
+                previous=None,
+                kind="STATE_CHANGED",
+                parent=parent,
+                message=f"{registry} cannot be asked yet (quota or outage); the answer "
+                f"follows in about {max(round(wait), 1)} s",
+                details={"registry": registry, "retry_after": str(round(wait))},
+            ),
+            Outbound(target.topic.name, record.key, record.value, parked),
+        ]
+    entry = answer.entry
+    return emit(
+        deps.codec,
+        flow,
+        REGISTRY,
+        stage=STAGE,
+        state="answered",
+        previous=None,
+        kind="STATE_CHANGED",
+        message=answer_message(entry),
+        parent=parent,
+        partner_ref=entry.identifier,
+        details=answer_details(entry, from_cache=answer.from_cache),
+    )
