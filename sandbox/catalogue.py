@@ -6,12 +6,13 @@ To add one, give its package a ``SandboxPartner`` (name, title, port offset, fac
 
 from __future__ import annotations
 
+from sandbox.archive.partner import ARCHIVE
 from sandbox.common.partner import SandboxPartner
 from sandbox.iparapheur.partner import IPARAPHEUR
 from sandbox.registries.partner import REGISTRIES
 from sandbox.tdt.partner import TDT
 
-SANDBOXES: tuple[SandboxPartner, ...] = (TDT, REGISTRIES, IPARAPHEUR)
+SANDBOXES: tuple[SandboxPartner, ...] = (TDT, REGISTRIES, IPARAPHEUR, ARCHIVE)
 
 
 def by_name(names: str = "") -> tuple[SandboxPartner, ...]:

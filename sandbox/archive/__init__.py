@@ -1,0 +1,1 @@
+"""The sandbox archive: Vitam's external ingest API, as strict as a real archive."""
