@@ -1,13 +1,13 @@
 """The registry look-up flow's topics (who a SIREN or SIRET is), each declared once.
 
-=========================  =============  ================  ====================================
-topic                      key            value             written by → read by
-=========================  =============  ================  ====================================
-relais.registry.requested  member SIREN   RegistryLookup    ingress → registry-dispatch
-relais.registry.lookups    registry name  RegistryLookup    registry-dispatch → registry-lookup
-relais.registry.cache      registry:num   JSON cache entry  registry-lookup → every worker
-relais.registry.quota      registry name  JSON bucket state registry-lookup → the next owner
-=========================  =============  ================  ====================================
+=========================  =============  ==================  ==================================
+topic                      key            value               written by → read by
+=========================  =============  ==================  ==================================
+relais.registry.requested  member SIREN   RegistryLookup      ingress → registry-dispatch
+relais.registry.lookups    registry name  RegistryLookup      registry-dispatch → registry-lookup
+relais.registry.cache      registry:num   RegistryCacheEntry  registry-lookup → every worker
+relais.registry.quota      registry name  JSON bucket state   registry-lookup → the next owner
+=========================  =============  ==================  ==================================
 
 ``relais.registry.lookups`` is keyed by registry so that one partition, hence one worker,
 owns each registry's quota bucket and circuit breaker (docs/registries.md). The registry
@@ -39,7 +39,7 @@ REGISTRY_CACHE = TopicSpec(
     name="relais.registry.cache",
     partitions=1,
     key="'<registry>:<SIREN or SIRET>' (string)",
-    value_schema="none (JSON, relais.registry.cache.encode_entry)",
+    value_schema="RegistryCacheEntry",
     doc="The hub-wide registry cache (compacted; tombstones for expired answers).",
     cleanup_policy="compact",
 )

@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-Publish = Callable[[str, bytes], Awaitable[None]]
+Publish = Callable[[CacheEntry], Awaitable[None]]
 
 
 class RegistryConnector(Protocol):
@@ -201,8 +201,8 @@ class LookupService:
             payload=payload,
             policy=self.policy,
         )
-        key, value = self.cache.put(entry)
+        self.cache.put(entry)
         if self.publish is not None:
-            await self.publish(key, value)
+            await self.publish(entry)
         log.info("registries.lookup_answered", registry=registry, outcome=outcome.value)
         return entry

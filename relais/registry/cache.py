@@ -1,7 +1,8 @@
 """The hub-wide registry cache: entries, their expiry per kind of answer, and a local view.
 
 Every worker keeps a :class:`RegistryCache` filled from one compacted topic (key
-``<registry>:<number>``, value :func:`encode_entry`, a tombstone deletes), so the same
+``<registry>:<number>``, value a ``RegistryCacheEntry`` Avro record, :func:`entry_record`;
+a tombstone deletes), so the same
 number is asked once whichever worker asks. Expiry is checked on read; the owner of a
 registry (docs/registries.md) writes entries and tombstones. "Not found" is cached too
 (negative caching), for less time: a new company may be registered tomorrow.
@@ -9,15 +10,14 @@ registry (docs/registries.md) writes entries and tombstones. "Not found" is cach
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from relais.errors import ValueDecodeError
 
-MAX_ENTRY_BYTES = 16 * 1024
 HOUR = 3600.0
 DAY = 24 * HOUR
 
@@ -81,46 +81,47 @@ def make_entry(
     return CacheEntry(registry, identifier, outcome, now, now + ttl, active, dict(payload or {}))
 
 
-def encode_entry(entry: CacheEntry) -> bytes:
-    data = json.dumps(
-        {
-            "registry": entry.registry,
-            "identifier": entry.identifier,
-            "outcome": entry.outcome.value,
-            "stored_at": entry.stored_at,
-            "expires_at": entry.expires_at,
-            "active": entry.active,
-            "payload": dict(entry.payload),
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
-    if len(data) > MAX_ENTRY_BYTES:
-        raise ValueError(f"cache entry {entry.key} is {len(data)} bytes (max {MAX_ENTRY_BYTES})")
-    return data
+_SYMBOLS = {
+    Outcome.FOUND: "FOUND",
+    Outcome.NOT_FOUND: "NOT_FOUND",
+    Outcome.NOT_DIFFUSIBLE: "NOT_DIFFUSIBLE",
+}
+_OUTCOMES = {symbol: outcome for outcome, symbol in _SYMBOLS.items()}
 
 
-def decode_entry(raw: bytes) -> CacheEntry:
-    """An entry read from the cache topic; ValueDecodeError for anything else."""
-    if len(raw) > MAX_ENTRY_BYTES:
-        raise ValueDecodeError(f"cache entry of {len(raw)} bytes (max {MAX_ENTRY_BYTES})")
+def entry_record(entry: CacheEntry) -> dict[str, Any]:
+    """The ``RegistryCacheEntry`` Avro record of an entry (what the cache topic holds)."""
+    return {
+        "registry": entry.registry,
+        "identifier": entry.identifier,
+        "outcome": _SYMBOLS[entry.outcome],
+        "stored_at": datetime.fromtimestamp(entry.stored_at, UTC),
+        "expires_at": datetime.fromtimestamp(entry.expires_at, UTC),
+        "active": entry.active,
+        "payload": {str(k): str(v) for k, v in entry.payload.items()},
+    }
+
+
+def entry_from_record(record: Mapping[str, Any]) -> CacheEntry:
+    """An entry from a decoded ``RegistryCacheEntry``; ValueDecodeError when inconsistent."""
     try:
-        data = json.loads(raw)
-        payload = data["payload"]
-        active = data["active"]
-        if not isinstance(payload, dict) or active not in (None, True, False):
-            raise TypeError("payload or active")
-        return CacheEntry(
-            registry=str(data["registry"]),
-            identifier=str(data["identifier"]),
-            outcome=Outcome(data["outcome"]),
-            stored_at=float(data["stored_at"]),
-            expires_at=float(data["expires_at"]),
-            active=active,
-            payload=payload,
+        stored, expires = record["stored_at"], record["expires_at"]
+        entry = CacheEntry(
+            registry=str(record["registry"]),
+            identifier=str(record["identifier"]),
+            outcome=_OUTCOMES[record["outcome"]],
+            stored_at=stored.timestamp() if isinstance(stored, datetime) else float(stored) / 1000,
+            expires_at=expires.timestamp()
+            if isinstance(expires, datetime)
+            else float(expires) / 1000,
+            active=record.get("active"),
+            payload=dict(record.get("payload") or {}),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueDecodeError(f"not a registry cache entry: {exc}") from exc
+    if entry.expires_at < entry.stored_at:
+        raise ValueDecodeError(f"cache entry {entry.key} expires before it was stored")
+    return entry
 
 
 class RegistryCache:
@@ -134,23 +135,21 @@ class RegistryCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def apply(self, key: str, value: bytes | None) -> None:
+    def apply(self, key: str, entry: CacheEntry | None) -> None:
         """One record of the cache topic: an entry, or a tombstone (``None``)."""
-        if value is None:
+        if entry is None:
             self._entries.pop(key, None)
             return
-        entry = decode_entry(value)
         if entry.key != key:
             raise ValueDecodeError(f"cache record key {key!r} holds an entry for {entry.key!r}")
         current = self._entries.get(key)
         if current is None or entry.stored_at >= current.stored_at:
             self._entries[key] = entry
 
-    def put(self, entry: CacheEntry) -> tuple[str, bytes]:
-        """Store ``entry`` here; the record to publish on the cache topic."""
-        value = encode_entry(entry)
+    def put(self, entry: CacheEntry) -> str:
+        """Store ``entry`` here (the caller publishes it on the cache topic); its key."""
         self._entries[entry.key] = entry
-        return entry.key, value
+        return entry.key
 
     def get(self, registry: str, identifier: str, now: float) -> CacheEntry | None:
         """The fresh entry for a number, or ``None`` (absent or expired)."""

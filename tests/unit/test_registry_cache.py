@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
 from relais.errors import ValueDecodeError
@@ -11,10 +14,11 @@ from relais.registry.cache import (
     CachePolicy,
     Outcome,
     RegistryCache,
-    decode_entry,
-    encode_entry,
+    entry_from_record,
+    entry_record,
     make_entry,
 )
+from relais.wire.avro_codec import AvroCodec
 
 
 def test_expiry_depends_on_the_kind_of_answer() -> None:
@@ -40,42 +44,51 @@ def test_a_fresh_entry_is_a_hit_until_it_expires_including_not_found() -> None:
     assert cache.expired(HOUR) == ["sirene:000000018"]
 
 
-def test_the_topic_view_applies_entries_tombstones_and_keeps_the_newest() -> None:
-    writer, reader = RegistryCache(), RegistryCache()
-    key, value = writer.put(
-        make_entry(
-            "sirene",
-            "212102313",
-            Outcome.FOUND,
-            10.0,
-            active=True,
-            payload={"name": "COMMUNE DE DIJON", "legal_category": "7210"},
-        )
+def test_entries_travel_as_avro_records_and_the_view_keeps_the_newest() -> None:
+    codec = AvroCodec()
+    entry = make_entry(
+        "sirene",
+        "212102313",
+        Outcome.FOUND,
+        1_764_000_000.5,
+        active=True,
+        payload={"name": "COMMUNE DE DIJON", "legal_category": "7210"},
     )
-    assert key == "sirene:212102313"
-    reader.apply(key, value)
-    entry = reader.get("sirene", "212102313", 20.0)
-    assert entry is not None and entry.payload["name"] == "COMMUNE DE DIJON"
-    _, older = RegistryCache().put(make_entry("sirene", "212102313", Outcome.NOT_FOUND, 5.0))
-    reader.apply(key, older)  # a late, older record does not replace the newer one
-    assert reader.get("sirene", "212102313", 20.0) == entry
-    reader.apply(key, None)
-    assert reader.get("sirene", "212102313", 20.0) is None and len(reader) == 0
+    raw = codec.encode("RegistryCacheEntry", entry_record(entry))
+    back = entry_from_record(codec.decode(raw, expected="RegistryCacheEntry").record)
+    assert back == entry
+    reader = RegistryCache()
+    reader.apply(entry.key, back)
+    older = make_entry("sirene", "212102313", Outcome.NOT_FOUND, 5.0)
+    reader.apply(entry.key, older)  # a late, older record does not replace the newer one
+    assert reader.get("sirene", "212102313", 1_764_000_010.0) == entry
+    reader.apply(entry.key, None)
+    assert reader.get("sirene", "212102313", 1_764_000_010.0) is None and len(reader) == 0
 
 
-def test_hostile_cache_records_are_refused() -> None:
+def test_inconsistent_cache_records_are_refused() -> None:
+    good: dict[str, Any] = entry_record(make_entry("sirene", "2", Outcome.NOT_FOUND, 10.0))
     cache = RegistryCache()
     with pytest.raises(ValueDecodeError):
-        cache.apply("sirene:1", b"not json")
+        cache.apply("sirene:1", entry_from_record(good))  # key and content disagree
     with pytest.raises(ValueDecodeError):
-        cache.apply("sirene:1", b"x" * 20_000)
-    _, value = RegistryCache().put(make_entry("sirene", "2", Outcome.NOT_FOUND, 0.0))
+        entry_from_record({**good, "outcome": "MAYBE"})
     with pytest.raises(ValueDecodeError):
-        cache.apply("sirene:1", value)  # key and content disagree
+        entry_from_record({**good, "expires_at": good["stored_at"] - timedelta(seconds=1)})
     with pytest.raises(ValueDecodeError):
-        decode_entry(
-            b'{"registry":"s","identifier":"1","outcome":"maybe","stored_at":0,'
-            b'"expires_at":1,"active":null,"payload":{}}'
-        )
-    with pytest.raises(ValueError):
-        encode_entry(make_entry("s", "1", Outcome.FOUND, 0.0, payload={"x": "y" * 20_000}))
+        entry_from_record({k: v for k, v in good.items() if k != "registry"})
+
+
+def test_the_topic_view_fills_the_cache_and_drops_bad_records() -> None:
+    from agents.registry.views import RegistryCacheView
+
+    codec = AvroCodec()
+    view = RegistryCacheView("127.0.0.1:1", codec)  # never started: records applied by hand
+    entry = make_entry("sirene", "212102313", Outcome.FOUND, 100.0, active=True)
+    raw = codec.encode("RegistryCacheEntry", entry_record(entry))
+    view.view.apply(b"sirene:212102313", raw)
+    assert view.cache.get("sirene", "212102313", 200.0) == entry
+    view.view.apply(b"sirene:999999999", raw)  # key and entry disagree: dropped, logged
+    assert view.cache.get("sirene", "999999999", 200.0) is None
+    view.view.apply(b"sirene:212102313", None)
+    assert len(view.cache) == 0

@@ -14,7 +14,7 @@ from connectors.registries.sirene import SireneConnector, sirene_headers
 from relais.errors import PartnerTransientError
 from relais.identifiers import luhn_check_digit
 from relais.registry.breaker import CircuitBreaker
-from relais.registry.cache import Outcome, RegistryCache
+from relais.registry.cache import CacheEntry, Outcome, RegistryCache
 from sandbox.common.clock import AdjustableClock
 from sandbox.registries.app import create_registries_sandbox
 from sandbox.registries.config import DEFAULT_SIRENE_KEY, RegistriesConfig
@@ -40,8 +40,8 @@ class Rig:
             self.clock.advance(seconds)
             await asyncio.sleep(0)
 
-        async def publish(key: str, value: bytes) -> None:
-            self.published.append(key)
+        async def publish(entry: CacheEntry) -> None:
+            self.published.append(entry.key)
 
         self.service = LookupService(
             {"sirene": SireneConnector(self.client)},
