@@ -33,17 +33,20 @@ class RegistryCacheView:
 
     def __init__(self, bootstrap_servers: str, codec: AvroCodec) -> None:
         self.cache = RegistryCache()
-        self.view: CompactedView[CacheEntry] = CompactedView(
+        self.view: CompactedView[CacheEntry | None] = CompactedView(
             bootstrap_servers,
             codec,
             topic=REGISTRY_CACHE.name,
             schema_name=REGISTRY_CACHE.value_schema,
-            parse=entry_from_record,
+            parse=_parse,
             on_change=self._changed,
         )
 
     def _changed(self, key: str, entry: CacheEntry | None) -> None:
-        self.cache.apply(key, entry)
+        try:
+            self.cache.apply(key, entry)
+        except ValueDecodeError as exc:
+            log.error("registries.cache_record_unreadable", key=key, error=str(exc))
 
     async def start(self) -> None:
         await self.view.start()
