@@ -248,7 +248,7 @@ class S2lowConnector:
                 await response.aclose()
         elapsed = time.perf_counter() - started
         log.info(
-            "tdt_call",
+            "tdt.called",
             partner=self.partner,
             operation=operation,
             http_status=response.status_code,
@@ -396,7 +396,7 @@ class S2lowConnector:
         answer = await self._call(operation, "POST", PATH_CREATE, cap=self.caps.text, body=body)
         result = self._created(answer, operation, "acte")
         log.info(
-            "tdt_acte_posted",
+            "tdt.acte_posted",
             partner=self.partner,
             transaction_id=result.transaction_id,
             number=form.number,
@@ -596,7 +596,7 @@ class S2lowConnector:
                 if exc.retry_after is not None:
                     pause = min(max(pause, exc.retry_after), 10.0)
                 log.info(
-                    "tdt_read_retried",
+                    "tdt.read_retried",
                     partner=self.partner,
                     attempt=attempt,
                     error=exc.code,
@@ -695,7 +695,7 @@ class S2lowConnector:
         if found:
             row = next(iter(found.values()))
             log.info(
-                "tdt_acte_found",
+                "tdt.acte_found",
                 partner=self.partner,
                 transaction_id=row.id,
                 number=number,
@@ -704,14 +704,14 @@ class S2lowConnector:
             return row.id
         if other_dates:
             log.warning(
-                "tdt_acte_number_taken",
+                "tdt.acte_number_taken",
                 partner=self.partner,
                 number=number,
                 decision_date=wanted_date,
                 transaction_id=other_dates[0].id,
                 other_decision_date=str(other_dates[0].decision_date),
             )
-        log.info("tdt_acte_absent", partner=self.partner, number=number, decision_date=wanted_date)
+        log.info("tdt.acte_absent", partner=self.partner, number=number, decision_date=wanted_date)
         return None
 
     # -- classification --------------------------------------------------------------------
