@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from connectors.tdt.helios import HeliosConnector
 from relais.errors import UnknownMemberError
+from relais.journal.deliver import AckedPublisher
 from relais.journal.entry import JournalEntry
 from relais.members.model import Member
 from relais.pes.xml_safe import PesLimits
@@ -34,6 +36,15 @@ class JournalLookup(Protocol):
 
     def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None: ...
 
+    def entries(self) -> list[JournalEntry]: ...
+
+
+class HeliosAccounts(Protocol):
+    """One Hélios connector per member TdT account
+    (:class:`connectors.tdt.helios.HeliosConnectors`)."""
+
+    def for_member(self, member: Member) -> HeliosConnector: ...
+
 
 class Blobs(Protocol):
     def open(self, sha256: str) -> AsyncIterator[bytes]: ...
@@ -48,6 +59,11 @@ class PesDeps:
     blobs: Blobs
     journal: JournalLookup
     limits: PesLimits = field(default_factory=PesLimits)
+    connectors: HeliosAccounts | None = None
+    #: The journal publisher (acknowledged writes outside the stage's transaction).
+    publisher: AckedPublisher | None = None
+    #: How many transaction ids :meth:`HeliosConnector.find_pes` walks when reconciling.
+    find_window: int = 200
 
     def member(self, siren: str) -> Member:
         member = self.members.get(siren)

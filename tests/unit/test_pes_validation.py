@@ -47,18 +47,21 @@ class Journal:
     """The journal view without Kafka: entries by flow id and the real index."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, JournalEntry] = {}
+        self.by_flow: dict[str, JournalEntry] = {}
         self.index = JournalIndex(JOURNAL_KEYS)
 
     def get(self, flow_id: str) -> JournalEntry | None:
-        return self.entries.get(flow_id)
+        return self.by_flow.get(flow_id)
 
     def put_local(self, entry: JournalEntry) -> None:
-        self.entries[entry.flow_id] = entry
+        self.by_flow[entry.flow_id] = entry
         self.index.update(entry.flow_id, entry)
 
     def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None:
         return self.index.flow_of(member_siren, key_name, value)
+
+    def entries(self) -> list[JournalEntry]:
+        return list(self.by_flow.values())
 
 
 def _ours(raw: bytes) -> bytes:
@@ -151,4 +154,4 @@ async def test_not_xml_and_too_large_are_refused(codec: AvroCodec) -> None:
 
 def test_the_flow_routes_pes_submissions() -> None:
     assert routes_of([PES])["PesSubmission"].topic is PES_SUBMITTED
-    assert PES.stage_names() == ("pes-validation",)
+    assert PES.stage_names() == ("pes-validation", "pes-delivery")
