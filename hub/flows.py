@@ -8,6 +8,8 @@ derives from these declarations (:mod:`relais.flows.kit`).
 from __future__ import annotations
 
 from agents.acts.flow import ACTS
+from agents.archive.flow import ARCHIVE
+from agents.registry.flow import REGISTRY
 from relais.flows.kit import Flow
 
-FLOWS: tuple[Flow, ...] = (ACTS,)
+FLOWS: tuple[Flow, ...] = (ACTS, ARCHIVE, REGISTRY)

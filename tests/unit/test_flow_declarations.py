@@ -101,7 +101,7 @@ def test_health_dead_letters_routes_partners_and_delay_targets_follow() -> None:
     assert inputs["pes-acquits"] == ([], 0.0)
     assert routes_of(flows)["PesSubmission"].topic is PES_IN
     assert routes_of(flows)["ActeFollowUp"].flow_type == "acte-followup"
-    assert partners_of(flows) == ("tdt", "helios")
+    assert partners_of(flows) == (*partners_of(FLOWS), "helios")
     assert stage_inputs(flows)["pes-delivery"] == "test.pes.submitted"
 
 

@@ -65,8 +65,9 @@ def test_the_hub_has_one_runner_per_declared_stage_plus_the_ingress(
     deps: HubDependencies,
 ) -> None:
     assert set(deps.stage_runners) == {"ingress", "acts-validation", "acts-delivery",
-                                       "acts-status", "acts-followup"}
-    assert [running.flow.name for running in deps.flows] == ["acts"]
+                                       "acts-status", "acts-followup", "archive-delivery",
+                                       "archive-status", "archive-dossier", "archive-acts"}
+    assert [running.flow.name for running in deps.flows] == ["acts", "archive"]
 
 
 def test_stages_and_timers_of_a_paused_partner_hold(

@@ -1,0 +1,1 @@
+"""The archive flow: SEDA transfers to the members' archives (Vitam), replies correlated."""
