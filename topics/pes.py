@@ -5,6 +5,7 @@ topic                       key         value                   written by → r
 ==========================  ==========  ======================  ==========================
 relais.pes.submitted        SIREN       PesSubmission           ingress → pes-validation
 relais.pes.delivery         flow id     PesSubmission           pes-validation → delivery
+relais.pes.status           flow id     PesStatusCheck          delay tiers → pes-status
 relais.journal.deliveries   flow id     JournalEntry            pes stages → pes stages
 ==========================  ==========  ======================  ==========================
 
@@ -33,5 +34,13 @@ PES_DELIVERY = TopicSpec(
     doc="Checked PES_Aller files waiting to be imported into their member's TdT (Hélios).",
 )
 
+PES_STATUS = TopicSpec(
+    name="relais.pes.status",
+    partitions=HUB_PARTITIONS,
+    key="flow id (string)",
+    value_schema="PesStatusCheck",
+    doc="Imported PES files whose Hélios status is due for a poll.",
+)
+
 #: Every topic of the PES flow, in the order ``relais topics apply`` creates them.
-PES_TOPICS: tuple[TopicSpec, ...] = (PES_SUBMITTED, PES_DELIVERY, DELIVERY_JOURNAL)
+PES_TOPICS: tuple[TopicSpec, ...] = (PES_SUBMITTED, PES_DELIVERY, PES_STATUS, DELIVERY_JOURNAL)

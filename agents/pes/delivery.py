@@ -11,8 +11,8 @@ refuses the same bytes twice, so a second import can never create a second trans
 
 Outcomes: ``posted`` (partner_ref: the Hélios transaction id) with the journal entry POSTED,
 ``rejected`` when S²LOW refused the file (its text as reason), ``uncertain`` when it cannot
-tell whether the earlier import arrived. Status polling and the PES_ACQUIT come next
-(not written yet).
+tell whether the earlier import arrived. A posted file gets its first status check
+(:mod:`agents.pes.status`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import structlog
 from agents.pes.deps import PesDeps
 from agents.pes.journal import high_water
 from agents.pes.machines import BY_TYPE
+from agents.pes.status import first_status_check
 from agents.pes.validation import FIELD, _read_blob
 from relais.errors import ConfigurationError, Reason
 from relais.flows.emit import emit
@@ -93,10 +94,12 @@ async def handle_delivery(record: InputRecord, deps: PesDeps) -> list[Outbound]:
     if isinstance(outcome, Delivered):
         ref = outcome.entry.partner_ref
         log.info("pes.posted", transaction_id=ref, reconciled=outcome.reconciled)
+        assert ref is not None
         return [journal_out, *emit(
             deps.codec, flow, machine, stage=STAGE, state="posted", previous="validated",
             kind="STATE_CHANGED", parent=parent, partner_ref=ref,
-            message=f"PES_Aller imported into the TdT as Hélios transaction {ref}")]
+            message=f"PES_Aller imported into the TdT as Hélios transaction {ref}"),
+            first_status_check(deps, flow, ref, parent, stage=STAGE)]
     if isinstance(outcome, Refused):
         reasons = outcome.error.reasons or [Reason(FIELD, "tdt_refused", outcome.error.message)]
         return [journal_out, *emit(

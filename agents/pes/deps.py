@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from connectors.tdt.helios import HeliosConnector
+from relais.blobs.model import BlobRef
 from relais.errors import UnknownMemberError
 from relais.journal.deliver import AckedPublisher
 from relais.journal.entry import JournalEntry
@@ -47,6 +48,12 @@ class HeliosAccounts(Protocol):
 
 
 class Blobs(Protocol):
+    async def put_bytes(
+        self, data: bytes, *, media_type: str, filename: str,
+        expected_sha256: str | None = None, max_bytes: int | None = None,
+        owner: str | None = None,
+    ) -> BlobRef: ...
+
     def open(self, sha256: str) -> AsyncIterator[bytes]: ...
 
     async def stat(self, sha256: str) -> int | None: ...
@@ -64,6 +71,7 @@ class PesDeps:
     publisher: AckedPublisher | None = None
     #: How many transaction ids :meth:`HeliosConnector.find_pes` walks when reconciling.
     find_window: int = 200
+    poll_schedule: tuple[str, ...] = ("5s", "30s", "2m", "10m", "1h")
 
     def member(self, siren: str) -> Member:
         member = self.members.get(siren)

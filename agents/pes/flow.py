@@ -1,11 +1,11 @@
 """The PES flow as the hub will run it: Hélios PES_Aller files to the comptable through
 the member's TdT (S²LOW's Hélios API, ``connectors/tdt/helios.py``).
 
-So far: the flow type and its machine, the ``PesSubmission`` route, the topics, the
-validation stage, the delivery stage (import exactly once, ``find_pes`` reconciliation)
-and the delivery journal's view with the PES lookups. Status polling, the PES_ACQUIT
-outcome and the PES_Retour watcher are not written yet, so :data:`PES` is not listed in
-``hub/flows.py`` (a posted file would never reach a final state).
+Declared: the flow type and its machine, the ``PesSubmission`` route, the topics, the
+validation stage, the delivery stage (import exactly once, ``find_pes`` reconciliation),
+the status stage (polls, PES_ACQUIT → acknowledged / partially-accepted / rejected) and the
+delivery journal's view with the PES lookups. Not written yet: the PES_Retour watcher.
+:data:`PES` is not yet listed in ``hub/flows.py`` (no integration run on a broker yet).
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from agents.pes.delivery import handle_delivery
 from agents.pes.deps import PesDeps
 from agents.pes.journal import PesJournal
 from agents.pes.machines import MACHINES
+from agents.pes.status import STAGE as STATUS
+from agents.pes.status import handle_status
 from agents.pes.validation import STAGE as VALIDATION
 from agents.pes.validation import handle_submitted
 from connectors.tdt.helios import HeliosConnectors
 from relais.flows.kit import Flow, FlowRuntime, HubContext, Route, Stage
-from topics.pes import PES_DELIVERY, PES_SUBMITTED, PES_TOPICS
+from relais.stages.failures import parse_tiers
+from topics.pes import PES_DELIVERY, PES_STATUS, PES_SUBMITTED, PES_TOPICS
 
 #: The partner the PES stages call (the TdT's Hélios module): ``relais connector pause tdt``.
 PARTNER = "tdt"
@@ -32,7 +35,8 @@ def build(ctx: HubContext) -> FlowRuntime:
     journal = PesJournal(settings.bootstrap_servers, ctx.codec)
     connectors = HeliosConnectors(timeout=settings.tdt_timeout_seconds)
     deps = PesDeps(codec=ctx.codec, members=ctx.members, blobs=ctx.blobs, journal=journal,
-                   connectors=connectors, publisher=ctx.journal)
+                   connectors=connectors, publisher=ctx.journal,
+                   poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",))
     return FlowRuntime(deps=deps, views=[journal], closers=[connectors.aclose])
 
 
@@ -44,6 +48,7 @@ PES = Flow(
     stages=(
         Stage(VALIDATION, PES_SUBMITTED, handle_submitted, "pes", PARTNER),
         Stage(DELIVERY, PES_DELIVERY, handle_delivery, "pes", PARTNER),
+        Stage(STATUS, PES_STATUS, handle_status, "pes", PARTNER),
     ),
     topics=PES_TOPICS,
     build=build,

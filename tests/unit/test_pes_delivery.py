@@ -3,13 +3,15 @@ interrupted import reconciled by content (0 duplicate imports), S²LOW's refusal
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from agents.pes.delivery import handle_delivery
 from agents.pes.deps import PesDeps
+from agents.pes.status import handle_status
 from connectors.tdt.helios import HeliosConnector
 from relais.flows.ids import flow_id_for
 from relais.journal.entry import JournalEntry
@@ -20,8 +22,9 @@ from relais.wire.headers import FLOW_ID_HEADER
 from tests.unit.acts_fakes import DictMembers, FakeBlobs, FakeRecord, decoded, flow_events
 from tests.unit.test_helios_sandbox import BASE, Box, helios, pes
 from tests.unit.test_pes_validation import Journal
+from topics import member as member_topics
 from topics.journal import DELIVERY_JOURNAL
-from topics.pes import PES_DELIVERY
+from topics.pes import PES_DELIVERY, PES_STATUS
 
 SIREN = "243100633"
 
@@ -74,6 +77,10 @@ class World:
     async def transactions(self) -> int:
         answer = await self.box.control.get("/sandbox/helios/stats")
         return int(answer.json()["transactions"])
+
+
+def notifications_of(codec: AvroCodec, outputs: list[Any]) -> list[dict[str, Any]]:
+    return decoded(codec, outputs, member_topics.notifications(SIREN).name)
 
 
 def _states(codec: AvroCodec, outputs: list[Any]) -> list[str]:
@@ -136,3 +143,64 @@ async def test_s2low_refusal_is_a_rejection(codec: AvroCodec) -> None:
         [entry] = decoded(codec, outputs, DELIVERY_JOURNAL.name)
         assert entry["step"] == "REFUSED"
         assert await world.transactions() == 1
+
+
+def _check_record(codec: AvroCodec, outputs: list[Any]) -> FakeRecord:
+    """The status check among ``outputs`` (on a delay tier), as pes-status receives it."""
+    [check] = [o for o in outputs if o.topic.startswith("relais.delay.")]
+    return FakeRecord(topic=PES_STATUS.name, value=check.value, key=check.key,
+                      headers=tuple(check.headers))
+
+
+async def _until_answered(world: World, outputs: list[Any]) -> list[Any]:
+    """Poll (moving the sandbox clock) until a poll answers without a next check."""
+    states: list[Any] = []
+    for _ in range(10):
+        world.box.clock.now += timedelta(seconds=3)
+        outputs = await handle_status(_check_record(world.codec, outputs), world.deps)
+        states += outputs
+        if not [o for o in outputs if o.topic.startswith("relais.delay.")]:
+            return states
+    raise AssertionError("no answer after 10 polls")
+
+
+async def test_posted_transmitted_then_acknowledged(codec: AvroCodec) -> None:
+    async with helios() as box:
+        world = World(codec, box)
+        posted = await handle_delivery(world.record(pes("S1")), world.deps)
+        answered = await _until_answered(world, posted)
+        assert _states(codec, answered) == ["transmitted", "acknowledged"]
+        note = notifications_of(codec, answered)[-1]
+        assert note["details"]["outcome"] == "acknowledged"
+        assert note["documents"][0]["filename"] == "PES_ACQUIT-1.xml"
+        stored = world.blobs.blobs[note["documents"][0]["sha256"]]
+        assert b"PES_ACQUIT" in stored
+
+
+async def test_partly_rejected_file_names_the_element_and_the_dgfip_label(
+        codec: AvroCodec) -> None:
+    async with helios() as box:
+        world = World(codec, box)
+        await box.knobs(partial_rate=1.0)
+        posted = await handle_delivery(world.record(pes("S2", bordereaux=2)), world.deps)
+        answered = await _until_answered(world, posted)
+        assert _states(codec, answered)[-1] == "partially-accepted"
+        note = notifications_of(codec, answered)[-1]
+        assert [(r["field"], r["code"], r["message"]) for r in note["reasons"]] == [(
+            "ElementACQUIT[2](NumBord=2373/ExerciceBord=2015)/DetailPiece[1]/DetailLigne[1]",
+            "ERREUR_AUTRE", "1971 - Compte fonction présent à tort")]
+        elements = json.loads(note["details"]["elements"])
+        assert [(e["accepted"], e["rule_codes"]) for e in elements] == [
+            (True, []), (False, ["1971"])]
+
+
+async def test_s2low_error_state_is_a_rejection(codec: AvroCodec) -> None:
+    async with helios() as box:
+        world = World(codec, box)
+        content = pes("S3").replace(b'<IdPost V="031007"/>', b'<IdPost V="0310071"/>')
+        posted = await handle_delivery(world.record(content), world.deps)
+        answered = await _until_answered(world, posted)
+        assert _states(codec, answered) == ["rejected"]
+        [reason] = notifications_of(codec, answered)[-1]["reasons"]
+        assert (reason["code"], reason["message"]) == (
+            "tdt_status_-1", "Le champ IdPost dépasse 6 caractères")
