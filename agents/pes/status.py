@@ -150,14 +150,19 @@ async def handle_status(record: InputRecord, deps: PesDeps) -> list[Outbound]:
             return [_next(deps, check, last, headers)]
         return await _acknowledged(deps, flow, transaction_id, raw, parent)
     outputs: list[Outbound] = []
-    progress = _PROGRESS.get(HeliosStatus(result.status), 0) if result.status in _KNOWN else 0
-    if progress >= 3 > _PROGRESS.get(HeliosStatus(last), 0):
+    progress = _progress(result.status)
+    if progress >= 3 > _progress(last):
         outputs += emit(deps.codec, flow, machine, stage=STAGE, state="transmitted",
                         previous="posted", kind="STATE_CHANGED", parent=parent,
                         partner_ref=transaction_id,
                         message=f"Hélios transaction {transaction_id} was transmitted")
-    furthest = result.status if progress >= _PROGRESS.get(HeliosStatus(last), 0) else last
+    furthest = result.status if progress >= _progress(last) else last
     return [*outputs, _next(deps, check, furthest, headers)]
 
 
 _KNOWN = frozenset(int(s) for s in HeliosStatus)
+
+
+def _progress(status: int) -> int:
+    """How far along the transmission a state is (0: not a transmission step)."""
+    return _PROGRESS.get(HeliosStatus(status), 0) if status in _KNOWN else 0
