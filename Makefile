@@ -33,7 +33,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/conformance
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.ingress_throughput
+	$(BIN)/python -m benchmarks.ladder $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -205,9 +205,11 @@ class Prepared:
 
 
 def prepare(
-    codec: AvroCodec, sirens: list[str], blob: BlobRef, prefix: str, count: int, size: str
+    codec: AvroCodec, sirens: list[str], blob: BlobRef, prefix: str, count: int, size: str,
+    first_number: int = 0,
 ) -> list[Prepared]:
-    """``count`` valid acte submissions, round-robin over ``sirens``, encoded in advance."""
+    """``count`` valid acte submissions, round-robin over ``sirens``, encoded in advance;
+    their numéros internes count from ``first_number`` (distinct ones, distinct IDActes)."""
     objet_length, annexes = SIZES[size]
     dataschema = dataschema_uri(codec, "ActeSubmission")
     out = []
@@ -220,7 +222,7 @@ def prepare(
             member_siren=siren,
             nature_code=1,
             matieres=(7, 1),
-            numero_interne=f"B{index % 10**9}",
+            numero_interne=f"B{(first_number + index) % 10**9}",
             decision_date=date(2026, 1, 15),
             objet=objet[:objet_length],
             document=blob,

@@ -1,0 +1,620 @@
+"""The benchmark ladder: the bare-loop limit, the hub's stages one by one and the acts
+flow end to end, side by side in one run.
+
+Run from the repository root (``make bench`` runs the defaults)::
+
+    .venv/bin/python -m benchmarks.ladder
+    .venv/bin/python -m benchmarks.ladder --records 4000 --members 50 --partitions 6 \\
+        --workers 2 --json ladder.json
+
+It starts a throwaway broker (free loopback ports, SASL/SCRAM and ACLs as configured,
+on by default), registers ``--members`` members whose TdT is the sandbox TdT (mTLS,
+acknowledging at once, no added latency), stores one PDF, publishes ``--records``
+acte submissions over the members' topics, then drains them rung by rung, each rung
+in a child process of its own (``benchmarks.ladder_roles``):
+
+L1   a bare aiokafka loop forwarding each submission as one notification
+     (batches, sends not awaited one by one, acks=all, offsets committed per batch);
+L1b  the same loop doing the hub's durable I/O: as many outputs per input as the
+     hub's ingress wrote in this run, one Kafka transaction per batch, read_committed;
+L2   each hub stage alone, built from the flow declarations by the composition root:
+     the ingress over the submissions, then acts-validation over what the ingress
+     forwarded, acts-delivery (posting to the sandbox TdT) over what validation
+     forwarded, acts-status (with the delay forwarders) over the polls delivery queued;
+L3   the whole worker (``relais worker``, ``--workers`` of them): ``--l3-records`` new
+     actes published at once (saturation: actes/s to the last *acknowledged*), then
+     actes published at half that rate for ``--l3-seconds`` (p50/p99 from publish to
+     the *posted* and to the *acknowledged* notification). Poll tiers are shortened
+     to the shortest delay tier (5 s), which bounds publish → acknowledged from below.
+
+Rungs L1-L2 are measured from the end of their first batch (connection and group
+join excluded) to their last record. CPU per record is the child's own CPU (or the
+workers') and the broker's over the same window; RSS is each process's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from benchmarks import (
+    REPO_ROOT,
+    BenchmarkError,
+    ModuleProcess,
+    bench_sirens,
+    cpu_seconds,
+    fmt,
+    load_line,
+    percentile,
+    run_benchmark,
+    start_broker,
+    stop_quietly,
+    table,
+    temp_dir,
+    upload_pdf,
+    wait_topics_ready,
+)
+from benchmarks.ingress_throughput import SIZES, Prepared, prepare
+from benchmarks.ladder_roles import READY_MARK, RESULT_MARK
+from hub.flows import FLOWS
+from ops.kafka.broker import LocalBroker
+from ops.members import Registration, register_members
+from ops.processes import ManagedProcess
+from ops.stack import Stack, sandbox_config, sandbox_member
+from ops.topics import apply_topics
+from relais.errors import DecodeError, InfrastructureError
+from relais.kafka import clients as kafka_clients
+from relais.kafka.admin import admin_client
+from relais.kafka.publisher import Publisher
+from relais.logs import READY_LINE
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+from topics import member as member_topics
+from topics.acts import ACTS_DELIVERY, ACTS_STATUS, ACTS_SUBMITTED
+from topics.catalogue import FLOW_EVENTS, hub_topics
+from topics.delays import TIERS
+from topics.spec import TopicSpec
+
+APP_ID = "relais-bench-ladder"
+POLL_TIER = TIERS[0].label
+STAGES = ("ingress", "acts-validation", "acts-delivery", "acts-status")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Rung:
+    """One line of the table."""
+
+    name: str
+    what: str
+    records: int = 0
+    per_second: float = 0.0
+    cpu_ms: float | None = None  # process CPU per record
+    broker_cpu_ms: float | None = None
+    peak_rss_mib: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Ladder:
+    rungs: list[Rung] = field(default_factory=list)
+    fanout: float = 0.0
+    broker_peak_rss_mib: float | None = None
+    sandbox_peak_rss_mib: float | None = None
+
+
+def peak_rss_mib(pid: int | None) -> float | None:
+    """The peak resident memory (VmHWM) of ``pid`` in MiB; None when unknown."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def with_partitions(specs: Sequence[TopicSpec], partitions: int) -> list[TopicSpec]:
+    """The catalogue with every multi-partition topic given ``partitions``."""
+    return [dataclasses.replace(s, partitions=partitions) if s.partitions > 1 else s
+            for s in specs]
+
+
+async def count_committed(bootstrap: str, topics: Sequence[str]) -> int:
+    """Committed records on ``topics`` (every partition), read to the end."""
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      isolation_level="read_committed",
+                                      max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics
+               for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count = 0
+        while await _behind(consumer, tps, ends):
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                count += len(records)
+        return count
+    finally:
+        await consumer.stop()
+
+
+async def _behind(consumer: Any, tps: list[TopicPartition],
+                  ends: dict[TopicPartition, int]) -> bool:
+    for tp in tps:
+        if await consumer.position(tp) < ends[tp]:
+            return True
+    return False
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise BenchmarkError(f"no partitions known for {topic}")
+
+
+async def commit_end(bootstrap: str, group_id: str, topic: str) -> None:
+    """Commit the current end of ``topic`` for ``group_id`` (its backlog is not measured)."""
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, group_id=group_id,
+                                      enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in tps})
+    finally:
+        await consumer.stop()
+
+
+async def publish_all(producer: AIOKafkaProducer, items: Sequence[Prepared],
+                      rate: float = 0.0) -> dict[str, float]:
+    """Send ``items`` (paced at ``rate``/s when > 0); the monotonic send time of each flow."""
+    sent: dict[str, float] = {}
+    futures = []
+    began = time.monotonic()
+    for index, item in enumerate(items):
+        if rate > 0:
+            delay = began + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        sent[item.flow_id] = time.monotonic()
+        futures.append(await producer.send(item.topic, item.value, key=item.key,
+                                           headers=item.headers))
+    await asyncio.gather(*futures)
+    return sent
+
+
+class StateReader:
+    """Reads every member's notifications (read_committed): when each flow was first
+    seen *posted* and *acknowledged* (this process's monotonic clock)."""
+
+    def __init__(self, bootstrap: str, sirens: list[str], codec: AvroCodec) -> None:
+        self._codec = codec
+        self._tps = [TopicPartition(member_topics.notifications(s).name, 0) for s in sirens]
+        self._consumer = kafka_clients.consumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False,
+            isolation_level="read_committed", max_partition_fetch_bytes=4 * 1024 * 1024)
+        self.seen: dict[str, dict[str, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign(self._tps)
+        await self._consumer.seek_to_end(*self._tps)
+        for tp in self._tps:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run(), name="state-reader")
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=10000)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    try:
+                        note = self._codec.decode(record.value or b"",
+                                                  expected="Notification").record
+                    except DecodeError:
+                        continue
+                    self.seen.setdefault(note["flow_id"], {}).setdefault(note["state"], now)
+
+    async def wait(self, flows: set[str], state: str, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while any(state not in self.seen.get(f, {}) for f in flows):
+            if self._task is not None and self._task.done():
+                self._task.result()
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+
+# ---------------------------------------------------------------- the driver
+
+
+class Driver:
+    def __init__(self, stack: contextlib.ExitStack, args: argparse.Namespace,
+                 broker: LocalBroker, work: Path) -> None:
+        self.stack = stack
+        self.args = args
+        self.broker = broker
+        self.work = work
+        self.codec = AvroCodec()
+        self.sirens = bench_sirens(args.members, first=92_000_000)
+        self.settings = Settings.from_env(
+            kafka_bootstrap=broker.bootstrap, data_dir=work / "hub", app_id=APP_ID,
+            sandbox_tdt_port=free_port(), api_port=free_port(),
+        )
+        self.hub = Stack(self.settings, work / "logs", extra_env={
+            "RELAIS_POLL_TIERS": POLL_TIER,
+            "RELAIS_PREFECTURE_POLL_SECONDS": "3600",
+            "RELAIS_LOG_LEVEL": args.log_level,
+        })
+        self.registrations: list[Registration] = []
+        self.ladder = Ladder()
+        self._numbers = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    async def setup(self) -> None:
+        self.registrations = [sandbox_member(self.settings, s, f"Commune de test {s}", "021")
+                              for s in self.sirens]
+        publisher = Publisher(self.bootstrap, self.codec, client_id="bench-ladder")
+        await publisher.start()
+        try:
+            async with admin_client(self.bootstrap) as admin:
+                specs = with_partitions(list(hub_topics(APP_ID, FLOWS)), self.args.partitions)
+                await apply_topics(admin, specs)
+                await register_members(admin, publisher, self.registrations)
+                await wait_topics_ready(admin, [
+                    *(s.name for s in specs),
+                    *(t.name for s in self.sirens for t in member_topics.member_topics(s)),
+                ], 60)
+        except InfrastructureError as exc:
+            raise BenchmarkError(str(exc)) from exc
+        finally:
+            await publisher.stop()
+        self.stack.callback(self.hub.stop)
+        print("Starting the sandbox TdT ...", flush=True)
+        self.hub.start_sandbox(sandbox_config(self.registrations, schedule={
+            "transmit_after": 0.0, "acknowledge_after": 0.0,
+            "prefecture_message_after": 86400.0}))
+        self.blob = await upload_pdf(self.settings.blob_dir, "ladder", owners=self.sirens)
+
+    def producer(self) -> AIOKafkaProducer:
+        return kafka_clients.producer(bootstrap_servers=self.bootstrap, enable_idempotence=True,
+                                      acks="all", linger_ms=5)
+
+    def items(self, prefix: str, count: int) -> list[Prepared]:
+        """``count`` new submissions, with numéros internes never used before in this run."""
+        first = self._numbers
+        self._numbers += count
+        return prepare(self.codec, self.sirens, self.blob, prefix, count, self.args.size,
+                       first_number=first)
+
+    async def fill(self, prefix: str, count: int) -> list[Prepared]:
+        items = self.items(prefix, count)
+        producer = self.producer()
+        await producer.start()
+        try:
+            await publish_all(producer, items)
+        finally:
+            await producer.stop()
+        return items
+
+    async def role(self, name: str, role: str, count: int, what: str,
+                   **options: Any) -> Rung:
+        """Run one child role until it drained ``count`` records."""
+        args = ["--role", role, "--count", str(count), "--bootstrap", self.bootstrap,
+                "--broker-pid", str(self.broker.running_pid() or 0)]
+        if self.args.profile is not None:
+            self.args.profile.mkdir(parents=True, exist_ok=True)
+            options["profile"] = self.args.profile / f"{role.replace(':', '-')}.prof"
+        for key, value in options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        env = {**self.hub.env(), "PYTHONPATH": str(REPO_ROOT)}
+        slug = role.replace(":", "-")
+        process = ModuleProcess(name, "benchmarks.ladder_roles", args, env,
+                                self.work / "logs" / f"{slug}.log")
+        self.stack.callback(stop_quietly, process)
+        print(f"  {name}: draining {count} records ...", flush=True)
+        process.start()
+        deadline = time.monotonic() + self.args.timeout
+        while process.running():
+            if time.monotonic() > deadline:
+                stop_quietly(process)
+                raise BenchmarkError(f"{name} did not drain {count} records within "
+                                     f"{self.args.timeout:.0f} s:\n{process.output()[-3000:]}")
+            await asyncio.sleep(0.2)
+        output = process.output()
+        line = next((ln for ln in output.splitlines() if ln.startswith(RESULT_MARK)), None)
+        if line is None or READY_MARK not in output:
+            raise BenchmarkError(f"{name} gave no result:\n{output[-3000:]}")
+        result = json.loads(line.removeprefix(RESULT_MARK))
+        records = int(result["records"]) or 1
+        rung = Rung(name, what, records=int(result["records"]),
+                    per_second=result["records"] / result["seconds"] if result["seconds"] else 0,
+                    cpu_ms=result["cpu_seconds"] / records * 1000,
+                    broker_cpu_ms=(result["broker_cpu_seconds"] / records * 1000
+                                   if result["broker_cpu_seconds"] is not None else None),
+                    peak_rss_mib=result["peak_rss_mib"],
+                    extra={"seconds": result["seconds"], "failed": result["failed"]})
+        self.ladder.rungs.append(rung)
+        return rung
+
+    async def rungs_l1_l2(self) -> None:
+        n = self.args.records
+        print(f"Publishing {n} submissions over {len(self.sirens)} members ...", flush=True)
+        await self.fill("lad", n)
+        notifications = [member_topics.notifications(s).name for s in self.sirens]
+        before = await count_committed(self.bootstrap, notifications)
+        await self.role("L2 ingress", "stage:ingress", n, "hub ingress stage")
+        outputs = await count_committed(
+            self.bootstrap, [ACTS_SUBMITTED.name, FLOW_EVENTS.name, *notifications])
+        self.ladder.fanout = (outputs - before) / n
+        fanout = max(1, round(self.ladder.fanout))
+        await self.role("L1 bare loop", "l1", n, "1 output, acks=all, commit per batch",
+                        group=f"{APP_ID}-bench-l1")
+        await self.role("L1b bare durable", "l1b", n,
+                        f"{fanout} outputs, 1 transaction per batch",
+                        group=f"{APP_ID}-bench-l1b", fanout=fanout)
+        # Reorder: the limit first.
+        self.ladder.rungs.insert(0, self.ladder.rungs.pop(-1))
+        self.ladder.rungs.insert(0, self.ladder.rungs.pop(-1))
+        validation_in = await count_committed(self.bootstrap, [ACTS_SUBMITTED.name])
+        await self.role("L2 acts-validation", "stage:acts-validation", validation_in,
+                        "checks, IDActe, classification")
+        delivery_in = await count_committed(self.bootstrap, [ACTS_DELIVERY.name])
+        if delivery_in < validation_in:
+            print(f"  note: validation forwarded {delivery_in} of {validation_in}", flush=True)
+        await self.role("L2 acts-delivery", "stage:acts-delivery", delivery_in,
+                        "journal + post to the sandbox TdT")
+        polls = await count_committed(self.bootstrap, [TIERS[0].topic.name])
+        await self.role("L2 acts-status", "stage:acts-status", polls,
+                        f"delay forwarders + status poll ({POLL_TIER} tier)")
+        status_out = await count_committed(self.bootstrap, [ACTS_STATUS.name])
+        self.ladder.rungs[-1].extra["status_inputs"] = status_out
+
+    def start_workers(self) -> list[ManagedProcess]:
+        workers = []
+        for index in range(self.args.workers):
+            name = f"worker-{index + 1}"
+            env = {**self.hub.env(), "RELAIS_WORKER_ID": f"bench-{name}"}
+            process = ManagedProcess(name, ["worker"], env, self.work / "logs" / f"{name}.log")
+            self.stack.callback(stop_quietly, process)
+            process.start()
+            workers.append(process)
+        for process in workers:
+            try:
+                process.wait_for(READY_LINE, timeout=self.args.start_timeout)
+            except InfrastructureError as exc:
+                raise BenchmarkError(str(exc)) from exc
+        return workers
+
+    async def rung_l3(self) -> None:
+        n = self.args.l3_records
+        # The flow-state agent's group (faust's, named after the app) starts after the
+        # events of the L2 rungs: their backlog is not L3's work.
+        await commit_end(self.bootstrap, APP_ID, FLOW_EVENTS.name)
+        print(f"L3: starting {self.args.workers} worker(s) ...", flush=True)
+        workers = self.start_workers()
+        reader = StateReader(self.bootstrap, self.sirens, self.codec)
+        await reader.start()
+        producer = self.producer()
+        await producer.start()
+        try:
+            # warm-up: one acte per member, end to end
+            warm = self.items("l3warm", len(self.sirens))
+            await publish_all(producer, warm)
+            if not await reader.wait({w.flow_id for w in warm}, "acknowledged",
+                                     self.args.timeout):
+                raise BenchmarkError("L3 warm-up actes were not all acknowledged: "
+                                     + workers[0].output()[-3000:])
+            items = self.items("l3sat", n)
+            pids = [w.pid for w in workers]
+            cpu0 = [cpu_seconds(p) for p in pids]
+            broker0 = cpu_seconds(self.broker.running_pid())
+            print(f"  L3 saturation: {n} actes at once ...", flush=True)
+            first = time.monotonic()
+            await publish_all(producer, items)
+            flows = {i.flow_id for i in items}
+            if not await reader.wait(flows, "acknowledged", self.args.timeout):
+                done = sum("acknowledged" in reader.seen.get(f, {}) for f in flows)
+                raise BenchmarkError(f"L3: {done} of {n} actes acknowledged within "
+                                     f"{self.args.timeout:.0f} s")
+            last = max(reader.seen[f]["acknowledged"] for f in flows)
+            cpu1 = [cpu_seconds(p) for p in pids]
+            broker1 = cpu_seconds(self.broker.running_pid())
+            saturation = n / (last - first)
+            worker_cpu = sum((b or 0) - (a or 0) for a, b in zip(cpu0, cpu1, strict=True))
+            sat = Rung("L3 saturation", f"{n} actes at once, {len(workers)} worker(s)",
+                       records=n, per_second=saturation, cpu_ms=worker_cpu / n * 1000,
+                       broker_cpu_ms=((broker1 - broker0) / n * 1000
+                                      if broker0 is not None and broker1 is not None else None))
+            self.ladder.rungs.append(sat)
+
+            rate = saturation / 2
+            count = max(10, int(rate * self.args.l3_seconds))
+            items = self.items("l3lat", count)
+            print(f"  L3 latency: {count} actes at {rate:.0f}/s ...", flush=True)
+            sent = await publish_all(producer, items, rate)
+            flows = {i.flow_id for i in items}
+            if not await reader.wait(flows, "acknowledged", self.args.timeout):
+                raise BenchmarkError("L3: latency actes not all acknowledged in time")
+            posted = [(reader.seen[f]["posted"] - sent[f]) * 1000 for f in flows
+                      if "posted" in reader.seen[f]]
+            acked = [(reader.seen[f]["acknowledged"] - sent[f]) * 1000 for f in flows]
+            lat = Rung("L3 latency", f"{count} actes at {rate:.0f}/s", records=count,
+                       per_second=rate,
+                       peak_rss_mib=max((peak_rss_mib(p) or 0) for p in pids),
+                       extra={"posted_p50_ms": percentile(posted, 50),
+                              "posted_p99_ms": percentile(posted, 99),
+                              "acknowledged_p50_ms": percentile(acked, 50),
+                              "acknowledged_p99_ms": percentile(acked, 99)})
+            sat.peak_rss_mib = lat.peak_rss_mib
+            self.ladder.rungs.append(lat)
+            self.ladder.broker_peak_rss_mib = peak_rss_mib(self.broker.running_pid())
+            sandbox = self.hub.processes.get("sandbox")
+            self.ladder.sandbox_peak_rss_mib = peak_rss_mib(sandbox.pid if sandbox else None)
+        finally:
+            await producer.stop()
+            await reader.stop()
+            for process in workers:
+                stop_quietly(process)
+
+
+def report(args: argparse.Namespace, ladder: Ladder) -> str:
+    objet, annexes = SIZES[args.size]
+    limit = next((r for r in ladder.rungs if r.name.startswith("L1 ")), None)
+    durable = next((r for r in ladder.rungs if r.name.startswith("L1b")), None)
+    rows = []
+    for rung in ladder.rungs:
+        vs_l1 = f"{rung.per_second / limit.per_second:.2f}" if limit and limit.per_second else "-"
+        vs_l1b = (f"{rung.per_second / durable.per_second:.2f}"
+                  if durable and durable.per_second else "-")
+        latency = ""
+        if "posted_p50_ms" in rung.extra:
+            e = rung.extra
+            latency = (f"posted p50 {e['posted_p50_ms']:.0f} / p99 {e['posted_p99_ms']:.0f} ms; "
+                       f"acknowledged p50 {e['acknowledged_p50_ms']:.0f} / "
+                       f"p99 {e['acknowledged_p99_ms']:.0f} ms")
+        rows.append([rung.name, fmt(rung.records), fmt(rung.per_second, 0), vs_l1, vs_l1b,
+                     fmt(rung.cpu_ms, 3), fmt(rung.broker_cpu_ms, 3),
+                     fmt(rung.peak_rss_mib, 0), latency or rung.what])
+    lines = [
+        "",
+        f"RELAIS BENCHMARK LADDER: {args.records} records, {args.members} members, size "
+        f"{args.size} ({objet}-char objet, {annexes} annexes), {args.partitions} partitions, "
+        f"{args.workers} worker(s) in L3",
+        "",
+        table(["rung", "records", "per s", "x L1", "x L1b", "CPU ms/rec", "broker ms/rec",
+               "peak RSS MiB", "notes"], rows),
+        "",
+        f"hub ingress outputs per input (L1b's fan-out): {ladder.fanout:.2f}; broker peak RSS "
+        f"{fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "
+        f"{fmt(ladder.sandbox_peak_rss_mib, 0)} MiB",
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, {platform.platform()}",
+    ]
+    return "\n".join(lines)
+
+
+def as_json(args: argparse.Namespace, ladder: Ladder) -> dict[str, Any]:
+    return {
+        "knobs": {k: v for k, v in vars(args).items() if k != "json"},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "fanout": ladder.fanout,
+        "broker_peak_rss_mib": ladder.broker_peak_rss_mib,
+        "sandbox_peak_rss_mib": ladder.sandbox_peak_rss_mib,
+        "rungs": [dataclasses.asdict(r) for r in ladder.rungs],
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ladder",
+        description="L1 bare loop, L1b durable bare loop, L2 hub stages, L3 end to end, "
+        "in one run on a throwaway broker and the sandbox TdT.")
+    parser.add_argument("--records", type=int, default=2000,
+                        help="submissions drained by each L1/L2 rung (default 2000)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="submission size: small, medium (3 annexes), large (10 annexes)")
+    parser.add_argument("--members", type=int, default=20, help="members (default 20)")
+    parser.add_argument("--partitions", type=int, default=3,
+                        help="partitions of every multi-partition hub topic (default 3)")
+    parser.add_argument("--workers", type=int, default=1, help="hub workers in L3 (default 1)")
+    parser.add_argument("--l3-records", type=int, default=1000,
+                        help="actes published at once for L3 saturation (default 1000)")
+    parser.add_argument("--l3-seconds", type=float, default=15.0,
+                        help="seconds of publishing at half the saturation rate (default 15)")
+    parser.add_argument("--skip-l3", action="store_true", help="stop after the L2 rungs")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="RELAIS_LOG_LEVEL of the hub processes (default INFO, as deployed)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds for one rung to finish (default 300)")
+    parser.add_argument("--start-timeout", type=float, default=180.0)
+    parser.add_argument("--broker-timeout", type=float, default=180.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a cProfile of each L1/L2 rung's measured window in this "
+                        "directory (slows the rungs; not for figures)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    if not 10 <= args.records <= 1_000_000:
+        parser.error("--records must be between 10 and 1000000")
+    if not 1 <= args.members <= 2000:
+        parser.error("--members must be between 1 and 2000")
+    if not 1 <= args.partitions <= 64 or not 1 <= args.workers <= 8:
+        parser.error("--partitions must be 1-64 and --workers 1-8")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def body(stack: contextlib.ExitStack) -> None:
+        work = temp_dir(stack, "relais-bench-ladder-", args.keep)
+        broker, seconds = start_broker(stack, work / "broker", args.broker_timeout)
+        print(f"Broker ready in {seconds:.1f} s (pid {broker.running_pid()})", flush=True)
+        load_before = load_line()
+        driver = Driver(stack, args, broker, work)
+
+        async def run() -> None:
+            await driver.setup()
+            await driver.rungs_l1_l2()
+            if not args.skip_l3:
+                await driver.rung_l3()
+
+        asyncio.run(run())
+        print(report(args, driver.ladder))
+        print(f"({load_before} at the start, {load_line()} at the end)")
+        if args.json is not None:
+            args.json.write_text(json.dumps(as_json(args, driver.ladder), indent=2,
+                                            default=str), encoding="utf-8")
+            print(f"Figures written to {args.json}")
+
+    return run_benchmark(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
