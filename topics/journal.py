@@ -11,7 +11,7 @@ from topics.spec import TopicSpec
 DELIVERY_JOURNAL = TopicSpec(
     name="relais.journal.deliveries",
     partitions=HUB_PARTITIONS,
-    key="flow id",
+    key="flow id/partner",
     value_schema="JournalEntry",
     doc="The delivery journal of every flow that sends to a partner: the intent (POSTING) "
     "before the call, the outcome (POSTED, UNCERTAIN, REFUSED) after.",

@@ -93,7 +93,7 @@ class LinkIndex:
         self.view = self.journal.view
 
     def get(self, flow_id: str) -> ActeLink | None:
-        entry = self.journal.get(flow_id)
+        entry = self.journal.get(flow_id, PARTNER)
         return ActeLink.of(entry) if entry is not None and entry.flow_type == FLOW_TYPE else None
 
     def put_local(self, link: ActeLink) -> None:

@@ -82,7 +82,7 @@ class Journal:
     async def publish_acknowledged(self, entry: JournalEntry, parent: EventHeaders | None) -> None:
         """Publish ``entry`` outside the stage transaction, acknowledged before returning."""
         await self.publisher.publish(
-            DELIVERY_JOURNAL.name, key=entry.flow_id, schema_name=SCHEMA,
+            DELIVERY_JOURNAL.name, key=entry.journal_key, schema_name=SCHEMA,
             record=entry.to_record(),
             headers=EventHeaders.new(source=f"/relais/hub/{self.stage}",
                                      type="fr.relais.journal.JournalEntry",
@@ -196,8 +196,9 @@ def entry_outbound(
     """The journal entry as a record of the stage's transaction (an outcome, or an
     operator's correction: ``event_parts`` tells such repeated steps apart)."""
     return encode_outbound(
-        codec, topic=DELIVERY_JOURNAL.name, key=entry.flow_id, schema_name=SCHEMA,
+        codec, topic=DELIVERY_JOURNAL.name, key=entry.journal_key, schema_name=SCHEMA,
         record=entry.to_record(), source=f"/relais/hub/{stage}",
-        event_id=event_id_for(entry.flow_id, "journal", entry.step, *event_parts),
+        event_id=event_id_for(entry.flow_id, "journal", entry.partner, entry.step,
+                              *event_parts),
         subject=entry.flow_id, flow_id=entry.flow_id, parent=parent,
     )

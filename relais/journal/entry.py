@@ -1,4 +1,5 @@
-"""``JournalEntry``: one flow's delivery journal entry (Avro ``JournalEntry``).
+"""``JournalEntry``: one flow's delivery journal entry for one partner (Avro
+``JournalEntry``), keyed ``<flow_id>/<partner>`` on the journal topic.
 
 The steps keep the acts' vocabulary and mean the same for every partner family:
 
@@ -20,6 +21,13 @@ Step = Literal["VALIDATED", "POSTING", "POSTED", "UNCERTAIN", "REFUSED"]
 STEPS: tuple[Step, ...] = ("VALIDATED", "POSTING", "POSTED", "UNCERTAIN", "REFUSED")
 #: Steps after which nothing is sent again for the flow.
 DONE: frozenset[Step] = frozenset({"POSTED", "UNCERTAIN", "REFUSED"})
+
+
+def journal_key(flow_id: str, partner: str) -> str:
+    """The journal record key of a flow's entry for one partner (``<flow_id>/<partner>``):
+    the topic is compacted per (flow, partner), so a flow's signature entry and its TdT
+    entry live side by side."""
+    return f"{flow_id}/{partner}"
 
 
 def step_of(value: str) -> Step:
@@ -45,6 +53,11 @@ class JournalEntry:
     def moved(self, step: Step, **changes: Any) -> JournalEntry:
         """This entry at ``step`` (with ``changes``), stamped now."""
         return replace(self, step=step, updated_at=datetime.now(UTC), **changes)
+
+    @property
+    def journal_key(self) -> str:
+        """This entry's record key on the journal topic."""
+        return journal_key(self.flow_id, self.partner)
 
     def key(self, name: str) -> str | None:
         return self.keys.get(name)

@@ -1,11 +1,15 @@
 """``JournalView``: the delivery journal read whole and followed, with lookups by a
-flow-specific key and by the partner's reference."""
+flow-specific key and by the partner's reference.
+
+Entries are keyed ``<flow_id>/<partner>`` (:func:`relais.journal.entry.journal_key`):
+one flow may hold an entry per partner (its i-Parapheur signature and its TdT delivery).
+Records written before that change, keyed by the bare flow id, are still found."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from relais.journal.entry import JournalEntry
+from relais.journal.entry import JournalEntry, journal_key
 from relais.kafka.compacted_view import CompactedView
 from relais.wire.avro_codec import AvroCodec
 from topics.journal import DELIVERY_JOURNAL
@@ -23,10 +27,14 @@ class JournalIndex:
         self._indexed = {flow_type: tuple(names) for flow_type, names in indexed.items()}
         self._by_key: dict[tuple[str, str, str], str] = {}
         self._by_ref: dict[tuple[str, str], str] = {}
+        self._partners: dict[str, set[str]] = {}
 
-    def update(self, flow_id: str, entry: JournalEntry | None) -> None:
+    def update(self, key: str, entry: JournalEntry | None) -> None:
+        """Index ``entry`` (the record keyed ``key``; a tombstone changes nothing)."""
         if entry is None:
             return
+        flow_id = entry.flow_id
+        self._partners.setdefault(flow_id, set()).add(entry.partner)
         for name in self._indexed.get(entry.flow_type, ()):
             value = entry.keys.get(name)
             if value is None:
@@ -46,9 +54,14 @@ class JournalIndex:
     def flow_of_partner_ref(self, account: str, partner_ref: str) -> str | None:
         return self._by_ref.get((account, partner_ref))
 
+    def partners_of(self, flow_id: str) -> frozenset[str]:
+        """The partners the flow has journal entries for."""
+        return frozenset(self._partners.get(flow_id, ()))
+
 
 class JournalView:
-    """The delivery journal topic as a table: flow id → latest entry, plus the index."""
+    """The delivery journal topic as a table: (flow id, partner) → latest entry, plus the
+    index."""
 
     def __init__(
         self, bootstrap_servers: str, codec: AvroCodec,
@@ -61,11 +74,27 @@ class JournalView:
             on_change=self.index.update,
         )
 
-    def get(self, flow_id: str) -> JournalEntry | None:
-        return self.view.get(flow_id)
+    def get(self, flow_id: str, partner: str | None = None) -> JournalEntry | None:
+        """The flow's latest entry for ``partner``.
+
+        ``partner`` None (for callers written before the per-partner key) is the flow's
+        entry when it has entries for one partner only; ValueError when it has several."""
+        if partner is None:
+            partners = self.index.partners_of(flow_id)
+            if len(partners) > 1:
+                raise ValueError(f"flow {flow_id} has journal entries for "
+                                 f"{sorted(partners)}: name the partner")
+            if not partners:
+                return None
+            partner = next(iter(partners))
+        found = self.view.get(journal_key(flow_id, partner))
+        if found is not None:
+            return found
+        legacy = self.view.get(flow_id)  # keyed by the bare flow id (before the change)
+        return legacy if legacy is not None and legacy.partner == partner else None
 
     def put_local(self, entry: JournalEntry) -> None:
-        self.view.put_local(entry.flow_id, entry)
+        self.view.put_local(entry.journal_key, entry)
 
     def flow_of(self, member_siren: str, key_name: str, value: str) -> str | None:
         return self.index.flow_of(member_siren, key_name, value)

@@ -58,3 +58,34 @@ def test_the_view_reads_journal_records_and_keeps_its_own_writes() -> None:
     assert view.flow_of_partner_ref("https://tdt.example.org", "4242") == "f1"
     view.put_local(_entry("f2", "POSTING", id_acte="A-2"))
     assert view.flow_of(SIREN, "id_acte", "A-2") == "f2"
+
+
+def test_a_flow_keeps_one_entry_per_partner() -> None:
+    codec = AvroCodec()
+    view = JournalView("127.0.0.1:1", codec, {"acte": ("id_acte",)})  # never started
+    tdt = _entry("f1", "POSTED", ref="4242")
+    signed = JournalEntry(flow_id="f1", flow_type="acte", member_siren=SIREN,
+                          partner="iparapheur", step="POSTED", idempotency_key="f1:sign",
+                          account="https://parapheur.example.org", partner_ref="D-1")
+    view.view.apply(tdt.journal_key.encode(), codec.encode("JournalEntry", tdt.to_record()))
+    view.put_local(signed)
+    assert tdt.journal_key == "f1/tdt"
+    got_tdt, got_sig = view.get("f1", "tdt"), view.get("f1", "iparapheur")
+    assert got_tdt is not None and got_tdt.partner_ref == "4242"
+    assert got_sig is not None and got_sig.partner_ref == "D-1"
+    assert view.get("f1", "archive") is None
+    try:
+        view.get("f1")
+    except ValueError as exc:
+        assert "name the partner" in str(exc)
+    else:
+        raise AssertionError("an ambiguous lookup must fail")
+
+
+def test_records_keyed_by_the_bare_flow_id_are_still_found() -> None:
+    codec = AvroCodec()
+    view = JournalView("127.0.0.1:1", codec, {})
+    view.view.apply(b"f9", codec.encode("JournalEntry", _entry("f9", "POSTED").to_record()))
+    assert view.get("f9", "tdt") is not None
+    assert view.get("f9") is not None
+    assert view.get("f9", "iparapheur") is None
