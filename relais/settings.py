@@ -150,6 +150,60 @@ class Settings:
     prefecture_poll_seconds: float = field(
         default=10.0, metadata={"help": "How often each TdT is asked for prefecture messages."}
     )
+    registry_sirene_url: str = field(
+        default="",
+        metadata={"help": "Base URL of INSEE API Sirene 3.11 (https://api.insee.fr/api-sirene/"
+                  "3.11). Empty: the registries are not configured (look-ups are answered "
+                  "`rejected`, `relais members add` takes the operator's values)."},
+    )
+    registry_sirene_key_env: str = field(
+        default="RELAIS_SIRENE_API_KEY",
+        metadata={"help": "Name of the environment variable holding the Sirene API key "
+                  "(header X-INSEE-Api-Key-Integration); never the key itself."},
+    )
+    registry_sirene_quota: int = field(
+        default=30, metadata={"help": "Sirene calls allowed per quota window, all workers "
+                              "together (INSEE: 30 a minute per key)."}
+    )
+    registry_entreprise_url: str = field(
+        default="",
+        metadata={"help": "Base URL of API Entreprise v3 (https://entreprise.api.gouv.fr); "
+                  "empty: not used."},
+    )
+    registry_entreprise_token_env: str = field(
+        default="RELAIS_ENTREPRISE_TOKEN",
+        metadata={"help": "Name of the environment variable holding the API Entreprise "
+                  "bearer token; never the token itself."},
+    )
+    registry_entreprise_recipient: str = field(
+        default="",
+        metadata={"help": "SIRET of the administration on whose behalf API Entreprise is "
+                  "called (its mandatory `recipient`)."},
+    )
+    registry_entreprise_quota: int = field(
+        default=250, metadata={"help": "API Entreprise calls allowed per quota window."}
+    )
+    registry_quota_window_seconds: float = field(
+        default=60.0,
+        metadata={"help": "The registries' rolling quota window in seconds (60 for the real "
+                  "ones; the sandbox's can be shortened for tests)."},
+    )
+    registry_ca_file: str = field(
+        default="",
+        metadata={"help": "PEM file of the CA of the registries' server certificates (the "
+                  "sandbox's); empty: the system's trust store."},
+    )
+    registry_timeout_seconds: float = field(
+        default=10.0, metadata={"help": "Read timeout of each call to a registry."}
+    )
+    registry_max_wait_seconds: float = field(
+        default=5.0,
+        metadata={"help": "Longest a look-up waits in line for its registry's quota before "
+                  "it is parked on a delay tier and the member told it is pending."},
+    )
+    sandbox_registries_port: int = field(
+        default=8485, metadata={"help": "Port of the sandbox registries."}
+    )
 
     @property
     def bootstrap_servers(self) -> str:

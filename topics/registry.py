@@ -48,8 +48,9 @@ REGISTRY_QUOTA = TopicSpec(
     name="relais.registry.quota",
     partitions=1,
     key="registry name (string)",
-    value_schema="none (JSON, relais.registry.bucket.BucketState)",
-    doc="Each registry's quota block (Retry-After), for the next owner after a rebalance.",
+    value_schema="raw",
+    doc="Each registry's quota block (Retry-After) as JSON (relais.registry.bucket.BucketState), "
+    "for the next owner after a rebalance.",
     cleanup_policy="compact",
 )
 

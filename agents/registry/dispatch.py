@@ -77,12 +77,13 @@ async def handle_requested(record: InputRecord, deps: DispatchDeps) -> list[Outb
                     message="the look-up was refused before reaching a registry",
                     parent=parent, reasons=reasons)
     number = normalize_identifier(lookup["identifier"])
+    contract = lookup.get("contract_submission_id")
     entry = deps.cache.get(registry, number, deps.clock())
     if entry is not None:
         log.info("registries.lookup_cached", registry=registry, outcome=entry.outcome.value)
         return emit(deps.codec, flow, REGISTRY, stage=STAGE, state="answered",
-                    previous="received", kind="STATE_CHANGED", message=answer_message(entry),
-                    parent=parent, partner_ref=number,
-                    details=answer_details(entry, from_cache=True))
+                    previous="received", kind="STATE_CHANGED",
+                    message=answer_message(entry, contract), parent=parent, partner_ref=number,
+                    details=answer_details(entry, from_cache=True, contract=contract))
     return [Outbound(REGISTRY_LOOKUPS.name, registry.encode("utf-8"), record.value,
                      h.replace(headers, **{h.ATTEMPT: None}))]

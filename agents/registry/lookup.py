@@ -12,6 +12,14 @@ holds its partition for long:
   delay tier that covers the wait, back to this topic; after :data:`MAX_WAITS` parkings
   the look-up is left to the failure router (dead letter, ``failed`` notification);
 - a registry failure (5xx, timeout): raised, for the failure router's retry tiers.
+
+A look-up waits for its registry's quota at most ``max_wait`` seconds counted from when it
+was written to the topic (its Kafka timestamp), so one batch of many look-ups for new
+numbers never holds the partition much longer than ``max_wait``: past it, look-ups that
+would wait are parked. A look-up without a member (``member_siren`` empty: an operator's
+``relais registry lookup`` or ``relais members add``) is answered through the cache topic
+only: no notification, and dropped (logged) instead of dead-lettered after
+:data:`MAX_WAITS` parkings.
 """
 
 from __future__ import annotations
@@ -42,6 +50,12 @@ DEFAULT_WAIT = 30.0
 class LookupDeps:
     codec: AvroCodec
     service: LookupService
+    max_wait: float = 5.0
+
+
+def _deadline(record: InputRecord, max_wait: float) -> float | None:
+    """When a look-up stops waiting in line: ``max_wait`` after it was written."""
+    return record.timestamp / 1000 + max_wait if record.timestamp > 0 else None
 
 
 async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]:
@@ -54,9 +68,24 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
     parent = EventHeaders.from_kafka(headers)
     registry = REGISTRY_NAMES[lookup["registry"]]
     waits = h.get_count(headers, h.ATTEMPT)
+    contract = lookup.get("contract_submission_id")
+    if registry not in deps.service.connectors:
+        log.warning("registries.not_configured", registry=registry)
+        if not siren:
+            return []
+        return emit(deps.codec, flow, REGISTRY, stage=STAGE, state="rejected", previous=None,
+                    kind="REJECTED", parent=parent,
+                    message=f"the registry {registry} is not configured on this hub",
+                    reasons=[Reason("registry", "not_configured",
+                                    f"{registry} is not configured on this hub")])
     try:
-        answer = await deps.service.lookup(registry, lookup["identifier"])
+        answer = await deps.service.lookup(
+            registry, lookup["identifier"], deadline=_deadline(record, deps.max_wait)
+        )
     except ValueError as exc:  # dispatch checks first; a record forged past it lands here
+        if not siren:
+            log.warning("registries.operator_lookup_invalid", error=str(exc))
+            return []
         return emit(
             deps.codec,
             flow,
@@ -71,11 +100,16 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
         )
     except LookupPendingError as exc:
         if waits >= MAX_WAITS:
+            if not siren:
+                log.warning("registries.operator_lookup_dropped", registry=registry)
+                return []
             raise
         wait = exc.retry_after if exc.retry_after is not None else DEFAULT_WAIT
         target = tier_for(wait)
         log.info("registries.lookup_parked", registry=registry, wait=round(wait), tier=target.label)
         parked = h.replace(headers, **{h.ATTEMPT: str(waits + 1), h.DELAY_TARGET: record.topic})
+        if not siren:
+            return [Outbound(target.topic.name, record.key, record.value, parked)]
         return [
             *emit(
                 deps.codec,
@@ -93,6 +127,8 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
             Outbound(target.topic.name, record.key, record.value, parked),
         ]
     entry = answer.entry
+    if not siren:
+        return []  # the operator reads the answer on the cache topic
     return emit(
         deps.codec,
         flow,
@@ -101,8 +137,8 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
         state="answered",
         previous=None,
         kind="STATE_CHANGED",
-        message=answer_message(entry),
+        message=answer_message(entry, contract),
         parent=parent,
         partner_ref=entry.identifier,
-        details=answer_details(entry, from_cache=answer.from_cache),
+        details=answer_details(entry, from_cache=answer.from_cache, contract=contract),
     )

@@ -116,10 +116,14 @@ class LookupService:
         self.flight: SingleFlight[CacheEntry] = SingleFlight()
         self.calls = 0
 
-    async def lookup(self, registry: str, identifier: str) -> LookupAnswer:
+    async def lookup(
+        self, registry: str, identifier: str, *, deadline: float | None = None
+    ) -> LookupAnswer:
         """The answer for ``identifier`` (SIREN or SIRET, typed spaces allowed).
 
-        ValueError for an invalid number or an unknown registry (never sent anywhere).
+        ``deadline`` (clock time) shortens ``max_wait``: a call that could not start by then
+        raises :class:`LookupPendingError`. ValueError for an invalid number or an unknown
+        registry (never sent anywhere).
         """
         number = normalize_identifier(identifier)
         if identifier_kind(number) is None:
@@ -129,12 +133,16 @@ class LookupService:
         cached = self.cache.get(registry, number, self.clock())
         if cached is not None:
             return LookupAnswer(cached, from_cache=True)
-        entry = await self.flight.run(f"{registry}:{number}", lambda: self._fetch(registry, number))
+        entry = await self.flight.run(
+            f"{registry}:{number}", lambda: self._fetch(registry, number, deadline)
+        )
         return LookupAnswer(entry, from_cache=False)
 
-    async def _fetch(self, registry: str, number: str) -> CacheEntry:
+    async def _fetch(self, registry: str, number: str, until: float | None) -> CacheEntry:
         gate = self.gates[registry]
         deadline = self.clock() + self.max_wait
+        if until is not None:
+            deadline = min(deadline, until)
         while True:
             cached = self.cache.get(registry, number, self.clock())
             if cached is not None:  # filled while this call waited

@@ -604,7 +604,7 @@ async def test_a_members_internal_headers_are_never_read_or_forwarded(
     forwarded = outs[2]
     assert header_value(forwarded.headers, "relais_member") == SIREN
     assert header_value(forwarded.headers, "ce_dataschema") == (
-        "urn:relais:schema:fr.relais.acts.ActeSubmission:v1")
+        "urn:relais:schema:fr.relais.acts.ActeSubmission:v2")
     # and a rejection goes to the topic's member, whatever the headers say
     rejected = await handle_submission(_record(overflowing(codec), headers=forged), deps)
     assert [o.topic for o in rejected] == [NOTIFICATIONS, FLOW_EVENTS.name]

@@ -1,0 +1,139 @@
+"""The registry flow as the hub runs it: declared stages, key scheme, settings, operator
+look-ups (no member) and contractor warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.partitioner import murmur2
+
+from agents.registry.answers import CONTRACTOR_CLOSED, CONTRACTOR_UNKNOWN
+from agents.registry.flow import REGISTRY
+from agents.registry.lookup import LookupDeps, handle_lookup
+from agents.registry.service import LookupService, Quota
+from connectors.registries.configured import configured_registries
+from connectors.registries.http import build_registry_client
+from connectors.registries.sirene import SireneConnector, sirene_headers
+from hub.flows import FLOWS
+from relais.errors import ConfigurationError
+from relais.flows.kit import check_declarations, stages_of
+from relais.registry.cache import RegistryCache
+from relais.settings import Settings
+from relais.stages.records import FakeRecord
+from relais.wire.avro_codec import AvroCodec
+from sandbox.common.clock import AdjustableClock
+from sandbox.registries.app import create_registries_sandbox
+from sandbox.registries.config import DEFAULT_SIRENE_KEY, RegistriesConfig
+from tests.unit.acts_fakes import flow_of, notifications, record_of
+from topics.registry import REGISTRY_LOOKUPS
+
+
+@pytest.fixture(scope="module")
+def codec() -> AvroCodec:
+    return AvroCodec()
+
+
+def test_the_hub_runs_both_registry_stages() -> None:
+    assert REGISTRY in FLOWS
+    check_declarations(FLOWS)
+    stages = {s.name: s for s in stages_of(FLOWS)}
+    assert stages["registry-lookup"].input is REGISTRY_LOOKUPS
+    assert stages["registry-lookup"].partner == "registries"
+    assert stages["registry-dispatch"].partner is None  # cache answers never pause
+
+
+def test_each_look_up_registry_has_a_partition_of_its_own() -> None:
+    def partition(key: str) -> int:  # Kafka's default partitioner for a keyed record
+        return (murmur2(key.encode()) & 0x7FFFFFFF) % REGISTRY_LOOKUPS.partitions
+
+    assert REGISTRY_LOOKUPS.partitions == 3
+    assert partition("sirene") != partition("entreprise")
+
+
+def test_settings_configure_the_registries_from_named_secrets() -> None:
+    assert configured_registries(Settings()).connectors == {}
+    settings = Settings(registry_sirene_url="https://sirene.test/3.11",
+                        registry_sirene_key_env="TEST_SIRENE_KEY", registry_sirene_quota=12,
+                        registry_quota_window_seconds=20.0)
+    with pytest.raises(ConfigurationError, match="TEST_SIRENE_KEY"):
+        configured_registries(settings, environ={})
+    configured = configured_registries(settings, environ={"TEST_SIRENE_KEY": "s3cr3t-k3y"})
+    assert set(configured.connectors) == {"sirene"}
+    assert (configured.quotas["sirene"].limit, configured.quotas["sirene"].window_seconds) \
+        == (12, 20.0)
+    assert configured.clients[0].headers["X-INSEE-Api-Key-Integration"] == "s3cr3t-k3y"
+    assert "s3cr3t-k3y" not in str(settings)  # only the variable's name is a setting
+
+
+def _deps(codec: AvroCodec, connectors: bool = True) -> tuple[LookupDeps, Any, Any]:
+    clock = AdjustableClock()
+    app = create_registries_sandbox(RegistriesConfig(companies=20), clock=clock)
+    client = build_registry_client("http://sandbox/api-sirene/3.11",
+                                   headers=sirene_headers(DEFAULT_SIRENE_KEY),
+                                   transport=httpx.ASGITransport(app=app))
+
+    async def no_sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    service = LookupService({"sirene": SireneConnector(client)} if connectors else {},
+                            {"sirene": Quota(30, 60.0)}, RegistryCache(),
+                            clock=lambda: clock().timestamp(), sleep=no_sleep)
+    return LookupDeps(codec=codec, service=service), client, app.state.registries
+
+
+def _lookup(codec: AvroCodec, identifier: str, *, member: str = "212102313",
+            contract: str | None = None) -> FakeRecord:
+    value = {"request_id": "req-9", "member_siren": member, "identifier": identifier,
+             "registry": "SIRENE", "purpose": None, "contract_submission_id": contract}
+    record = record_of(codec, "RegistryLookup", value, REGISTRY_LOOKUPS.name, flow_of("req-9"))
+    if member:
+        return record
+    return FakeRecord(topic=record.topic, value=record.value, key=b"sirene")  # no member
+
+
+async def test_an_operator_look_up_fills_the_cache_and_notifies_nobody(
+    codec: AvroCodec,
+) -> None:
+    deps, client, state = _deps(codec)
+    assert await handle_lookup(_lookup(codec, "217100072", member=""), deps) == []
+    entry = deps.service.cache.get("sirene", "217100072", deps.service.clock())
+    assert entry is not None and entry.payload["name"] == "COMMUNE DE MACON"
+    assert state.numbers["sirene"]["217100072"] == 1
+    await client.aclose()
+
+
+async def test_an_unconfigured_registry_is_refused_with_a_reason(codec: AvroCodec) -> None:
+    deps, client, _ = _deps(codec, connectors=False)
+    [note] = notifications(codec, await handle_lookup(_lookup(codec, "212102313"), deps))
+    assert note["state"] == "rejected"
+    assert note["reasons"][0]["code"] == "not_configured"
+    await client.aclose()
+
+
+async def test_a_closed_contractor_is_a_warning_not_a_refusal(codec: AvroCodec) -> None:
+    deps, client, state = _deps(codec)
+    closed = state.data.samples()["closed_establishments"][0]
+    outputs = await handle_lookup(_lookup(codec, closed, contract="marche-7"), deps)
+    [note] = notifications(codec, outputs)
+    assert note["state"] == "answered" and note["kind"] == "STATE_CHANGED"
+    assert note["details"]["warning"] == CONTRACTOR_CLOSED
+    assert note["details"]["acte_submission_id"] == "marche-7"
+    assert note["message"].startswith("warning: contractor of acte marche-7")
+    opened = state.data.samples()["open_establishments"][0]
+    [fine] = notifications(codec, await handle_lookup(
+        _lookup(codec, opened, contract="marche-7"), deps))
+    assert "warning" not in fine["details"]
+    await client.aclose()
+
+
+async def test_an_unknown_contractor_is_flagged_too(codec: AvroCodec) -> None:
+    deps, client, state = _deps(codec)
+    known = set(state.data.establishments)
+    unknown = next(s for s in ("21210231300013", "21210231300021", "21210231300039")
+                   if s not in known)
+    [note] = notifications(codec, await handle_lookup(
+        _lookup(codec, unknown, contract="marche-8"), deps))
+    assert note["details"]["warning"] == CONTRACTOR_UNKNOWN
+    await client.aclose()
