@@ -40,7 +40,8 @@ class PesLimits:
     """Bounds of one PES parse (see the module docstring)."""
 
     max_bytes: int = 128 * 1024 * 1024
-    max_elements: int = 2_000_000
+    max_elements: int = 1_000_000
+    """Tags (``<``) in the file; the tree costs about 270 bytes of memory per tag."""
     max_markup_bytes: int = 64 * 1024
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.cli.parse_cmd import parse_file
+import pytest
+
+from hub.cli.parse_cmd import PES_PARSE_LIMITS, parse_file
+from relais.errors import ValidationError
 from relais.pes.acquit import AcquitOutcome, read_acquit
 from relais.pes.aller import read_aller
 from relais.pes.checks import check_aller
@@ -99,3 +102,21 @@ def test_relais_parse_reads_every_sample() -> None:
     assert [e["accepted"] for e in ko["elements"]] == [True, False]
     line = ko["elements"][1]["pieces"][1]["lines"][1]
     assert line["errors"][0]["rule_code"] == "2559"
+
+
+def test_relais_parse_refuses_a_pes_past_its_limits_with_a_clear_message(
+        tmp_path: Path) -> None:
+    raw = _sample(ALLER)
+    start, end = raw.index(b"<Bordereau "), raw.index(b"</Bordereau>") + len(b"</Bordereau>")
+    bordereau = raw[start:end]
+    copies = PES_PARSE_LIMITS.max_elements // bordereau.count(b"<") + 1
+    big = tmp_path / "big.xml"
+    big.write_bytes(raw[:start] + bordereau * copies + raw[end:])
+    with pytest.raises(ValidationError, match=f"more than {PES_PARSE_LIMITS.max_elements} tags"):
+        parse_file(big)
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_bytes(b'<?xml version="1.0"?><!DOCTYPE n:PES_Aller [<!ENTITY a "aaaa">]>'
+                     b'<n:PES_Aller xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/'
+                     b'aller">&a;</n:PES_Aller>')
+    with pytest.raises(ValidationError, match="DTD refused"):
+        parse_file(bomb)
