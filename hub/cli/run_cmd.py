@@ -113,7 +113,8 @@ def sandbox(
             built = partner.create(files.get(partner.name))
         except ConfigurationError as exc:
             fail(f"sandbox {partner.name}: {exc}")
-        served.append(ServedSandbox(partner.name, built.app, built.accounts, chosen))
+        served.append(ServedSandbox(partner.name, built.app, built.accounts, chosen,
+                                    client_certificates=partner.client_certificates))
     tls: SandboxTls | None = None
     scheme = "http"
     if not no_tls:

@@ -42,6 +42,11 @@ class SandboxPartner:
     port_offset: int
     """Added to the base port when no ``sandbox_<name>_port`` setting exists."""
     create: SandboxFactory
+    client_certificates: bool = True
+    """Whether the TLS client-certificate gate (:mod:`sandbox.common.mtls`) fronts it. A
+    partner that authenticates by a header credential over plain server TLS (the business
+    registries: an API key, a bearer token) opts out: served over HTTPS, no client
+    certificate asked, its ``Authorization`` header passed through untouched."""
 
     @property
     def port_setting(self) -> str:

@@ -65,20 +65,36 @@ class ServedSandbox:
     app: Starlette
     accounts: Mapping[str, BasicAccount] = field(default_factory=dict)
     port: int = 0
+    client_certificates: bool = True
+    """False: HTTPS with the server certificate only, no client-certificate gate
+    (:attr:`sandbox.common.partner.SandboxPartner.client_certificates`)."""
 
 
 def gated(
-    app: Starlette, accounts: Mapping[str, BasicAccount], tls: SandboxTls | None
+    app: Starlette,
+    accounts: Mapping[str, BasicAccount],
+    tls: SandboxTls | None,
+    *,
+    client_certificates: bool = True,
 ) -> tuple[AsgiApp, dict[str, Any]]:
-    """The ASGI app to serve and the uvicorn TLS options (none for plain HTTP)."""
+    """The ASGI app to serve and the uvicorn TLS options (none for plain HTTP). Without
+    ``client_certificates`` the app is served as is over server-only TLS: no certificate
+    asked, headers (a bearer token, an API key) untouched."""
     if tls is None:
         return app, {}
+    if not client_certificates:
+        return app, server_tls_options(tls.material)
     registry = PeerCertificates()
     gate = ClientCertificateGate(
         app, registry, dict(accounts), required=tls.require_client_certificate
     )
     options = tls_server_options(tls.material, registry, required=tls.require_client_certificate)
     return gate, options
+
+
+def server_tls_options(material: TlsMaterial) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``: HTTPS with the server certificate only."""
+    return {"ssl_certfile": str(material.server_cert), "ssl_keyfile": str(material.server_key)}
 
 
 def uvicorn_server(
@@ -109,7 +125,8 @@ async def serve_sandboxes(
     (one stopping stops the others)."""
     servers = []
     for sandbox in sandboxes:
-        served, options = gated(sandbox.app, sandbox.accounts, tls)
+        served, options = gated(sandbox.app, sandbox.accounts, tls,
+                                client_certificates=sandbox.client_certificates)
         servers.append(uvicorn_server(served, host, sandbox.port, options))
         log.info(
             "sandbox.serving",
@@ -120,6 +137,8 @@ async def serve_sandboxes(
             client_certificate=(
                 None
                 if tls is None
+                else "not asked"
+                if not sandbox.client_certificates
                 else "required"
                 if tls.require_client_certificate
                 else "optional"
@@ -155,12 +174,13 @@ async def running_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     tls: SandboxTls | None = None,
+    client_certificates: bool = True,
 ) -> AsyncIterator[RunningApp]:
     """Run ``app`` in this event loop for the duration of the block.
 
     ``port=0`` picks a free port; the yielded ``url`` names it (``https://`` with ``tls``).
     """
-    served, options = gated(app, accounts or {}, tls)
+    served, options = gated(app, accounts or {}, tls, client_certificates=client_certificates)
     server = uvicorn_server(served, host, port, options)
     task = asyncio.create_task(server.serve())
     try:

@@ -29,4 +29,5 @@ REGISTRIES = SandboxPartner(
     title="business registries (INSEE Sirene 3.11, API Entreprise v3, Annuaire)",
     port_offset=5,
     create=build,
+    client_certificates=False,  # server TLS and a header credential, as the real ones
 )
