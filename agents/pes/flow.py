@@ -3,29 +3,51 @@ the member's TdT (S²LOW's Hélios API, ``connectors/tdt/helios.py``).
 
 Declared: the flow type and its machine, the ``PesSubmission`` route, the topics, the
 validation stage, the delivery stage (import exactly once, ``find_pes`` reconciliation),
-the status stage (polls, PES_ACQUIT → acknowledged / partially-accepted / rejected) and the
-delivery journal's view with the PES lookups. Not written yet: the PES_Retour watcher.
+the status stage (polls, PES_ACQUIT → acknowledged / partially-accepted / rejected), the
+PES_Retour watcher (a timer) and the delivery journal's view with the PES lookups.
 :data:`PES` is not yet listed in ``hub/flows.py`` (no integration run on a broker yet).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from agents.pes.delivery import STAGE as DELIVERY
 from agents.pes.delivery import handle_delivery
 from agents.pes.deps import PesDeps
 from agents.pes.journal import PesJournal
 from agents.pes.machines import MACHINES
+from agents.pes.retours import STAGE as RETOURS
+from agents.pes.retours import PesRetourWatcher
 from agents.pes.status import STAGE as STATUS
 from agents.pes.status import handle_status
 from agents.pes.validation import STAGE as VALIDATION
 from agents.pes.validation import handle_submitted
 from connectors.tdt.helios import HeliosConnectors
-from relais.flows.kit import Flow, FlowRuntime, HubContext, Route, Stage
+from relais.flows.kit import Flow, FlowRuntime, HubContext, Route, Stage, Timer
 from relais.stages.failures import parse_tiers
 from topics.pes import PES_DELIVERY, PES_STATUS, PES_SUBMITTED, PES_TOPICS
 
 #: The partner the PES stages call (the TdT's Hélios module): ``relais connector pause tdt``.
 PARTNER = "tdt"
+
+
+@dataclass
+class PesFlowDeps(PesDeps):
+    """The PES stages' dependencies, plus the PES_Retour watcher the timer runs."""
+
+    retours: PesRetourWatcher | None = None
+
+
+async def watch_retours(deps: PesFlowDeps) -> None:
+    """One round of the PES_Retour watcher over every member's TdT account."""
+    if deps.retours is not None:
+        await deps.retours.run_once()
+
+
+def _retour_interval(settings: Any) -> float:
+    return float(settings.prefecture_poll_seconds)
 
 
 def build(ctx: HubContext) -> FlowRuntime:
@@ -34,9 +56,10 @@ def build(ctx: HubContext) -> FlowRuntime:
     settings = ctx.settings
     journal = PesJournal(settings.bootstrap_servers, ctx.codec)
     connectors = HeliosConnectors(timeout=settings.tdt_timeout_seconds)
-    deps = PesDeps(codec=ctx.codec, members=ctx.members, blobs=ctx.blobs, journal=journal,
-                   connectors=connectors, publisher=ctx.journal,
-                   poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",))
+    deps = PesFlowDeps(codec=ctx.codec, members=ctx.members, blobs=ctx.blobs, journal=journal,
+                       connectors=connectors, publisher=ctx.journal,
+                       poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",))
+    deps.retours = PesRetourWatcher(deps, ctx.members, ctx.journal)
     return FlowRuntime(deps=deps, views=[journal], closers=[connectors.aclose])
 
 
@@ -52,4 +75,5 @@ PES = Flow(
     ),
     topics=PES_TOPICS,
     build=build,
+    timers=(Timer(RETOURS, _retour_interval, watch_retours, PARTNER, on_leader=True),),
 )

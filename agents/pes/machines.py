@@ -23,5 +23,12 @@ PES = FlowMachine(
     finals=frozenset({"acknowledged", "partially-accepted"}),
 )
 
-MACHINES: tuple[FlowMachine, ...] = (PES,)
+#: A PES_Retour file from the comptable, delivered to the member: received → delivered.
+RETOUR = FlowMachine(
+    flow_type="pes-retour",
+    ranks={"received": 1, "delivered": 2},
+    finals=frozenset({"delivered"}),
+)
+
+MACHINES: tuple[FlowMachine, ...] = (PES, RETOUR)
 BY_TYPE: dict[str, FlowMachine] = {machine.flow_type: machine for machine in MACHINES}

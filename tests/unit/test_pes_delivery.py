@@ -11,6 +11,7 @@ import pytest
 
 from agents.pes.delivery import handle_delivery
 from agents.pes.deps import PesDeps
+from agents.pes.retours import PesRetourWatcher
 from agents.pes.status import handle_status
 from connectors.tdt.helios import HeliosConnector
 from relais.flows.ids import flow_id_for
@@ -204,3 +205,41 @@ async def test_s2low_error_state_is_a_rejection(codec: AvroCodec) -> None:
         [reason] = notifications_of(codec, answered)[-1]["reasons"]
         assert (reason["code"], reason["message"]) == (
             "tdt_status_-1", "Le champ IdPost dépasse 6 caractères")
+
+
+class RawPublisher:
+    def __init__(self) -> None:
+        self.outputs: list[Any] = []
+
+    async def publish_raw(self, topic: str, *, key: Any, value: bytes | None,
+                          headers: Any) -> None:
+        self.outputs.append(FakeRecord(topic=topic, value=value, key=key,
+                                       headers=tuple(headers)))
+
+
+class MemberList:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def all(self) -> list[Member]:
+        member = self.world.deps.members.get(SIREN)
+        assert member is not None
+        return [member]
+
+
+async def test_pes_retour_delivered_once_and_marked_read(codec: AvroCodec) -> None:
+    async with helios() as box:
+        world = World(codec, box)
+        await box.knobs(retour_rate=1.0, duplicate_rate=1.0)
+        await box.connector.import_pes(pes("R1"), "r1.xml")
+        box.clock.now += timedelta(seconds=80)
+        assert len(await box.connector.list_pes_retour()) == 2  # listed twice, two ids
+        publisher = RawPublisher()
+        watcher = PesRetourWatcher(world.deps, MemberList(world), publisher)
+        assert await watcher.run_once() == 1
+        [note] = notifications_of(codec, publisher.outputs)
+        assert (note["kind"], note["state"], note["flow_type"]) == (
+            "PARTNER_MESSAGE", "delivered", "pes-retour")
+        assert b"PES_Retour" in world.blobs.blobs[note["documents"][0]["sha256"]]
+        assert await box.connector.list_pes_retour() == []
+        assert await watcher.run_once() == 0

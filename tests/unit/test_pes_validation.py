@@ -154,4 +154,4 @@ async def test_not_xml_and_too_large_are_refused(codec: AvroCodec) -> None:
 
 def test_the_flow_routes_pes_submissions() -> None:
     assert routes_of([PES])["PesSubmission"].topic is PES_SUBMITTED
-    assert PES.stage_names() == ("pes-validation", "pes-delivery", "pes-status")
+    assert PES.stage_names() == ("pes-validation", "pes-delivery", "pes-status", "pes-retours")
