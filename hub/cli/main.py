@@ -13,6 +13,7 @@ from hub.cli import (
     kafka_cmd,
     members_cmd,
     ops_cmd,
+    registry_cmd,
     run_cmd,
     submit_cmd,
     topics_cmd,
@@ -31,6 +32,7 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(members_cmd.app, name="members")
 app.add_typer(flows_cmd.app, name="flows")
 app.add_typer(acts_cmd.app, name="classification")
+app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(ops_cmd.dlq_app, name="dlq")
 app.add_typer(ops_cmd.connector_app, name="connector")
 app.command("replay")(ops_cmd.replay_cmd)
