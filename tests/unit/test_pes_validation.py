@@ -155,3 +155,16 @@ async def test_not_xml_and_too_large_are_refused(codec: AvroCodec) -> None:
 def test_the_flow_routes_pes_submissions() -> None:
     assert routes_of([PES])["PesSubmission"].topic is PES_SUBMITTED
     assert PES.stage_names() == ("pes-validation", "pes-delivery", "pes-status", "pes-retours")
+
+
+def test_the_pes_declaration_agrees_with_the_hubs_flows() -> None:
+    from hub.flows import FLOWS
+    from relais.flows.kit import check_declarations
+    from topics.catalogue import hub_topics
+
+    check_declarations((*FLOWS, PES))
+    names = {spec.name for spec in hub_topics("hub", (*FLOWS, PES))} - {
+        spec.name for spec in hub_topics("hub", FLOWS)}
+    assert names == {"relais.pes.submitted", "relais.pes.delivery", "relais.pes.status",
+                     "relais.dlq.pes-validation", "relais.dlq.pes-delivery",
+                     "relais.dlq.pes-status", "relais.dlq.pes-retours"}
