@@ -169,3 +169,53 @@ def accounts_from_specs(accounts: list[str], options: list[str]) -> dict[str, Pa
         partner: PartnerAccount(url=url, options=extras[partner], **settings[partner])
         for partner, url in urls.items()
     }
+
+
+@dataclass(frozen=True)
+class RegistryIdentity:
+    """What Sirene says of a member's own SIREN (``relais members add``)."""
+
+    name: str
+    legal_category: str | None
+    commune: str | None
+    commune_code: str | None
+    active: bool
+
+    @property
+    def department(self) -> str | None:
+        """The department of the commune (code officiel géographique): ``21231`` → ``021``,
+        ``2A004`` → ``02A``, ``97411`` → ``974``."""
+        code = self.commune_code or ""
+        if len(code) != 5:
+            return None
+        return code[:3] if code.startswith("97") else f"0{code[:2]}"
+
+
+async def registry_identity(
+    bootstrap_servers: str, siren: str, *, timeout: float = 30.0
+) -> RegistryIdentity | None:
+    """Sirene's answer for ``siren`` through the hub's look-up service (its cache and the
+    cluster-wide quota); None when not found, not diffusible or not answered in time. A
+    unit has no address in Sirene: the commune is its head office's (a second look-up)."""
+    from agents.registry.ask import ask_registry
+    from relais.registry.cache import Outcome
+    from relais.wire.avro_codec import AvroCodec
+
+    codec = AvroCodec()
+    asked = await ask_registry(bootstrap_servers, codec, siren, timeout=timeout)
+    entry = asked.entry
+    if entry is None or entry.outcome is not Outcome.FOUND or not entry.payload.get("name"):
+        return None
+    payload = dict(entry.payload)
+    head_office = payload.get("head_office_siret")
+    if head_office and not payload.get("commune_code"):
+        office = (await ask_registry(bootstrap_servers, codec, head_office,
+                                     timeout=timeout)).entry
+        if office is not None and office.outcome is Outcome.FOUND:
+            payload.setdefault("commune", office.payload.get("commune", ""))
+            payload.setdefault("commune_code", office.payload.get("commune_code", ""))
+    return RegistryIdentity(
+        name=payload["name"], legal_category=payload.get("legal_category"),
+        commune=payload.get("commune") or None, commune_code=payload.get("commune_code") or None,
+        active=entry.active is not False,
+    )

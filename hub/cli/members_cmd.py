@@ -9,7 +9,13 @@ from pathlib import Path
 import typer
 
 from hub.cli.common import fail, load_settings, run
-from ops.members import Registration, accounts_from_specs, new_member, register_members
+from ops.members import (
+    Registration,
+    accounts_from_specs,
+    new_member,
+    register_members,
+    registry_identity,
+)
 from relais.kafka.acls import member_group_prefix
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
@@ -112,8 +118,13 @@ def _absolute(path: str) -> str | None:
 @app.command()
 def add(
     siren: str = typer.Argument(..., help="9-digit SIREN (leading zeros are kept)."),
-    name: str = typer.Option(..., help="The member's name."),
-    department: str = typer.Option(..., help="Department code on 3 characters (021, 02A, 974)."),
+    name: str = typer.Option(
+        "", help="The member's name (default: Sirene's, when the registries are configured)."
+    ),
+    department: str = typer.Option(
+        "", help="Department code on 3 characters (021, 02A, 974); default: that of the "
+        "commune Sirene gives."
+    ),
     tdt_url: str = typer.Option("", help="Base URL of the member's TdT."),
     tdt_login: str = typer.Option("", help="TdT login (HTTP Basic, optional on S²LOW)."),
     tdt_password_env: str = typer.Option(
@@ -148,7 +159,8 @@ def add(
     ),
 ) -> None:
     """Register a member: create its topics and Kafka user, publish it to the registry, print
-    its token and Kafka password once."""
+    its token and Kafka password once. With the registries configured, the SIREN is checked
+    against Sirene first (name, legal category, commune)."""
     settings = load_settings()
     tdt = _tdt_settings(tdt_url, tdt_login, tdt_password_env, tdt_cert, tdt_key,
                         tdt_key_password_env, tdt_ca)
@@ -158,7 +170,22 @@ def add(
         directory = await _snapshot(settings)
         if directory.get(siren) is not None and not force:
             fail(f"member {siren} is already registered (use --force to replace it)")
-        registration = new_member(siren, name, department, accounts=accounts)
+        chosen_name, chosen_department = name, department
+        if settings.registry_sirene_url:
+            identity = await registry_identity(settings.bootstrap_servers, siren)
+            if identity is None:
+                typer.secho(f"warning: Sirene gave no usable answer for {siren}; the values "
+                            "given are used", fg=typer.colors.YELLOW, err=True)
+            else:
+                typer.echo(f"Sirene: {identity.name}, legal category "
+                           f"{identity.legal_category or '?'}, commune "
+                           f"{identity.commune or '?'} ({identity.commune_code or '?'})"
+                           + ("" if identity.active else "; the unit is CLOSED"))
+                chosen_name = chosen_name or identity.name
+                chosen_department = chosen_department or identity.department or ""
+        if not chosen_name or not chosen_department:
+            fail("--name and --department are required when Sirene does not give them")
+        registration = new_member(siren, chosen_name, chosen_department, accounts=accounts)
         if retry_tiers:
             parse_tiers(retry_tiers)  # ConfigurationError: one line, exit 1
             registration = replace(

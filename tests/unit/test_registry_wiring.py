@@ -17,6 +17,7 @@ from connectors.registries.configured import configured_registries
 from connectors.registries.http import build_registry_client
 from connectors.registries.sirene import SireneConnector, sirene_headers
 from hub.flows import FLOWS
+from ops.members import RegistryIdentity
 from relais.errors import ConfigurationError
 from relais.flows.kit import check_declarations, stages_of
 from relais.registry.cache import RegistryCache
@@ -46,7 +47,7 @@ def test_the_hub_runs_both_registry_stages() -> None:
 
 def test_each_look_up_registry_has_a_partition_of_its_own() -> None:
     def partition(key: str) -> int:  # Kafka's default partitioner for a keyed record
-        return (murmur2(key.encode()) & 0x7FFFFFFF) % REGISTRY_LOOKUPS.partitions
+        return int(murmur2(key.encode()) & 0x7FFFFFFF) % REGISTRY_LOOKUPS.partitions
 
     assert REGISTRY_LOOKUPS.partitions == 3
     assert partition("sirene") != partition("entreprise")
@@ -84,7 +85,7 @@ def _deps(codec: AvroCodec, connectors: bool = True) -> tuple[LookupDeps, Any, A
 
 
 def _lookup(codec: AvroCodec, identifier: str, *, member: str = "212102313",
-            contract: str | None = None) -> FakeRecord:
+            contract: str | None = None) -> Any:
     value = {"request_id": "req-9", "member_siren": member, "identifier": identifier,
              "registry": "SIRENE", "purpose": None, "contract_submission_id": contract}
     record = record_of(codec, "RegistryLookup", value, REGISTRY_LOOKUPS.name, flow_of("req-9"))
@@ -137,3 +138,12 @@ async def test_an_unknown_contractor_is_flagged_too(codec: AvroCodec) -> None:
         _lookup(codec, unknown, contract="marche-8"), deps))
     assert note["details"]["warning"] == CONTRACTOR_UNKNOWN
     await client.aclose()
+
+
+@pytest.mark.parametrize(("commune_code", "department"),
+                         [("21231", "021"), ("2A004", "02A"), ("97411", "974"), (None, None)])
+def test_a_members_department_comes_from_its_communes_code(
+    commune_code: str | None, department: str | None
+) -> None:
+    identity = RegistryIdentity("COMMUNE DE DIJON", "7210", "DIJON", commune_code, True)
+    assert identity.department == department
