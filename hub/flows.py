@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from agents.acts.flow import ACTS
 from agents.archive.flow import ARCHIVE
+from agents.pes.flow import PES
 from agents.registry.flow import REGISTRY
 from relais.flows.kit import Flow
 
-FLOWS: tuple[Flow, ...] = (ACTS, ARCHIVE, REGISTRY)
+FLOWS: tuple[Flow, ...] = (ACTS, ARCHIVE, REGISTRY, PES)

@@ -5,7 +5,7 @@ Declared: the flow type and its machine, the ``PesSubmission`` route, the topics
 validation stage, the delivery stage (import exactly once, ``find_pes`` reconciliation),
 the status stage (polls, PES_ACQUIT → acknowledged / partially-accepted / rejected), the
 PES_Retour watcher (a timer) and the delivery journal's view with the PES lookups.
-:data:`PES` is not yet listed in ``hub/flows.py`` (no integration run on a broker yet).
+:data:`PES` is listed in ``hub/flows.py``.
 """
 
 from __future__ import annotations
