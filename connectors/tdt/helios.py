@@ -218,7 +218,7 @@ class HeliosConnector(S2lowConnector):
         transaction_id = _field(root, "id")
         if not transaction_id.isdigit():
             raise reply_error(self.partner, operation, "OK without a transaction id", answer.body)
-        log.info("tdt_pes_imported", partner=self.partner, transaction_id=transaction_id)
+        log.info("tdt.pes_imported", partner=self.partner, transaction_id=transaction_id)
         return PesImportResult(transaction_id, message, answer.status, answer.body)
 
     async def get_pes_status(self, transaction_id: str) -> PesStatusResult:
@@ -341,7 +341,7 @@ class HeliosConnector(S2lowConnector):
                 continue
             held = await self.get_pes_aller(str(candidate))
             if hashlib.sha1(held, usedforsecurity=False).digest() == wanted:
-                log.info("tdt_pes_found", partner=self.partner, transaction_id=candidate)
+                log.info("tdt.pes_found", partner=self.partner, transaction_id=candidate)
                 return str(candidate)
         return None
 

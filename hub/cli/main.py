@@ -61,8 +61,10 @@ def config(
 
 
 @app.command()
-def parse(path: Path = typer.Argument(..., help="An @CTES message or envelope (XML).")) -> None:
-    """Identify an @CTES business message or envelope and print its key fields as JSON."""
+def parse(path: Path = typer.Argument(
+        ..., help="An @CTES message or envelope, a PES_Aller or a PES_ACQUIT (XML).")) -> None:
+    """Identify an @CTES message or envelope, a PES_Aller or a PES_ACQUIT and print its key
+    fields as JSON (for PES: header, counts, signed or not; each ACQUIT element's outcome)."""
     from hub.cli.parse_cmd import cap_process_memory, parse_file
 
     if not path.is_file():
