@@ -27,6 +27,7 @@ from relais.logs import READY_LINE
 from relais.members.model import TdtSettings
 from relais.settings import Settings
 from sandbox.common.tls import TlsMaterial, ensure_tls_material
+from sandbox.registries.config import DEFAULT_SIRENE_KEY
 
 SANDBOX_PASSWORD_ENV = "RELAIS_SANDBOX_TDT_PASSWORD"
 SANDBOX_PASSWORD = "sandbox-password"  # the loopback sandbox's demo secret
@@ -47,6 +48,21 @@ def sandbox_tls_material(settings: Settings, logins: list[str] | None = None) ->
 def sandbox_url(settings: Settings, *, tls: bool = True) -> str:
     scheme = "https" if tls else "http"
     return f"{scheme}://{settings.sandbox_host}:{settings.sandbox_tdt_port}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS's pick)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def registries_url(settings: Settings, port: int, *, tls: bool = True) -> str:
+    """The sandbox registries' root (Sirene under ``/api-sirene/3.11``, API Entreprise at
+    the root): HTTPS with the server certificate only, as the real registries."""
+    return f"{'https' if tls else 'http'}://{settings.sandbox_host}:{port}"
 
 
 def sandbox_member(
@@ -112,6 +128,24 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     tls: bool = True
+    registries_port: int = 0
+    """Port of the sandbox registries (0: a free one, picked at start)."""
+
+    def __post_init__(self) -> None:
+        if not self.registries_port:
+            self.registries_port = free_port(self.settings.sandbox_host)
+
+    def registries_env(self) -> dict[str, str]:
+        """The hub's registry settings for the sandbox registries (Sirene with its key)."""
+        url = registries_url(self.settings, self.registries_port, tls=self.tls)
+        ca = {"RELAIS_REGISTRY_CA_FILE": str(sandbox_tls_material(self.settings).ca_file)} \
+            if self.tls else {}
+        return {
+            "RELAIS_SANDBOX_REGISTRIES_PORT": str(self.registries_port),
+            "RELAIS_REGISTRY_SIRENE_URL": f"{url}/api-sirene/3.11",
+            "RELAIS_SIRENE_API_KEY": DEFAULT_SIRENE_KEY,  # the loopback sandbox's key
+            **ca,
+        }
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -119,6 +153,7 @@ class Stack:
             {SANDBOX_KEY_PASSWORD_ENV: sandbox_tls_material(s).key_password} if self.tls else {}
         )
         return {
+            **self.registries_env(),
             "RELAIS_KAFKA_BOOTSTRAP": s.bootstrap_servers,
             "RELAIS_DATA_DIR": str(s.data_dir),
             "RELAIS_APP_ID": s.app_id,
@@ -131,14 +166,23 @@ class Stack:
             **self.extra_env,
         }
 
-    def start_sandbox(self, config: dict[str, Any]) -> ManagedProcess:
+    def start_sandbox(
+        self, config: dict[str, Any], registries: dict[str, Any] | None = None
+    ) -> ManagedProcess:
+        """The sandbox partners (the TdT with ``config``; the registries with
+        ``registries``, e.g. a shortened quota window, on :attr:`registries_port`)."""
         path = self.log_dir / "sandbox-tdt.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        extra: list[str] = []
+        if registries is not None:
+            registries_path = self.log_dir / "sandbox-registries.json"
+            registries_path.write_text(json.dumps(registries, indent=2), encoding="utf-8")
+            extra = ["--config", f"registries={registries_path}"]
         logins = [str(account["login"]) for account in config.get("accounts", [])]
         tls = (["--tls-dir", str(sandbox_tls_material(self.settings, logins).directory)]
                if self.tls else ["--no-tls"])
-        process = ManagedProcess("sandbox", ["sandbox", "--config", str(path), *tls],
+        process = ManagedProcess("sandbox", ["sandbox", "--config", str(path), *extra, *tls],
                                  self.env(), self.log_dir / "sandbox.log")
         process.start()
         process.wait_for("sandbox.ready", timeout=60)

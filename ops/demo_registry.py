@@ -1,0 +1,142 @@
+"""The demo's business-registry part (issue 11), called once by ``ops/demo.py``:
+
+1. a commune of the sandbox Sirene is registered as a member with only its SIREN: its
+   name, legal category and commune come from Sirene, through the hub's look-up service
+   (the same path as ``relais members add``);
+2. a member submits a contract (nature 4, CC) naming two contractor SIRETs, one of them
+   closed: the acte goes to the TdT unhindered, and the closed establishment comes back
+   as a separate warning notification.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import httpx
+
+from agents.acts.contractors import contractor_request_id
+from agents.registry.answers import CONTRACTOR_CLOSED
+from ops.demo_documents import minimal_pdf
+from ops.members import (
+    Registration,
+    member_security,
+    new_member,
+    register_members,
+    registry_identity,
+)
+from ops.notifications import NotificationWatcher
+from ops.stack import Stack, registries_url, sandbox_tls_material
+from ops.submissions import ActeDraft, submission_headers
+from relais.blobs.model import BlobRef
+from relais.flows.ids import flow_id_for
+from relais.kafka.admin import admin_client
+from relais.kafka.publisher import Publisher
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+from topics.member import submissions
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+async def _numbers(stack: Stack) -> dict[str, list[str]]:
+    """Sample numbers of the sandbox registries (``/sandbox/numbers``)."""
+    url = registries_url(stack.settings, stack.registries_port, tls=stack.tls)
+    verify: Any = str(sandbox_tls_material(stack.settings).ca_file) if stack.tls else True
+    async with httpx.AsyncClient(verify=verify, timeout=10) as client:
+        response = await client.get(f"{url}/sandbox/numbers")
+        response.raise_for_status()
+        numbers: dict[str, list[str]] = response.json()
+    return numbers
+
+
+async def _register_from_sirene(settings: Settings, siren: str) -> Registration | None:
+    identity = await registry_identity(settings.bootstrap_servers, siren, timeout=60)
+    if identity is None or identity.department is None:
+        print(f"  Sirene gave no usable answer for {siren}")
+        return None
+    registration = new_member(siren, identity.name, identity.department)
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
+    await publisher.start()
+    try:
+        async with admin_client(settings.bootstrap_servers) as admin:
+            await register_members(admin, publisher, [registration])
+    finally:
+        await publisher.stop()
+    print(f"  relais members add {siren}  (no --name, no --department)")
+    print(f"  Sirene: {identity.name}, legal category {identity.legal_category}, commune "
+          f"{identity.commune} ({identity.commune_code})")
+    print(f"  registered {siren} as {registration.member.name!r}, department "
+          f"{registration.member.department}")
+    return registration
+
+
+async def _contract_with_contractors(
+    settings: Settings, member: Registration, closed: str, opened: str
+) -> bool:
+    siren = member.member.siren
+    codec = AvroCodec()
+    security = member_security(member, settings.bootstrap_servers)
+    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec, security=security)
+    await watcher.start()
+    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo",
+                          security=security)
+    await publisher.start()
+    run = format(int(time.time()) % 36**5, "X")
+    submission_id = f"demo-contract-{run}"
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(
+                f"http://{settings.api_host}:{settings.api_port}/v1/blobs",
+                content=minimal_pdf("Marche de voirie 2026"),
+                headers={"Authorization": f"Bearer {member.token}",
+                         "Content-Type": "application/pdf",
+                         "X-Relais-Filename": "marche-voirie-2026.pdf"},
+            )
+            response.raise_for_status()
+            up = response.json()
+        blob = BlobRef(up["sha256"], up["size"], up["media_type"], up["filename"])
+        draft = ActeDraft(submission_id=submission_id, member_siren=siren, nature_code=4,
+                          matieres=(1, 1), numero_interne=f"M{run}", decision_date=date.today(),
+                          objet="Marche de travaux de voirie", document=blob)
+        record = {**draft.to_record(), "contractor_sirets": [opened, closed]}
+        await publisher.publish(submissions(siren).name, key=submission_id,
+                                schema_name="ActeSubmission", record=record,
+                                headers=submission_headers(publisher, siren, submission_id))
+        print(f"  contract {submission_id} names contractors {opened} (open) and {closed}")
+        acte = flow_id_for(siren, submission_id)
+        warned = flow_id_for(siren, contractor_request_id(submission_id, closed))
+
+        def done(got: list[dict[str, Any]]) -> bool:
+            return (any(n["flow_id"] == acte and n["state"] == "posted" for n in got)
+                    and any(n["flow_id"] == warned and n["details"].get("warning")
+                            == CONTRACTOR_CLOSED for n in got))
+
+        received = await watcher.wait_until(done, 120)
+    finally:
+        await publisher.stop()
+        await watcher.stop()
+    for note in received:
+        if note["flow_id"] == acte or note["submission_id"].startswith(submission_id):
+            warning = note["details"].get("warning")
+            print(f"  [{note['kind']:<14}] {note['flow_type']:<8} {note['state']:<9} "
+                  f"{note['message']}" + (f"  <-- {warning}" if warning else ""))
+    return done(received)
+
+
+async def registry_demo(settings: Settings, stack: Stack, member: Registration) -> bool:
+    """Both registry steps; True when each expected outcome was observed."""
+    numbers = await _numbers(stack)
+    taken = {member.member.siren, "212102313", "217100072"}
+    commune = next(s for s in numbers["communes"] if s not in taken)
+    _say("a commune registered with only its SIREN: the sandbox Sirene fills the rest")
+    registered = await _register_from_sirene(settings, commune)
+    _say("a contract names its contractors: a closed establishment is flagged, "
+         "the acte goes on")
+    closed = numbers["closed_establishments"][0]
+    opened = numbers["open_establishments"][0]
+    flagged = await _contract_with_contractors(settings, member, closed, opened)
+    return registered is not None and flagged
