@@ -11,6 +11,7 @@ from agents.acts.flow import ACTS
 from agents.archive.flow import ARCHIVE
 from agents.pes.flow import PES
 from agents.registry.flow import REGISTRY
+from agents.signature.flow import SIGNATURE
 from relais.flows.kit import Flow
 
-FLOWS: tuple[Flow, ...] = (ACTS, ARCHIVE, REGISTRY, PES)
+FLOWS: tuple[Flow, ...] = (ACTS, ARCHIVE, REGISTRY, SIGNATURE, PES)

@@ -24,6 +24,7 @@ submission.
 from __future__ import annotations
 
 import asyncio
+import base64
 import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import PARTNER, ActeLink, link_outbound
 from agents.acts.ports import LinksView
+from agents.signature.settings import member_settings
 from connectors.tdt.models import ActeForm, UploadFile
 from relais.actes.classification import Classification
 from relais.errors import InfrastructureError, PartnerRefusedError, Reason
@@ -49,6 +51,7 @@ from relais.journal.deliver import (
 )
 from relais.journal.entry import DONE, JournalEntry
 from relais.journal.polls import schedule_poll
+from relais.members.model import Member
 from relais.stages import headers as h
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
@@ -99,13 +102,14 @@ def _journal(deps: ActsDeps) -> Journal:
 
 
 def _parked(
-    deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders, why: str,
+    deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders, why: str, *,
+    previous: str = "validated",
 ) -> list[Outbound]:
     """The journal entry UNCERTAIN, the flow event and the member's FAILED notice."""
     return [
         link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(
-            deps, flow, stage=STAGE, state="uncertain", previous="validated",
+            deps, flow, stage=STAGE, state="uncertain", previous=previous,
             kind="FAILED", parent=parent, partner_ref=link.id_acte,
             message="the TdT cannot tell whether an earlier attempt delivered this acte; "
             "an operator must check before it is sent again",
@@ -115,11 +119,11 @@ def _parked(
 
 
 def _refused(deps: ActsDeps, flow: FlowContext, link: ActeLink, parent: EventHeaders,
-             error: PartnerRefusedError) -> list[Outbound]:
+             error: PartnerRefusedError, *, previous: str = "validated") -> list[Outbound]:
     return [
         link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(
-            deps, flow, stage=STAGE, state="rejected", previous="validated",
+            deps, flow, stage=STAGE, state="rejected", previous=previous,
             kind="REJECTED", parent=parent, partner_ref=link.id_acte,
             message=f"the TdT refused the acte: {error.message}",
             reasons=error.reasons or [Reason("acte", "tdt_refused", error.message)],
@@ -147,6 +151,44 @@ async def _link_of(deps: ActsDeps, flow_id: str, wait: float = 5.0) -> ActeLink:
     raise InfrastructureError(f"the link of flow {flow_id} is not visible yet")
 
 
+def signs_actes(member: Member) -> bool:
+    """Whether the member's i-Parapheur signs its actes before the TdT (``agents/signature``)."""
+    return member_settings(member, "acte") is not None
+
+
+async def _signature_of(deps: ActsDeps, flow_id: str, wait: float = 5.0) -> JournalEntry:
+    """The signed acte's signature entry; journalled (acknowledged) before the acte was
+    forwarded here, so the view may lag by a moment only."""
+    for _ in range(int(wait / 0.1)):
+        entry = deps.links.signature_of(flow_id)
+        if entry is not None and entry.key("outcome") == "signed":
+            return entry
+        await asyncio.sleep(0.1)
+    raise InfrastructureError(f"the signature of flow {flow_id} is not visible yet")
+
+
+async def signature_file(deps: ActsDeps, signed: JournalEntry,
+                         limit: int = 1024 * 1024) -> UploadFile:
+    """The acte's detached signature as S²LOW takes it (``acte_pdf_file_sign``).
+
+    S²LOW reads the part as text and writes it into the ACTES message's
+    ``actes:Signature`` (``ActesTransaction::addSign``, ``generateActeXMLFile``), so
+    i-Parapheur's DER PKCS#7 goes base64-encoded (PEM body)."""
+    sha256 = signed.key("signature_sha256") or ""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in deps.blobs.open(sha256):
+        size += len(chunk)
+        if size > limit:
+            raise InfrastructureError(f"the signature blob {sha256} exceeds {limit} bytes")
+        parts.append(bytes(chunk))
+    raw = b"".join(parts)
+    encoded = raw if raw.lstrip().startswith(b"-----BEGIN") else base64.encodebytes(raw)
+    return UploadFile(name=signed.key("signature_filename") or "signature.p7s",
+                      content=encoded, media_type="application/pkcs7-signature",
+                      size=len(encoded))
+
+
 async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
     submission = deps.codec.decode(record.value or b"", expected="ActeSubmission").record
     headers = list(record.headers or ())
@@ -159,15 +201,20 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
         log.info("acts.delivery_skipped", delivery=link.delivery)
         return []
     member = deps.member(siren)
+    signed = await _signature_of(deps, flow_id) if signs_actes(member) else None
+    previous = "signed" if signed is not None else "validated"
     connector = deps.connectors.for_member(member)
     account = member.account(PARTNER)
     tdt_url = account.url if account else None
 
     async def call() -> str:
-        result = await connector.post_acte(
-            acte_form(submission, kept_classification(deps, siren)),
-            acte_files(deps, submission),
-        )
+        form = acte_form(submission, kept_classification(deps, siren))
+        files = acte_files(deps, submission)
+        if signed is None:
+            result = await connector.post_acte(form, files)
+        else:
+            result = await connector.post_acte(form, files,
+                                               signature=await signature_file(deps, signed))
         return result.transaction_id
 
     async def reconcile() -> str | None:
@@ -181,11 +228,11 @@ async def handle_delivery(record: InputRecord, deps: ActsDeps) -> list[Outbound]
     done = ActeLink.of(outcome.entry)
     match outcome:
         case Delivered():
-            return posted_outputs(deps, flow, done, parent)
+            return posted_outputs(deps, flow, done, parent, previous=previous)
         case Uncertain(why=why):
-            return _parked(deps, flow, done, parent, why)
+            return _parked(deps, flow, done, parent, why, previous=previous)
         case Refused(error=error):
-            return _refused(deps, flow, done, parent, error)
+            return _refused(deps, flow, done, parent, error, previous=previous)
     return []
 
 

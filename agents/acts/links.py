@@ -23,6 +23,8 @@ from relais.wire.headers import EventHeaders
 
 FLOW_TYPE = "acte"
 PARTNER = "tdt"
+#: The partner of a signed acte's signature entry (``agents/signature``).
+SIGNATURE_PARTNER = "iparapheur"
 #: The keys acte flows are found by (an IDActe is unique per member).
 INDEXED = {FLOW_TYPE: ("id_acte",)}
 
@@ -98,6 +100,10 @@ class LinkIndex:
 
     def put_local(self, link: ActeLink) -> None:
         self.journal.put_local(link.to_entry())
+
+    def signature_of(self, flow_id: str) -> JournalEntry | None:
+        """The flow's i-Parapheur journal entry (``agents/signature``), or None."""
+        return self.journal.get(flow_id, SIGNATURE_PARTNER)
 
     def flow_of_id_acte(self, siren: str, id_acte: str) -> str | None:
         return self.journal.flow_of(siren, "id_acte", id_acte)

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from relais.flows.machine import FlowMachine
 
-#: An acte: received → validated → posted (to the TdT) → transmitted (to the
+#: An acte: received → validated → [signing → signed (in the member's i-Parapheur, when
+#: its actes are signed: ``agents/signature``)] → posted (to the TdT) → transmitted (to the
 #: prefecture) → acknowledged (accusé de réception) → cancelled (ARAnnulation).
 ACTE = FlowMachine(
     flow_type="acte",
     ranks={
         "received": 1,
         "validated": 2,
-        "posted": 3,
-        "transmitted": 4,
-        "acknowledged": 5,
-        "cancelled": 6,
+        "signing": 3,
+        "signed": 4,
+        "posted": 5,
+        "transmitted": 6,
+        "acknowledged": 7,
+        "cancelled": 8,
     },
     finals=frozenset({"acknowledged", "cancelled"}),
 )

@@ -21,6 +21,7 @@ from connectors.tdt.models import (
     StatusResult,
 )
 from relais.blobs.model import BlobRef
+from relais.journal.entry import JournalEntry
 from relais.members.model import Member
 from relais.wire.headers import EventHeaders
 
@@ -29,7 +30,8 @@ class TdtConnector(Protocol):
     """The calls the acts stages make to one member's TdT account (the shared connector
     contract: ``connectors/tdt/s2low.py``)."""
 
-    async def post_acte(self, form: ActeForm, files: Sequence[FileLike]) -> PostResult: ...
+    async def post_acte(self, form: ActeForm, files: Sequence[FileLike], *,
+                        signature: FileLike | None = None) -> PostResult: ...
 
     async def find_acte(self, *, number: str, decision_date: date) -> str | None: ...
 
@@ -88,6 +90,10 @@ class LinksView(Protocol):
     def flow_of_id_acte(self, siren: str, id_acte: str) -> str | None: ...
 
     def flow_of_transaction(self, tdt_url: str, transaction_id: str) -> str | None: ...
+
+    def signature_of(self, flow_id: str) -> JournalEntry | None:
+        """The flow's i-Parapheur journal entry (a signed acte's signature), or None."""
+        ...
 
 
 class SnapshotView(Protocol):

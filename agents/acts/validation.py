@@ -2,7 +2,8 @@
 
 Input ``relais.acts.submitted`` (keyed by SIREN, so one member's actes are
 checked in order and IDActe uniqueness is decided on one partition). Output:
-the acte forwarded to ``relais.acts.delivery``, or a rejection naming each
+the acte forwarded to ``relais.acts.delivery`` (to ``relais.signature.requests`` first
+when the member's i-Parapheur signs its actes), or a rejection naming each
 failed field. Nothing reaches the TdT from a rejected acte.
 
 The numéro interne and the documents' file names are checked with the TdT's own
@@ -24,6 +25,7 @@ from agents.acts.contractors import contractor_lookups
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink, link_outbound
+from agents.signature.settings import member_settings
 from connectors.tdt.rules import check_filename, check_number
 from relais.actes.ids import build_id_acte, nature_reasons, objet_reasons
 from relais.errors import Reason, ValidationError
@@ -32,6 +34,7 @@ from relais.stages import headers as h
 from relais.stages.records import InputRecord
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 from topics.acts import ACTS_DELIVERY
+from topics.signature import SIGNATURE_REQUESTS
 
 log = structlog.get_logger(__name__)
 STAGE = "acts-validation"
@@ -197,12 +200,15 @@ async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound
     )
     deps.links.put_local(link)
     log.info("acts.validated", id_acte=id_acte)
+    # a member whose i-Parapheur signs its actes: signature first (agents/signature)
+    signs = member_settings(deps.member(siren), "acte") is not None
+    onward = SIGNATURE_REQUESTS if signs else ACTS_DELIVERY
     return [
         link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(deps, flow, stage=STAGE, state="validated", previous="received",
                     kind="STATE_CHANGED", message=f"acte {id_acte} passed the checks",
                     parent=parent, partner_ref=id_acte),
-        Outbound(ACTS_DELIVERY.name, flow_id.encode("utf-8"), record.value,
+        Outbound(onward.name, flow_id.encode("utf-8"), record.value,
                  h.replace(headers, **{h.ATTEMPT: None})),
         *contractor_lookups(deps.codec, siren, submission, parent),
     ]

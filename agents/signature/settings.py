@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.iparapheur.models import Visibility
 from relais.errors import ConfigurationError
+from relais.members.model import Member
 
 XPATH_CHOICES = ("//Bordereau", ".")
 """Where a PES is signed: every bordereau (each with an ``Id``), or the whole
@@ -53,3 +54,26 @@ class SignatureSettings:
                 f"member {member}: archive_action must be EFFACER or ARCHIVER"
             )
         return settings
+
+
+PARTNER = "iparapheur"
+"""The partner name of a member's i-Parapheur account (``Member.accounts``)."""
+
+
+def member_settings(member: Member, flow_type: str) -> SignatureSettings | None:
+    """The member's settings for ``flow_type``, or None when its flows of that type are not
+    signed (no ``iparapheur`` account, or no ``<flow_type>.type`` option in it).
+
+    The account's options are prefixed by the flow type: ``acte.type``, ``acte.sub_type``,
+    ``acte.visibility``, ``acte.deadline_days``, ``acte.archive_action`` (``pes.…`` for
+    PES, with ``pes.xpath``). The circuit is the one i-Parapheur attaches to the type and
+    sub-type. ConfigurationError when the options are invalid."""
+    account = member.account(PARTNER)
+    if account is None:
+        return None
+    prefix = f"{flow_type}."
+    options = {key[len(prefix):]: value for key, value in account.options.items()
+               if key.startswith(prefix)}
+    if "type" not in options:
+        return None
+    return SignatureSettings.from_mapping(options, member=member.siren)

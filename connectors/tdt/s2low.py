@@ -374,7 +374,8 @@ class S2lowConnector:
 
     # -- actes ------------------------------------------------------------------------------
 
-    async def post_acte(self, form: ActeForm, files: Sequence[FileLike]) -> PostResult:
+    async def post_acte(self, form: ActeForm, files: Sequence[FileLike], *,
+                        signature: FileLike | None = None) -> PostResult:
         """Submit one acte (``actes_transac_create.php``); return the TdT's transaction id.
 
         ``files[0]`` is the acte's document (``acte_pdf_file``), the others are
@@ -382,7 +383,9 @@ class S2lowConnector:
         form goes as S²LOW reads it with ``api=1`` in POST: fields in
         ISO-8859-1. S²LOW answers ``OK\\n<id>\\n\\n``; the acte then rests in
         state 1 (posted), or 17/18 when the account posts ``en_attente`` or
-        must sign first. Raises :class:`ValidationError` before any call when
+        must sign first. ``signature`` is the document's detached signature
+        (``acte_pdf_file_sign``, as text: S²LOW writes it into ``actes:Signature``).
+        Raises :class:`ValidationError` before any call when
         the number breaks S²LOW's pattern or the form cannot be encoded, and
         :class:`PartnerRefusedError` with S²LOW's text when it answers ``KO``
         (duplicate number, future date, file type…).
@@ -391,7 +394,10 @@ class S2lowConnector:
         look it up with :meth:`find_acte` before posting again. Async file
         streams are consumed: a retry needs fresh files.
         """
-        body = MultipartBody(_acte_fields(form, len(files)), _acte_files(files))
+        parts = _acte_files(files)
+        if signature is not None:  # the acte's detached signature (i-Parapheur)
+            parts.insert(1, ("acte_pdf_file_sign", signature))
+        body = MultipartBody(_acte_fields(form, len(files)), parts)
         operation = "post_acte"
         answer = await self._call(operation, "POST", PATH_CREATE, cap=self.caps.text, body=body)
         result = self._created(answer, operation, "acte")

@@ -206,6 +206,8 @@ class S2low:
             initial_status=initial,
             out_of_classification=out_of_classification,
         )
+        if submission.signature is not None:  # recorded with its acte_pdf_file_sign
+            state.count("signed_posts", account.login)
         return return_and_exit(
             ok=True,
             message=f"Création de l'enveloppe n°{transaction.envelope_id}. Résultat ok.",

@@ -82,6 +82,9 @@ class ActeSubmission:
     annexes: tuple[PostedFile, ...]
     en_attente: bool
     must_signed: bool
+    #: ``acte_pdf_file_sign``: the document's detached signature, read as text
+    #: (``ActesTransaction::addSign``: the file's content, right-trimmed).
+    signature: str | None = None
 
     @property
     def classification(self) -> str:
@@ -275,7 +278,17 @@ def check_acte_post(
         annexes=tuple(annexes),
         en_attente=en_attente,
         must_signed=must_signed,
+        signature=_signature_text(form),
     )
+
+
+def _signature_text(form: Any) -> str | None:
+    """``actes_transac_create.php``: an uploaded ``acte_pdf_file_sign`` is read and
+    right-trimmed (``addSign``); absent or empty, the acte has no signature."""
+    signs = form.files.get("acte_pdf_file_sign", [])
+    if not signs or not signs[0].data:
+        return None
+    return bytes(signs[0].data).decode("iso-8859-1").rstrip() or None
 
 
 def _classification(levels: list[str]) -> tuple[int, ...]:

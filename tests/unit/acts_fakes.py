@@ -80,6 +80,7 @@ class FakeConnector:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.signatures: list[FileLike | None] = []
         self.post_error: Exception | None = None
         self.posted_id = "4242"
         self.find_answer: str | None = None
@@ -96,8 +97,10 @@ class FakeConnector:
     def called(self, name: str) -> list[Any]:
         return [args for called, args in self.calls if called == name]
 
-    async def post_acte(self, form: ActeForm, files: Sequence[FileLike]) -> PostResult:
+    async def post_acte(self, form: ActeForm, files: Sequence[FileLike], *,
+                        signature: FileLike | None = None) -> PostResult:
         self.calls.append(("post_acte", form))
+        self.signatures.append(signature)
         if self.post_error is not None:
             raise self.post_error
         return PostResult(partner="tdt", transaction_id=self.posted_id, http_status=200,
@@ -188,6 +191,10 @@ class FakeJournal:
 class FakeLinks:
     def __init__(self) -> None:
         self.links: dict[str, ActeLink] = {}
+        self.signatures: dict[str, JournalEntry] = {}
+
+    def signature_of(self, flow_id: str) -> JournalEntry | None:
+        return self.signatures.get(flow_id)
 
     def get(self, flow_id: str) -> ActeLink | None:
         return self.links.get(flow_id)

@@ -93,7 +93,7 @@ def test_the_sequence_is_the_machines_rank() -> None:
         assert sequence_of(ACTE, state) == rank
     top = max(ACTE.ranks.values())
     assert sequence_of(ACTE, "failed") == sequence_of(ACTE, "uncertain") == top + 1
-    assert _records(_emit("transmitted", "posted"))[1]["sequence"] == 4
+    assert _records(_emit("transmitted", "posted"))[1]["sequence"] == ACTE.ranks["transmitted"]
     assert sequence_of(ACTE_FOLLOWUP, "sent") == 3
     assert sequence_of(DEFAULT_MACHINE, "received") == 1
 
@@ -104,7 +104,7 @@ def test_a_child_event_keeps_the_state_and_has_its_own_ids() -> None:
     note, event = _records(child)
     assert event["state"] == note["state"] == "acknowledged"
     assert event["details"]["child_event"] == note["details"]["child_event"] == "2-1"
-    assert event["sequence"] == _records(plain)[1]["sequence"] == 5
+    assert event["sequence"] == _records(plain)[1]["sequence"] == ACTE.ranks["acknowledged"]
     assert set(_ids(child)).isdisjoint(_ids(plain))
     other = _emit("acknowledged", "acknowledged", child_event="3-1")
     assert set(_ids(other)).isdisjoint(_ids(child))
