@@ -89,7 +89,9 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(annex, dict) and isinstance(annex.get("blob"), dict):
             refs.append((f"annexes[{index}].blob", annex["blob"]))
     for index, blob in enumerate(record.get("documents") or []):
-        if isinstance(blob, dict):
+        if isinstance(blob, dict) and isinstance(blob.get("blob"), dict):  # ArchiveDocument
+            refs.append((f"documents[{index}].blob", blob["blob"]))
+        elif isinstance(blob, dict):
             refs.append((f"documents[{index}]", blob))
     return refs
 
@@ -215,7 +217,8 @@ async def _check_submission(
         return _reject(deps, record, flow, parent, exc.code, f"unreadable submission: {exc}",
                        exc.reasons or [Reason("value", exc.code, str(exc))])
     submission = decoded.record
-    submission_id = str(submission.get("submission_id") or "")
+    # a RegistryLookup names its id request_id (the answer's submission_id)
+    submission_id = str(submission.get("submission_id") or submission.get("request_id") or "")
     route = deps.routes.get(decoded.schema_name)
     flow_type = route.flow_type if route else "unknown"
     flow = FlowContext(flow_id_for(siren, submission_id), siren, flow_type, submission_id)

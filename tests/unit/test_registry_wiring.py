@@ -147,3 +147,44 @@ def test_a_members_department_comes_from_its_communes_code(
 ) -> None:
     identity = RegistryIdentity("COMMUNE DE DIJON", "7210", "DIJON", commune_code, True)
     assert identity.department == department
+
+
+async def test_a_members_look_up_passes_the_ingress_to_the_dispatch(codec: AvroCodec) -> None:
+    """A RegistryLookup names its id ``request_id``: the ingress takes it as the
+    submission id (flow id, answer's submission_id) and forwards the look-up."""
+    from agents.ingress.handler import IngressCounters, IngressDeps, handle_submission
+    from relais.api.auth import hash_token
+    from relais.flows.ids import flow_id_for
+    from relais.flows.kit import machines_of, routes_of
+    from relais.members.model import Member
+    from topics import member as member_topics
+    from topics.registry import REGISTRY_REQUESTED
+
+    siren = "212102313"
+
+    class Members:
+        def get(self, wanted: str) -> Member | None:
+            return Member(siren, "Dijon", "021", hash_token("t")) if wanted == siren else None
+
+    class NoBlobs:
+        async def stat(self, sha256: str) -> int | None:
+            return None
+
+        async def owned_by(self, sha256: str, member: str) -> bool:
+            return False
+
+    deps = IngressDeps(codec=codec, members=Members(), blobs=NoBlobs(),
+                       max_submission_bytes=64 * 1024, counters=IngressCounters(),
+                       routes=routes_of(FLOWS), machines=machines_of(FLOWS))
+    value = codec.encode("RegistryLookup", {
+        "request_id": "ask-1", "member_siren": siren, "identifier": "217100072",
+        "registry": "SIRENE", "purpose": None, "contract_submission_id": None})
+    record = FakeRecord(topic=member_topics.submissions(siren).name, value=value,
+                        key=b"ask-1")
+    outputs = await handle_submission(record, deps)
+    [forwarded] = [o for o in outputs if o.topic == REGISTRY_REQUESTED.name]
+    assert forwarded.key == siren.encode()
+    notes = [codec.decode(o.value or b"").record for o in outputs
+             if o.topic == member_topics.notifications(siren).name]
+    assert [(n["state"], n["submission_id"], n["flow_id"]) for n in notes] == [
+        ("received", "ask-1", flow_id_for(siren, "ask-1"))]

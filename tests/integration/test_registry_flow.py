@@ -1,0 +1,202 @@
+"""Registry look-ups on the real broker with two hub workers and the sandbox registries.
+
+A scaled-down burst of issue 11's figure: 400 look-ups for 60 distinct numbers from three
+members, against a sandbox Sirene limited to 30 requests per 10-second rolling window (the
+sandbox's documented ``sirene_quota`` knob; the hub is told the same quota). The sandbox
+must count at most 30 requests in any rolling window and never refuse one (429), each
+distinct number must be asked exactly once (the hub-wide cache answers the rest), every
+look-up must end answered, and each member must see only its own answers. The full-size
+figure (2,000 look-ups for 300 numbers at 30 a minute) is ``benchmarks/registry_burst.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+
+from ops.members import Registration, new_member
+from ops.stack import Stack, free_port, registries_url, sandbox_config, sandbox_tls_material
+from relais.identifiers import luhn_check_digit
+from relais.kafka import clients as kafka_clients
+from relais.kafka.publisher import Publisher, dataschema_uri
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+from relais.wire.headers import EventHeaders
+from tests.integration.conftest import apply_hub_topics, register
+from topics import member as member_topics
+
+pytestmark = pytest.mark.integration
+
+MEMBERS = (("212102313", "Commune de Dijon", "021"), ("217100072", "Commune de Macon", "071"),
+           ("200000016", "Communauté de test", "021"))
+LOOKUPS = 400
+DISTINCT = 60
+QUOTA, WINDOW = 30, 10.0
+FINAL = {"answered", "rejected", "failed"}
+
+
+@pytest.fixture(scope="module")
+def registry_stack(
+    hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, list[Registration]]]:
+    data_dir = tmp_path_factory.mktemp("registry")
+    settings = Settings.from_env(
+        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
+        app_id=f"relais-registry-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        api_port=free_port(),
+    )
+    registrations = [new_member(s, n, d) for s, n, d in MEMBERS]
+    asyncio.run(apply_hub_topics(settings))
+    asyncio.run(register(settings, registrations))
+    stack = Stack(settings, data_dir / "logs", extra_env={
+        "RELAIS_REGISTRY_SIRENE_QUOTA": str(QUOTA),
+        "RELAIS_REGISTRY_QUOTA_WINDOW_SECONDS": str(WINDOW),
+    })
+    try:
+        stack.start_sandbox(
+            sandbox_config([]),
+            registries={"sirene_quota": {"limit": QUOTA, "window_seconds": WINDOW}},
+        )
+        stack.start_worker("worker-1")
+        stack.start_worker("worker-2")
+        yield stack, registrations
+    finally:
+        stack.stop()
+
+
+def _client(stack: Stack) -> httpx.AsyncClient:
+    verify: Any = str(sandbox_tls_material(stack.settings).ca_file) if stack.tls else True
+    return httpx.AsyncClient(verify=verify, timeout=10)
+
+
+async def _sandbox(stack: Stack, path: str) -> Any:
+    url = registries_url(stack.settings, stack.registries_port, tls=stack.tls)
+    async with _client(stack) as client:
+        response = await client.get(f"{url}{path}")
+        response.raise_for_status()
+        return response.json()
+
+
+def _distinct_numbers(samples: dict[str, list[str]], rng: random.Random) -> list[str]:
+    """Units and establishments of every kind the sandbox holds, and unknown numbers."""
+    kinds = ["active_units", "ceased_units", "partly_diffusible_units", "non_diffusible_units",
+             "closed_establishments", "open_establishments", "la_poste_exception_sirets"]
+    numbers: list[str] = []
+    while len(numbers) < DISTINCT - 10:
+        for kind in kinds:
+            pool = [n for n in samples.get(kind, []) if n not in numbers]
+            if pool and len(numbers) < DISTINCT - 10:
+                numbers.append(pool[0])
+    while len(numbers) < DISTINCT:  # never registered: "not found", cached negatively
+        body = f"99{rng.randrange(10**6):06d}"
+        number = body + str(luhn_check_digit(body))
+        if number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
+async def _publish(settings: Settings, plan: list[tuple[str, str, str]]) -> None:
+    codec = AvroCodec()
+    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests-registry")
+    await publisher.start()
+    schema = dataschema_uri(codec, "RegistryLookup")
+    try:
+        for siren, _, _ in MEMBERS:
+            items = [
+                (request_id, {"request_id": request_id, "member_siren": siren,
+                              "identifier": number, "registry": "SIRENE", "purpose": None,
+                              "contract_submission_id": None},
+                 EventHeaders.new(source=f"/members/{siren}/back-office",
+                                  type="fr.relais.registry.RegistryLookup",
+                                  subject=request_id, flow_id=None, dataschema=schema))
+                for member, request_id, number in plan if member == siren
+            ]
+            await publisher.publish_many(member_topics.submissions(siren).name, items,
+                                         schema_name="RegistryLookup")
+    finally:
+        await publisher.stop()
+
+
+async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
+    codec = AvroCodec()
+    tp = TopicPartition(member_topics.notifications(siren).name, 0)
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      isolation_level="read_committed")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        out = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                out += [codec.decode(r.value, expected="Notification").record for r in records]
+        return out
+    finally:
+        await consumer.stop()
+
+
+def _final(notes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {n["submission_id"]: n for n in notes
+            if n["flow_type"] == "registry" and n["state"] in FINAL}
+
+
+async def test_a_burst_of_look_ups_from_two_workers_keeps_the_quota(
+    registry_stack: tuple[Stack, list[Registration]],
+) -> None:
+    stack, _ = registry_stack
+    settings = stack.settings
+    rng = random.Random(11)
+    numbers = _distinct_numbers(await _sandbox(stack, "/sandbox/numbers"), rng)
+    assert len(set(numbers)) == DISTINCT
+    order = [numbers[i % DISTINCT] for i in range(LOOKUPS)]
+    rng.shuffle(order)
+    plan = [(MEMBERS[i % len(MEMBERS)][0], f"lookup-{i:04d}", number)
+            for i, number in enumerate(order)]
+    started = time.monotonic()
+    await _publish(settings, plan)
+
+    expected = {siren: {rid for member, rid, _ in plan if member == siren}
+                for siren, _, _ in MEMBERS}
+    got: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        got = {siren: await _notifications(settings.bootstrap_servers, siren)
+               for siren, _, _ in MEMBERS}
+        if all(expected[s] <= set(_final(got[s])) for s in expected):
+            break
+        await asyncio.sleep(3)
+    elapsed = time.monotonic() - started
+
+    for siren, notes in got.items():
+        final = _final(notes)
+        missing = expected[siren] - set(final)
+        assert not missing, f"{siren}: {len(missing)} look-ups without an answer"
+        # only its own answers, each answered (every number is valid)
+        assert {n["submission_id"] for n in notes if n["flow_type"] == "registry"} \
+            <= expected[siren]
+        assert {final[rid]["state"] for rid in expected[siren]} == {"answered"}
+        for note in notes:
+            if note["state"] == "pending":  # a clear status: which registry, how long
+                assert note["details"]["registry"] == "sirene"
+                assert int(note["details"]["retry_after"]) >= 0
+    answers = [n for notes in got.values() for n in _final(notes).values()]
+    assert {n["details"]["outcome"] for n in answers} >= {"found", "not_found"}
+    assert sum(n["details"]["from_cache"] == "true" for n in answers) >= LOOKUPS - DISTINCT
+
+    stats = (await _sandbox(stack, "/sandbox/stats"))["registries"]["sirene"]
+    asked = (await _sandbox(stack, "/sandbox/asked"))["sirene"]
+    assert stats["max_in_rolling_window"] <= QUOTA
+    assert stats["quota_refused"] == 0  # the hub never needed a 429 to slow down
+    assert sorted(asked) == sorted(numbers)  # each distinct number asked…
+    assert set(asked.values()) == {1}  # …exactly once while cached
+    print(f"\n{LOOKUPS} look-ups for {DISTINCT} numbers answered in {elapsed:.1f} s; "
+          f"sandbox max {stats['max_in_rolling_window']} per {WINDOW:.0f} s window")
