@@ -89,7 +89,9 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(annex, dict) and isinstance(annex.get("blob"), dict):
             refs.append((f"annexes[{index}].blob", annex["blob"]))
     for index, blob in enumerate(record.get("documents") or []):
-        if isinstance(blob, dict):
+        if isinstance(blob, dict) and isinstance(blob.get("blob"), dict):  # ArchiveDocument
+            refs.append((f"documents[{index}].blob", blob["blob"]))
+        elif isinstance(blob, dict):
             refs.append((f"documents[{index}]", blob))
     return refs
 

@@ -352,3 +352,23 @@ async def test_an_acknowledged_acte_is_archived_automatically(tmp_path: Path) ->
     assert await handle_flow_event(other, deps) == []
     deps.members = Members(_member(auto_archive="false"))
     assert await handle_flow_event(record, deps) == []
+
+
+async def test_the_ingress_checks_the_blobs_an_archive_submission_names(tmp_path: Path) -> None:
+    from agents.ingress.handler import blob_reasons
+
+    class Sizes:
+        async def stat(self, sha256: str) -> int | None:
+            return 3 if sha256 == "a" * 64 else None
+
+        async def owned_by(self, sha256: str, member: str) -> bool:
+            return member == SIREN
+
+    record = {"documents": [
+        {"blob": {"sha256": "a" * 64, "size": 3, "media_type": "x", "filename": "f"}},
+        {"blob": {"sha256": "b" * 64, "size": 3, "media_type": "x", "filename": "g"}}]}
+    reasons = await blob_reasons(Sizes(), record, SIREN)  # type: ignore[arg-type]
+    assert [(r.field, r.code) for r in reasons] == [("documents[1].blob.sha256",
+                                                     "blob_not_found")]
+    other = await blob_reasons(Sizes(), record, "200000008")  # type: ignore[arg-type]
+    assert ("documents[0].blob.sha256", "blob_not_owned") in [(r.field, r.code) for r in other]
