@@ -62,7 +62,8 @@ def config(
 
 @app.command()
 def parse(path: Path = typer.Argument(
-        ..., help="An @CTES message or envelope, a PES_Aller or a PES_ACQUIT (XML).")) -> None:
+        ..., help="An @CTES message or envelope, a PES_Aller or a PES_ACQUIT, or a SEDA "
+             "ArchiveTransfer, ArchiveTransferReply or Acknowledgement (XML).")) -> None:
     """Identify an @CTES message or envelope, a PES_Aller or a PES_ACQUIT and print its key
     fields as JSON (for PES: header, counts, signed or not; each ACQUIT element's outcome)."""
     from hub.cli.parse_cmd import cap_process_memory, parse_file

@@ -17,6 +17,7 @@ from relais.actes.codes import MESSAGE_TYPE_BY_CODE, direction_of
 from relais.actes.xml_parse import ParseLimits, parse_message_file
 from relais.pes.summary import pes_root_name, summarise_pes_file
 from relais.pes.xml_safe import PesLimits
+from relais.seda.summary import is_seda, summarise_seda_file
 
 #: Heap the ``relais parse`` process may use (RLIMIT_DATA): with the interpreter's code
 #: and libraries, its resident memory stays under 300 MB.
@@ -57,8 +58,11 @@ def parse_file(path: Path, limits: ParseLimits | None = None) -> dict[str, Any]:
     past a limit, and ``OSError`` when it cannot be read.
     """
     with path.open("rb") as handle:
-        if pes_root_name(handle.read(4096)) is not None:
-            return summarise_pes_file(path, PES_PARSE_LIMITS)
+        head = handle.read(4096)
+    if pes_root_name(head) is not None:
+        return summarise_pes_file(path, PES_PARSE_LIMITS)
+    if is_seda(head):  # ArchiveTransfer, ArchiveTransferReply, Acknowledgement (1.0, 2.x)
+        return summarise_seda_file(path)
     size = path.stat().st_size
     message = parse_message_file(path, limits)
     message_type = MESSAGE_TYPE_BY_CODE.get(message.type_code)

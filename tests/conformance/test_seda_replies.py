@@ -111,3 +111,22 @@ def test_hostile_replies() -> None:
             b'<ArchiveTransferReply xmlns="' + NS21.encode() + b'"><ReplyCode>&x;</ReplyCode>'
             b"</ArchiveTransferReply>")
     assert read_reply(bomb).reply_code in ("", None)
+
+
+def test_relais_parse_reads_seda_messages(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from hub.cli.parse_cmd import parse_file
+
+    sample = parse_file(SEDA_REFERENCE / "samples" / "seda2_1ArchiveTransfer.xml")
+    assert (sample["root"], sample["seda_version"]) == ("ArchiveTransfer", "2.1")
+    assert sample["message_identifier"] == "SIP SEDA de test"
+    assert isinstance(tmp_path, Path)
+    atr = tmp_path / "atr.xml"
+    atr.write_bytes(VITAM_EARLY_KO)
+    summary = parse_file(atr)
+    assert summary["accepted"] is False and summary["reply_code"] == "KO"
+    assert summary["events"][0]["type_code"] == "CHECK_DIGEST"
+    asalae = tmp_path / "asalae.xml"
+    asalae.write_bytes(_asalae("000"))
+    assert parse_file(asalae)["accepted"] is True
