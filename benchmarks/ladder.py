@@ -387,26 +387,34 @@ class Driver:
         notifications = [member_topics.notifications(s).name for s in self.sirens]
         before = await count_committed(self.bootstrap, notifications)
         await self.role("L2 ingress", "stage:ingress", n, "hub ingress stage")
+        wanted = set(self.args.rungs.split(","))
         outputs = await count_committed(
             self.bootstrap, [ACTS_SUBMITTED.name, FLOW_EVENTS.name, *notifications])
         self.ladder.fanout = (outputs - before) / n
         fanout = max(1, round(self.ladder.fanout))
-        await self.role("L1 bare loop", "l1", n, "1 output, acks=all, commit per batch",
-                        group=f"{APP_ID}-bench-l1")
-        await self.role("L1b bare durable", "l1b", n,
-                        f"{fanout} outputs, 1 transaction per batch",
-                        group=f"{APP_ID}-bench-l1b", fanout=fanout)
-        # Reorder: the limit first.
-        self.ladder.rungs.insert(0, self.ladder.rungs.pop(-1))
-        self.ladder.rungs.insert(0, self.ladder.rungs.pop(-1))
+        if "l1" in wanted:
+            await self.role("L1 bare loop", "l1", n, "1 output, acks=all, commit per batch",
+                            group=f"{APP_ID}-bench-l1")
+        if "l1b" in wanted:
+            await self.role("L1b bare durable", "l1b", n,
+                            f"{fanout} outputs, 1 transaction per batch",
+                            group=f"{APP_ID}-bench-l1b", fanout=fanout)
+        # The limits first.
+        self.ladder.rungs.sort(key=lambda r: not r.name.startswith("L1"))
+        if "validation" not in wanted:
+            return
         validation_in = await count_committed(self.bootstrap, [ACTS_SUBMITTED.name])
         await self.role("L2 acts-validation", "stage:acts-validation", validation_in,
                         "checks, IDActe, classification")
         delivery_in = await count_committed(self.bootstrap, [ACTS_DELIVERY.name])
         if delivery_in < validation_in:
             print(f"  note: validation forwarded {delivery_in} of {validation_in}", flush=True)
+        if "delivery" not in wanted:
+            return
         await self.role("L2 acts-delivery", "stage:acts-delivery", delivery_in,
                         "journal + post to the sandbox TdT")
+        if "status" not in wanted:
+            return
         polls = await count_committed(self.bootstrap, [TIERS[0].topic.name])
         await self.role("L2 acts-status", "stage:acts-status", polls,
                         f"delay forwarders + status poll ({POLL_TIER} tier)")
@@ -567,6 +575,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l3-seconds", type=float, default=15.0,
                         help="seconds of publishing at half the saturation rate (default 15)")
     parser.add_argument("--skip-l3", action="store_true", help="stop after the L2 rungs")
+    parser.add_argument("--rungs", default="l1,l1b,validation,delivery,status",
+                        help="which rungs besides the ingress (comma-separated; each acts "
+                        "stage drains what the previous one forwarded, so a stage needs the "
+                        "ones before it)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="RELAIS_LOG_LEVEL of the hub processes (default INFO, as deployed)")

@@ -22,10 +22,21 @@ def _options(bootstrap_servers: str, security: KafkaSecurity | None) -> dict[str
     return {"bootstrap_servers": bootstrap_servers, **chosen.client_options()}
 
 
+#: Bytes one producer batch (one partition's share of a produce request) may hold, unless
+#: the caller says otherwise. aiokafka's default, 16 KiB, holds a few dozen records: a
+#: stage's transaction of 500 inputs fills dozens of batches per partition, and each
+#: ``send`` past a full batch waits for that batch to reach the broker, one round trip
+#: after the other (the ladder's commit time halved with 256 KiB, see
+#: ``benchmarks/ladder.py``). Kept under aiokafka's default ``max_request_size`` (1 MiB).
+DEFAULT_MAX_BATCH_BYTES = 256 * 1024
+
+
 def producer(
     bootstrap_servers: str, *, security: KafkaSecurity | None = None, **options: Any
 ) -> AIOKafkaProducer:
-    """An ``AIOKafkaProducer`` (not started); ``options`` are aiokafka's."""
+    """An ``AIOKafkaProducer`` (not started); ``options`` are aiokafka's
+    (``max_batch_size`` defaults to :data:`DEFAULT_MAX_BATCH_BYTES`)."""
+    options.setdefault("max_batch_size", DEFAULT_MAX_BATCH_BYTES)
     return AIOKafkaProducer(**_options(bootstrap_servers, security), **options)
 
 

@@ -339,6 +339,7 @@ class StageRunner:
     # -- handling --------------------------------------------------------------------------
 
     async def _process(self, batches: Batches) -> None:
+        started = time.perf_counter()
         records = [self._prepared(record) for tp_records in batches.values()
                    for record in tp_records]
         results: list[list[Outbound]] = [[] for _ in records]
@@ -360,10 +361,15 @@ class StageRunner:
             if isinstance(outcome, BaseException):
                 raise outcome
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
-        await self._publish([out for outputs in results for out in outputs], offsets)
+        handled = time.perf_counter()
+        outputs = [out for outputs in results for out in outputs]
+        await self._publish(outputs, offsets)
         self.stats.handled += len(records)
         self.stats.batches += 1
         self.stats.last_batch_at = asyncio.get_running_loop().time()
+        log.debug("stage.batch_committed", stage=self.stage, records=len(records),
+                  outputs=len(outputs), handle_ms=round((handled - started) * 1000, 1),
+                  commit_ms=round((time.perf_counter() - handled) * 1000, 1))
 
     async def _publish(self, outputs: list[Outbound], offsets: dict[TopicPartition, int]) -> None:
         """``outputs`` and the consumer ``offsets`` in one transaction."""
