@@ -85,8 +85,10 @@ def _document(blob: dict[str, Any], title: str, kind: str, group: str | None) ->
 
 
 def acte_submission(dossier: dict[str, Any], id_acte: str, *, aracte: Any | None,
-                    stamped: Any | None) -> dict[str, Any]:
-    """The ``ArchiveSubmission`` of an acknowledged acte and its exchange."""
+                    stamped: Any | None,
+                    prefecture_messages: tuple[tuple[Any, str], ...] = ()) -> dict[str, Any]:
+    """The ``ArchiveSubmission`` of an acknowledged acte and its exchange
+    (``prefecture_messages``: (blob, title) of each message of the prefecture's)."""
     decided = dossier["decision_date"]
     if isinstance(decided, int):
         decided = date(1970, 1, 1) + timedelta(days=decided)
@@ -99,6 +101,8 @@ def acte_submission(dossier: dict[str, Any], id_acte: str, *, aracte: Any | None
     if stamped is not None:
         documents.append(_document(stamped, f"Acte {id_acte} tamponné par la préfecture",
                                    "Acte tamponné", EXCHANGE))
+    for blob, title in prefecture_messages:
+        documents.append(_document(blob, title, "Courrier de la préfecture", EXCHANGE))
     return {
         "submission_id": f"acte-{dossier['submission_id']}",
         "member_siren": dossier["member_siren"],
