@@ -372,3 +372,29 @@ async def test_the_ingress_checks_the_blobs_an_archive_submission_names(tmp_path
                                                      "blob_not_found")]
     other = await blob_reasons(Sizes(), record, "200000008")  # type: ignore[arg-type]
     assert ("documents[0].blob.sha256", "blob_not_owned") in [(r.field, r.code) for r in other]
+
+
+async def test_an_answer_lost_after_the_archive_took_the_sip_is_not_sent_twice(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from relais.errors import PartnerTransientError
+
+    deps = _deps(tmp_path, faults=ArchiveFaults(error_after_commit_rate=1.0))
+    archive = deps.archives.for_member(_member())  # type: ignore[attr-defined]
+    client = archive._client  # type: ignore[attr-defined]
+    state = client._transport.app.state.archive
+    record = _submission(deps)
+    with pytest.raises(PartnerTransientError):  # 503 after the archive created the operation
+        await handle_submitted(record, deps)
+    entry = deps.journal.get(flow_id_for(SIREN, "ARCH-1"))
+    assert entry is not None and entry.step == "POSTING"
+    state.faults = state.faults.updated({"error_after_commit_rate": 0.0})
+    for _ in range(100):  # the archive reads the manifest: then its logbook knows it
+        if all(op.checked for op in state.operations.values()):
+            break
+        await asyncio.sleep(0.02)
+    outputs = await handle_submitted(record, deps)
+    assert len(state.operations) == 1  # sent once
+    (operation_id,) = state.operations
+    assert _decoded(outputs, "flows.events")[0]["partner_ref"] == operation_id
