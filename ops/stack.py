@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
 from relais.kafka.security import hub_security
 from relais.logs import READY_LINE
-from relais.members.model import TdtSettings
+from relais.members.model import Member, PartnerAccount, TdtSettings
 from relais.settings import Settings
 from sandbox.common.tls import TlsMaterial, ensure_tls_material
 from sandbox.registries.config import DEFAULT_SIRENE_KEY
@@ -85,6 +86,34 @@ def sandbox_member(
             key_password_env=SANDBOX_KEY_PASSWORD_ENV, ca_file=str(material.ca_file),
         )
     return new_member(siren, name, department, tdt=tdt)
+
+
+IPARAPHEUR_PORT_OFFSET = 2
+"""The sandbox i-Parapheur's port: the sandbox base port (the TdT's) + 2."""
+IPARAPHEUR_PASSWORD_ENV = "RELAIS_IPARAPHEUR_PASSWORD"  # a variable's name
+
+
+def iparapheur_url(settings: Settings, *, tls: bool = True) -> str:
+    """The sandbox i-Parapheur's root (SOAP at ``/ws-iparapheur``)."""
+    scheme = "https" if tls else "http"
+    port = settings.sandbox_tdt_port + IPARAPHEUR_PORT_OFFSET
+    return f"{scheme}://{settings.sandbox_host}:{port}"
+
+
+def with_iparapheur(registration: Registration, settings: Settings, options: Mapping[str, str],
+                    *, login: str = "ws-relais", password_env: str = IPARAPHEUR_PASSWORD_ENV,
+                    tls: bool = False) -> Registration:
+    """``registration`` with an ``iparapheur`` account on the sandbox i-Parapheur (plain
+    HTTP unless ``tls``; Basic ``login``, password in ``password_env``) and ``options``
+    (``acte.type``, ``acte.sub_type``, ``wsdl``…: agents/signature/settings.py)."""
+    account = PartnerAccount(url=f"{iparapheur_url(settings, tls=tls)}/ws-iparapheur",
+                             login=login, password_env=password_env, options=dict(options))
+    member = registration.member
+    signing = Member(siren=member.siren, name=member.name, department=member.department,
+                     token_sha256=member.token_sha256, active=member.active,
+                     registered_at=member.registered_at, retry_tiers=member.retry_tiers,
+                     accounts={**member.accounts, "iparapheur": account})
+    return replace(registration, member=signing)
 
 
 def sandbox_control_client(
@@ -167,7 +196,8 @@ class Stack:
         }
 
     def start_sandbox(
-        self, config: dict[str, Any], registries: dict[str, Any] | None = None
+        self, config: dict[str, Any], registries: dict[str, Any] | None = None,
+        iparapheur: dict[str, Any] | None = None,
     ) -> ManagedProcess:
         """The sandbox partners (the TdT with ``config``; the registries with
         ``registries``, e.g. a shortened quota window, on :attr:`registries_port`)."""
@@ -179,6 +209,10 @@ class Stack:
             registries_path = self.log_dir / "sandbox-registries.json"
             registries_path.write_text(json.dumps(registries, indent=2), encoding="utf-8")
             extra = ["--config", f"registries={registries_path}"]
+        if iparapheur is not None:  # the signers' behaviour (base port + 2)
+            iparapheur_path = self.log_dir / "sandbox-iparapheur.json"
+            iparapheur_path.write_text(json.dumps(iparapheur, indent=2), encoding="utf-8")
+            extra += ["--config", f"iparapheur={iparapheur_path}"]
         logins = [str(account["login"]) for account in config.get("accounts", [])]
         tls = (["--tls-dir", str(sandbox_tls_material(self.settings, logins).directory)]
                if self.tls else ["--no-tls"])

@@ -740,6 +740,7 @@ class TdtState(Simulator[Faults]):
         names = (
             "posts_received",
             "transactions_created",
+            "signed_posts",
             "duplicate_posts",
             "rejected_posts",
             "status_polls",

@@ -1,0 +1,151 @@
+"""Actes signed in i-Parapheur before the TdT, end to end on the real broker: 300 actes
+from 10 members through the sandbox i-Parapheur (70% signed, 15% rejected, 15% slow) then
+the sandbox TdT. Every acte ends in exactly one terminal state, rejected ones carry the
+annotation and the signer's name, no dossier is created twice and no acte posted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ops.demo_documents import minimal_pdf
+from ops.flows import FlowFilter, latest_states
+from ops.members import Registration
+from ops.stack import (
+    Stack,
+    iparapheur_url,
+    sandbox_config,
+    sandbox_member,
+    sandbox_url,
+    with_iparapheur,
+)
+from ops.submissions import ActeDraft, publish_acte
+from relais.blobs.filesystem import FilesystemBlobStore
+from relais.flows.ids import flow_id_for
+from relais.kafka.publisher import Publisher
+from relais.settings import Settings
+from relais.wire.avro_codec import AvroCodec
+from tests.integration.conftest import apply_hub_topics, register
+from tests.integration.test_acts_flow import _notifications, free_port, sirens
+
+pytestmark = pytest.mark.integration
+
+MEMBERS = 10
+ACTES_PER_MEMBER = 30
+TERMINAL = {"acknowledged", "rejected"}
+WSDL = (Path(__file__).parents[2] / ".." / "shared" / "reference" / "iparapheur"
+        / "iparapheur.xml.wsdl").resolve()
+ANNOTATION = "Pièce manquante"
+OPTIONS = {"acte.type": "ACTES", "acte.sub_type": "Deliberation", "wsdl": str(WSDL)}
+
+
+@pytest.fixture(scope="module")
+def signing_stack(
+    hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, list[Registration]]]:
+    data_dir = tmp_path_factory.mktemp("signature")
+    settings = Settings.from_env(
+        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
+        app_id=f"relais-sign-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        api_port=free_port(),
+    )
+    registrations = [
+        with_iparapheur(sandbox_member(settings, siren, f"Commune {i}", "021", tls=False),
+                        settings, OPTIONS)
+        for i, siren in enumerate(sirens(MEMBERS))
+    ]
+    asyncio.run(apply_hub_topics(settings))
+    asyncio.run(register(settings, registrations))
+    stack = Stack(settings, data_dir / "logs", tls=False, extra_env={
+        "RELAIS_PREFECTURE_POLL_SECONDS": "2", "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
+        "RELAIS_IPARAPHEUR_PASSWORD": "ws-relais",
+    })
+    try:
+        stack.start_sandbox(sandbox_config(registrations), iparapheur={
+            "behaviour": {"reject_viewer_rate": 0.05, "reject_signer_rate": 0.10,
+                          "never_rate": 0.0, "slow_rate": 0.15, "visa_seconds": 0.5,
+                          "sign_seconds": 0.5, "slow_seconds": 6,
+                          "rejection_annotation": ANNOTATION},
+        })
+        stack.start_worker()
+        yield stack, registrations
+    finally:
+        stack.stop()
+
+
+async def test_three_hundred_actes_signed_or_rejected_then_transmitted(
+    signing_stack: tuple[Stack, list[Registration]],
+) -> None:
+    stack, registrations = signing_stack
+    settings = stack.settings
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = await store.put_bytes(minimal_pdf("acte"), media_type="application/pdf",
+                                 filename="acte.pdf")
+    for registration in registrations:
+        await store.grant(blob.sha256, registration.member.siren)
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    expected: dict[str, str] = {}
+    started = time.monotonic()
+    try:
+        for registration in registrations:
+            siren = registration.member.siren
+            for i in range(ACTES_PER_MEMBER):
+                draft = ActeDraft(
+                    submission_id=f"{siren}-s{i}", member_siren=siren, nature_code=1,
+                    matieres=(1 + i % 9, 1), numero_interne=f"S{i:04d}",
+                    decision_date=date(2026, 11, 2), objet=f"Acte signé numéro {i}",
+                    document=blob)
+                await publish_acte(publisher, draft)
+                expected[flow_id_for(siren, draft.submission_id)] = siren
+    finally:
+        await publisher.stop()
+
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline:
+        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
+        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
+        if len(states) == len(expected) and set(states.values()) <= TERMINAL:
+            break
+        await asyncio.sleep(3)
+    elapsed = time.monotonic() - started
+    outcome = Counter(states.values())
+    print(f"\n300 signed actes: all terminal after {elapsed:.1f} s: {dict(outcome)}")
+    assert len(states) == len(expected), f"{len(expected) - len(states)} flows have no state"
+    assert set(outcome) <= TERMINAL, outcome
+
+    async with httpx.AsyncClient() as client:
+        parapheur = (await client.get(f"{iparapheur_url(settings, tls=False)}/sandbox/stats")
+                     ).json()
+        tdt = (await client.get(f"{sandbox_url(settings, tls=False)}/sandbox/stats")).json()
+    print({k: v for k, v in parapheur.items() if k not in ("members", "faults")},
+          {k: tdt.get(k) for k in ("transactions_created", "signed_posts", "duplicate_posts")})
+    assert parapheur["dossiers_created"] == len(expected)
+    assert parapheur.get("duplicates_refused", 0) == 0
+    rejected_in_parapheur = (parapheur.get("rejected_by_viewer", 0)
+                             + parapheur.get("rejected_by_signer", 0))
+    assert rejected_in_parapheur == outcome["rejected"] > 0
+    assert tdt["transactions_created"] == outcome["acknowledged"] == parapheur["signed"]
+    assert tdt["signed_posts"] == tdt["transactions_created"]
+    assert tdt.get("duplicate_posts", 0) == 0
+
+    for registration in registrations:
+        siren = registration.member.siren
+        notes = await _notifications(settings.bootstrap_servers, siren)
+        finals = Counter(n["flow_id"] for n in notes if n["state"] in TERMINAL
+                         and n["kind"] in ("STATE_CHANGED", "REJECTED"))
+        assert set(finals) == {f for f, owner in expected.items() if owner == siren}
+        assert max(finals.values()) == 1
+        for note in notes:
+            if note["kind"] == "REJECTED":
+                assert note["details"]["annotation"] == ANNOTATION
+                assert note["details"]["signer"]
