@@ -67,13 +67,15 @@ def registries_url(settings: Settings, port: int, *, tls: bool = True) -> str:
 
 
 def sandbox_member(
-    settings: Settings, siren: str, name: str, department: str, *, tls: bool = True
+    settings: Settings, siren: str, name: str, department: str, *, tls: bool = True,
+    tdt_options: Mapping[str, str] | None = None,
 ) -> Registration:
     """A member whose TdT is the sandbox (login = SIREN = its certificate's CN).
 
     With ``tls``, the member gets its client certificate, encrypted key and the CA
     of the sandbox (made now if missing); its key password is read from
     :data:`SANDBOX_KEY_PASSWORD_ENV`. HTTP Basic is sent too, as Pastell does.
+    ``tdt_options`` are added to the TdT account's options.
     """
     tdt = TdtSettings(url=sandbox_url(settings, tls=tls), login=siren,
                       password_env=SANDBOX_PASSWORD_ENV)
@@ -85,6 +87,8 @@ def sandbox_member(
             cert_file=str(credentials.cert_file), key_file=str(credentials.key_file),
             key_password_env=SANDBOX_KEY_PASSWORD_ENV, ca_file=str(material.ca_file),
         )
+    if tdt_options:  # e.g. {"pes_signature_required": "true"} (agents.pes.deps)
+        tdt = replace(tdt, options={**tdt.options, **tdt_options})
     return new_member(siren, name, department, tdt=tdt)
 
 

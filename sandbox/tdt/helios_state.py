@@ -373,7 +373,14 @@ class HeliosDesk:
         for t in self.transactions.values():
             key = t.outcome or f"status_{t.status}"
             outcomes[key] = outcomes.get(key, 0) + 1
+        counters = self.state.counters
+        by_login: dict[str, int] = {}
+        for t in self.transactions.values():
+            by_login[t.login] = by_login.get(t.login, 0) + 1
         return {"transactions": len(self.transactions), "outcomes": outcomes,
+                "imports_received": counters["pes_imports_received"],
+                "duplicate_imports": counters["pes_duplicate_imports"],
+                "transactions_by_login": by_login,
                 "retours": len(self.retours), "knobs": dataclasses.asdict(self.knobs)}
 
 
