@@ -11,7 +11,11 @@ refuses the same bytes twice, so a second import can never create a second trans
 
 Outcomes: ``posted`` (partner_ref: the Hélios transaction id) with the journal entry POSTED,
 ``rejected`` when S²LOW refused the file (its text as reason), ``uncertain`` when it cannot
-tell whether the earlier import arrived. A posted file gets its first status check
+tell whether the earlier import arrived, and ``uncertain`` too when S²LOW refuses the file
+as a "doublon" (it holds these exact bytes) that ``find_pes`` did not find within
+``find_window`` ids: the file is at the TdT, so it is not *rejected*; an operator finds its
+transaction (``relais flows resolve`` does not settle PES flows yet: see
+``docs/sandbox-helios.md``). A posted file gets its first status check
 (:mod:`agents.pes.status`).
 """
 
@@ -24,6 +28,7 @@ from agents.pes.journal import high_water
 from agents.pes.machines import BY_TYPE
 from agents.pes.status import first_status_check
 from agents.pes.validation import FIELD, _read_blob
+from connectors.tdt.helios import DUPLICATE_CODE
 from relais.errors import ConfigurationError, Reason
 from relais.flows.emit import emit
 from relais.flows.outbound import FlowContext, Outbound
@@ -100,6 +105,10 @@ async def handle_delivery(record: InputRecord, deps: PesDeps) -> list[Outbound]:
             kind="STATE_CHANGED", parent=parent, partner_ref=ref,
             message=f"PES_Aller imported into the TdT as Hélios transaction {ref}"),
             first_status_check(deps, flow, ref, parent, stage=STAGE)]
+    if isinstance(outcome, Refused) and any(
+            r.code == DUPLICATE_CODE for r in outcome.error.reasons):
+        return _held_but_not_found(deps, flow, outcome.entry, parent, after_id,
+                                   outcome.error.message)
     if isinstance(outcome, Refused):
         reasons = outcome.error.reasons or [Reason(FIELD, "tdt_refused", outcome.error.message)]
         return [journal_out, *emit(
@@ -111,3 +120,22 @@ async def handle_delivery(record: InputRecord, deps: PesDeps) -> list[Outbound]:
         deps.codec, flow, machine, stage=STAGE, state="uncertain", previous="validated",
         kind="FAILED", parent=parent,
         message=f"the TdT cannot tell whether the PES_Aller arrived: {outcome.why}")]
+
+
+def _held_but_not_found(deps: PesDeps, flow: FlowContext, refused: JournalEntry,
+                        parent: EventHeaders, after_id: int, refusal: str) -> list[Outbound]:
+    """S²LOW refused the import as a "doublon": it already holds these exact bytes, yet
+    :meth:`~connectors.tdt.helios.HeliosConnector.find_pes` did not find them among the
+    ids it walked (an import lost beyond ``find_window`` ids, or the same file posted
+    outside Relais). The file is at the TdT, so *rejected* would be false: the flow is
+    parked *uncertain* (journal UNCERTAIN) for an operator to find the transaction."""
+    parked = refused.moved("UNCERTAIN")
+    deps.journal.put_local(parked)
+    walked = f"{after_id + 1}…{after_id + deps.find_window}"
+    message = (f"the TdT already holds this exact PES_Aller ({refusal}) but its transaction "
+               f"was not found among ids {walked}; an operator must find it on the TdT")
+    log.warning("pes.delivery_uncertain", after_id=after_id, window=deps.find_window)
+    return [entry_outbound(deps.codec, parked, stage=STAGE, parent=parent), *emit(
+        deps.codec, flow, machine_for(BY_TYPE, "pes"), stage=STAGE, state="uncertain",
+        previous="validated", kind="FAILED", parent=parent,
+        reasons=[Reason(FIELD, DUPLICATE_CODE, message)], message=message)]

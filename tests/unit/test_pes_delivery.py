@@ -1,5 +1,6 @@
 """pes-delivery against the sandbox TdT's Hélios pages (in process): imported once, an
-interrupted import reconciled by content (0 duplicate imports), S²LOW's refusal a rejection."""
+interrupted import reconciled by content (0 duplicate imports), S²LOW's refusal a rejection,
+its "doublon" (the file is already there) an uncertain flow."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from agents.pes.delivery import handle_delivery
 from agents.pes.deps import PesDeps
 from agents.pes.retours import PesRetourWatcher
 from agents.pes.status import handle_status
-from connectors.tdt.helios import HeliosConnector
+from connectors.tdt.helios import DUPLICATE_CODE, HeliosConnector
 from relais.flows.ids import flow_id_for
 from relais.journal.entry import JournalEntry
 from relais.members.model import Member, TdtSettings
@@ -137,13 +138,62 @@ async def test_an_import_that_never_landed_is_made(codec: AvroCodec) -> None:
 async def test_s2low_refusal_is_a_rejection(codec: AvroCodec) -> None:
     async with helios() as box:
         world = World(codec, box)
-        content = pes("D4")
-        await box.connector.import_pes(content, "earlier.xml")  # same bytes, another flow
-        outputs = await handle_delivery(world.record(content), world.deps)
+        outputs = await handle_delivery(world.record(b""), world.deps)  # S²LOW: no file
         assert _states(codec, outputs) == ["rejected"]
         [entry] = decoded(codec, outputs, DELIVERY_JOURNAL.name)
         assert entry["step"] == "REFUSED"
+        [reason] = notifications_of(codec, outputs)[-1]["reasons"]
+        assert reason["code"] == "tdt_refused"
+        assert await world.transactions() == 0
+
+
+async def test_a_file_s2low_already_holds_is_uncertain_not_rejected(codec: AvroCodec) -> None:
+    """Same bytes posted outside this flow: S²LOW's "doublon" means the file IS at the TdT."""
+    async with helios() as box:
+        world = World(codec, box)
+        content = pes("D4")
+        await box.connector.import_pes(content, "earlier.xml")  # same bytes, another flow
+        outputs = await handle_delivery(world.record(content), world.deps)
+        assert _states(codec, outputs) == ["uncertain"]
+        [entry] = decoded(codec, outputs, DELIVERY_JOURNAL.name)
+        assert entry["step"] == "UNCERTAIN"
+        [reason] = notifications_of(codec, outputs)[-1]["reasons"]
+        assert reason["code"] == DUPLICATE_CODE and "doublon" in reason["message"]
         assert await world.transactions() == 1
+        assert await handle_delivery(world.record(content), world.deps) == []  # parked
+
+
+async def test_a_lost_import_beyond_the_find_window_is_uncertain(codec: AvroCodec) -> None:
+    """The import landed, its answer was lost, and more than ``find_window`` transactions
+    came between: find_pes cannot see it, S²LOW refuses the re-import as a doublon, and the
+    flow waits for an operator instead of being called rejected."""
+    async with helios() as box:
+        world = World(codec, box)
+        world.deps.find_window = 2
+        for n in range(3):
+            await box.connector.import_pes(pes(f"OTHER{n}"), f"other{n}.xml")  # ids 1-3
+        content = pes("D5")
+        await box.connector.import_pes(content, "d5.xml")  # the lost answer, id 4
+        flow_id = flow_id_for(SIREN, "pes-1")
+        world.journal.put_local(JournalEntry(
+            flow_id=flow_id, flow_type="pes", member_siren=SIREN, partner="tdt",
+            step="POSTING", idempotency_key=f"{flow_id}:import", account=BASE,
+            keys={"after_id": "0"}))
+        outputs = await handle_delivery(world.record(content), world.deps)
+        assert _states(codec, outputs) == ["uncertain"]
+        note = notifications_of(codec, outputs)[-1]
+        assert (note["kind"], note["reasons"][0]["code"]) == ("FAILED", DUPLICATE_CODE)
+        assert "1…2" in note["message"]
+        assert await world.transactions() == 4
+        world.deps.find_window = 10  # with a wide enough window the same case is found
+        world.journal.put_local(JournalEntry(
+            flow_id=flow_id, flow_type="pes", member_siren=SIREN, partner="tdt",
+            step="POSTING", idempotency_key=f"{flow_id}:import", account=BASE,
+            keys={"after_id": "0"}))
+        found = await handle_delivery(world.record(content), world.deps)
+        assert _states(codec, found) == ["posted"]
+        [entry] = decoded(codec, found, DELIVERY_JOURNAL.name)
+        assert entry["partner_ref"] == "4"
 
 
 def _check_record(codec: AvroCodec, outputs: list[Any]) -> FakeRecord:
