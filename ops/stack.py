@@ -95,6 +95,8 @@ def sandbox_member(
 IPARAPHEUR_PORT_OFFSET = 2
 """The sandbox i-Parapheur's port: the sandbox base port (the TdT's) + 2."""
 IPARAPHEUR_PASSWORD_ENV = "RELAIS_IPARAPHEUR_PASSWORD"  # a variable's name
+IPARAPHEUR_SANDBOX_LOGIN = "ws-relais"
+IPARAPHEUR_SANDBOX_PASSWORD = "ws-relais"  # the loopback sandbox's default account
 
 
 def iparapheur_url(settings: Settings, *, tls: bool = True) -> str:
@@ -105,13 +107,22 @@ def iparapheur_url(settings: Settings, *, tls: bool = True) -> str:
 
 
 def with_iparapheur(registration: Registration, settings: Settings, options: Mapping[str, str],
-                    *, login: str = "ws-relais", password_env: str = IPARAPHEUR_PASSWORD_ENV,
+                    *, login: str = IPARAPHEUR_SANDBOX_LOGIN,
+                    password_env: str = IPARAPHEUR_PASSWORD_ENV,
                     tls: bool = False) -> Registration:
-    """``registration`` with an ``iparapheur`` account on the sandbox i-Parapheur (plain
-    HTTP unless ``tls``; Basic ``login``, password in ``password_env``) and ``options``
-    (``acte.type``, ``acte.sub_type``, ``wsdl``…: agents/signature/settings.py)."""
+    """``registration`` with an ``iparapheur`` account on the sandbox i-Parapheur (Basic
+    ``login``, password in ``password_env``; with ``tls``, the login's client certificate
+    of the sandbox's TLS material, as the TdT's) and ``options`` (``acte.type``,
+    ``acte.sub_type``, ``wsdl``…: agents/signature/settings.py)."""
     account = PartnerAccount(url=f"{iparapheur_url(settings, tls=tls)}/ws-iparapheur",
                              login=login, password_env=password_env, options=dict(options))
+    if tls:
+        material = sandbox_tls_material(settings, [login])
+        credentials = material.client(login)
+        account = replace(account, cert_file=str(credentials.cert_file),
+                          key_file=str(credentials.key_file),
+                          key_password_env=SANDBOX_KEY_PASSWORD_ENV,
+                          ca_file=str(material.ca_file))
     member = registration.member
     signing = Member(siren=member.siren, name=member.name, department=member.department,
                      token_sha256=member.token_sha256, active=member.active,
@@ -194,6 +205,7 @@ class Stack:
             "RELAIS_SANDBOX_TDT_PORT": str(s.sandbox_tdt_port),
             "RELAIS_LOG_FORMAT": "json",
             SANDBOX_PASSWORD_ENV: SANDBOX_PASSWORD,
+            IPARAPHEUR_PASSWORD_ENV: IPARAPHEUR_SANDBOX_PASSWORD,
             **key_password,
             **hub_security(s).as_env(),
             **self.extra_env,
