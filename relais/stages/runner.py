@@ -99,7 +99,7 @@ class StageRunner:
         topics: tuple[str, ...] = (),
         pattern: str | None = None,
         concurrency: int = 16,
-        max_records: int = 200,
+        max_records: int = 500,
         metadata_max_age_ms: int = 3000,
         paused: Callable[[], bool] | None = None,
         prepare: Prepare | None = None,
