@@ -13,7 +13,7 @@ Input ``relais.archive.submitted`` (keyed by SIREN). For one ``ArchiveSubmission
    (POSTING, key ``message_identifier``) is acknowledged before the upload. An upload cut
    before Vitam's answer is **reconciled** with the archive's logbook (``obIdIn`` = the
    MessageIdentifier) and never re-sent blindly: found, the flow goes on with that
-   operation; absent for longer than ``reconcile_grace_seconds``, it is sent again;
+   operation; absent for longer than the account's ``reconcile_grace_s`` (120 s), it is sent again;
    absent for less, the record waits along the retry tiers (the archive may still be
    reading the manifest).
 4. outcome: *transferred* (partner reference = the operation id) and the first status
@@ -83,18 +83,18 @@ def _reject(deps: ArchiveDeps, flow: FlowContext, parent: EventHeaders,
 
 
 def _reconciler(deps: ArchiveDeps, archive: Any, entry: JournalEntry,
-                message_identifier: str) -> Any:
+                message_identifier: str, grace: float) -> Any:
     async def reconcile() -> str | None:
         found = await archive.find_operation(message_identifier)
         if found is not None:
             return str(found.operation_id)
         current = deps.journal.get(entry.flow_id) or entry
         since = current.updated_at or datetime.now(UTC)
-        if datetime.now(UTC) - since < timedelta(seconds=deps.reconcile_grace_seconds):
+        if datetime.now(UTC) - since < timedelta(seconds=grace):
             raise LogbookNotYetError(
                 f"transfer {message_identifier} is not in the archive's logbook yet; an "
-                "upload may be under way there: not re-sent before "
-                f"{deps.reconcile_grace_seconds:.0f} s", partner=ARCHIVE)
+                f"upload may be under way there: not re-sent before {grace:.0f} s",
+                partner=ARCHIVE)
         return None
 
     return reconcile
@@ -137,12 +137,14 @@ async def handle_submitted(record: InputRecord, deps: ArchiveDeps) -> list[Outbo
     journal = Journal(view=deps.journal, publisher=deps.publisher, stage=STAGE)
 
     async def call() -> str:
+        log.info("archive.upload_started", flow_id=flow_id, bytes=sip.length)
         return await archive.upload(sip.stream(), sip.length,
                                     message_identifier=message_identifier)
 
     outcome = await deliver_exactly_once(
         entry, journal=journal, call=call,
-        reconcile=_reconciler(deps, archive, entry, message_identifier), parent=parent)
+        reconcile=_reconciler(deps, archive, entry, message_identifier,
+                              settings.reconcile_grace_seconds), parent=parent)
     machine = machine_for(BY_TYPE, "archive")
     if isinstance(outcome, AlreadyDone):
         return []

@@ -75,9 +75,6 @@ class ArchiveDeps:
     poll_schedule: tuple[str, ...] = ("5s",)
     #: Polls of one operation before it is reported as never completing.
     max_polls: int = 200
-    #: Seconds after an interrupted upload during which a SIP absent from the archive's
-    #: logbook is not re-sent (the archive may not have read its manifest yet).
-    reconcile_grace_seconds: float = 120.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def member(self, siren: str) -> Member:

@@ -19,6 +19,8 @@ option                   meaning                                              de
 ``appraisal_rule``       default ``AppraisalRule`` (e.g. ``APP-00001``)       none
 ``appraisal_action``     its ``FinalAction``: ``Keep`` or ``Destroy``         ``Keep``
 ``auto_archive``         ``true``: archive every acknowledged acte            ``false``
+``reconcile_grace_s``    seconds an interrupted upload absent from the        ``120``
+                         logbook waits before it is sent again
 =======================  ===================================================  ============
 """
 
@@ -49,6 +51,7 @@ class ArchiveSettings:
     appraisal_rule: str | None = None
     appraisal_action: str = "Keep"
     auto_archive: bool = False
+    reconcile_grace_seconds: float = 120.0
 
     @classmethod
     def from_account(cls, account: PartnerAccount, member: str) -> ArchiveSettings:
@@ -69,7 +72,16 @@ class ArchiveSettings:
         if action not in ("Keep", "Destroy"):
             raise ConfigurationError(f"{who}: option appraisal_action={action!r} is not "
                                      "Keep or Destroy")
+        grace = options.get("reconcile_grace_s", "120")
+        try:
+            grace_seconds = float(grace)
+        except ValueError:
+            grace_seconds = -1.0
+        if not 0 <= grace_seconds <= 86_400:
+            raise ConfigurationError(f"{who}: option reconcile_grace_s={grace!r} is not a "
+                                     "number of seconds in [0, 86400]")
         return cls(
+            reconcile_grace_seconds=grace_seconds,
             tenant=int(tenant),
             archival_agency=agency,
             context_id=options.get("context_id", "DEFAULT_WORKFLOW"),

@@ -1,7 +1,8 @@
 """The archive flow end to end on the real broker: actes acknowledged by the sandbox TdT
 are archived automatically in the sandbox archive (Vitam's ingest API, served by this
-test's event loop), and a transfer whose file the archive finds tampered (digest
-mismatch) ends *archive-rejected* with the archive's reason shown to the member."""
+test's event loop), a transfer whose file the archive finds tampered (digest mismatch)
+ends *archive-rejected* with the archive's reason shown to the member, and a worker
+killed in the middle of an upload loses nothing and sends nothing twice."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
 from sandbox.archive.app import create_archive_sandbox
-from sandbox.archive.config import ArchiveConfig
+from sandbox.archive.config import ArchiveConfig, ArchiveFaults
 from sandbox.common.server import running_sandbox
 from tests.integration.conftest import apply_hub_topics, register
 from tests.integration.test_acts_flow import _notifications, free_port, sirens
@@ -52,7 +53,8 @@ def archive_stack(hub_kafka_bootstrap: str,
         api_port=free_port(),
     )
     asyncio.run(apply_hub_topics(settings))
-    stack = Stack(settings, data_dir / "logs", extra_env={"RELAIS_POLL_TIERS": "5s,5s,5s,30s"})
+    stack = Stack(settings, data_dir / "logs", extra_env={
+        "RELAIS_POLL_TIERS": "5s,5s,5s,30s", "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s"})
     tdt_members = [sandbox_member(settings, siren, f"Commune {i}", "021")
                    for i, siren in enumerate(sirens(2))]
     archive_port = free_port()
@@ -70,7 +72,8 @@ def _with_archive(settings: Settings, siren: str, url: str) -> Registration:
     tdt = sandbox_member(settings, siren, "Commune", "021").member.account("tdt")
     archive = PartnerAccount(url=url, options={
         "tenant": "1", "archival_agency": "Vitam-sandbox", "archival_agreement": "IC-000001",
-        "seda_version": "2.2", "auto_archive": "true", "access_rule": "ACC-00001"})
+        "seda_version": "2.2", "auto_archive": "true", "access_rule": "ACC-00001",
+        "reconcile_grace_s": "5"})
     return new_member(siren, "Commune archivée", "021",
                       accounts={"tdt": tdt, "archive": archive} if tdt else {"archive": archive})
 
@@ -155,3 +158,53 @@ async def test_acknowledged_actes_are_archived_then_a_tampered_file_is_rejected(
     archived = [n for n in notes if n["flow_id"] in archive_flows and n["state"] == "archived"]
     assert len(archived) == ACTES
     assert all(any(k.startswith("unit.") for k in n["details"]) for n in archived)
+
+
+async def _upload_started(stack: Stack, flow_id: str, timeout: float) -> None:
+    worker = stack.processes["worker"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("archive.upload_started" in line and flow_id in line
+               for line in worker.output().splitlines()):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the upload of {flow_id} never started")
+
+
+async def test_a_worker_killed_mid_upload_loses_nothing_and_sends_once(
+        archive_stack: tuple[Stack, int], tmp_path: Path) -> None:
+    stack, port = archive_stack
+    settings = stack.settings
+    siren = sirens(2)[0]
+    # the archive holds every request 6 s before reading it: the worker dies meanwhile
+    app = create_archive_sandbox(ArchiveConfig(faults=ArchiveFaults(latency_ms=6000)),
+                                 spool=tmp_path / "spool")
+    async with running_sandbox(app, port=port) as archive:
+        store = FilesystemBlobStore(settings.blob_dir)
+        document = await store.put_bytes(minimal_pdf("plan") * 50, media_type="application/pdf",
+                                         filename="plan.pdf", owner=siren)
+        await _publish(settings, "ArchiveSubmission", {
+            "submission_id": "KILLED-1", "member_siren": siren, "title": "Plan",
+            "description_level": "Item", "description": None, "start_date": None,
+            "end_date": None, "keywords": [], "originating_service": None,
+            "archival_agreement": None, "archival_profile": None, "access_rule": None,
+            "appraisal_rule": None, "appraisal_final_action": None,
+            "documents": [{"blob": document.to_dict(), "title": None, "document_type": None,
+                           "group": None}],
+        })
+        flow = flow_id_for(siren, "KILLED-1")
+        await _upload_started(stack, flow, timeout=120)
+        await asyncio.sleep(1.0)
+        stack.processes["worker"].kill()
+        app.state.archive.faults = app.state.archive.faults.updated({"latency_ms": 0})
+        await asyncio.to_thread(stack.start_worker)
+        states = await _states(settings, {flow}, {"archived"}, timeout=180)
+        assert states == {flow: "archived"}, states
+        async with httpx.AsyncClient(base_url=archive.url) as client:
+            operations = (await client.get("/sandbox/operations")).json()
+    mine = [op for op in operations if op["message_identifier"] == flow]
+    assert len(mine) == 1, operations  # the cut upload created nothing; one resend
+    assert mine[0]["status"] == "OK"
+    notes = await _notifications(settings.bootstrap_servers, siren)
+    assert [n["state"] for n in notes if n["flow_id"] == flow
+            and n["kind"] != "ACCEPTED"] == ["transferred", "archived"]
