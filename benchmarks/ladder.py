@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from benchmarks import (
@@ -421,10 +423,10 @@ class Driver:
         status_out = await count_committed(self.bootstrap, [ACTS_STATUS.name])
         self.ladder.rungs[-1].extra["status_inputs"] = status_out
 
-    def start_workers(self) -> list[ManagedProcess]:
+    def start_workers(self, count: int) -> list[ManagedProcess]:
         workers = []
-        for index in range(self.args.workers):
-            name = f"worker-{index + 1}"
+        for index in range(count):
+            name = f"l3-{count}w-worker-{index + 1}"
             env = {**self.hub.env(), "RELAIS_WORKER_ID": f"bench-{name}"}
             process = ManagedProcess(name, ["worker"], env, self.work / "logs" / f"{name}.log")
             self.stack.callback(stop_quietly, process)
@@ -437,13 +439,31 @@ class Driver:
                 raise BenchmarkError(str(exc)) from exc
         return workers
 
-    async def rung_l3(self) -> None:
+    async def assignment(self) -> dict[str, list[list[str]]]:
+        """Each acts stage group's partitions, one list per consumer (worker)."""
+        groups = {stage: f"{APP_ID}-{stage}" for stage in STAGES}
+        out: dict[str, list[list[str]]] = {}
+        async with admin_client(self.bootstrap) as admin:
+            for stage, group_id in groups.items():
+                try:
+                    responses = await admin.describe_consumer_groups([group_id])
+                except KafkaError:
+                    continue
+                members = [m for r in responses for g in r.groups for m in g[5]]
+                out[stage] = sorted(
+                    sorted(f"{tp.topic.rsplit('.', 1)[-1]}-{tp.partition}" for tp in
+                           ConsumerProtocolMemberAssignment.decode(m[-1]).partitions())
+                    for m in members if m[-1]
+                )
+        return out
+
+    async def rung_l3(self, worker_count: int, *, latency: bool) -> None:
         n = self.args.l3_records
         # The flow-state agent's group (faust's, named after the app) starts after the
-        # events of the L2 rungs: their backlog is not L3's work.
+        # events of earlier rungs: their backlog is not this rung's work.
         await commit_end(self.bootstrap, APP_ID, FLOW_EVENTS.name)
-        print(f"L3: starting {self.args.workers} worker(s) ...", flush=True)
-        workers = self.start_workers()
+        print(f"L3: starting {worker_count} worker(s) ...", flush=True)
+        workers = self.start_workers(worker_count)
         reader = StateReader(self.bootstrap, self.sirens, self.codec)
         await reader.start()
         producer = self.producer()
@@ -473,11 +493,17 @@ class Driver:
             broker1 = cpu_seconds(self.broker.running_pid())
             saturation = n / (last - first)
             worker_cpu = sum((b or 0) - (a or 0) for a, b in zip(cpu0, cpu1, strict=True))
-            sat = Rung("L3 saturation", f"{n} actes at once, {len(workers)} worker(s)",
+            label = "L3 saturation" + (f", {worker_count} workers" if worker_count > 1 else "")
+            sat = Rung(label, f"{n} actes at once, {worker_count} worker(s)",
                        records=n, per_second=saturation, cpu_ms=worker_cpu / n * 1000,
                        broker_cpu_ms=((broker1 - broker0) / n * 1000
                                       if broker0 is not None and broker1 is not None else None))
+            sat.peak_rss_mib = max((peak_rss_mib(p) or 0) for p in pids)
             self.ladder.rungs.append(sat)
+            if worker_count > 1:
+                sat.extra["assignment"] = await self.assignment()
+            if not latency:
+                return
 
             rate = saturation / 2
             count = max(10, int(rate * self.args.l3_seconds))
@@ -539,6 +565,10 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
         f"hub ingress outputs per input (L1b's fan-out): {ladder.fanout:.2f}; broker peak RSS "
         f"{fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "
         f"{fmt(ladder.sandbox_peak_rss_mib, 0)} MiB",
+        *(f"{rung.name}: {stage} partitions per worker: "
+          + " | ".join(", ".join(parts) for parts in assigned)
+          for rung in ladder.rungs
+          for stage, assigned in rung.extra.get("assignment", {}).items()),
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {platform.platform()}",
     ]
@@ -569,7 +599,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=20, help="members (default 20)")
     parser.add_argument("--partitions", type=int, default=3,
                         help="partitions of every multi-partition hub topic (default 3)")
-    parser.add_argument("--workers", type=int, default=1, help="hub workers in L3 (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="above 1: L3 saturation again with this many workers sharing "
+                        "the partitions, and each stage's assignment (default 1)")
     parser.add_argument("--l3-records", type=int, default=1000,
                         help="actes published at once for L3 saturation (default 1000)")
     parser.add_argument("--l3-seconds", type=float, default=15.0,
@@ -615,7 +647,9 @@ def main(argv: list[str] | None = None) -> int:
             await driver.setup()
             await driver.rungs_l1_l2()
             if not args.skip_l3:
-                await driver.rung_l3()
+                await driver.rung_l3(1, latency=True)
+                if args.workers > 1:
+                    await driver.rung_l3(args.workers, latency=False)
 
         asyncio.run(run())
         print(report(args, driver.ladder))

@@ -8,6 +8,7 @@ secrets are masked before rendering.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -22,14 +23,20 @@ READY_LINE = "relais worker ready"
 _SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key")
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_looking(key: str) -> bool:
+    """Whether a log key names a secret (decided once per key name: a stage logs a few
+    dozen names, once per record each)."""
+    lowered = key.lower()
+    return any(mark in lowered for mark in _SECRET_KEYS) and not lowered.endswith("_sha256")
+
+
 def mask_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """Processor that replaces the value of any secret-looking key with ``****``."""
-    for key in list(event_dict):
-        lowered = key.lower()
-        if any(mark in lowered for mark in _SECRET_KEYS) and not lowered.endswith("_sha256"):
-            event_dict[key] = "****"
+    for key in [k for k in event_dict if _secret_looking(k)]:
+        event_dict[key] = "****"
     return event_dict
 
 
