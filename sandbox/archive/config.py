@@ -32,8 +32,11 @@ class ArchiveFaults(TransportFaults):
 
 @dataclass(frozen=True)
 class ArchiveConfig:
-    """What the sandbox accepts: tenants, contexts (workflows), limits of a SIP."""
+    """What the sandbox accepts: tenants, contexts (workflows), limits of a SIP, and the
+    applications whose TLS client certificate (CN) it serves when run over TLS (Vitam
+    authenticates an application by its certificate)."""
 
+    applications: tuple[str, ...] = ("relais",)
     tenants: tuple[int, ...] = (0, 1, 2)
     contexts: tuple[str, ...] = ("DEFAULT_WORKFLOW", "HOLDING_SCHEME", "FILING_SCHEME")
     max_sip_bytes: int = 2 * 1024**3
@@ -52,7 +55,7 @@ class ArchiveConfig:
         values = dict(data)
         if "faults" in values:
             values["faults"] = ArchiveFaults().updated(values["faults"])
-        for name in ("tenants", "contexts"):
+        for name in ("tenants", "contexts", "applications"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)

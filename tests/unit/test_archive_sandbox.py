@@ -173,3 +173,24 @@ def test_the_zip_the_sandbox_reads_is_the_one_sent() -> None:
 
     names = zipfile.ZipFile(io.BytesIO(asyncio.run(run()))).namelist()
     assert names == ["manifest.xml", "content/ID1.pdf", "content/ID2.xml"]
+
+
+def test_the_catalogue_entry_serves_the_configured_applications(tmp_path: Path) -> None:
+    import json
+
+    from relais.errors import ConfigurationError
+    from sandbox.archive.partner import ARCHIVE, build
+    from sandbox.catalogue import by_name
+
+    assert by_name("archive") == (ARCHIVE,)
+    assert set(build(None).accounts) == {"relais"}
+    path = tmp_path / "archive.json"
+    path.write_text(json.dumps({"applications": ["sae-dijon"], "tenants": [7],
+                                "faults": {"tamper_rate": 0.5}}))
+    built = build(path)
+    assert set(built.accounts) == {"sae-dijon"}
+    assert built.app.state.archive.config.tenants == (7,)
+    assert built.app.state.archive.faults.tamper_rate == 0.5
+    path.write_text(json.dumps({"nope": 1}))
+    with pytest.raises(ConfigurationError, match="nope"):
+        build(path)
