@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import httpx
 import structlog
@@ -73,6 +75,9 @@ PATH_DOWNLOAD_PES = f"{HELIOS}/helios_download_file.php"
 PATH_RETOUR_LIST = f"{HELIOS}/api/helios_get_list.php"
 PATH_RETOUR_GET = f"{HELIOS}/api/helios_get_retour.php"
 PATH_RETOUR_MARK_READ = f"{HELIOS}/api/helios_change_status.php"
+
+WALK_MEMORY = 20_000
+"""How many transaction ids :meth:`HeliosConnector.find_pes` remembers (about 60 bytes each)."""
 
 DUPLICATE_CODE = "tdt_duplicate"
 """Reason code of an import S²LOW refused because the same bytes were already posted."""
@@ -175,6 +180,19 @@ def _field(root: etree._Element, name: str) -> str:
 
 class HeliosConnector(S2lowConnector):
     """The S²LOW calls of one TdT account, Hélios included (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: What :meth:`find_pes` learnt of each id it walked: the SHA-1 of the account's
+        #: PES_Aller there, or None (another authority's). Both never change, so a walk
+        #: cut by a transient error resumes where it stopped instead of starting over.
+        self._walked: OrderedDict[int, bytes | None] = OrderedDict()
+
+    def _remember(self, transaction_id: int, sha1: bytes | None) -> None:
+        self._walked[transaction_id] = sha1
+        self._walked.move_to_end(transaction_id)
+        while len(self._walked) > WALK_MEMORY:
+            self._walked.popitem(last=False)
 
     def _xml_refusal(self, message: str, operation: str, status: int, field: str) -> Exception:
         if is_auth_text(message):
@@ -325,22 +343,31 @@ class HeliosConnector(S2lowConnector):
         status is invalid is not used yet (the walk ends); one refused with "Accès refusé"
         belongs to another authority (skipped; a failed authentication raises); for each
         of ours, the PES_Aller S²LOW holds is downloaded and compared by SHA-1, as S²LOW
-        itself compares. Reads only.
+        itself compares. Reads only. What each id held is remembered (bounded,
+        :data:`WALK_MEMORY` ids), so a walk cut by a transient error resumes where it
+        stopped on the next try: under a flaky TdT a long walk still completes.
         """
         wanted = hashlib.sha1(content, usedforsecurity=False).digest()
         for candidate in range(after_id + 1, after_id + window + 1):
-            try:
-                await self.get_pes_status(str(candidate))
-            except PartnerAuthError as exc:
-                if _FAILED_LOGIN_TEXT.search(exc.message):
-                    raise
-                continue
-            except PartnerRefusedError as exc:
-                if _INVALID_ID_TEXT.search(exc.message):
-                    return None
-                continue
-            held = await self.get_pes_aller(str(candidate))
-            if hashlib.sha1(held, usedforsecurity=False).digest() == wanted:
+            if candidate in self._walked:
+                held_sha1 = self._walked[candidate]
+            else:
+                try:
+                    await self.get_pes_status(str(candidate))
+                except PartnerAuthError as exc:
+                    if _FAILED_LOGIN_TEXT.search(exc.message):
+                        raise
+                    self._remember(candidate, None)
+                    continue
+                except PartnerRefusedError as exc:
+                    if _INVALID_ID_TEXT.search(exc.message):
+                        return None
+                    self._remember(candidate, None)
+                    continue
+                held = await self.get_pes_aller(str(candidate))
+                held_sha1 = hashlib.sha1(held, usedforsecurity=False).digest()
+                self._remember(candidate, held_sha1)
+            if held_sha1 == wanted:
                 log.info("tdt.pes_found", partner=self.partner, transaction_id=candidate)
                 return str(candidate)
         return None

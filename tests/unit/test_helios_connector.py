@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from connectors.tdt.helios import DUPLICATE_CODE, HeliosConnector, HeliosStatus, repair_text
-from relais.errors import PartnerAuthError, PartnerRefusedError, PartnerReplyError
+from relais.errors import (
+    PartnerAuthError,
+    PartnerRefusedError,
+    PartnerReplyError,
+    PartnerTransientError,
+)
 
 BASE = "https://tdt.example.org"
 SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "reference" / "pes" / "samples"
@@ -190,6 +195,43 @@ async def test_find_pes_walks_ids_and_compares_content() -> None:
     assert await connector.find_pes(b"<other/>", after_id=10) is None
     assert hashlib.sha1(PES, usedforsecurity=False).hexdigest() != hashlib.sha1(
         other, usedforsecurity=False).hexdigest()
+
+
+async def test_find_pes_resumes_a_walk_cut_by_a_transient_error() -> None:
+    """Each try walks further: ids already seen (another authority's, or ours with their
+    content digest) are not asked again, so a long walk on a flaky TdT still completes."""
+    held = {"30": PES}
+    asked: list[str] = []
+    broken = {"23", "27"}  # each fails once (with every retry of the read), then answers
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("helios_transac_get_status.php"):
+            ident = request.url.params["transaction"]
+            asked.append(ident)
+            if ident in broken:
+                if asked.count(ident) >= 3:
+                    broken.discard(ident)
+                return httpx.Response(503, content=b"busy")
+            if ident in held:
+                return httpx.Response(200, content=status_answer("OK", ident, "Posté", "1"))
+            return httpx.Response(200, content=status_answer("KO", ident, "Accès refusé", ""))
+        return httpx.Response(200, content=held[request.url.params["id"]])
+
+    connector = _connector(handler)
+    cut = 0
+    for _ in range(3):
+        try:
+            found = await connector.find_pes(PES, after_id=20, window=20)
+            break
+        except PartnerTransientError:
+            cut += 1
+    assert (cut, found) == (2, "30")
+    # ids 21, 22 asked once; 23 until it answered; never again afterwards
+    assert asked.count("21") == asked.count("22") == 1
+    assert asked.count("24") == asked.count("28") == asked.count("30") == 1
+    assert await connector.find_pes(PES, after_id=20, window=20) == "30"
+    assert asked.count("30") == 1  # known now
 
 
 def test_repair_text() -> None:
