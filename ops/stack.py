@@ -240,7 +240,9 @@ class Stack:
         return process
 
     def start_worker(self, name: str = "worker") -> ManagedProcess:
-        process = ManagedProcess(name, ["worker"], self.env(), self.log_dir / f"{name}.log")
+        # two workers at once need their own transactional ids (relais/stages/instance.py)
+        env = {"RELAIS_WORKER_ID": f"{self.settings.app_id}-{name}", **self.env()}
+        process = ManagedProcess(name, ["worker"], env, self.log_dir / f"{name}.log")
         process.start()
         process.wait_for(READY_LINE, timeout=120)
         self.processes[name] = process
