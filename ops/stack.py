@@ -235,8 +235,8 @@ class Stack:
         process = ManagedProcess("sandbox", ["sandbox", "--config", str(path), *extra, *tls],
                                  self.env(), self.log_dir / "sandbox.log")
         process.start()
+        self.processes["sandbox"] = process  # stop() ends it even if it never gets ready
         process.wait_for("sandbox.ready", timeout=60)
-        self.processes["sandbox"] = process
         return process
 
     def start_worker(self, name: str = "worker") -> ManagedProcess:
@@ -244,8 +244,8 @@ class Stack:
         env = {"RELAIS_WORKER_ID": f"{self.settings.app_id}-{name}", **self.env()}
         process = ManagedProcess(name, ["worker"], env, self.log_dir / f"{name}.log")
         process.start()
-        process.wait_for(READY_LINE, timeout=120)
         self.processes[name] = process
+        process.wait_for(READY_LINE, timeout=120)
         return process
 
     def start_api(self) -> ManagedProcess:
