@@ -188,3 +188,41 @@ async def test_a_members_look_up_passes_the_ingress_to_the_dispatch(codec: AvroC
              if o.topic == member_topics.notifications(siren).name]
     assert [(n["state"], n["submission_id"], n["flow_id"]) for n in notes] == [
         ("received", "ask-1", flow_id_for(siren, "ask-1"))]
+
+
+def test_the_operators_command_says_where_the_answer_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from agents.registry.ask import Asked, check_number
+    from hub.cli import registry_cmd
+    from hub.cli.main import app
+    from relais.registry.cache import Outcome, make_entry
+
+    entry = make_entry("sirene", "00442694600010", Outcome.FOUND, 1.0e9, active=False,
+                       payload={"name": "THOMAS INFORMATIQUE SARL", "active": "false",
+                                "closed_on": "2025-04-17", "commune": "DIJON"})
+    answers = iter([Asked("00442694600010", entry, from_cache=True),
+                    Asked("00442694600010", entry, from_cache=False),
+                    Asked("00442694600010", None, from_cache=False)])
+
+    async def fake_ask(bootstrap: str, codec: AvroCodec, identifier: str,
+                       **kwargs: Any) -> Asked:
+        _, reasons = check_number(identifier)  # as the real one, before any Kafka
+        if reasons:
+            raise ValueError("; ".join(r.message for r in reasons))
+        return next(answers)
+
+    monkeypatch.setattr(registry_cmd, "ask_registry", fake_ask)
+    runner = CliRunner()
+    cached = runner.invoke(app, ["registry", "lookup", "004 426 946 00010"])
+    assert cached.exit_code == 0, cached.output
+    assert "is closed since 2025-04-17 (from the cache)" in cached.output
+    assert "commune" in cached.output and "DIJON" in cached.output
+    fresh = runner.invoke(app, ["registry", "lookup", "00442694600010", "--json"])
+    assert '"from_cache": "false"' in fresh.output
+    pending = runner.invoke(app, ["registry", "lookup", "00442694600010", "--timeout", "1"])
+    assert pending.exit_code == 2 and "pending" in pending.output
+    refused = runner.invoke(app, ["registry", "lookup", "00442694600011"])
+    assert refused.exit_code == 1 and "Luhn" in refused.output
