@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from agents.acts.machines import BY_TYPE
+from ops.demo_archive import archive_demo
 from ops.demo_documents import minimal_pdf
 from ops.demo_registry import registry_demo
 from ops.demo_signature import signature_demo
@@ -40,6 +41,7 @@ from ops.stack import (
     sandbox_control_client,
     sandbox_member,
     sandbox_url,
+    with_archive,
 )
 from ops.submissions import ActeDraft, publish_acte, publish_raw
 from ops.topics import apply_topics
@@ -79,7 +81,8 @@ def show_notification(notification: dict[str, Any]) -> None:
 
 
 async def _register(settings: Settings, flows: Sequence[Flow]) -> list[Registration]:
-    registrations = [sandbox_member(settings, s, n, d) for s, n, d in DEMO_MEMBERS]
+    registrations = [with_archive(sandbox_member(settings, s, n, d), settings)
+                     for s, n, d in DEMO_MEMBERS]
     publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
     await publisher.start()
     try:
@@ -223,6 +226,7 @@ def run_demo(flows: Sequence[Flow], *, stay: bool = False) -> int:
         ok = asyncio.run(_scenario(settings, registrations[0]))
         ok = asyncio.run(registry_demo(settings, stack, registrations[0])) and ok
         ok = asyncio.run(signature_demo(settings, stack, registrations[1])) and ok
+        ok = asyncio.run(archive_demo(settings, stack, registrations[0])) and ok
         say("demo " + ("succeeded" if ok else "FAILED: an expected outcome did not arrive"))
         if stay:
             say("the hub keeps running; Ctrl-C stops everything")

@@ -131,6 +131,47 @@ def with_iparapheur(registration: Registration, settings: Settings, options: Map
     return replace(registration, member=signing)
 
 
+ARCHIVE_PORT_OFFSET = 3
+"""The sandbox archive's port: the sandbox base port (the TdT's) + 3 (its catalogue entry,
+``sandbox.archive.partner.ARCHIVE``)."""
+ARCHIVE_SANDBOX_APPLICATION = "relais"
+"""The application the sandbox archive knows by default (its client certificate's CN)."""
+ARCHIVE_SANDBOX_OPTIONS: Mapping[str, str] = {
+    "tenant": "1", "archival_agency": "Vitam-sandbox", "archival_agreement": "IC-000001",
+    "seda_version": "2.2", "access_rule": "ACC-00001", "auto_archive": "true",
+}
+"""The sandbox archive account of a demo member: every acknowledged acte is archived."""
+
+
+def archive_url(settings: Settings, *, tls: bool = True) -> str:
+    """The sandbox archive's root (Vitam's ``/ingest-external/v1``… under it)."""
+    scheme = "https" if tls else "http"
+    return f"{scheme}://{settings.sandbox_host}:{settings.sandbox_tdt_port + ARCHIVE_PORT_OFFSET}"
+
+
+def with_archive(registration: Registration, settings: Settings,
+                 options: Mapping[str, str] = ARCHIVE_SANDBOX_OPTIONS, *,
+                 tls: bool = True) -> Registration:
+    """``registration`` with an ``archive`` account on the sandbox archive (``options``:
+    connectors/archive/settings.py; the default opts in to automatic archiving). With
+    ``tls``, the account presents the sandbox application's client certificate (Vitam
+    authenticates an application, not a member, by its certificate)."""
+    account = PartnerAccount(url=archive_url(settings, tls=tls), options=dict(options))
+    if tls:
+        material = sandbox_tls_material(settings, [ARCHIVE_SANDBOX_APPLICATION])
+        credentials = material.client(ARCHIVE_SANDBOX_APPLICATION)
+        account = replace(account, cert_file=str(credentials.cert_file),
+                          key_file=str(credentials.key_file),
+                          key_password_env=SANDBOX_KEY_PASSWORD_ENV,
+                          ca_file=str(material.ca_file))
+    member = registration.member
+    archiving = Member(siren=member.siren, name=member.name, department=member.department,
+                       token_sha256=member.token_sha256, active=member.active,
+                       registered_at=member.registered_at, retry_tiers=member.retry_tiers,
+                       accounts={**member.accounts, "archive": account})
+    return replace(registration, member=archiving)
+
+
 def sandbox_control_client(
     settings: Settings, *, tls: bool = True, timeout: float = 10.0
 ) -> httpx.AsyncClient:
@@ -213,10 +254,11 @@ class Stack:
 
     def start_sandbox(
         self, config: dict[str, Any], registries: dict[str, Any] | None = None,
-        iparapheur: dict[str, Any] | None = None,
+        iparapheur: dict[str, Any] | None = None, archive: dict[str, Any] | None = None,
     ) -> ManagedProcess:
         """The sandbox partners (the TdT with ``config``; the registries with
-        ``registries``, e.g. a shortened quota window, on :attr:`registries_port`)."""
+        ``registries``, e.g. a shortened quota window, on :attr:`registries_port`; the
+        i-Parapheur and the archive with theirs, on the base port + their offset)."""
         path = self.log_dir / "sandbox-tdt.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -229,6 +271,10 @@ class Stack:
             iparapheur_path = self.log_dir / "sandbox-iparapheur.json"
             iparapheur_path.write_text(json.dumps(iparapheur, indent=2), encoding="utf-8")
             extra += ["--config", f"iparapheur={iparapheur_path}"]
+        if archive is not None:  # the sandbox archive's settings (base port + 3)
+            archive_path = self.log_dir / "sandbox-archive.json"
+            archive_path.write_text(json.dumps(archive, indent=2), encoding="utf-8")
+            extra += ["--config", f"archive={archive_path}"]
         logins = [str(account["login"]) for account in config.get("accounts", [])]
         tls = (["--tls-dir", str(sandbox_tls_material(self.settings, logins).directory)]
                if self.tls else ["--no-tls"])
