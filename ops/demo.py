@@ -29,6 +29,7 @@ import httpx
 from agents.acts.machines import BY_TYPE
 from ops.demo_archive import archive_demo
 from ops.demo_documents import minimal_pdf
+from ops.demo_pes import pes_demo
 from ops.demo_registry import registry_demo
 from ops.demo_signature import signature_demo
 from ops.flows import flow_history
@@ -226,6 +227,7 @@ def run_demo(flows: Sequence[Flow], *, stay: bool = False) -> int:
         ok = asyncio.run(_scenario(settings, registrations[0]))
         ok = asyncio.run(registry_demo(settings, stack, registrations[0])) and ok
         ok = asyncio.run(signature_demo(settings, stack, registrations[1])) and ok
+        ok = asyncio.run(pes_demo(settings, stack, registrations[0])) and ok
         ok = asyncio.run(archive_demo(settings, stack, registrations[0])) and ok
         say("demo " + ("succeeded" if ok else "FAILED: an expected outcome did not arrive"))
         if stay:
