@@ -1,17 +1,20 @@
 """Actes signed in i-Parapheur before the TdT, end to end on the real broker: 300 actes
 from 10 members through the sandbox i-Parapheur (70% signed, 15% rejected, 15% slow) then
 the sandbox TdT. Every acte ends in exactly one terminal state, rejected ones carry the
-annotation and the signer's name, no dossier is created twice and no acte posted twice."""
+annotation and the signer's name, no dossier is created twice and no acte posted twice;
+a worker killed during signing and restarted loses nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +47,25 @@ TERMINAL = {"acknowledged", "rejected"}
 WSDL = (Path(__file__).parents[2] / ".." / "shared" / "reference" / "iparapheur"
         / "iparapheur.xml.wsdl").resolve()
 ANNOTATION = "Pièce manquante"
+KILLED_ACTES = 20
 OPTIONS = {"acte.type": "ACTES", "acte.sub_type": "Deliberation", "wsdl": str(WSDL)}
+
+
+def free_port_block(size: int = 4) -> int:
+    """A base port whose ``size`` ports are all free: the sandboxes listen on base + offset
+    (TdT 0, i-Parapheur 2, archive 3)."""
+    for _ in range(50):
+        base = free_port()
+        if base + size >= 65535:
+            continue
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports found")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +75,7 @@ def signing_stack(
     data_dir = tmp_path_factory.mktemp("signature")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-sign-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-sign-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port_block(),
         api_port=free_port(),
     )
     registrations = [
@@ -149,3 +170,85 @@ async def test_three_hundred_actes_signed_or_rejected_then_transmitted(
             if note["kind"] == "REJECTED":
                 assert note["details"]["annotation"] == ANNOTATION
                 assert note["details"]["signer"]
+
+
+async def _parapheur_stats(settings: Settings) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        stats: dict[str, Any] = (await client.get(
+            f"{iparapheur_url(settings, tls=False)}/sandbox/stats")).json()
+    return stats
+
+
+async def test_a_worker_killed_during_signing_and_restarted_loses_nothing(
+    signing_stack: tuple[Stack, list[Registration]],
+) -> None:
+    """SIGKILL once the first GetDossier is seen (every answer 3 s late), then a new
+    worker: every signature still reaches the TdT, once; no dossier is created twice.
+
+    Where the kill cuts a record depends on timing (the counters printed tell: equal to
+    the number of signatures means it fell between records). The exact window between
+    GetDossier and the journal is the unit test's
+    (tests/unit/test_iparapheur_signature_stage.py)."""
+    stack, registrations = signing_stack
+    settings = stack.settings
+    parapheur = f"{iparapheur_url(settings, tls=False)}/sandbox"
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{parapheur}/behaviour", json={
+            "reject_viewer_rate": 0.0, "reject_signer_rate": 0.0, "slow_rate": 0.0})
+        before = (await client.get(f"{parapheur}/stats")).json()
+        tdt_before = (await client.get(f"{sandbox_url(settings, tls=False)}/sandbox/stats")
+                      ).json()
+        await client.post(f"{parapheur}/faults", json={"latency_ms": 3000})
+    store = FilesystemBlobStore(settings.blob_dir)
+    siren = registrations[0].member.siren
+    blob = await store.put_bytes(minimal_pdf("tuee"), media_type="application/pdf",
+                                 filename="acte.pdf", owner=siren)
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    expected: set[str] = set()
+    try:
+        for i in range(KILLED_ACTES):
+            draft = ActeDraft(submission_id=f"{siren}-k{i}", member_siren=siren, nature_code=1,
+                              matieres=(1, 1), numero_interne=f"K{i:04d}",
+                              decision_date=date(2026, 11, 2), objet=f"Acte {i}", document=blob)
+            await publish_acte(publisher, draft)
+            expected.add(flow_id_for(siren, draft.submission_id))
+    finally:
+        await publisher.stop()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stats = await _parapheur_stats(settings)
+        if stats.get("calls_GetDossier", 0) > before.get("calls_GetDossier", 0):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        pytest.fail("no GetDossier was called")
+    stack.processes["worker"].kill()
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{parapheur}/faults", json={"latency_ms": 0})
+    await asyncio.to_thread(stack.start_worker)
+
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
+        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
+        if len(states) == len(expected) and set(states.values()) == {"acknowledged"}:
+            break
+        await asyncio.sleep(3)
+    assert states == dict.fromkeys(expected, "acknowledged"), Counter(states.values())
+    after = await _parapheur_stats(settings)
+    async with httpx.AsyncClient() as client:
+        tdt = (await client.get(f"{sandbox_url(settings, tls=False)}/sandbox/stats")).json()
+
+    def delta(name: str, now: dict[str, Any], then: dict[str, Any]) -> int:
+        return int(now.get(name, 0)) - int(then.get(name, 0))
+
+    print(f"\nkilled during signing: GetDossier {delta('calls_GetDossier', after, before)}, "
+          f"ArchiverDossier {delta('calls_ArchiverDossier', after, before)}, GetHistoDossier "
+          f"{delta('calls_GetHistoDossier', after, before)} calls for {len(expected)} signatures")
+    assert delta("dossiers_created", after, before) == len(expected)
+    assert delta("duplicates_refused", after, before) == 0
+    assert delta("transactions_created", tdt, tdt_before) == len(expected)
+    assert delta("signed_posts", tdt, tdt_before) == len(expected)
+    assert delta("duplicate_posts", tdt, tdt_before) == 0
