@@ -35,14 +35,14 @@ from relais.errors import Reason
 from relais.flows.emit import emit
 from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
-from relais.stages.delays import tier_for
+from relais.stages.delays import TIERS, DelayTier, tier_for
 from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 
 log = structlog.get_logger(__name__)
 STAGE = "registry-lookup"
-MAX_WAITS = 8
+MAX_WAITS = 12
 DEFAULT_WAIT = 30.0
 
 
@@ -51,6 +51,41 @@ class LookupDeps:
     codec: AvroCodec
     service: LookupService
     max_wait: float = 5.0
+
+
+def parking_tier(wait: float, *, leader: bool) -> DelayTier:
+    """The delay tier a parked look-up waits on. A leader (it makes its number's call)
+    takes the longest tier within its wait, so it is back in time and parks again for the
+    rest (5 s at least); the others take the shortest tier covering the wait, so they come
+    back once the answer is in the cache."""
+    fitting = [tier for tier in TIERS if tier.seconds <= wait]
+    within = fitting[-1] if fitting else TIERS[0]
+    if leader:
+        return within
+    covering = tier_for(wait)
+    return covering if covering.seconds <= max(2 * wait, TIERS[1].seconds) else within
+
+
+def _park(deps: LookupDeps, record: InputRecord, flow: FlowContext, parent: EventHeaders,
+          registry: str, wait: float, waits: int, *, leader: bool) -> list[Outbound]:
+    """The look-up on a delay tier, back to this topic; the member told it is pending the
+    first time only (later parkings change nothing it needs to know)."""
+    headers = list(record.headers or ())
+    target = parking_tier(wait, leader=leader)
+    log.debug("registries.lookup_parked", registry=registry, wait=round(wait),
+              tier=target.label, leader=leader)
+    parked = h.replace(headers, **{h.ATTEMPT: str(waits + 1), h.DELAY_TARGET: record.topic})
+    out = [Outbound(target.topic.name, record.key, record.value, parked)]
+    if not flow.member_siren or waits > 0:
+        return out
+    return [
+        *emit(deps.codec, flow, REGISTRY, stage=STAGE, state="pending", previous=None,
+              kind="STATE_CHANGED", parent=parent,
+              message=f"{registry} cannot be asked yet (quota or outage); the answer "
+              f"follows in about {max(round(wait), 1)} s",
+              details={"registry": registry, "retry_after": str(round(wait))}),
+        *out,
+    ]
 
 
 def _deadline(record: InputRecord, max_wait: float) -> float | None:
@@ -78,7 +113,15 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
                     message=f"the registry {registry} is not configured on this hub",
                     reasons=[Reason("registry", "not_configured",
                                     f"{registry} is not configured on this hub")])
+    request = flow.flow_id or f"{siren}:{lookup['request_id']}"
     try:
+        plan = deps.service.plan(registry, lookup["identifier"], request)
+        if plan is not None:
+            if waits < MAX_WAITS:
+                return _park(deps, record, flow, parent, registry, plan.wait, waits,
+                             leader=plan.leader)
+            raise LookupPendingError(f"{registry}: parked {waits} times, still not due",
+                                     partner=registry, retry_after=plan.wait)
         answer = await deps.service.lookup(
             registry, lookup["identifier"], deadline=_deadline(record, deps.max_wait)
         )
@@ -105,27 +148,7 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
                 return []
             raise
         wait = exc.retry_after if exc.retry_after is not None else DEFAULT_WAIT
-        target = tier_for(wait)
-        log.info("registries.lookup_parked", registry=registry, wait=round(wait), tier=target.label)
-        parked = h.replace(headers, **{h.ATTEMPT: str(waits + 1), h.DELAY_TARGET: record.topic})
-        if not siren:
-            return [Outbound(target.topic.name, record.key, record.value, parked)]
-        return [
-            *emit(
-                deps.codec,
-                flow,
-                REGISTRY,
-                stage=STAGE,
-                state="pending",
-                previous=None,
-                kind="STATE_CHANGED",
-                parent=parent,
-                message=f"{registry} cannot be asked yet (quota or outage); the answer "
-                f"follows in about {max(round(wait), 1)} s",
-                details={"registry": registry, "retry_after": str(round(wait))},
-            ),
-            Outbound(target.topic.name, record.key, record.value, parked),
-        ]
+        return _park(deps, record, flow, parent, registry, wait, waits, leader=True)
     entry = answer.entry
     if not siren:
         return []  # the operator reads the answer on the cache topic

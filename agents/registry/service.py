@@ -81,13 +81,48 @@ def record_payload(record: RegistryRecord) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+@dataclass
+class Slot:
+    """When a number's call is due, and which request (the leader) is to make it."""
+
+    due: float
+    leader: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Park a look-up for ``wait`` seconds; a ``leader`` must come back by its slot (the
+    others come back after it and find the answer in the cache)."""
+
+    wait: float
+    leader: bool
+
+
+SLOT_GRACE = 120.0
+"""A slot whose leader has not called this long after it is due is given to another
+request (the leader was dead-lettered, or its worker lost the partition)."""
+
+
 class _Gate:
-    """One registry's quota bucket, breaker and queue of waiters."""
+    """One registry's quota bucket, breaker, queue of waiters and schedule of slots."""
 
     def __init__(self, quota: Quota, now: float, breaker: CircuitBreaker) -> None:
         self.bucket = TokenBucket.for_quota(quota.limit, quota.window_seconds, now)
         self.breaker = breaker
         self.queue = asyncio.Lock()
+        self.next_slot = now
+        self.slots: dict[str, Slot] = {}
+
+    def slot(self, number: str, request: str, now: float) -> Slot:
+        """The number's slot: its existing one, else the next free one (slots are spaced
+        at the bucket's rate, so the bucket has a token when a slot is due)."""
+        current = self.slots.get(number)
+        if current is not None and now <= current.due + SLOT_GRACE:
+            return current
+        slot = Slot(max(now, self.next_slot), request)
+        self.next_slot = slot.due + 1.0 / self.bucket.rate
+        self.slots[number] = slot
+        return slot
 
 
 class LookupService:
@@ -137,6 +172,34 @@ class LookupService:
             f"{registry}:{number}", lambda: self._fetch(registry, number, deadline)
         )
         return LookupAnswer(entry, from_cache=False)
+
+    def plan(self, registry: str, identifier: str, request: str,
+             wait_limit: float | None = None) -> Plan | None:
+        """Whether a look-up should be parked rather than wait in line (None: go on now).
+
+        Every number that needs a call gets a slot, spaced at the registry's rate; a
+        look-up whose number is cached, or whose slot is due within ``wait_limit`` (default
+        ``max_wait``), goes on; any other is parked until its slot: the request holding
+        the slot (the leader) to be back by then, the others to come back after it.
+        Thousands of look-ups for hundreds of numbers thus wait on the delay tiers, each
+        parked about once, instead of circling (docs/registries.md).
+        """
+        number = normalize_identifier(identifier)
+        gate = self.gates.get(registry)
+        now = self.clock()
+        if gate is None or self.cache.get(registry, number, now) is not None:
+            return None
+        slot = gate.slot(number, request, now)
+        wait = slot.due - now
+        if wait <= (self.max_wait if wait_limit is None else wait_limit):
+            return None
+        return Plan(wait, leader=slot.leader == request)
+
+    def called(self, registry: str, number: str) -> None:
+        """The number's call is done (answered and cached): its slot is free."""
+        gate = self.gates.get(registry)
+        if gate is not None:
+            gate.slots.pop(number, None)
 
     async def _fetch(self, registry: str, number: str, until: float | None) -> CacheEntry:
         gate = self.gates[registry]
@@ -210,6 +273,7 @@ class LookupService:
             policy=self.policy,
         )
         self.cache.put(entry)
+        self.called(registry, number)
         if self.publish is not None:
             await self.publish(entry)
         log.info("registries.lookup_answered", registry=registry, outcome=outcome.value)

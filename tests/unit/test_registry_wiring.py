@@ -215,6 +215,8 @@ def test_the_operators_command_says_where_the_answer_came_from(
         return next(answers)
 
     monkeypatch.setattr(registry_cmd, "ask_registry", fake_ask)
+    # the CLI configures logging onto the runner's stream, closed after each invoke
+    monkeypatch.setattr("hub.cli.common.configure_logging", lambda *args, **kwargs: None)
     runner = CliRunner()
     cached = runner.invoke(app, ["registry", "lookup", "004 426 946 00010"])
     assert cached.exit_code == 0, cached.output
@@ -226,3 +228,27 @@ def test_the_operators_command_says_where_the_answer_came_from(
     assert pending.exit_code == 2 and "pending" in pending.output
     refused = runner.invoke(app, ["registry", "lookup", "00442694600011"])
     assert refused.exit_code == 1 and "Luhn" in refused.output
+
+
+async def test_look_ups_are_parked_until_their_numbers_slot(codec: AvroCodec) -> None:
+    from agents.registry.lookup import parking_tier
+
+    deps, client, state = _deps(codec)
+    service = deps.service
+    rate = service.gates["sirene"].bucket.rate
+    numbers = sorted(state.data.units)[:4]
+    plans = [service.plan("sirene", n, f"req-{i}", wait_limit=0.0)
+             for i, n in enumerate(numbers)]
+    assert plans[0] is None  # the first slot is now
+    waits = [p.wait for p in plans[1:] if p is not None]
+    assert waits == pytest.approx([1 / rate, 2 / rate, 3 / rate], rel=1e-3)  # at the rate
+    assert all(p is not None and p.leader for p in plans[1:])
+    again = service.plan("sirene", numbers[3], "req-other", wait_limit=0.0)
+    assert again is not None and not again.leader  # same slot, another request
+    assert again.wait == pytest.approx(3 / rate, rel=1e-3)
+    await service.lookup("sirene", numbers[0])
+    assert service.plan("sirene", numbers[0], "req-late", wait_limit=0.0) is None  # cached
+    assert parking_tier(400, leader=True).label == "5m"  # back before its slot
+    assert parking_tier(400, leader=False).label == "10m"  # back after it
+    assert parking_tier(700, leader=False).label == "10m"  # never an hour for minutes
+    await client.aclose()
