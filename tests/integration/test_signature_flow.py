@@ -2,7 +2,7 @@
 from 10 members through the sandbox i-Parapheur (70% signed, 15% rejected, 15% slow) then
 the sandbox TdT. Every acte ends in exactly one terminal state, rejected ones carry the
 annotation and the signer's name, no dossier is created twice and no acte posted twice;
-a worker killed during signing and restarted loses nothing."""
+a worker killed between GetDossier and the journal loses no signature."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ WSDL = (Path(__file__).parents[2] / ".." / "shared" / "reference" / "iparapheur"
         / "iparapheur.xml.wsdl").resolve()
 ANNOTATION = "Pièce manquante"
 KILLED_ACTES = 20
+HANG_SECONDS = 4  # every i-Parapheur answer held back this long after the work is done
 OPTIONS = {"acte.type": "ACTES", "acte.sub_type": "Deliberation", "wsdl": str(WSDL)}
 
 
@@ -179,16 +180,14 @@ async def _parapheur_stats(settings: Settings) -> dict[str, Any]:
     return stats
 
 
-async def test_a_worker_killed_during_signing_and_restarted_loses_nothing(
+async def test_a_worker_killed_between_get_dossier_and_the_journal_loses_nothing(
     signing_stack: tuple[Stack, list[Registration]],
 ) -> None:
-    """SIGKILL once the first GetDossier is seen (every answer 3 s late), then a new
-    worker: every signature still reaches the TdT, once; no dossier is created twice.
-
-    Where the kill cuts a record depends on timing (the counters printed tell: equal to
-    the number of signatures means it fell between records). The exact window between
-    GetDossier and the journal is the unit test's
-    (tests/unit/test_iparapheur_signature_stage.py)."""
+    """Every i-Parapheur answer is held back 4 s after the work is done; the worker is
+    SIGKILLed as soon as the sandbox has served a GetDossier: i-Parapheur gave the
+    signature, the worker never journalled it. A new worker fetches it again (more
+    GetDossier calls than signatures) and every signature still reaches the TdT, once;
+    no dossier is created twice."""
     stack, registrations = signing_stack
     settings = stack.settings
     parapheur = f"{iparapheur_url(settings, tls=False)}/sandbox"
@@ -198,7 +197,8 @@ async def test_a_worker_killed_during_signing_and_restarted_loses_nothing(
         before = (await client.get(f"{parapheur}/stats")).json()
         tdt_before = (await client.get(f"{sandbox_url(settings, tls=False)}/sandbox/stats")
                       ).json()
-        await client.post(f"{parapheur}/faults", json={"latency_ms": 3000})
+        await client.post(f"{parapheur}/faults",
+                          json={"timeout_rate": 1.0, "hang_seconds": HANG_SECONDS})
     store = FilesystemBlobStore(settings.blob_dir)
     siren = registrations[0].member.siren
     blob = await store.put_bytes(minimal_pdf("tuee"), media_type="application/pdf",
@@ -225,7 +225,7 @@ async def test_a_worker_killed_during_signing_and_restarted_loses_nothing(
         pytest.fail("no GetDossier was called")
     stack.processes["worker"].kill()
     async with httpx.AsyncClient() as client:
-        await client.post(f"{parapheur}/faults", json={"latency_ms": 0})
+        await client.post(f"{parapheur}/faults", json={"timeout_rate": 0.0})
     await asyncio.to_thread(stack.start_worker)
 
     states: dict[str, str] = {}
@@ -244,9 +244,11 @@ async def test_a_worker_killed_during_signing_and_restarted_loses_nothing(
     def delta(name: str, now: dict[str, Any], then: dict[str, Any]) -> int:
         return int(now.get(name, 0)) - int(then.get(name, 0))
 
-    print(f"\nkilled during signing: GetDossier {delta('calls_GetDossier', after, before)}, "
+    print(f"\nkilled after a served GetDossier: GetDossier "
+          f"{delta('calls_GetDossier', after, before)}, "
           f"ArchiverDossier {delta('calls_ArchiverDossier', after, before)}, GetHistoDossier "
           f"{delta('calls_GetHistoDossier', after, before)} calls for {len(expected)} signatures")
+    assert delta("calls_GetDossier", after, before) > len(expected)  # fetched again
     assert delta("dossiers_created", after, before) == len(expected)
     assert delta("duplicates_refused", after, before) == 0
     assert delta("transactions_created", tdt, tdt_before) == len(expected)
