@@ -7,10 +7,10 @@ holds its partition for long:
 
 - answered (found, not found, not diffusible; from the cache or the registry): the
   member's ``answered`` notification, with the record's fields in ``details``;
-- the registry cannot be asked soon (quota, open circuit): a ``pending`` notification
-  (once per state: its id is stable, members drop repeats) and the look-up parked on the
-  delay tier that covers the wait, back to this topic; after :data:`MAX_WAITS` parkings
-  the look-up is left to the failure router (dead letter, ``failed`` notification);
+- the registry cannot be asked soon (its number's slot is not due, quota, open circuit):
+  the look-up parked on a delay tier until its slot (:func:`parking_tier`), back to this
+  topic, and a ``pending`` notification the first time; after :data:`MAX_WAITS`
+  parkings the look-up is left to the failure router (dead letter, ``failed``);
 - a registry failure (5xx, timeout): raised, for the failure router's retry tiers.
 
 A look-up waits for its registry's quota at most ``max_wait`` seconds counted from when it
