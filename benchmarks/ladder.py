@@ -437,6 +437,7 @@ class Driver:
                 process.wait_for(READY_LINE, timeout=self.args.start_timeout)
             except InfrastructureError as exc:
                 raise BenchmarkError(str(exc)) from exc
+        print(f"  worker pids: {', '.join(str(p.pid) for p in workers)}", flush=True)
         return workers
 
     async def assignment(self) -> dict[str, list[list[str]]]:
@@ -470,13 +471,13 @@ class Driver:
         await producer.start()
         try:
             # warm-up: one acte per member, end to end
-            warm = self.items("l3warm", len(self.sirens))
+            warm = self.items(f"l3w{worker_count}warm", len(self.sirens))
             await publish_all(producer, warm)
             if not await reader.wait({w.flow_id for w in warm}, "acknowledged",
                                      self.args.timeout):
                 raise BenchmarkError("L3 warm-up actes were not all acknowledged: "
                                      + workers[0].output()[-3000:])
-            items = self.items("l3sat", n)
+            items = self.items(f"l3w{worker_count}sat", n)
             pids = [w.pid for w in workers]
             cpu0 = [cpu_seconds(p) for p in pids]
             broker0 = cpu_seconds(self.broker.running_pid())
@@ -507,7 +508,7 @@ class Driver:
 
             rate = saturation / 2
             count = max(10, int(rate * self.args.l3_seconds))
-            items = self.items("l3lat", count)
+            items = self.items(f"l3w{worker_count}lat", count)
             print(f"  L3 latency: {count} actes at {rate:.0f}/s ...", flush=True)
             sent = await publish_all(producer, items, rate)
             flows = {i.flow_id for i in items}
@@ -566,7 +567,8 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
         f"{fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "
         f"{fmt(ladder.sandbox_peak_rss_mib, 0)} MiB",
         *(f"{rung.name}: {stage} partitions per worker: "
-          + " | ".join(", ".join(parts) for parts in assigned)
+          + " | ".join(", ".join(parts) if len(parts) <= 6 else f"{len(parts)} partitions"
+                       for parts in assigned)
           for rung in ladder.rungs
           for stage, assigned in rung.extra.get("assignment", {}).items()),
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
@@ -602,8 +604,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1,
                         help="above 1: L3 saturation again with this many workers sharing "
                         "the partitions, and each stage's assignment (default 1)")
-    parser.add_argument("--l3-records", type=int, default=1000,
-                        help="actes published at once for L3 saturation (default 1000)")
+    parser.add_argument("--l3-records", type=int, default=500,
+                        help="actes published at once for L3 saturation (default 500)")
     parser.add_argument("--l3-seconds", type=float, default=15.0,
                         help="seconds of publishing at half the saturation rate (default 15)")
     parser.add_argument("--skip-l3", action="store_true", help="stop after the L2 rungs")
