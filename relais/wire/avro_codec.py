@@ -169,6 +169,9 @@ class AvroCodec:
     ) -> None:
         self.catalog = catalog or SchemaCatalog()
         self.registry = registry if registry is not None else registry_from_environment()
+        #: registry schema id → the recorded version it is, found once per id (parsing the
+        #: registry's schema and fingerprinting it cost more than decoding a record)
+        self._registry_writers: dict[int, SchemaVersion] = {}
 
     def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
         """Encode ``record`` with the current version of ``schema_name``.
@@ -200,8 +203,7 @@ class AvroCodec:
         """
         if data[:1] == b"\x00" and self.registry is not None:
             schema_id, body_bytes = unframe(data)
-            writer_json = self.registry.schema(schema_id)
-            writer = self.catalog.by_fingerprint(_version("?", 0, writer_json).fingerprint)
+            writer = self._registry_writer(self.registry, schema_id)
             data = SINGLE_OBJECT_MARKER + writer.fingerprint + body_bytes
         if len(data) < _HEADER_LENGTH or data[:2] != SINGLE_OBJECT_MARKER:
             raise ValueDecodeError("value is not Avro single-object encoded (bad marker bytes)")
@@ -229,6 +231,16 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise ValueDecodeError(f"{writer.name} value is not a record")
         return Decoded(schema_name=writer.name, record=record, writer_version=writer.version)
+
+    def _registry_writer(self, registry: SchemaRegistryClient, schema_id: int) -> SchemaVersion:
+        """The recorded schema version registered as ``schema_id`` (only known versions are
+        kept, so the cache never outgrows the catalogue)."""
+        known = self._registry_writers.get(schema_id)
+        if known is None:
+            writer_json = registry.schema(schema_id)
+            known = self.catalog.by_fingerprint(_version("?", 0, writer_json).fingerprint)
+            self._registry_writers[schema_id] = known
+        return known
 
     @staticmethod
     def _locate(writer: SchemaVersion, body: bytes) -> list[Reason]:
