@@ -3,9 +3,9 @@ exactly once.
 
 Input ``relais.pes.delivery``. The journal entry (VALIDATED, written by pes-validation)
 gets ``after_id``, the highest Hélios transaction id the journal knows for the account,
-before the intent (POSTING) is published; then :func:`relais.journal.deliver.deliver_exactly_once`
-calls ``helios_importer_fichier.php``. An entry found POSTING (the worker crashed or the
-import timed out) is reconciled first with :meth:`HeliosConnector.find_pes`: the ids after
+before each intent (POSTING) is published (refreshed at every attempt); then
+:func:`relais.journal.deliver.deliver_exactly_once` calls ``helios_importer_fichier.php``.
+An entry found POSTING (the worker crashed or the import timed out) is reconciled first with :meth:`HeliosConnector.find_pes`: the ids after
 ``after_id`` are walked and the PES_Aller S²LOW holds compared by SHA-1. S²LOW itself
 refuses the same bytes twice, so a second import can never create a second transaction.
 
@@ -75,10 +75,15 @@ async def handle_delivery(record: InputRecord, deps: PesDeps) -> list[Outbound]:
         return emit(deps.codec, flow, machine, stage=STAGE, state="rejected",
                     previous="validated", kind="REJECTED", parent=parent, reasons=content,
                     message="the PES_Aller can no longer be read")
-    if "after_id" not in entry.keys:
-        after = high_water(deps.journal.entries(), entry.account)
-        entry = entry.moved(entry.step, keys={**entry.keys, "after_id": str(after)})
-    after_id = int(entry.keys["after_id"])
+    # The ids an earlier attempt may have created lie after the after_id its intent
+    # recorded; a new attempt's intent records the high-water mark known now (every id in
+    # the journal exists already, so whatever this attempt creates comes after it). A
+    # retry long after the first attempt then walks from near its own call, not from the
+    # first one: the find window is not eaten by the imports made meanwhile.
+    previous = entry.keys.get("after_id")
+    fresh = max(high_water(deps.journal.entries(), entry.account), int(previous or 0))
+    after_id = int(previous) if previous is not None else fresh  # where reconcile walks
+    entry = entry.moved(entry.step, keys={**entry.keys, "after_id": str(fresh)})
     connector = deps.connectors.for_member(member)
     filename = submission["pes_aller"]["filename"] or f"{entry.keys.get('nom_fic') or 'pes'}.xml"
 

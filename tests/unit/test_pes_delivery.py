@@ -122,6 +122,26 @@ async def test_an_import_that_landed_before_a_crash_is_reconciled(codec: AvroCod
         assert await world.transactions() == 2
 
 
+async def test_each_attempt_records_the_high_water_mark_known_at_its_call(
+        codec: AvroCodec) -> None:
+    """A retry walks from its previous attempt's after_id; its own intent records the
+    highest id the journal knows now, so the next walk starts near this call."""
+    async with helios() as box:
+        world = World(codec, box)
+        world.journal.put_local(JournalEntry(
+            flow_id="other", flow_type="pes", member_siren=SIREN, partner="tdt",
+            step="POSTED", idempotency_key="other:import", account=BASE, partner_ref="57"))
+        flow_id = flow_id_for(SIREN, "pes-1")
+        world.journal.put_local(JournalEntry(
+            flow_id=flow_id, flow_type="pes", member_siren=SIREN, partner="tdt",
+            step="POSTING", idempotency_key=f"{flow_id}:import", account=BASE,
+            keys={"after_id": "0"}))
+        outputs = await handle_delivery(world.record(pes("D6")), world.deps)
+        assert _states(codec, outputs) == ["posted"]
+        assert [(r["step"], r["keys"]["after_id"]) for r in world.publisher.records] == [
+            ("POSTING", "57")]
+
+
 async def test_an_import_that_never_landed_is_made(codec: AvroCodec) -> None:
     async with helios() as box:
         world = World(codec, box)
