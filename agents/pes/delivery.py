@@ -5,9 +5,10 @@ Input ``relais.pes.delivery``. The journal entry (VALIDATED, written by pes-vali
 gets ``after_id``, the highest Hélios transaction id the journal knows for the account,
 before each intent (POSTING) is published (refreshed at every attempt); then
 :func:`relais.journal.deliver.deliver_exactly_once` calls ``helios_importer_fichier.php``.
-An entry found POSTING (the worker crashed or the import timed out) is reconciled first with :meth:`HeliosConnector.find_pes`: the ids after
-``after_id`` are walked and the PES_Aller S²LOW holds compared by SHA-1. S²LOW itself
-refuses the same bytes twice, so a second import can never create a second transaction.
+An entry found POSTING (the worker crashed or the import timed out) is reconciled first
+with :meth:`HeliosConnector.find_pes`: the ids after the previous attempt's ``after_id``
+are walked and the PES_Aller S²LOW holds compared by SHA-1. S²LOW itself refuses the
+same bytes twice, so a second import can never create a second transaction.
 
 Outcomes: ``posted`` (partner_ref: the Hélios transaction id) with the journal entry POSTED,
 ``rejected`` when S²LOW refused the file (its text as reason), ``uncertain`` when it cannot
