@@ -74,6 +74,8 @@ from relais.wire.headers import EventHeaders
 from topics import member as member_topics
 from topics.catalogue import hub_topics
 
+PREFIX = {"warmup": "W", "base": "A", "burst": "B"}
+"""Each phase's numéros internes differ, so no IDActe is used twice."""
 MEMBERS = (("212102313", "Commune de Dijon", "021"), ("217100072", "Commune de Macon", "071"),
            ("200000016", "Communauté de test", "021"))
 
@@ -149,6 +151,9 @@ class Driver:
             for note in await watcher.poll(0.05):
                 if note["flow_type"] == "acte" and note["state"] == "posted":
                     self.posted_at.setdefault(note["flow_id"], time.monotonic())
+                elif note["flow_type"] == "acte" and note["state"] == "rejected":
+                    reasons = "; ".join(r["message"] for r in note["reasons"])
+                    raise BenchmarkError(f"acte {note['submission_id']} rejected: {reasons}")
                 elif note["flow_type"] == "registry":
                     if note["state"] in ("answered", "rejected", "failed"):
                         self.answered.add(note["flow_id"])
@@ -164,7 +169,7 @@ class Driver:
             siren = self.registrations[i % len(self.registrations)].member.siren
             sid = f"{label}-{i:04d}"
             draft = ActeDraft(submission_id=sid, member_siren=siren, nature_code=1,
-                              matieres=(1, 1), numero_interne=f"{label[:1].upper()}{i:04d}",
+                              matieres=(1, 1), numero_interne=f"{PREFIX[label]}{i:04d}",
                               decision_date=date.today(), objet=f"Acte de mesure {i}",
                               document=self.blob)
             await publish_acte(self.publisher, draft)
@@ -192,7 +197,7 @@ class Driver:
         by_member: dict[str, list[Any]] = {}
         for i, number in enumerate(order):
             siren = self.registrations[i % len(self.registrations)].member.siren
-            rid = f"burst-{i:05d}"
+            rid = f"lookup-{i:05d}"
             flows.add(flow_id_for(siren, rid))
             by_member.setdefault(siren, []).append((rid, {
                 "request_id": rid, "member_siren": siren, "identifier": number,

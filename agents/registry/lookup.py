@@ -122,9 +122,12 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
                              leader=plan.leader)
             raise LookupPendingError(f"{registry}: parked {waits} times, still not due",
                                      partner=registry, retry_after=plan.wait)
-        answer = await deps.service.lookup(
-            registry, lookup["identifier"], deadline=_deadline(record, deps.max_wait)
-        )
+        # a look-up whose slot is due waits at least one slot spacing, however long it
+        # queued behind others on the partition
+        deadline = _deadline(record, deps.max_wait)
+        if deadline is not None:
+            deadline = max(deadline, deps.service.clock() + deps.service.spacing(registry))
+        answer = await deps.service.lookup(registry, lookup["identifier"], deadline=deadline)
     except ValueError as exc:  # dispatch checks first; a record forged past it lands here
         if not siren:
             log.warning("registries.operator_lookup_invalid", error=str(exc))

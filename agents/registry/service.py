@@ -195,6 +195,11 @@ class LookupService:
             return None
         return Plan(wait, leader=slot.leader == request)
 
+    def spacing(self, registry: str) -> float:
+        """Seconds between two slots of ``registry`` (one token of its bucket)."""
+        gate = self.gates.get(registry)
+        return 1.0 / gate.bucket.rate if gate is not None else 0.0
+
     def called(self, registry: str, number: str) -> None:
         """The number's call is done (answered and cached): its slot is free."""
         gate = self.gates.get(registry)
