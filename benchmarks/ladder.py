@@ -113,6 +113,7 @@ class Rung:
     per_second: float = 0.0
     cpu_ms: float | None = None  # process CPU per record
     broker_cpu_ms: float | None = None
+    sandbox_cpu_ms: float | None = None  # the sandbox TdT's CPU per record (partner side)
     peak_rss_mib: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -321,6 +322,10 @@ class Driver:
             "prefecture_message_after": 86400.0}))
         self.blob = await upload_pdf(self.settings.blob_dir, "ladder", owners=self.sirens)
 
+    def sandbox_pid(self) -> int | None:
+        sandbox = self.hub.processes.get("sandbox")
+        return sandbox.pid if sandbox is not None else None
+
     def producer(self) -> AIOKafkaProducer:
         return kafka_clients.producer(bootstrap_servers=self.bootstrap, enable_idempotence=True,
                                       acks="all", linger_ms=5)
@@ -346,7 +351,8 @@ class Driver:
                    **options: Any) -> Rung:
         """Run one child role until it drained ``count`` records."""
         args = ["--role", role, "--count", str(count), "--bootstrap", self.bootstrap,
-                "--broker-pid", str(self.broker.running_pid() or 0)]
+                "--broker-pid", str(self.broker.running_pid() or 0),
+                "--sandbox-pid", str(self.sandbox_pid() or 0)]
         if self.args.profile is not None:
             self.args.profile.mkdir(parents=True, exist_ok=True)
             options["profile"] = self.args.profile / f"{role.replace(':', '-')}.prof"
@@ -377,6 +383,8 @@ class Driver:
                     cpu_ms=result["cpu_seconds"] / records * 1000,
                     broker_cpu_ms=(result["broker_cpu_seconds"] / records * 1000
                                    if result["broker_cpu_seconds"] is not None else None),
+                    sandbox_cpu_ms=(result["sandbox_cpu_seconds"] / records * 1000
+                                    if result.get("sandbox_cpu_seconds") else None),
                     peak_rss_mib=result["peak_rss_mib"],
                     extra={"seconds": result["seconds"], "failed": result["failed"]})
         self.ladder.rungs.append(rung)
@@ -481,6 +489,7 @@ class Driver:
             pids = [w.pid for w in workers]
             cpu0 = [cpu_seconds(p) for p in pids]
             broker0 = cpu_seconds(self.broker.running_pid())
+            sandbox0 = cpu_seconds(self.sandbox_pid())
             print(f"  L3 saturation: {n} actes at once ...", flush=True)
             first = time.monotonic()
             await publish_all(producer, items)
@@ -492,13 +501,17 @@ class Driver:
             last = max(reader.seen[f]["acknowledged"] for f in flows)
             cpu1 = [cpu_seconds(p) for p in pids]
             broker1 = cpu_seconds(self.broker.running_pid())
+            sandbox1 = cpu_seconds(self.sandbox_pid())
             saturation = n / (last - first)
             worker_cpu = sum((b or 0) - (a or 0) for a, b in zip(cpu0, cpu1, strict=True))
             label = "L3 saturation" + (f", {worker_count} workers" if worker_count > 1 else "")
             sat = Rung(label, f"{n} actes at once, {worker_count} worker(s)",
                        records=n, per_second=saturation, cpu_ms=worker_cpu / n * 1000,
                        broker_cpu_ms=((broker1 - broker0) / n * 1000
-                                      if broker0 is not None and broker1 is not None else None))
+                                      if broker0 is not None and broker1 is not None else None),
+                       sandbox_cpu_ms=((sandbox1 - sandbox0) / n * 1000
+                                       if sandbox0 is not None and sandbox1 is not None
+                                       else None))
             sat.peak_rss_mib = max((peak_rss_mib(p) or 0) for p in pids)
             self.ladder.rungs.append(sat)
             if worker_count > 1:
@@ -553,6 +566,7 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
                        f"p99 {e['acknowledged_p99_ms']:.0f} ms")
         rows.append([rung.name, fmt(rung.records), fmt(rung.per_second, 0), vs_l1, vs_l1b,
                      fmt(rung.cpu_ms, 3), fmt(rung.broker_cpu_ms, 3),
+                     fmt(rung.sandbox_cpu_ms, 3),
                      fmt(rung.peak_rss_mib, 0), latency or rung.what])
     lines = [
         "",
@@ -561,6 +575,7 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
         f"{args.workers} worker(s) in L3",
         "",
         table(["rung", "records", "per s", "x L1", "x L1b", "CPU ms/rec", "broker ms/rec",
+               "TdT ms/rec",
                "peak RSS MiB", "notes"], rows),
         "",
         f"hub ingress outputs per input (L1b's fan-out): {ladder.fanout:.2f}; broker peak RSS "

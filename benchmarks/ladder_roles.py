@@ -61,6 +61,7 @@ class RoleResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     broker_cpu_seconds: float | None = None
+    sandbox_cpu_seconds: float | None = None
     peak_rss_mib: float = 0.0
     failed: int = 0
 
@@ -73,12 +74,14 @@ class Window:
     """The measured window: opened at the first batch's end, closed at ``count``."""
 
     def __init__(self, role: str, count: int, broker_pid: int | None,
-                 profile: str | None = None) -> None:
+                 profile: str | None = None, sandbox_pid: int | None = None) -> None:
         self.result = RoleResult(role)
         self._profile_path = profile
         self._profiler: cProfile.Profile | None = None
         self._count = count
         self._broker_pid = broker_pid
+        self._sandbox_pid = sandbox_pid
+        self._sandbox0: float | None = None
         self._opened_at: float | None = None
         self._cpu0 = 0.0
         self._broker0: float | None = None
@@ -92,6 +95,7 @@ class Window:
             self._opened_at = time.monotonic()
             self._cpu0 = time.process_time()
             self._broker0 = cpu_seconds(self._broker_pid)
+            self._sandbox0 = cpu_seconds(self._sandbox_pid)
             self._handled0 = handled
             if self._profile_path:
                 self._profiler = cProfile.Profile()
@@ -108,6 +112,9 @@ class Window:
         broker1 = cpu_seconds(self._broker_pid)
         if self._broker0 is not None and broker1 is not None:
             self.result.broker_cpu_seconds = broker1 - self._broker0
+        sandbox1 = cpu_seconds(self._sandbox_pid)
+        if self._sandbox0 is not None and sandbox1 is not None:
+            self.result.sandbox_cpu_seconds = sandbox1 - self._sandbox0
         return True
 
     def emit(self) -> None:
@@ -223,7 +230,7 @@ async def hub_stage(args: argparse.Namespace, window: Window, stage_name: str) -
 
 
 def run_role(args: argparse.Namespace) -> int:
-    window = Window(args.role, args.count, args.broker_pid, args.profile)
+    window = Window(args.role, args.count, args.broker_pid, args.profile, args.sandbox_pid)
     body: Callable[[], Awaitable[None]]
     if args.role == "l1":
         body = lambda: bare_loop(args, window, durable=False)  # noqa: E731
@@ -257,6 +264,7 @@ def role_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fanout", type=int, default=3)
     parser.add_argument("--max-records", type=int, default=500)
     parser.add_argument("--broker-pid", type=int, default=None)
+    parser.add_argument("--sandbox-pid", type=int, default=None)
     parser.add_argument("--profile", default=None,
                         help="write a cProfile of the measured window here")
     return parser
