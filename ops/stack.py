@@ -217,7 +217,9 @@ class Stack:
     """Port of the sandbox registries (0: a free one, picked at start)."""
 
     def __post_init__(self) -> None:
-        if not self.registries_port:
+        # a free port outside the block the other sandboxes take (TdT port + offsets)
+        base = self.settings.sandbox_tdt_port
+        while not self.registries_port or base <= self.registries_port <= base + 9:
             self.registries_port = free_port(self.settings.sandbox_host)
 
     def registries_env(self) -> dict[str, str]:
