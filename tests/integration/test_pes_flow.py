@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 import uuid
 from collections import Counter
@@ -62,6 +63,23 @@ ENV = {
 }
 
 
+def free_port_block(size: int = 4) -> int:
+    """A base port whose ``size`` ports are all free: the sandboxes listen on the base
+    port plus an offset (TdT 0, i-Parapheur 2, archive 3)."""
+    for _ in range(50):
+        base = free_port()
+        if base + size >= 65535:
+            continue
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports found")
+
+
 def sirens(count: int) -> list[str]:
     out = []
     for n in range(count):
@@ -77,7 +95,7 @@ def pes_stack(
     data_dir = tmp_path_factory.mktemp("pes")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-pes-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-pes-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port_block(),
         api_port=free_port(),
     )
     registrations = [
