@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import socket
 import statistics
 import time
 import uuid
@@ -94,6 +95,26 @@ def _arguments() -> argparse.Namespace:
                         help="seconds to wait after the workers start")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and logs")
     return parser.parse_args()
+
+
+def _free_block(size: int = 10) -> int:
+    """A base port whose ``size`` ports are all free now (the sandboxes take base + offsets)."""
+    rng = random.Random()  # noqa: S311 - a port, not a secret
+    for _ in range(200):
+        base = rng.randrange(20000, 30000)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise BenchmarkError("no free block of ports for the sandboxes")
 
 
 def _numbers(samples: dict[str, list[str]], distinct: int, rng: random.Random) -> list[str]:
@@ -271,7 +292,7 @@ def _body(args: argparse.Namespace, stack_exit: contextlib.ExitStack) -> None:
     broker, _ = start_broker(stack_exit, work / "broker", args.broker_timeout)
     settings = Settings.from_env(
         kafka_bootstrap=broker.bootstrap, data_dir=work / "hub",
-        app_id=f"relais-bench-{uuid.uuid4().hex[:6]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-bench-{uuid.uuid4().hex[:6]}", sandbox_tdt_port=_free_block(),
         api_port=free_port(),
     )
     registrations = [sandbox_member(settings, s, n, d) for s, n, d in MEMBERS]
