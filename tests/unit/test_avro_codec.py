@@ -72,6 +72,7 @@ ACTE: dict[str, Any] = {
     ],
     "document_papier": False,
     "classification_date": date(2023, 11, 2),
+    "contractor_sirets": [],
 }
 
 NOTIFICATION: dict[str, Any] = {
