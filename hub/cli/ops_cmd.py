@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 
 import typer
 
 from hub.cli.common import fail, load_settings, run
 from hub.cli.flows_cmd import _since
 from hub.flows import FLOWS
-from ops.audit import audit_entry, current_operator
+from ops.audit import current_operator
+from ops.connectors import set_connector_paused
 from ops.dlq import DeadLetterFilter, hub_stages, read_dead_letters
 from ops.health import DEFAULT_DEAD_LETTER_WINDOW, stage_health
 from ops.replay import replay
 from relais.flows.kit import partners_of
-from relais.kafka.publisher import Publisher
-from relais.wire.avro_codec import AvroCodec
-from relais.wire.headers import EventHeaders
-from topics.catalogue import OPS_AUDIT, OPS_CONTROLS
 
 dlq_app = typer.Typer(help="Inspect dead-letter topics (relais.dlq.<stage>).")
 connector_app = typer.Typer(help="Hold a partner's calls during an outage, then release them.")
@@ -171,32 +167,8 @@ PartnerArg = typer.Argument(..., help="The partner (as the flows declare it, e.g
 def _control(partner: str, paused: bool, reason: str) -> None:
     known_partner(partner)
     settings = load_settings()
-    operator = current_operator()
-
-    async def go() -> None:
-        codec = AvroCodec()
-        publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-cli")
-        await publisher.start()
-        try:
-            headers = EventHeaders.new(source="/relais/ops/connector",
-                                       type="fr.relais.ops.ConnectorControl", subject=partner,
-                                       flow_id=None)
-            await publisher.publish(
-                OPS_CONTROLS.name, key=partner, schema_name="ConnectorControl", headers=headers,
-                record={"partner": partner, "paused": paused, "reason": reason,
-                        "operator": operator, "at": datetime.now(UTC)},
-            )
-            action = "connector-pause" if paused else "connector-resume"
-            await publisher.publish(
-                OPS_AUDIT.name, key=f"connector:{partner}", schema_name="AuditEntry",
-                headers=headers,
-                record=audit_entry(action, operator=operator, reason=reason,
-                                   run_id=action, details={"partner": partner}),
-            )
-        finally:
-            await publisher.stop()
-
-    run(go())
+    run(set_connector_paused(settings, partner, paused=paused, reason=reason,
+                             operator=current_operator()))
 
 
 @connector_app.command()
