@@ -18,36 +18,9 @@ def worker() -> None:
 
 def api() -> None:
     """Run the hub API: authenticated blob uploads for members' back-offices."""
-    from relais.api.app import create_api
-    from relais.api.limits import ServerLimits
-    from relais.api.server import serve_api
-    from relais.blobs.filesystem import FilesystemBlobStore
-    from relais.members.directory import MemberDirectory
-    from relais.wire.avro_codec import AvroCodec
+    from hub.api import serve_hub_api
 
-    settings = load_settings()
-
-    async def go() -> None:
-        directory = MemberDirectory(settings.bootstrap_servers, AvroCodec())
-        await directory.start()
-        try:
-            app = create_api(
-                FilesystemBlobStore(settings.blob_dir),
-                directory.authenticate,
-                max_upload_bytes=settings.max_acte_bytes,
-                body_timeout=settings.api_body_timeout_seconds,
-            )
-            limits = ServerLimits(
-                max_total=settings.api_max_connections,
-                max_per_client=settings.api_max_connections_per_client,
-                header_timeout=settings.api_header_timeout_seconds,
-            )
-            typer.echo(f"Relais API on http://{settings.api_host}:{settings.api_port}", err=True)
-            await serve_api(app, settings.api_host, settings.api_port, limits=limits)
-        finally:
-            await directory.stop()
-
-    asyncio.run(go())
+    asyncio.run(serve_hub_api(load_settings(), lambda line: typer.echo(line, err=True)))
 
 
 def sandbox(
