@@ -77,7 +77,7 @@ from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, register_members
 from ops.processes import ManagedProcess
-from ops.stack import Stack, sandbox_config, sandbox_member
+from ops.stack import Stack, sandbox_base_port, sandbox_config, sandbox_member
 from ops.topics import apply_topics
 from relais.errors import DecodeError, InfrastructureError
 from relais.kafka import clients as kafka_clients
@@ -282,7 +282,7 @@ class Driver:
         self.sirens = bench_sirens(args.members, first=92_000_000)
         self.settings = Settings.from_env(
             kafka_bootstrap=broker.bootstrap, data_dir=work / "hub", app_id=APP_ID,
-            sandbox_tdt_port=free_port(), api_port=free_port(),
+            sandbox_tdt_port=sandbox_base_port(), api_port=free_port(),
         )
         self.hub = Stack(self.settings, work / "logs", extra_env={
             "RELAIS_POLL_TIERS": POLL_TIER,

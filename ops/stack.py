@@ -23,6 +23,7 @@ import httpx
 
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
+from relais.errors import InfrastructureError
 from relais.kafka.security import hub_security
 from relais.logs import READY_LINE
 from relais.members.model import Member, PartnerAccount, TdtSettings
@@ -58,6 +59,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def sandbox_base_port(host: str = "127.0.0.1", block: int = 10) -> int:
+    """A base port for ``relais sandbox`` whose ``block`` ports are all free now: the
+    sandboxes listen on the base port plus their offset (``sandbox/catalogue.py``)."""
+    import socket
+
+    for _ in range(100):
+        base = free_port(host)
+        if base + block >= 65535:
+            continue
+        try:
+            for port in range(base, base + block):
+                with socket.socket() as probe:
+                    probe.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise InfrastructureError(f"no block of {block} free ports found on {host}")
 
 
 def registries_url(settings: Settings, port: int, *, tls: bool = True) -> str:

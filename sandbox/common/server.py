@@ -146,7 +146,14 @@ async def serve_sandboxes(
             tls_dir=str(tls.material.directory) if tls else None,
         )
     tasks = [asyncio.create_task(server.serve()) for server in servers]
-    log.info("sandbox.ready", partners=[sandbox.name for sandbox in sandboxes])
+    # "ready" only once every server listens: a port taken by someone else ends the
+    # process before supervisors (ops/stack.py) take it for ready
+    for _ in range(1200):  # uvicorn exposes a flag, not an event; at most 60 s
+        if all(server.started for server in servers) or any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    if all(server.started for server in servers):
+        log.info("sandbox.ready", partners=[sandbox.name for sandbox in sandboxes])
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

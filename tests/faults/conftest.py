@@ -30,7 +30,14 @@ from ops.flows import FlowFilter, latest_states
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration
 from ops.processes import ManagedProcess
-from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
+from ops.stack import (
+    Stack,
+    sandbox_base_port,
+    sandbox_config,
+    sandbox_control_client,
+    sandbox_member,
+    sandbox_url,
+)
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
@@ -149,7 +156,8 @@ def start_fault_hub(
     data_dir = tmp_path_factory.mktemp(f"faults-{prefix}")
     settings = Settings.from_env(
         kafka_bootstrap=broker.bootstrap, data_dir=data_dir,
-        app_id=f"relais-faults-{prefix}-{uuid.uuid4().hex[:6]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-faults-{prefix}-{uuid.uuid4().hex[:6]}",
+        sandbox_tdt_port=sandbox_base_port(),
         api_port=free_port(),
     )
     registrations = [sandbox_member(settings, siren, f"Commune {prefix}-{i}", "021")

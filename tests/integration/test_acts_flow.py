@@ -19,7 +19,14 @@ from aiokafka import TopicPartition
 from ops.demo_documents import minimal_pdf
 from ops.flows import FlowFilter, latest_states
 from ops.members import Registration
-from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
+from ops.stack import (
+    Stack,
+    sandbox_base_port,
+    sandbox_config,
+    sandbox_control_client,
+    sandbox_member,
+    sandbox_url,
+)
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
@@ -61,7 +68,7 @@ def acts_stack(
     data_dir = tmp_path_factory.mktemp("acts")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-acts-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-acts-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
         api_port=free_port(),
     )
     registrations = [sandbox_member(settings, siren, f"Commune {i}", "021")

@@ -20,7 +20,7 @@ import pytest
 from ops.demo_documents import minimal_pdf
 from ops.flows import FlowFilter, latest_states
 from ops.members import Registration, new_member
-from ops.stack import Stack, sandbox_config, sandbox_member
+from ops.stack import Stack, sandbox_base_port, sandbox_config, sandbox_member
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
@@ -49,7 +49,7 @@ def archive_stack(hub_kafka_bootstrap: str,
     data_dir = tmp_path_factory.mktemp("archive")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-archive-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-archive-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
         api_port=free_port(),
     )
     asyncio.run(apply_hub_topics(settings))

@@ -15,7 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli import acts_cmd
-from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
+from ops.stack import (
+    Stack,
+    sandbox_base_port,
+    sandbox_config,
+    sandbox_control_client,
+    sandbox_member,
+    sandbox_url,
+)
 from relais.identifiers import luhn_check_digit
 from relais.settings import Settings
 from sandbox.tdt.classification import default_classification
@@ -41,7 +48,7 @@ def sandbox_stack(
     data_dir = tmp_path_factory.mktemp("classification")
     settings = Settings.from_env(kafka_bootstrap=kafka_bootstrap, data_dir=data_dir,
                                  app_id=f"relais-classif-{uuid.uuid4().hex[:8]}",
-                                 sandbox_tdt_port=_free_port())
+                                 sandbox_tdt_port=sandbox_base_port())
     registration = sandbox_member(settings, SIREN, "Commune de test", "021")
     asyncio.run(apply_hub_topics(settings))
     asyncio.run(register(settings, [registration]))

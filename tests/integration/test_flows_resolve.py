@@ -29,7 +29,14 @@ from ops.audit import read_audit
 from ops.demo_documents import minimal_pdf
 from ops.flows import flow_history
 from ops.resolve import resolve_on_kafka
-from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
+from ops.stack import (
+    Stack,
+    sandbox_base_port,
+    sandbox_config,
+    sandbox_control_client,
+    sandbox_member,
+    sandbox_url,
+)
 from relais.actes.ids import build_id_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.errors import ValidationError
@@ -253,7 +260,7 @@ def e2e(hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
     data_dir = tmp_path_factory.mktemp("resolve-e2e")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-resolve-e2e-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=_free_port(),
+        app_id=f"relais-resolve-e2e-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
         api_port=_free_port(), poll_tiers="5s,5s,30s",
     )
     registration = sandbox_member(settings, E2E_SIREN, "Commune de test", "021")

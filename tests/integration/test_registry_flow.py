@@ -23,7 +23,14 @@ import pytest
 from aiokafka import TopicPartition
 
 from ops.members import Registration, new_member
-from ops.stack import Stack, free_port, registries_url, sandbox_config, sandbox_tls_material
+from ops.stack import (
+    Stack,
+    free_port,
+    registries_url,
+    sandbox_base_port,
+    sandbox_config,
+    sandbox_tls_material,
+)
 from relais.identifiers import luhn_check_digit
 from relais.kafka import clients as kafka_clients
 from relais.kafka.publisher import Publisher, dataschema_uri
@@ -50,7 +57,7 @@ def registry_stack(
     data_dir = tmp_path_factory.mktemp("registry")
     settings = Settings.from_env(
         kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-registry-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port(),
+        app_id=f"relais-registry-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
         api_port=free_port(),
     )
     registrations = [new_member(s, n, d) for s, n, d in MEMBERS]
