@@ -17,6 +17,7 @@ WORKDIR /app
 
 # Only what the package needs: no .venv, no .relais (local jars and data), no tests.
 COPY pyproject.toml README.md ./
+COPY hub ./hub
 COPY relais ./relais
 COPY agents ./agents
 COPY connectors ./connectors
