@@ -21,7 +21,7 @@ from relais.api.auth import generate_token, hash_token
 from relais.kafka.acls import create_acls, member_acls, member_user, set_scram_passwords
 from relais.kafka.publisher import Publisher, dataschema_uri
 from relais.kafka.security import KafkaSecurity, security_for
-from relais.members.model import TDT, Member, PartnerAccount, check_registration
+from relais.members.model import TDT, WARN, Member, PartnerAccount, check_registration
 from relais.wire.headers import EventHeaders
 from topics.catalogue import MEMBERS
 from topics.member import member_topics
@@ -50,13 +50,20 @@ def new_member(
     tdt: PartnerAccount | None = None,
     accounts: Mapping[str, PartnerAccount] | None = None,
     token: str | None = None,
+    contractor_check: str = WARN,
+    legal_category: str | None = None,
+    commune: str | None = None,
+    commune_code: str | None = None,
 ) -> Registration:
     """Validate and build a member record with a fresh token (or the given one).
 
     ``accounts`` are the member's partner accounts by partner name; ``tdt`` is a
     shorthand for ``accounts["tdt"]`` (giving both is a ValueError).
+    ``contractor_check`` is ``warn`` or ``refuse`` (docs/registries.md);
+    ``legal_category``, ``commune`` and ``commune_code`` are what Sirene says of the unit
+    (:func:`registry_identity`), stored on the record.
     """
-    check_registration(siren, name, department)
+    check_registration(siren, name, department, contractor_check)
     merged = dict(accounts or {})
     if tdt is not None:
         if TDT in merged:
@@ -65,7 +72,8 @@ def new_member(
     secret = token or generate_token()
     member = Member(
         siren=siren, name=name, department=department, token_sha256=hash_token(secret),
-        accounts=merged,
+        accounts=merged, contractor_check=contractor_check, legal_category=legal_category,
+        commune=commune, commune_code=commune_code,
     )
     return Registration(member, secret, kafka_password=secrets.token_urlsafe(24))
 

@@ -22,7 +22,9 @@ from relais.kafka.publisher import Publisher
 from relais.kafka.security import security_for
 from relais.members.directory import MemberDirectory
 from relais.members.model import (
+    CONTRACTOR_CHECKS,
     TDT,
+    WARN,
     Member,
     PartnerAccount,
     TdtSettings,
@@ -50,6 +52,10 @@ def _describe(member: Member) -> dict[str, object]:
         "department": member.department,
         "active": member.active,
         "registered_at": member.registered_at.isoformat(),
+        "contractor_check": member.contractor_check,
+        "legal_category": member.legal_category,
+        "commune": member.commune,
+        "commune_code": member.commune_code,
         "submissions_topic": member_topics.submissions(member.siren).name,
         "notifications_topic": member_topics.notifications(member.siren).name,
     }
@@ -154,6 +160,11 @@ def add(
     retry_tiers: str = typer.Option(
         "", help="This member's retry tiers, e.g. 30s,5m,1h (default: the partner's or hub's)."
     ),
+    contractor_check: str = typer.Option(
+        WARN, help="A contract (nature 4, CC) naming a closed or unknown contractor SIRET: "
+        "warn (the acte goes on, the member is warned) or refuse (the acte is rejected; "
+        "docs/registries.md)."
+    ),
     force: bool = typer.Option(
         False, help="Replace an existing member (rotates its token and Kafka password)."
     ),
@@ -165,12 +176,16 @@ def add(
     tdt = _tdt_settings(tdt_url, tdt_login, tdt_password_env, tdt_cert, tdt_key,
                         tdt_key_password_env, tdt_ca)
     accounts = _accounts(tdt, account, account_option)
+    if contractor_check not in CONTRACTOR_CHECKS:
+        fail(f"--contractor-check {contractor_check!r}: expected one of "
+             f"{', '.join(CONTRACTOR_CHECKS)}")
 
     async def go() -> Registration:
         directory = await _snapshot(settings)
         if directory.get(siren) is not None and not force:
             fail(f"member {siren} is already registered (use --force to replace it)")
         chosen_name, chosen_department = name, department
+        identity = None
         if settings.registry_sirene_url:
             identity = await registry_identity(settings.bootstrap_servers, siren)
             if identity is None:
@@ -185,7 +200,13 @@ def add(
                 chosen_department = chosen_department or identity.department or ""
         if not chosen_name or not chosen_department:
             fail("--name and --department are required when Sirene does not give them")
-        registration = new_member(siren, chosen_name, chosen_department, accounts=accounts)
+        registration = new_member(
+            siren, chosen_name, chosen_department, accounts=accounts,
+            contractor_check=contractor_check,
+            legal_category=identity.legal_category if identity else None,
+            commune=identity.commune if identity else None,
+            commune_code=identity.commune_code if identity else None,
+        )
         if retry_tiers:
             parse_tiers(retry_tiers)  # ConfigurationError: one line, exit 1
             registration = replace(
@@ -204,6 +225,13 @@ def add(
     registration = run(go())
     token = registration.token
     typer.echo(f"member {siren} registered")
+    stored = registration.member
+    if stored.legal_category or stored.commune:
+        typer.echo(f"  legal category {stored.legal_category or '?'}, commune "
+                   f"{stored.commune or '?'} ({stored.commune_code or '?'}), from Sirene")
+    typer.echo(f"  contractors:   {stored.contractor_check} (a contract naming a closed or "
+               "unknown contractor is " + ("refused)" if stored.refuses_closed_contractors
+                                           else "flagged, not refused)"))
     typer.echo(f"  submissions:   {member_topics.submissions(siren).name}")
     typer.echo(f"  notifications: {member_topics.notifications(siren).name}")
     typer.echo(f"  API token (shown once, store it now): {token}")
@@ -220,7 +248,9 @@ def list_members() -> None:
     directory = run(_snapshot(settings))
     for member in directory.all():
         flag = "" if member.active else "  (inactive)"
-        typer.echo(f"{member.siren}  {member.department}  {member.name}{flag}")
+        commune = f"  [{member.commune}]" if member.commune else ""
+        refuses = "  (refuses closed contractors)" if member.refuses_closed_contractors else ""
+        typer.echo(f"{member.siren}  {member.department}  {member.name}{commune}{refuses}{flag}")
     typer.echo(f"{len(directory)} members")
 
 

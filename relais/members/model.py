@@ -75,9 +75,22 @@ def TdtSettings(  # the name of the former class, kept for its callers
     )
 
 
+WARN = "warn"
+REFUSE = "refuse"
+CONTRACTOR_CHECKS = (WARN, REFUSE)
+"""A member's ``contractor_check``: what a contract naming a closed or unknown contractor
+SIRET gets (``agents/acts/contractors.py``): a warning beside the acte (``warn``, the
+default), or a refusal of the acte (``refuse``)."""
+
+
 @dataclass(frozen=True, init=False)
 class Member:
-    """A member and its accounts with partners, by partner name (``tdt``, ``archive``…)."""
+    """A member and its accounts with partners, by partner name (``tdt``, ``archive``…).
+
+    ``contractor_check`` is the member's setting for contracts naming a closed contractor
+    (:data:`CONTRACTOR_CHECKS`); ``legal_category``, ``commune`` and ``commune_code`` are
+    what Sirene said of the member's unit when it was registered (None: not known).
+    """
 
     siren: str
     name: str
@@ -87,6 +100,10 @@ class Member:
     registered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     accounts: Mapping[str, PartnerAccount] = field(default_factory=dict, hash=False)
     retry_tiers: str | None = None
+    contractor_check: str = WARN
+    legal_category: str | None = None
+    commune: str | None = None
+    commune_code: str | None = None
 
     def __init__(
         self,
@@ -98,6 +115,10 @@ class Member:
         registered_at: datetime | None = None,
         accounts: Mapping[str, PartnerAccount] | None = None,
         retry_tiers: str | None = None,
+        contractor_check: str = WARN,
+        legal_category: str | None = None,
+        commune: str | None = None,
+        commune_code: str | None = None,
         *,
         tdt: PartnerAccount | None = None,
     ) -> None:
@@ -114,6 +135,10 @@ class Member:
         setattr_(self, "registered_at", registered_at or datetime.now(UTC))
         setattr_(self, "accounts", merged)
         setattr_(self, "retry_tiers", retry_tiers)
+        setattr_(self, "contractor_check", contractor_check)
+        setattr_(self, "legal_category", legal_category)
+        setattr_(self, "commune", commune)
+        setattr_(self, "commune_code", commune_code)
 
     def account(self, partner: str) -> PartnerAccount | None:
         """The member's account with ``partner``, or None."""
@@ -123,6 +148,12 @@ class Member:
     def tdt(self) -> PartnerAccount | None:
         """The member's TdT account (read-only; ``accounts["tdt"]``)."""
         return self.accounts.get(TDT)
+
+    @property
+    def refuses_closed_contractors(self) -> bool:
+        """Whether a contract naming a closed or unknown contractor is refused (any value
+        other than ``refuse`` warns)."""
+        return self.contractor_check == REFUSE
 
     def to_record(self) -> dict[str, Any]:
         """The registry record (schema ``Member``): ``accounts``, and the TdT account again in
@@ -137,11 +168,16 @@ class Member:
             "tdt": _legacy_tdt(self.tdt),
             "accounts": {p: _account_record(a) for p, a in self.accounts.items()},
             "retry_tiers": self.retry_tiers,
+            "contractor_check": self.contractor_check,
+            "legal_category": self.legal_category,
+            "commune": self.commune,
+            "commune_code": self.commune_code,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Member:
-        """A member from its record, written with any schema version (v3's ``tdt`` included)."""
+        """A member from its record, written with any schema version (v3's ``tdt`` included;
+        before v5, ``warn`` and no Sirene identity)."""
         accounts = {
             partner: PartnerAccount(**{**value, "options": dict(value.get("options") or {})})
             for partner, value in (record.get("accounts") or {}).items()
@@ -158,6 +194,10 @@ class Member:
             registered_at=record["registered_at"],
             accounts=accounts,
             retry_tiers=record.get("retry_tiers"),
+            contractor_check=record.get("contractor_check") or WARN,
+            legal_category=record.get("legal_category"),
+            commune=record.get("commune"),
+            commune_code=record.get("commune_code"),
         )
 
 
@@ -261,7 +301,18 @@ def registration_reasons(siren: str, name: str, department: str) -> list[Reason]
     return reasons
 
 
-def check_registration(siren: str, name: str, department: str) -> None:
+def contractor_check_reasons(value: str) -> list[Reason]:
+    """Why ``value`` is not a ``contractor_check`` setting; empty when it is."""
+    if value in CONTRACTOR_CHECKS:
+        return []
+    return [Reason("contractor_check", "invalid_choice",
+                   f"{value[:40]!r} is not one of {', '.join(CONTRACTOR_CHECKS)}")]
+
+
+def check_registration(
+    siren: str, name: str, department: str, contractor_check: str = WARN
+) -> None:
     reasons = registration_reasons(siren, name, department)
+    reasons += contractor_check_reasons(contractor_check)
     if reasons:
         raise ValidationError("member registration refused", reasons=reasons)

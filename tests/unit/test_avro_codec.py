@@ -40,6 +40,10 @@ MEMBER: dict[str, Any] = {
     },
     "accounts": {},
     "retry_tiers": None,
+    "contractor_check": "warn",
+    "legal_category": None,
+    "commune": None,
+    "commune_code": None,
 }
 
 ACTE: dict[str, Any] = {
