@@ -80,6 +80,7 @@ from ops.processes import ManagedProcess
 from ops.stack import Stack, sandbox_base_port, sandbox_config, sandbox_member
 from ops.topics import apply_topics
 from relais.errors import DecodeError, InfrastructureError
+from relais.flows.kit import stage_inputs
 from relais.kafka import clients as kafka_clients
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher
@@ -124,6 +125,7 @@ class Ladder:
     fanout: float = 0.0
     broker_peak_rss_mib: float | None = None
     sandbox_peak_rss_mib: float | None = None
+    per_acte: dict[str, Any] = field(default_factory=dict)
 
 
 def peak_rss_mib(pid: int | None) -> float | None:
@@ -218,7 +220,10 @@ async def publish_all(producer: AIOKafkaProducer, items: Sequence[Prepared],
 
 class StateReader:
     """Reads every member's notifications (read_committed): when each flow was first
-    seen *posted* and *acknowledged* (this process's monotonic clock)."""
+    seen in each state (``seen``: this process's monotonic clock) and, per state, the
+    notification's record timestamp (``stamped``: wall-clock ms the stage's producer
+    stamped on it when it sent it inside its transaction) and the wall-clock ms it was
+    read (``read_at``): the per-hop split of :func:`hop_latencies`."""
 
     def __init__(self, bootstrap: str, sirens: list[str], codec: AvroCodec) -> None:
         self._codec = codec
@@ -227,6 +232,8 @@ class StateReader:
             bootstrap_servers=bootstrap, enable_auto_commit=False,
             isolation_level="read_committed", max_partition_fetch_bytes=4 * 1024 * 1024)
         self.seen: dict[str, dict[str, float]] = {}
+        self.stamped: dict[str, dict[str, float]] = {}
+        self.read_at: dict[str, dict[str, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -241,6 +248,7 @@ class StateReader:
         while True:
             batches = await self._consumer.getmany(timeout_ms=100, max_records=10000)
             now = time.monotonic()
+            wall_ms = time.time() * 1000
             for records in batches.values():
                 for record in records:
                     try:
@@ -248,7 +256,12 @@ class StateReader:
                                                   expected="Notification").record
                     except DecodeError:
                         continue
-                    self.seen.setdefault(note["flow_id"], {}).setdefault(note["state"], now)
+                    flow, state = note["flow_id"], note["state"]
+                    if state in self.seen.get(flow, {}):
+                        continue
+                    self.seen.setdefault(flow, {})[state] = now
+                    self.stamped.setdefault(flow, {})[state] = float(record.timestamp)
+                    self.read_at.setdefault(flow, {})[state] = wall_ms
 
     async def wait(self, flows: set[str], state: str, limit: float) -> bool:
         deadline = time.monotonic() + limit
@@ -266,6 +279,98 @@ class StateReader:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
+
+
+#: The acts flow's states from publish to *posted*, each written by one stage (the
+#: notification of the state goes in that stage's transaction).
+HOPS = (("ingress", "received"), ("validation", "validated"), ("delivery", "posted"))
+
+
+def hop_latencies(reader: StateReader, sent_wall_ms: dict[str, float]) -> dict[str, Any]:
+    """Per stage between publish and *posted*, p50/p99 in ms of:
+
+    - ``<stage> wait+handle``: from the previous state's notification being readable
+      (publish, for the ingress) to the stage's producer stamping this state's
+      notification: the stage's fetch, its wait behind the batch in hand, its handling
+      of the batch the acte was in;
+    - ``<stage> commit+read``: from that stamp to the notification being read by a
+      read_committed consumer: the rest of the batch's sends, the transaction's commit,
+      the markers, and a consumer's fetch.
+
+    Record timestamps are the producers' wall clock, on this same machine."""
+    parts: dict[str, list[float]] = {}
+    for flow, sent in sent_wall_ms.items():
+        stamped = reader.stamped.get(flow, {})
+        read = reader.read_at.get(flow, {})
+        before = sent
+        for stage, state in HOPS:
+            if state not in stamped or state not in read:
+                break
+            parts.setdefault(f"{stage} wait+handle", []).append(stamped[state] - before)
+            parts.setdefault(f"{stage} commit+read", []).append(read[state] - stamped[state])
+            before = read[state]
+    return {name: {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99)}
+            for name, values in parts.items()}
+
+
+async def end_offsets_of(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of ``topics`` (data records and transaction
+    markers both take an offset)."""
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics
+               for p in sorted(await _partitions(consumer, t))]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def count_between(bootstrap: str, starts: dict[TopicPartition, int],
+                        ends: dict[TopicPartition, int]) -> dict[str, int]:
+    """Committed data records per topic between ``starts`` and ``ends`` (read_committed,
+    so transaction markers and aborted records are not counted)."""
+    moved = [tp for tp in ends if ends[tp] > starts.get(tp, 0)]
+    counts: dict[str, int] = {}
+    if not moved:
+        return counts
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      isolation_level="read_committed",
+                                      max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        consumer.assign(moved)
+        for tp in moved:
+            consumer.seek(tp, starts.get(tp, 0))
+        deadline = time.monotonic() + 60
+        while await _behind(consumer, moved, ends) and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500,
+                                                       max_records=5000)).items():
+                inside = sum(1 for r in records if r.offset < ends[tp])
+                counts[tp.topic] = counts.get(tp.topic, 0) + inside
+        return counts
+    finally:
+        await consumer.stop()
+
+
+def worker_transactions(log_path: Path) -> dict[str, int]:
+    """Transactions (and outputs) each stage runner and delay forwarder of a stopped
+    worker committed, from its ``stage.stopped`` and ``delay.stopped`` log lines."""
+    found: dict[str, int] = {}
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if '"stage.stopped"' not in line and '"delay.stopped"' not in line:
+            continue
+        try:
+            entry = json.loads(line[line.index("{"):])
+        except ValueError:
+            continue
+        name = entry.get("stage") or f"delay-{entry.get('tier')}"
+        found[name] = found.get(name, 0) + int(entry.get("transactions") or 0)
+    return found
 
 
 # ---------------------------------------------------------------- the driver
@@ -468,9 +573,18 @@ class Driver:
 
     async def rung_l3(self, worker_count: int, *, latency: bool) -> None:
         n = self.args.l3_records
-        # The flow-state agent's group (faust's, named after the app) starts after the
-        # events of earlier rungs: their backlog is not this rung's work.
+        # The flow-state agent's group (faust's, named after the app) and every stage's
+        # start after the records of earlier rungs (a rung left out, e.g. `--rungs none`,
+        # leaves its input behind): their backlog is not this rung's work.
         await commit_end(self.bootstrap, APP_ID, FLOW_EVENTS.name)
+        for stage, topic in stage_inputs(FLOWS).items():
+            await commit_end(self.bootstrap, f"{APP_ID}-{stage}", topic)
+        for delay in TIERS:
+            await commit_end(self.bootstrap, f"{APP_ID}-delay-{delay.label}",
+                             delay.topic.name)
+        counted = await self.data_topics() if worker_count == 1 else []
+        offsets0 = await end_offsets_of(self.bootstrap, counted) if counted else {}
+        actes = 0
         print(f"L3: starting {worker_count} worker(s) ...", flush=True)
         workers = self.start_workers(worker_count)
         reader = StateReader(self.bootstrap, self.sirens, self.codec)
@@ -480,12 +594,14 @@ class Driver:
         try:
             # warm-up: one acte per member, end to end
             warm = self.items(f"l3w{worker_count}warm", len(self.sirens))
+            actes += len(warm)
             await publish_all(producer, warm)
             if not await reader.wait({w.flow_id for w in warm}, "acknowledged",
                                      self.args.timeout):
                 raise BenchmarkError("L3 warm-up actes were not all acknowledged: "
                                      + workers[0].output()[-3000:])
             items = self.items(f"l3w{worker_count}sat", n)
+            actes += n
             pids = [w.pid for w in workers]
             cpu0 = [cpu_seconds(p) for p in pids]
             broker0 = cpu_seconds(self.broker.running_pid())
@@ -522,8 +638,10 @@ class Driver:
             rate = saturation / 2
             count = max(10, int(rate * self.args.l3_seconds))
             items = self.items(f"l3w{worker_count}lat", count)
+            actes += count
             print(f"  L3 latency: {count} actes at {rate:.0f}/s ...", flush=True)
             sent = await publish_all(producer, items, rate)
+            wall = time.time() - time.monotonic()
             flows = {i.flow_id for i in items}
             if not await reader.wait(flows, "acknowledged", self.args.timeout):
                 raise BenchmarkError("L3: latency actes not all acknowledged in time")
@@ -536,7 +654,9 @@ class Driver:
                        extra={"posted_p50_ms": percentile(posted, 50),
                               "posted_p99_ms": percentile(posted, 99),
                               "acknowledged_p50_ms": percentile(acked, 50),
-                              "acknowledged_p99_ms": percentile(acked, 99)})
+                              "acknowledged_p99_ms": percentile(acked, 99),
+                              "hops": hop_latencies(
+                                  reader, {f: (sent[f] + wall) * 1000 for f in flows})})
             sat.peak_rss_mib = lat.peak_rss_mib
             self.ladder.rungs.append(lat)
             self.ladder.broker_peak_rss_mib = peak_rss_mib(self.broker.running_pid())
@@ -547,6 +667,45 @@ class Driver:
             await reader.stop()
             for process in workers:
                 stop_quietly(process)
+        if counted and actes:
+            await asyncio.sleep(2.0)  # the flow-state agent's last folds
+            self.ladder.per_acte = await self.acte_cost(
+                counted, offsets0, actes, workers[0].log_path)
+
+    async def data_topics(self) -> list[str]:
+        """Every topic of the run but Kafka's internal ones."""
+        async with admin_client(self.bootstrap) as admin:
+            names = await admin.list_topics()
+        return sorted(t for t in names if not t.startswith("__"))
+
+    async def acte_cost(self, topics: list[str], offsets0: dict[TopicPartition, int],
+                        actes: int, worker_log: Path) -> dict[str, Any]:
+        """Records, transaction markers and transactions per acte over the one-worker L3
+        (warm-up, saturation and latency actes; every topic but Kafka's internal ones)."""
+        offsets1 = await end_offsets_of(self.bootstrap, topics)
+        records = await count_between(self.bootstrap, offsets0, offsets1)
+        moved: dict[str, int] = {}
+        for tp, end in offsets1.items():
+            moved[tp.topic] = moved.get(tp.topic, 0) + end - offsets0.get(tp, 0)
+        total = sum(records.values())
+        markers = sum(moved.values()) - total
+        transactions = worker_transactions(worker_log)
+        def short(topic: str) -> str:
+            return ("relais.member.*." + topic.rsplit(".", 1)[-1]
+                    if topic.startswith("relais.member.") else topic)
+        by_topic: dict[str, int] = {}
+        for topic, count in records.items():
+            by_topic[short(topic)] = by_topic.get(short(topic), 0) + count
+        return {
+            "actes": actes,
+            "records": total / actes,
+            "markers": markers / actes,
+            "transactions": sum(transactions.values()) / actes,
+            "records_by_topic": {t: round(c / actes, 2) for t, c in sorted(by_topic.items())
+                                 if c},
+            "transactions_by_stage": {s: round(c / actes, 2)
+                                      for s, c in sorted(transactions.items()) if c},
+        }
 
 
 def report(args: argparse.Namespace, ladder: Ladder) -> str:
@@ -586,10 +745,39 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
                        for parts in assigned)
           for rung in ladder.rungs
           for stage, assigned in rung.extra.get("assignment", {}).items()),
+        *hop_lines(ladder),
+        *acte_lines(ladder),
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {platform.platform()}",
     ]
     return "\n".join(lines)
+
+
+def hop_lines(ladder: Ladder) -> list[str]:
+    """The per-hop split of publish → *posted* (the latency rung's)."""
+    lines = []
+    for rung in ladder.rungs:
+        hops = rung.extra.get("hops")
+        if hops:
+            lines.append(f"{rung.name}, publish -> posted per hop (p50 / p99 ms): " + "; ".join(
+                f"{name} {fmt(v['p50_ms'], 0)} / {fmt(v['p99_ms'], 0)}"
+                for name, v in hops.items()))
+    return lines
+
+
+def acte_lines(ladder: Ladder) -> list[str]:
+    """Records and transactions per acte (the one-worker L3's)."""
+    cost = ladder.per_acte
+    if not cost:
+        return []
+    return [
+        f"L3 per acte ({cost['actes']} actes, one worker): {cost['records']:.2f} records, "
+        f"{cost['markers']:.2f} transaction markers, {cost['transactions']:.2f} "
+        "transactions",
+        "  records: " + ", ".join(f"{t} {c}" for t, c in cost["records_by_topic"].items()),
+        "  transactions: " + ", ".join(f"{t} {c}"
+                                       for t, c in cost["transactions_by_stage"].items()),
+    ]
 
 
 def as_json(args: argparse.Namespace, ladder: Ladder) -> dict[str, Any]:
@@ -600,6 +788,7 @@ def as_json(args: argparse.Namespace, ladder: Ladder) -> dict[str, Any]:
         "fanout": ladder.fanout,
         "broker_peak_rss_mib": ladder.broker_peak_rss_mib,
         "sandbox_peak_rss_mib": ladder.sandbox_peak_rss_mib,
+        "per_acte": ladder.per_acte,
         "rungs": [dataclasses.asdict(r) for r in ladder.rungs],
     }
 

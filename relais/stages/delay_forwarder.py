@@ -61,6 +61,8 @@ class DelayForwarder:
         self.forwarded = 0
         self.skipped = 0
         self.consumer_restarts = 0
+        #: Kafka transactions committed (one per batch of due records)
+        self.transactions = 0
 
     async def start(self) -> None:
         await self._new_producer()
@@ -88,6 +90,8 @@ class DelayForwarder:
 
     async def stop(self) -> None:
         await stop_loop(self._task, self._consumer, self._producer)
+        log.info("delay.stopped", tier=self.tier.label, forwarded=self.forwarded,
+                 skipped=self.skipped, transactions=self.transactions)
 
     def _due_at(self, record: ConsumerRecord) -> float:  # type: ignore[type-arg]
         return float(record.timestamp) / 1000.0 + self.tier.seconds
@@ -216,3 +220,4 @@ class DelayForwarder:
             offsets = {tp: records[-1].offset + 1 for tp, records in due.items()}
             await self._producer.send_offsets_to_transaction(offsets, self.group_id)
         self.forwarded += sum(len(r) for r in due.values())
+        self.transactions += 1

@@ -83,6 +83,10 @@ class StageStats:
     batch_bugs: int = 0
     bug_dead_letters: int = 0
     consumer_restarts: int = 0
+    #: Kafka transactions committed (one per batch; one per record past the bug cap)
+    transactions: int = 0
+    #: records sent in those transactions (the consumer offsets not counted)
+    outputs: int = 0
 
 
 class StageRunner:
@@ -180,7 +184,8 @@ class StageRunner:
     async def stop(self) -> None:
         await stop_loop(self._task, self._consumer, self._producer)
         log.info("stage.stopped", stage=self.stage, handled=self.stats.handled,
-                 failed=self.stats.failed)
+                 failed=self.stats.failed, batches=self.stats.batches,
+                 transactions=self.stats.transactions, outputs=self.stats.outputs)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -378,6 +383,8 @@ class StageRunner:
             for out in outputs:
                 await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
             await producer.send_offsets_to_transaction(offsets, self.group_id)
+        self.stats.transactions += 1
+        self.stats.outputs += len(outputs)
 
     def _prepared(self, record: InputRecord) -> InputRecord:
         return self._prepare(record) if self._prepare is not None else record
