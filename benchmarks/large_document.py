@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.large_document            # 150 MiB, the TdT limit
+    .venv/bin/python -m benchmarks.large_document            # 150 MB (10^6 bytes)
     .venv/bin/python -m benchmarks.large_document --size-mb 40 --json large.json
 
 It starts a throwaway broker (free loopback ports), registers one member whose TdT is the
@@ -14,7 +14,7 @@ do), then:
    stamped copy (modules imported, connections and schemas made, as in a running hub);
 2. takes each process's baseline (``VmRSS``) and resets its peak (``VmHWM``, through
    ``/proc/<pid>/clear_refs``), then samples ``VmRSS`` every ``--sample-ms``;
-3. uploads a generated ``--size-mb`` MiB PDF (a valid PDF: header, page tree, one large
+3. uploads a generated ``--size-mb`` MB PDF (10^6 bytes; a valid PDF: header, page tree, one large
    stream object of incompressible bytes, cross-reference table and trailer) with
    ``POST /v1/blobs``, streamed from a generator (the benchmark never holds it either);
 4. publishes an acte naming it and waits for its *posted* notification: the first window,
@@ -22,6 +22,10 @@ do), then:
 5. unless ``--posted-only``, waits for *acknowledged* and the stamped copy's notification
    (the worker fetches the préfecture-stamped PDF from the TdT one poll tier later): the
    second window, reported beside the first.
+
+150 MB is the largest round size the TdT takes: S²LOW refuses an acte whose generated
+archive (the files and the XML message, tar.gz) exceeds 150 MiB (``ACTES_ARCHIVE_MAX_SIZE``),
+and a 150 MiB PDF makes an archive of 150.05 MiB.
 
 Growth is the peak (``VmHWM`` since the reset, or the largest sample) minus the baseline.
 The sandbox TdT's growth is reported too (the partner's side; not a target). Exit code 1
@@ -76,6 +80,7 @@ from topics.delays import TIERS
 
 APP_ID = "relais-bench-large"
 MIB = 1024 * 1024
+MB = 1000 * 1000
 BAR_MB = 64.0
 PROCESSES = ("api", "worker", "sandbox")
 STAMPED = "stamped_acte"
@@ -394,7 +399,7 @@ class Bench:
 
     async def run(self) -> Result:
         await self.setup()
-        size = self.args.size_mb * MIB
+        size = self.args.size_mb * MB
         result = Result(size_bytes=size)
         notes = Notifications(self.broker.bootstrap, self.siren, self.codec)
         await notes.start()
@@ -413,7 +418,7 @@ class Bench:
                 sampler = Sampler(memories, self.args.sample_ms / 1000)
                 sampler.start()
                 result.memory = memories
-                print(f"Uploading a {self.args.size_mb} MiB PDF through POST /v1/blobs ...",
+                print(f"Uploading a {self.args.size_mb} MB PDF through POST /v1/blobs ...",
                       flush=True)
                 block = os.urandom(MIB)
                 started = time.monotonic()
@@ -462,16 +467,16 @@ def report(args: argparse.Namespace, result: Result) -> str:
     for name, memory in result.memory.items():
         rows.append([f"{name} (pid {memory.pid})", f"{memory.baseline_mib:.0f}",
                      *(_mib(memory.growth(w)) for w in windows)])
-    mb = result.size_bytes / MIB
+    mb = result.size_bytes / MB
     lines = [
         "",
-        f"RELAIS LARGE DOCUMENT: {mb:.0f} MiB acte PDF, upload -> validation -> TdT post"
+        f"RELAIS LARGE DOCUMENT: {mb:.0f} MB acte PDF, upload -> validation -> TdT post"
         + ("" if args.posted_only else " -> acknowledged -> stamped copy"),
         "",
         table(headers, rows),
         "",
         f"upload {result.upload_seconds:.1f} s ({mb / max(result.upload_seconds, 1e-9):.0f} "
-        f"MiB/s); posted {result.posted_seconds:.1f} s after the upload"
+        f"MB/s); posted {result.posted_seconds:.1f} s after the upload"
         + ("" if result.acknowledged_seconds is None else
            f"; acknowledged {result.acknowledged_seconds:.1f} s") +
         ("" if result.stamped_seconds is None else
@@ -489,7 +494,7 @@ def over_bar(args: argparse.Namespace, result: Result) -> list[str]:
     """The hub processes that grew more than the bar up to *posted*."""
     return [name for name in ("api", "worker")
             if (growth := result.memory[name].growth("posted")) is not None
-            and growth * MIB > args.bar_mb * 1e6]
+            and growth * MIB > args.bar_mb * MB]
 
 
 def as_json(args: argparse.Namespace, result: Result) -> dict[str, Any]:
@@ -513,8 +518,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="A large acte PDF uploaded through the API, validated and posted to the "
         "sandbox TdT; peak RSS growth of the API, the worker and the sandbox.")
     parser.add_argument("--size-mb", type=int, default=150,
-                        help="the acte's size in MiB (default 150, the TdT limit and "
-                        "RELAIS_MAX_ACTE_BYTES' default)")
+                        help="the acte's size in MB of 10^6 bytes (default 150; the TdT "
+                        "takes up to about 157 MB, its archive's 150 MiB limit)")
     parser.add_argument("--bar-mb", type=float, default=BAR_MB,
                         help="largest growth allowed for the API and the worker up to "
                         "posted, in MB (default 64: issue 12)")
@@ -543,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Broker ready in {seconds:.1f} s (pid {broker.running_pid()})", flush=True)
         load_before = load_line()
         bench = Bench(stack, args, broker, work)
-        if args.size_mb * MIB > bench.settings.max_acte_bytes:
+        if args.size_mb * MB > bench.settings.max_acte_bytes:
             raise BenchmarkError(f"--size-mb {args.size_mb} is above RELAIS_MAX_ACTE_BYTES "
                                  f"({bench.settings.max_acte_bytes} bytes)")
         result = asyncio.run(bench.run())
