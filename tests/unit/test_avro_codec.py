@@ -379,3 +379,15 @@ def test_catalog_knows_every_recorded_fingerprint(codec: AvroCodec) -> None:
             known = codec.catalog.by_fingerprint(canonical_fingerprint(schema_json))
             assert known.name == name
             assert known.version == version
+
+
+@pytest.mark.parametrize("name", schemas.schema_names())
+def test_the_codec_hands_fastavro_schemas_it_does_not_parse_again(
+    codec: AvroCodec, name: str
+) -> None:
+    """fastavro re-parses, on every call, a schema without its "parsed" marker (3× the cost
+    of an encode); the codec writes and reads with marked schemas, keeping the unmarked
+    one for the canonical form."""
+    version = codec.catalog.current(name)
+    assert version.compiled.get("__fastavro_parsed") is True
+    assert "__fastavro_parsed" not in version.parsed
