@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 import structlog
+from aiokafka import TopicPartition
 from mode import Service
 
 from agents import flow_state
@@ -52,7 +53,7 @@ from relais.stages.delay_forwarder import DelayForwarder
 from relais.stages.delays import TIERS
 from relais.stages.failures import FailureRouter, RetryPolicy, parse_tiers, partner_policies
 from relais.stages.records import InputRecord
-from relais.stages.runner import StageRunner
+from relais.stages.runner import DEFAULT_MAX_RECORDS, StageRunner
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import dlq
 
@@ -148,6 +149,12 @@ def stage_runner(
     async def handler(record: InputRecord) -> list[Outbound]:
         return await handle(record, deps)
 
+    hook = stage.on_assigned
+
+    async def on_assigned(partitions: set[TopicPartition]) -> None:
+        if hook is not None:
+            await hook(deps, {(tp.topic, tp.partition) for tp in partitions})
+
     return StageRunner(
         settings.bootstrap_servers, stage=stage.name, group_id=group_id, handler=handler,
         router=FailureRouter(stage=stage.name, group_id=group_id, flow_type=stage.flow_type,
@@ -155,6 +162,8 @@ def stage_runner(
                              policy_for=member_policy, machine=machine),
         topics=(stage.input.name,),
         paused=(lambda: controls.paused(partner)) if partner else None,
+        on_assigned=on_assigned if hook is not None else None,
+        max_records=stage.max_batch_records or DEFAULT_MAX_RECORDS,
     )
 
 

@@ -13,10 +13,15 @@ holds its partition for long:
   parkings the look-up is left to the failure router (dead letter, ``failed``);
 - a registry failure (5xx, timeout): raised, for the failure router's retry tiers.
 
-A look-up waits for its registry's quota at most ``max_wait`` seconds counted from when it
-was written to the topic (its Kafka timestamp), so one batch of many look-ups for new
-numbers never holds the partition much longer than ``max_wait``: past it, look-ups that
-would wait are parked. A look-up without a member (``member_siren`` empty: an operator's
+**One wait budget per batch.** The runner commits a batch's outputs together, at its end,
+so the look-ups of one batch (at most :data:`BATCH_RECORDS`) share one budget of
+``max_wait`` seconds, counted from when the batch's first look-up reached this handler
+(:func:`relais.stages.runner.batch_scope`): a look-up whose number's slot is due within it
+waits in line for the bucket until then at most, any other is parked at once (``pending``).
+So under a backlog a batch lasts about ``max_wait`` seconds, each answer is published
+within about ``max_wait`` of its registry call, and the look-ups whose slot is far away are
+told ``pending`` within seconds of being read, instead of all waiting in line and being
+answered together minutes later. A look-up without a member (``member_siren`` empty: an operator's
 ``relais registry lookup`` or ``relais members add``) is answered through the cache topic
 only: no notification, and dropped (logged) instead of dead-lettered after
 :data:`MAX_WAITS` parkings.
@@ -37,6 +42,7 @@ from relais.flows.outbound import FlowContext, Outbound
 from relais.stages import headers as h
 from relais.stages.delays import TIERS, DelayTier, tier_for
 from relais.stages.records import InputRecord
+from relais.stages.runner import batch_scope
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
 
@@ -44,6 +50,10 @@ log = structlog.get_logger(__name__)
 STAGE = "registry-lookup"
 MAX_WAITS = 12
 DEFAULT_WAIT = 30.0
+#: Records per batch of the look-up stage (``Stage.max_batch_records``): with the batch's
+#: wait budget, bounds how long a batch's first answers wait for its commit.
+BATCH_RECORDS = 100
+_BUDGET = "registry-lookup.deadline"
 
 
 @dataclass
@@ -88,9 +98,15 @@ def _park(deps: LookupDeps, record: InputRecord, flow: FlowContext, parent: Even
     ]
 
 
-def _deadline(record: InputRecord, max_wait: float) -> float | None:
-    """When a look-up stops waiting in line: ``max_wait`` after it was written."""
-    return record.timestamp / 1000 + max_wait if record.timestamp > 0 else None
+def batch_deadline(deps: LookupDeps) -> float:
+    """When the look-ups of the current batch stop waiting in line (service clock time):
+    ``max_wait`` after the batch's first look-up got here; a look-up handled outside a
+    stage runner has a budget of its own."""
+    scope = batch_scope()
+    deadline = deps.service.clock() + deps.max_wait
+    if scope is None:
+        return deadline
+    return float(scope.setdefault(_BUDGET, deadline))
 
 
 async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]:
@@ -114,19 +130,17 @@ async def handle_lookup(record: InputRecord, deps: LookupDeps) -> list[Outbound]
                     reasons=[Reason("registry", "not_configured",
                                     f"{registry} is not configured on this hub")])
     request = flow.flow_id or f"{siren}:{lookup['request_id']}"
+    await deps.service.sweep()  # the owner's tombstones for expired answers, now and then
+    deadline = batch_deadline(deps)
     try:
-        plan = deps.service.plan(registry, lookup["identifier"], request)
+        plan = deps.service.plan(registry, lookup["identifier"], request,
+                                 wait_limit=deadline - deps.service.clock())
         if plan is not None:
             if waits < MAX_WAITS:
                 return _park(deps, record, flow, parent, registry, plan.wait, waits,
                              leader=plan.leader)
             raise LookupPendingError(f"{registry}: parked {waits} times, still not due",
                                      partner=registry, retry_after=plan.wait)
-        # a look-up whose slot is due waits at least one slot spacing, however long it
-        # queued behind others on the partition
-        deadline = _deadline(record, deps.max_wait)
-        if deadline is not None:
-            deadline = max(deadline, deps.service.clock() + deps.service.spacing(registry))
         answer = await deps.service.lookup(registry, lookup["identifier"], deadline=deadline)
     except ValueError as exc:  # dispatch checks first; a record forged past it lands here
         if not siren:

@@ -8,6 +8,11 @@ through ``publish`` to the compacted cache topic) before returning it. A 429 emp
 blocks the bucket for ``Retry-After`` and the call is tried again; a number whose wait
 would pass ``max_wait`` raises :class:`LookupPendingError` so the caller can park it on
 the delay tiers and tell the member it is pending (docs/registries.md).
+
+The bucket is the partition owner's: when a worker is assigned a registry's partition
+(first start, crash or rebalance), :meth:`LookupService.take_over` restarts that registry's
+gate from the state the last owner published on ``relais.registry.quota`` (an empty bucket,
+its ``Retry-After`` block); a 429 publishes the new block there (``publish_quota``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from connectors.registries.models import LookupResult, NotFound, RegistryRecord
 from relais.errors import PartnerTransientError
 from relais.identifiers import identifier_kind, normalize_identifier
 from relais.registry.breaker import BreakerState, CircuitBreaker
-from relais.registry.bucket import TokenBucket
+from relais.registry.bucket import BucketState, TokenBucket
 from relais.registry.cache import CacheEntry, CachePolicy, Outcome, RegistryCache, make_entry
 from relais.registry.singleflight import SingleFlight
 
@@ -34,6 +39,9 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Publish = Callable[[CacheEntry], Awaitable[None]]
+PublishQuota = Callable[[str, BucketState], Awaitable[None]]
+PublishTombstones = Callable[[list[str]], Awaitable[None]]
+QuotaStates = Callable[[str], BucketState | None]
 
 
 class RegistryConnector(Protocol):
@@ -98,6 +106,9 @@ class Plan:
     leader: bool
 
 
+SWEEP_EVERY = 600.0
+"""Seconds between two sweeps of the cache's expired entries by a registry's owner."""
+
 SLOT_GRACE = 120.0
 """A slot whose leader has not called this long after it is due is given to another
 request (the leader was dead-lettered, or its worker lost the partition)."""
@@ -124,6 +135,14 @@ class _Gate:
         self.slots[number] = slot
         return slot
 
+    def take_over(self, state: BucketState | None, now: float) -> None:
+        """A new ownership: an empty bucket blocked as the last owner said, and a new
+        schedule (the last owner's slots are unknown here; its parked leaders get new
+        ones when they come back)."""
+        self.bucket = TokenBucket.taken_over(self.bucket, state, now)
+        self.next_slot = max(now, self.bucket.blocked_until)
+        self.slots.clear()
+
 
 class LookupService:
     def __init__(
@@ -138,6 +157,9 @@ class LookupService:
         policy: CachePolicy | None = None,
         max_wait: float = 600.0,
         breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
+        quota_state: QuotaStates | None = None,
+        publish_quota: PublishQuota | None = None,
+        publish_tombstones: PublishTombstones | None = None,
     ) -> None:
         self.connectors = dict(connectors)
         self.cache = cache
@@ -150,6 +172,64 @@ class LookupService:
         self.gates = {name: _Gate(quotas[name], now, breaker()) for name in self.connectors}
         self.flight: SingleFlight[CacheEntry] = SingleFlight()
         self.calls = 0
+        self.quota_state = quota_state
+        self.publish_quota = publish_quota
+        self.publish_tombstones = publish_tombstones
+        self.owned: set[str] = set()
+        self.last_sweep = float("-inf")
+
+    def assigned(self, registries: set[str]) -> None:
+        """A rebalance left this worker the partitions of ``registries`` (every one of
+        them is taken over again, see :meth:`take_over`); it owns no other."""
+        self.owned = {name for name in registries if name in self.gates}
+        for name in sorted(self.owned):
+            self.take_over(name)
+
+    async def sweep(self, *, force: bool = False) -> int:
+        """Tombstones on the cache topic for the expired entries of the registries this
+        worker owns (their only writer, so a tombstone never follows a fresher answer of
+        its own), at most every :data:`SWEEP_EVERY` seconds unless ``force``; how many."""
+        now = self.clock()
+        if self.publish_tombstones is None or not self.owned:
+            return 0
+        if not force and now - self.last_sweep < SWEEP_EVERY:
+            return 0
+        self.last_sweep = now
+        keys = [key for key in self.cache.expired(now)
+                if key.split(":", 1)[0] in self.owned]
+        if not keys:
+            return 0
+        try:
+            await self.publish_tombstones(keys)
+        except Exception as exc:  # still expired here: the next sweep tries them again
+            log.warning("registries.cache_sweep_failed", keys=len(keys),
+                        error=f"{type(exc).__name__}: {exc}")
+            return 0
+        for key in keys:  # the view drops them too when the tombstones come back
+            self.cache.apply(key, None)
+        log.info("registries.cache_swept", registries=sorted(self.owned), tombstones=len(keys))
+        return len(keys)
+
+    def take_over(self, registry: str) -> BucketState | None:
+        """This worker now owns ``registry``'s partition: its gate restarts from the state
+        the last owner published (None when none was, or the registry is not configured
+        here). Called on every assignment, so a partition that came back to this worker
+        after another owner had it never trusts the tokens it held before."""
+        gate = self.gates.get(registry)
+        if gate is None:
+            return None
+        state = self.quota_state(registry) if self.quota_state is not None else None
+        gate.take_over(state, self.clock())
+        log.info("registries.quota_taken_over", registry=registry,
+                 blocked_for=round(max(gate.bucket.blocked_until - self.clock(), 0.0), 1))
+        return state
+
+    def observe_quota(self, registry: str, state: BucketState) -> None:
+        """A block published on ``relais.registry.quota`` (by this worker or the last
+        owner, read after the take-over): honoured on top of the local one."""
+        gate = self.gates.get(registry)
+        if gate is not None:
+            gate.bucket.observe(state)
 
     async def lookup(
         self, registry: str, identifier: str, *, deadline: float | None = None
@@ -224,6 +304,7 @@ class LookupService:
                 retry = exc.retry_after if exc.retry_after is not None else 60.0
                 gate.bucket.penalize(retry, self.clock())
                 log.warning("registries.quota_exceeded", registry=registry, retry_after=retry)
+                await self._publish_quota(registry, gate.bucket.state())
                 continue
             except RegistryNotDiffusibleError:
                 gate.breaker.success()
@@ -240,6 +321,17 @@ class LookupService:
             return await self._store(
                 registry, number, Outcome.FOUND, result.active, record_payload(result)
             )
+
+    async def _publish_quota(self, registry: str, state: BucketState) -> None:
+        """The block for the next owner; a failure to publish is logged, not raised (this
+        owner honours its block either way)."""
+        if self.publish_quota is None:
+            return
+        try:
+            await self.publish_quota(registry, state)
+        except Exception as exc:
+            log.warning("registries.quota_publish_failed", registry=registry,
+                        error=f"{type(exc).__name__}: {exc}")
 
     async def _wait_turn(self, registry: str, gate: _Gate, deadline: float) -> None:
         while True:

@@ -27,6 +27,8 @@ from topics.spec import TopicSpec
 
 #: A stage handler: one input record and the flow's dependencies → records to publish.
 Handler = Callable[[InputRecord, Any], Awaitable[list[Outbound]]]
+#: A stage's assignment hook: the flow's dependencies and the partitions it now holds.
+OnAssigned = Callable[[Any, set[tuple[str, int]]], Awaitable[None]]
 
 
 class Lifecycle(Protocol):
@@ -53,6 +55,11 @@ class Stage:
     Its consumer group is ``<app id>-<name>``, its dead-letter topic
     ``relais.dlq.<name>``; failures are reported as flows of ``flow_type``.
     Pausing ``partner`` (``relais connector pause``) holds the stage's input.
+    ``max_batch_records`` caps the records of one batch (one transaction; default: the
+    runner's), for a stage whose records may each wait on a partner, so a batch's
+    outputs are not held back long. ``on_assigned`` is awaited with the flow's
+    dependencies and the ``(topic, partition)`` pairs the stage holds after each
+    rebalance (e.g. to take over state the partition's previous owner published).
     """
 
     name: str
@@ -60,6 +67,8 @@ class Stage:
     handler: Handler
     flow_type: str
     partner: str | None = None
+    max_batch_records: int | None = None
+    on_assigned: OnAssigned | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,12 @@ class Timer:
 class HubContext:
     """What the hub shares with every flow's ``build``: the settings, the Avro codec,
     the member directory, the blob store, the journal publisher (acknowledged writes
-    outside a stage transaction) and the connector pause controls."""
+    outside a stage transaction) and the connector pause controls.
+
+    ``shared`` holds what several flows of one worker use and the worker must build once
+    (e.g. the registry cache's view, read by the registry stages and acts-validation):
+    the first flow whose ``build`` asks makes it and lists it in its views, the others
+    take it from here (``agents.registry.views.shared_cache_view``)."""
 
     settings: Any
     codec: Any
@@ -90,6 +104,7 @@ class HubContext:
     blobs: Any
     journal: Any
     controls: Any
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,11 +12,14 @@ fast second one arrive closer together than they were sent).
 A 429 from the registry (:meth:`TokenBucket.penalize`) empties the bucket and blocks it
 until ``Retry-After`` has passed. A new owner of the bucket (after a crash or a rebalance)
 starts with :meth:`TokenBucket.taken_over`: no tokens and the last known block, which can
-only make calls rarer, never more frequent, so the bound holds across owners.
+only make calls rarer, never more frequent, so the bound holds across owners. What the
+last owner published (:class:`BucketState`) travels as a small JSON object
+(:func:`state_to_json`, :func:`state_from_json`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -24,11 +27,36 @@ EPSILON = 1e-9  # float refills land a hair under a whole token
 MIN_WAIT = 1e-3  # never ask a caller to wait less than a millisecond
 
 
+MAX_STATE_BYTES = 1024  # a published state is a few dozen bytes; refuse anything larger
+
+
 @dataclass(frozen=True)
 class BucketState:
-    """What a bucket owner publishes so the next owner starts where it stopped."""
+    """What a bucket owner publishes so the next owner starts where it stopped: the end
+    of the registry's last ``Retry-After`` block, and the time of its last call (a new
+    owner whose clock lags the old one's still waits a full token after that call)."""
 
     blocked_until: float
+    last_call: float = 0.0
+
+
+def state_to_json(state: BucketState) -> bytes:
+    return json.dumps({"blocked_until": state.blocked_until,
+                       "last_call": state.last_call}).encode("utf-8")
+
+
+def state_from_json(raw: bytes) -> BucketState:
+    """The state a ``relais.registry.quota`` record holds (ValueError when it is not one)."""
+    if len(raw) > MAX_STATE_BYTES:
+        raise ValueError(f"a bucket state is at most {MAX_STATE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+        blocked, last = float(data["blocked_until"]), float(data.get("last_call", 0.0))
+    except (TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a bucket state: {exc}") from exc
+    if not (math.isfinite(blocked) and math.isfinite(last)):
+        raise ValueError("a bucket state's times are finite numbers")
+    return BucketState(blocked, last)
 
 
 class TokenBucket:
@@ -48,6 +76,7 @@ class TokenBucket:
         self.tokens = capacity if tokens is None else min(tokens, capacity)
         self.updated = now
         self.blocked_until = blocked_until
+        self.last_call = 0.0
 
     @classmethod
     def for_quota(
@@ -64,8 +93,12 @@ class TokenBucket:
     def taken_over(
         cls, template: TokenBucket, state: BucketState | None, now: float
     ) -> TokenBucket:
-        """The bucket of a new owner: empty, and blocked as long as the last owner said."""
-        blocked = state.blocked_until if state is not None else 0.0
+        """The bucket of a new owner: empty, and blocked as long as the last owner said.
+
+        Empty from ``now`` on (or from the last owner's last call, if its clock was ahead):
+        whatever the last owner's bucket still held, the two owners' calls together are
+        then calls one bucket could have let through, so the window bound holds."""
+        blocked = max(state.blocked_until, state.last_call) if state is not None else 0.0
         return cls(template.capacity, template.rate, now, tokens=0.0, blocked_until=blocked)
 
     def _refill(self, now: float) -> None:
@@ -81,6 +114,7 @@ class TokenBucket:
         self._refill(now)
         if self.tokens >= 1.0 - EPSILON:
             self.tokens = max(self.tokens - 1.0, 0.0)
+            self.last_call = max(self.last_call, now)
             return 0.0
         return max((1.0 - self.tokens) / self.rate, MIN_WAIT)
 
@@ -91,7 +125,12 @@ class TokenBucket:
         self.blocked_until = max(self.blocked_until, now + max(retry_after, 0.0))
 
     def state(self) -> BucketState:
-        return BucketState(self.blocked_until)
+        return BucketState(self.blocked_until, self.last_call)
+
+    def observe(self, state: BucketState) -> None:
+        """A block another owner published (e.g. just before this one took over): honour
+        it too. Only ever makes calls rarer."""
+        self.blocked_until = max(self.blocked_until, state.blocked_until)
 
     def max_in_window(self, window: float) -> int:
         """The most calls this bucket can let through in any ``window`` seconds."""

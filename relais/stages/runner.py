@@ -25,9 +25,23 @@ When a batch fails for another reason:
   which starts every partition at its committed offset. Nothing is committed
   from a position that was not rewound, so no record is skipped.
 
+A batch whose records publish nothing (a stage that only watches, e.g. archive-acts over
+every flow event) opens no transaction of its own: its offsets wait, and go in the next
+transaction the stage commits (the next batch that publishes), or in one of their own once
+``idle_commit_seconds`` passed or the input is idle. Until then they are uncommitted like
+a batch in hand: a crash or a rebalance reads those records again, which handlers allow,
+and a handler that publishes nothing publishes nothing the second time either. Pending
+offsets of a partition the stage no longer holds are dropped, never committed, and a
+rewind drops them all.
+
 ``prepare`` turns each consumed record into what the stage may read before the
 handler, the router or the logs see it (the ingress drops a member's
 ``relais_*`` headers there).
+
+A handler may keep state for the batch it is part of in :func:`batch_scope` (a dict
+that lives for one batch: e.g. a wait budget the batch's records share), and a stage
+may be told when partitions are assigned to it (``on_assigned``: e.g. the owner of a
+registry's partition resets its quota bucket from the last owner's published state).
 """
 
 from __future__ import annotations
@@ -35,11 +49,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
@@ -70,6 +85,35 @@ Batches = dict[TopicPartition, list[Any]]
 #: cannot exist), not by the broker's state: reading the batch again cannot help, so they
 #: count as bugs (capped, then dead-lettered) instead of being waited out like an outage.
 CONTENT_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
+#: Records fetched per batch (one transaction) unless a stage asks for fewer.
+DEFAULT_MAX_RECORDS = 500
+#: Called with the partitions a rebalance assigned to the stage (all of them, not only new).
+OnAssigned = Callable[[set[TopicPartition]], Awaitable[None]]
+
+_BATCH_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("relais_batch_scope", default=None)
+
+
+def batch_scope() -> dict[str, Any] | None:
+    """A dict shared by the handlers of the batch being handled (fresh for each batch,
+    each isolated record too); ``None`` outside a stage runner (e.g. a unit test calling a
+    handler directly)."""
+    return _BATCH_SCOPE.get()
+
+
+class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: str, on_assigned: OnAssigned) -> None:
+        self._stage = stage
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._on_assigned(set(assigned))
+        except Exception as exc:  # a hook's bug must not break the group's rebalance
+            log.error("stage.on_assigned_failed", stage=self._stage, error=describe(exc),
+                      exc_info=exc)
 
 
 @dataclass
@@ -103,7 +147,7 @@ class StageRunner:
         topics: tuple[str, ...] = (),
         pattern: str | None = None,
         concurrency: int = 16,
-        max_records: int = 500,
+        max_records: int = DEFAULT_MAX_RECORDS,
         metadata_max_age_ms: int = 3000,
         paused: Callable[[], bool] | None = None,
         prepare: Prepare | None = None,
@@ -113,6 +157,8 @@ class StageRunner:
         retry_delay: float = 1.0,
         consumer_factory: ConsumerFactory | None = None,
         producer_factory: ProducerFactory | None = None,
+        idle_commit_seconds: float = 1.0,
+        on_assigned: OnAssigned | None = None,
     ) -> None:
         if bool(topics) == bool(pattern):
             raise ValueError("give either topics or a pattern")
@@ -137,11 +183,16 @@ class StageRunner:
         self._retry_delay = retry_delay
         self._consumer_factory = consumer_factory or self._kafka_consumer
         self._producer_factory = producer_factory or self._kafka_producer
+        self._on_assigned = on_assigned
         self._consumer: Any = None
         self._producer: Any = None
         self._task: asyncio.Task[None] | None = None
         #: partition → (first offset of the failing batch, bugs in a row there)
         self._bugs: dict[TopicPartition, tuple[int, int]] = {}
+        #: offsets of handled batches that published nothing, not committed yet
+        self._pending: dict[TopicPartition, int] = {}
+        self._pending_since = 0.0
+        self._idle_commit_seconds = idle_commit_seconds
         self.stats = StageStats()
 
     # -- clients ---------------------------------------------------------------------------
@@ -164,10 +215,12 @@ class StageRunner:
 
     async def _start_consumer(self) -> Any:
         consumer = self._consumer_factory()
+        listener = ({"listener": _AssignmentListener(self.stage, self._on_assigned)}
+                    if self._on_assigned is not None else {})
         if self._pattern:
-            consumer.subscribe(pattern=self._pattern)
+            consumer.subscribe(pattern=self._pattern, **listener)
         else:
-            consumer.subscribe(topics=list(self._topics))
+            consumer.subscribe(topics=list(self._topics), **listener)
         await consumer.start()
         return consumer
 
@@ -214,6 +267,28 @@ class StageRunner:
                 continue
             if batches:
                 await self._step(batches)
+            if self._pending:
+                self._drop_revoked()
+            if self._pending and (not batches or time.monotonic() - self._pending_since
+                                  >= self._idle_commit_seconds):
+                await self._commit_pending()
+
+    def _drop_revoked(self) -> None:
+        """Forget the pending offsets of partitions a rebalance took away: their next owner
+        reads those records again, and an offset from before the rebalance is never
+        committed over what that owner committed since."""
+        assigned = self._assigned()
+        for tp in [tp for tp in self._pending if tp not in assigned]:
+            del self._pending[tp]
+
+    async def _commit_pending(self) -> None:
+        """The offsets of output-less batches, in a transaction of their own."""
+        pending = dict(self._pending)
+        try:
+            await self._publish([], {})
+        except KafkaError as exc:
+            log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
+            await self._recover(list(pending), self._retry_delay)
 
     async def _step(self, batches: Batches) -> None:
         """Process one batch; on failure, recover so that the batch is read again (or,
@@ -282,6 +357,9 @@ class StageRunner:
             self._bugs.pop(tp, None)
 
     async def _recover(self, partitions: list[TopicPartition], delay: float) -> None:
+        # the pending offsets' records are read again too (their partitions rewound)
+        partitions = [*partitions, *(tp for tp in self._pending if tp not in partitions)]
+        self._pending.clear()
         await asyncio.sleep(delay)
         try:
             await self._new_producer()
@@ -325,6 +403,7 @@ class StageRunner:
         """Leave the group and join it again with a new consumer: every partition then
         starts at its committed offset. Retried until the broker answers."""
         self.stats.consumer_restarts += 1
+        self._pending.clear()  # the new consumer starts at the committed offsets
         old, self._consumer = self._consumer, None
         log.error("stage.consumer_restarting", stage=self.stage)
         if old is not None:
@@ -359,16 +438,25 @@ class StageRunner:
                     results[index] = await self._handle(records[index])
 
         # Every group finishes before a failure is raised: none keeps running while the
-        # batch is read again.
-        done = await asyncio.gather(*(run_group(indexes) for indexes in groups.values()),
-                                    return_exceptions=True)
+        # batch is read again. The groups' tasks share one batch scope.
+        scope = _BATCH_SCOPE.set({})
+        try:
+            done = await asyncio.gather(*(run_group(indexes) for indexes in groups.values()),
+                                        return_exceptions=True)
+        finally:
+            _BATCH_SCOPE.reset(scope)
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
         handled = time.perf_counter()
         outputs = [out for outputs in results for out in outputs]
-        await self._publish(outputs, offsets)
+        if outputs:
+            await self._publish(outputs, offsets)
+        else:  # nothing to publish: the offsets go with the next transaction
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.update(offsets)
         self.stats.handled += len(records)
         self.stats.batches += 1
         self.stats.last_batch_at = asyncio.get_running_loop().time()
@@ -377,7 +465,15 @@ class StageRunner:
                   commit_ms=round((time.perf_counter() - handled) * 1000, 1))
 
     async def _publish(self, outputs: list[Outbound], offsets: dict[TopicPartition, int]) -> None:
-        """``outputs`` and the consumer ``offsets`` in one transaction."""
+        """``outputs`` and the consumer ``offsets`` in one transaction, with the pending
+        offsets of output-less batches (of the partitions still assigned)."""
+        if self._pending:
+            assigned = self._assigned()
+            offsets = {**{tp: o for tp, o in self._pending.items() if tp in assigned},
+                       **offsets}
+            self._pending.clear()  # committed below, or read again after the failure
+        if not offsets and not outputs:
+            return
         producer = self._producer
         async with producer.transaction():
             for out in outputs:
@@ -385,6 +481,12 @@ class StageRunner:
             await producer.send_offsets_to_transaction(offsets, self.group_id)
         self.stats.transactions += 1
         self.stats.outputs += len(outputs)
+
+    def _assigned(self) -> set[TopicPartition]:
+        try:
+            return set(self._consumer.assignment()) if self._consumer is not None else set()
+        except Exception:  # mid-rebalance: commit none of the pending offsets
+            return set()
 
     def _prepared(self, record: InputRecord) -> InputRecord:
         return self._prepare(record) if self._prepare is not None else record
@@ -412,6 +514,7 @@ class StageRunner:
             for raw in tp_records:
                 record = self._prepared(raw)
                 offsets = {tp: raw.offset + 1}
+                scope = _BATCH_SCOPE.set({})
                 try:
                     outputs = await self._handle(record)
                     await self._publish(outputs, offsets)
@@ -423,6 +526,8 @@ class StageRunner:
                     await self._publish(self._bug_letters(record, exc), offsets)
                 else:
                     self.stats.handled += 1
+                finally:
+                    _BATCH_SCOPE.reset(scope)
             self._bugs.pop(tp, None)
         self.stats.batches += 1
         self.stats.last_batch_at = asyncio.get_running_loop().time()
