@@ -201,6 +201,12 @@ class Settings:
         metadata={"help": "Longest a look-up waits in line for its registry's quota before "
                   "it is parked on a delay tier and the member told it is pending."},
     )
+    contractor_wait_tiers: str = field(
+        default="5s,5s,30s,30s,2m,2m,5m,5m",
+        metadata={"help": "Delay tiers a contract of a member that refuses closed contractors "
+                  "waits on, one per parking, for its contractors' registry answers; after "
+                  "the last it is rejected as contractor_unverified (about 15 minutes)."},
+    )
     sandbox_registries_port: int = field(
         default=8485, metadata={"help": "Port of the sandbox registries."}
     )

@@ -25,8 +25,9 @@ from agents.acts.status import STAGE as STATUS
 from agents.acts.status import handle_status
 from agents.acts.validation import STAGE as VALIDATION
 from agents.acts.validation import handle_submitted
+from agents.registry.views import shared_cache_view
 from connectors.tdt.registry import TdtConnectors
-from relais.flows.kit import Flow, FlowRuntime, HubContext, Route, Stage, Timer
+from relais.flows.kit import Flow, FlowRuntime, HubContext, Lifecycle, Route, Stage, Timer
 from relais.kafka.compacted_view import CompactedView
 from relais.stages.failures import parse_tiers
 from topics.acts import (
@@ -60,8 +61,9 @@ def _prefecture_interval(settings: Any) -> float:
 
 
 def build(ctx: HubContext) -> FlowRuntime:
-    """The acts stages' dependencies from what the hub shares: the link journal and the
-    classification snapshots (views started before the stages), one TdT client per
+    """The acts stages' dependencies from what the hub shares: the link journal, the
+    classification snapshots and the registry cache (views started before the stages; the
+    cache's view is the worker's one, shared with the registry flow), one TdT client per
     member account (closed at the end), and the prefecture watcher."""
     settings = ctx.settings
     bootstrap = settings.bootstrap_servers
@@ -71,14 +73,19 @@ def build(ctx: HubContext) -> FlowRuntime:
         schema_name="ClassificationSnapshot", parse=lambda record: record,
     )
     connectors = TdtConnectors(timeout=settings.tdt_timeout_seconds)
+    registry, made_here = shared_cache_view(ctx)
     deps = ActsFlowDeps(
         codec=ctx.codec, members=ctx.members, blobs=ctx.blobs, links=links,
         classifications=classifications, connectors=connectors, journal=ctx.journal,
         max_acte_bytes=settings.max_acte_bytes,
         poll_schedule=parse_tiers(settings.poll_tiers) or ("5s",),
+        registry_cache=registry.cache,
+        registry_configured=bool(settings.registry_sirene_url),
+        contractor_wait_tiers=parse_tiers(settings.contractor_wait_tiers) or ("5s",),
     )
     deps.prefecture = PrefectureWatcher(deps, ctx.members)
-    return FlowRuntime(deps=deps, views=[links, classifications], closers=[connectors.aclose])
+    views: list[Lifecycle] = [links, classifications, *([registry] if made_here else [])]
+    return FlowRuntime(deps=deps, views=views, closers=[connectors.aclose])
 
 
 ACTS = Flow(

@@ -6,6 +6,11 @@ the acte forwarded to ``relais.acts.delivery`` (to ``relais.signature.requests``
 when the member's i-Parapheur signs its actes), or a rejection naming each
 failed field. Nothing reaches the TdT from a rejected acte.
 
+A contract (nature 4, CC) of a member whose ``contractor_check`` is ``refuse`` is also
+checked against the hub-wide registry cache, and may be parked on a delay tier until its
+contractors' answers are cached (``agents/acts/contractors.py``); any other contract's
+contractors are looked up beside it, never in its way.
+
 The numéro interne and the documents' file names are checked with the TdT's own
 rules (``connectors.tdt.rules``: S²LOW's number pattern, its file name and
 extension checks); each reason names the refused field, and a reason is listed
@@ -21,7 +26,17 @@ from typing import Any
 import structlog
 
 from agents.acts.classification import current_classification
-from agents.acts.contractors import contractor_lookups
+from agents.acts.contractors import (
+    CHILD_EVENT,
+    CONTRACTOR_WAITS,
+    ContractorCheck,
+    check_contractors,
+    contractor_lookups,
+    is_contract,
+    park_contract,
+    pending_message,
+    unverified_reasons,
+)
 from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink, link_outbound
@@ -185,6 +200,17 @@ async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound
         log.info("acts.duplicate_submission", delivery=existing.delivery)
         return []
     id_acte, reasons = await validate_acte(deps, siren, flow_id, submission)
+    check: ContractorCheck | None = None
+    if is_contract(submission) and deps.member(siren).refuses_closed_contractors:
+        check = check_contractors(deps.registry_cache, submission, deps.clock())
+        reasons = unique_reasons([*reasons, *check.reasons])
+        if not reasons and check.uncached:
+            waits = h.get_count(headers, CONTRACTOR_WAITS)
+            if deps.registry_configured and waits < len(deps.contractor_wait_tiers):
+                return _park(deps, record, flow, parent, submission, check, waits)
+            log.info("acts.contractors_unverified", waits=waits,
+                     configured=deps.registry_configured, count=len(check.uncached))
+            reasons = unverified_reasons(check.uncached, configured=deps.registry_configured)
     if reasons:
         log.info("acts.rejected", fields=[r.field for r in reasons])
         return transition(
@@ -207,8 +233,33 @@ async def handle_submitted(record: InputRecord, deps: ActsDeps) -> list[Outbound
         link_outbound(deps.codec, link, parent, stage=STAGE),
         *transition(deps, flow, stage=STAGE, state="validated", previous="received",
                     kind="STATE_CHANGED", message=f"acte {id_acte} passed the checks",
-                    parent=parent, partner_ref=id_acte),
+                    parent=parent, partner_ref=id_acte,
+                    details=None if check is None else {"contractors_checked": str(check.known)}),
         Outbound(onward.name, flow_id.encode("utf-8"), record.value,
-                 h.replace(headers, **{h.ATTEMPT: None})),
-        *contractor_lookups(deps.codec, siren, submission, parent),
+                 h.replace(headers, **{h.ATTEMPT: None, CONTRACTOR_WAITS: None})),
+        # refuse mode: the contractors were read from the cache (and looked up when parked)
+        *(contractor_lookups(deps.codec, siren, submission, parent) if check is None else []),
+    ]
+
+
+def _park(
+    deps: ActsDeps, record: InputRecord, flow: FlowContext, parent: EventHeaders,
+    submission: dict[str, Any], check: ContractorCheck, waits: int,
+) -> list[Outbound]:
+    """A contract whose contractors the cache does not hold yet, parked until they are
+    (back to this stage); the first time, their look-ups and one notification to the
+    member (a child event of the ``received`` acte: its state does not move)."""
+    parked = park_contract(record, deps.contractor_wait_tiers, waits)
+    log.info("acts.contract_parked", waits=waits + 1, tier=parked.topic,
+             uncached=len(check.uncached))
+    if waits > 0:
+        return [parked]
+    uncached = [siret for _, siret in check.uncached]
+    return [
+        *contractor_lookups(deps.codec, flow.member_siren, submission, parent, only=uncached),
+        *transition(deps, flow, stage=STAGE, state="received", previous="received",
+                    kind="STATE_CHANGED", parent=parent, child_event=CHILD_EVENT,
+                    message=pending_message(check.uncached, deps.contractor_wait_tiers),
+                    details={"pending_contractors": ",".join(uncached)}),
+        parked,
     ]
