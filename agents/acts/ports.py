@@ -7,7 +7,7 @@ pass in-memory fakes with the same methods.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any, Protocol
 
@@ -38,6 +38,10 @@ class TdtConnector(Protocol):
     async def get_status(self, transaction_id: str) -> StatusResult: ...
 
     async def get_stamped_acte(self, transaction_id: str) -> bytes: ...
+
+    async def save_stamped_acte(
+        self, transaction_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[BlobRef]]
+    ) -> BlobRef: ...
 
     async def cancel(self, transaction_id: str) -> PostResult | str: ...
 
@@ -109,6 +113,12 @@ class Blobs(Protocol):
 
     async def put_bytes(
         self, data: bytes, *, media_type: str, filename: str,
+        expected_sha256: str | None = None, max_bytes: int | None = None,
+        owner: str | None = None,
+    ) -> BlobRef: ...
+
+    async def put_stream(
+        self, chunks: AsyncIterable[bytes], *, media_type: str, filename: str,
         expected_sha256: str | None = None, max_bytes: int | None = None,
         owner: str | None = None,
     ) -> BlobRef: ...

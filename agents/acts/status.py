@@ -21,6 +21,7 @@ acknowledgement itself never waits for it.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import structlog
@@ -173,10 +174,10 @@ async def _stamped(
     attempt = check["polls"] + 1
     try:
         member = deps.member(check["member_siren"])
-        pdf = await deps.connectors.for_member(member).get_stamped_acte(transaction_id)
-        ref = await deps.blobs.put_bytes(pdf, media_type="application/pdf",
-                                         filename=f"{id_acte}-tampon.pdf",
-                                         owner=flow.member_siren)
+        # streamed from the TdT into the blob store: a 150 MB acte is never whole in memory
+        ref = await deps.connectors.for_member(member).save_stamped_acte(
+            transaction_id, partial(deps.blobs.put_stream, media_type="application/pdf",
+                                    filename=f"{id_acte}-tampon.pdf", owner=flow.member_siren))
     except RelaisError as exc:
         why = exc.message
         if isinstance(exc, PartnerRefusedError):

@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 
 from connectors.http.limits import read_capped
+from connectors.http.streamed import capped_chunks
 from connectors.tdt.errors import (
     is_ko,
     map_transport_errors,
@@ -81,6 +82,7 @@ from relais.errors import (
 )
 
 log = structlog.get_logger(__name__)
+_R = TypeVar("_R")
 
 ACTES = "/modules/actes"
 PATH_CREATE = f"{ACTES}/actes_transac_create.php"
@@ -535,6 +537,91 @@ class S2lowConnector:
             raise reply_error(self.partner, operation, "the stamped acte is not a PDF", answer.body)
         return answer.body
 
+    async def save_stamped_acte(
+        self, transaction_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[_R]]
+    ) -> _R:
+        """:meth:`get_stamped_acte`, streamed: the PDF goes to ``store`` chunk by chunk as it
+        arrives (a blob store's ``put_stream``), never whole in memory; returns what
+        ``store`` returns.
+
+        Same calls, errors and caps as :meth:`get_stamped_acte` (the first hop's answer,
+        a redirect or S²LOW's ``KO``, is capped at ``caps.text``). ``store`` must leave
+        nothing behind when the chunks it reads raise (``put_stream`` does not): each
+        attempt after a transient failure calls it again with a fresh stream.
+        """
+        operation = "get_stamped_acte"
+
+        async def attempt() -> _R:
+            answer = await self._hop(
+                operation, "GET", self._base_url + PATH_GET_TAMPON, cap=self.caps.text,
+                params={"transaction": transaction_id}, redirect_ok=True,
+            )
+            if not 300 <= answer.status < 400:
+                if is_ko(answer.body):
+                    raise self._refusal(answer, operation, "stamped_acte")
+                if not answer.body.strip():
+                    text = f"the TdT holds no PDF file to stamp for transaction {transaction_id}"
+                    raise PartnerRefusedError(
+                        text, partner=self.partner, status=answer.status,
+                        reasons=[Reason("stamped_acte", "tdt_refused", text)],
+                    )
+                raise reply_error(
+                    self.partner, operation, "expected a redirect to the PDF", answer.body
+                )
+            target = self._redirect_target(answer, PATH_DOWNLOAD, operation)
+            return await self._stream_pdf(operation, target, store)
+
+        return await self._retrying(self._redirect_read_attempts, attempt)
+
+    async def _stream_pdf(
+        self, operation: str, url: httpx.URL,
+        store: Callable[[AsyncIterator[bytes]], Awaitable[_R]],
+    ) -> _R:
+        """GET ``url`` and hand its body, checked to be a PDF, to ``store`` as it arrives."""
+        started = time.perf_counter()
+        sent = 0
+
+        async def pdf(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+            nonlocal sent
+            head = b""
+            async for chunk in chunks:
+                if len(head) < 5:
+                    head += chunk
+                    if len(head) < 5:
+                        continue
+                    if not head.startswith(b"%PDF-"):
+                        raise reply_error(self.partner, operation,
+                                          "the stamped acte is not a PDF", head)
+                    chunk, head = head, b"%PDF-"
+                sent += len(chunk)
+                yield chunk
+            if len(head) < 5:
+                raise reply_error(self.partner, operation, "the stamped acte is not a PDF", head)
+
+        with map_transport_errors(self.partner, operation):
+            request = self._client.build_request(
+                "GET", url, headers={"Accept-Encoding": "identity"}
+            )
+            response = await self._client.send(request, stream=True)
+            try:
+                if not 200 <= response.status_code < 300:
+                    body = await self._read_capped(response, self.caps.text, operation)
+                    error = status_error(response.status_code, response.headers, body,
+                                         partner=self.partner, operation=operation,
+                                         url=self._base_url)
+                    raise error or reply_error(self.partner, operation,
+                                               f"HTTP {response.status_code} instead of the PDF",
+                                               body)
+                stored = await store(pdf(capped_chunks(
+                    response, self.caps.document, partner=self.partner, operation=operation,
+                    deadline=self._body_deadline, label="TdT")))
+            finally:
+                await response.aclose()
+        log.info("tdt.called", partner=self.partner, operation=operation,
+                 http_status=response.status_code, bytes=sent, streamed=True,
+                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1))
+        return stored
+
     # -- reconciliation --------------------------------------------------------------------
 
     async def list_actes(
@@ -590,7 +677,7 @@ class S2lowConnector:
             partner=self.partner,
         )
 
-    async def _retrying(self, attempts: int, call: Callable[[], Awaitable[_Answer]]) -> _Answer:
+    async def _retrying(self, attempts: int, call: Callable[[], Awaitable[_R]]) -> _R:
         """``call()``, again after a transient failure, ``attempts`` times in all (reads only)."""
         for attempt in range(1, attempts + 1):
             try:

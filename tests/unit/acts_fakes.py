@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -128,6 +128,18 @@ class FakeConnector:
         assert self.stamped is not None
         return self.stamped
 
+    async def save_stamped_acte(
+        self, transaction_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[BlobRef]]
+    ) -> BlobRef:
+        """As the real connector: the stamped PDF handed to ``store`` in chunks."""
+        pdf = await self.get_stamped_acte(transaction_id)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(pdf), 4096):
+                yield pdf[start:start + 4096]
+
+        return await store(chunks())
+
     async def cancel(self, transaction_id: str) -> str:
         self.calls.append(("cancel", transaction_id))
         if self.cancel_error is not None:
@@ -235,6 +247,7 @@ class FakeBlobs:
         self.blobs: dict[str, bytes] = {}
         self.owners: dict[str, set[str]] = {}
         self.puts = 0
+        self.stream_puts = 0
 
     def add(self, content: bytes, filename: str, media_type: str = "application/pdf") -> dict[
             str, Any]:
@@ -251,6 +264,15 @@ class FakeBlobs:
             self.owners.setdefault(hashlib.sha256(data).hexdigest(), set()).add(owner)
         ref = self.add(data, filename, media_type)
         return BlobRef(**ref)
+
+    async def put_stream(self, chunks: AsyncIterable[bytes], *, media_type: str,
+                         filename: str, expected_sha256: str | None = None,
+                         max_bytes: int | None = None, owner: str | None = None) -> BlobRef:
+        self.stream_puts += 1
+        data = b"".join([bytes(chunk) async for chunk in chunks])
+        return await self.put_bytes(data, media_type=media_type, filename=filename,
+                                    expected_sha256=expected_sha256, max_bytes=max_bytes,
+                                    owner=owner)
 
     async def _chunks(self, sha256: str) -> AsyncIterator[bytes]:
         yield self.blobs[sha256]

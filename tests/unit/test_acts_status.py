@@ -97,6 +97,8 @@ async def test_acknowledged_then_stamped_acte_delivered_once(codec: AvroCodec) -
     assert document["media_type"] == "application/pdf"
     assert world.blobs.blobs[document["sha256"]] == STAMPED
     assert world.blobs.owners[document["sha256"]] == {SIREN}  # the member may fetch it
+    assert world.blobs.stream_puts == 2  # streamed into the store, never put whole (twice:
+    # the redelivery fetched it again)
     assert (note["kind"], note["state"]) == ("PARTNER_MESSAGE", "acknowledged")
     assert note["details"]["document"] == "stamped_acte"
     assert _next(codec, first) == []  # nothing more to poll
