@@ -147,10 +147,10 @@ def runner(broker: FakeBroker, handler: Callable[[InputRecord], Awaitable[list[O
     options.setdefault("router", FailureRouter(stage="acts-delivery", group_id=GROUP,
                                                flow_type="acte", dlq_topic=DLQ,
                                                codec=AvroCodec(), policy=RetryPolicy(())))
+    options.setdefault("consumer_factory", lambda: FakeConsumer(broker))
     return StageRunner("fake:9092", stage="acts-delivery", group_id=GROUP, handler=handler,
-                       topics=(TOPIC,), consumer_factory=lambda: FakeConsumer(broker),
-                       producer_factory=producer_factory, retry_delay=0.0, bug_backoff=0.001,
-                       max_bug_backoff=0.004, **options)
+                       topics=(TOPIC,), producer_factory=producer_factory, retry_delay=0.0,
+                       bug_backoff=0.001, max_bug_backoff=0.004, **options)
 
 
 async def run_until(stage: StageRunner, done: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -410,3 +410,63 @@ async def test_an_output_too_large_for_kafka_is_a_bug_not_an_outage() -> None:
     (letter,) = broker.outputs(DLQ)
     assert letter.value == b"v1"
     assert h.get(letter.headers, h.DLQ_ERROR_CLASS) == "aiokafka.errors.MessageSizeTooLargeError"
+
+
+# --- output-less batches --------------------------------------------------------------------
+
+
+async def test_output_less_batches_commit_with_the_next_transaction() -> None:
+    broker = FakeBroker(records(9))  # the fake consumer hands out batches of 3
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        return echo(record) if record.offset == 8 else []  # only the last batch publishes
+
+    stage = runner(broker, handle)
+    await run_until(stage, lambda: broker.committed.get(TP) == 9)
+    assert [o.value for o in broker.outputs("out")] == [b"v8"]
+    assert broker.transactions == 1, "the two output-less batches opened no transaction"
+    assert stage.stats.batches == 3 and stage.stats.transactions == 1
+
+
+async def test_output_less_batches_are_committed_once_the_input_is_idle() -> None:
+    broker = FakeBroker(records(5))
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        return []
+
+    stage = runner(broker, handle)
+    await run_until(stage, lambda: broker.committed.get(TP) == 5)
+    assert broker.transactions == 1 and broker.published == []
+
+
+async def test_pending_offsets_of_a_revoked_partition_are_never_committed() -> None:
+    broker = FakeBroker(records(3))
+
+    class Revoking(FakeConsumer):
+        revoked = False
+        polls = 0
+
+        def assignment(self) -> set[TopicPartition]:
+            return set() if self.revoked else {TP}
+
+        async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+            self.polls += 1
+            return await super().getmany(timeout_ms, max_records)
+
+    consumer = Revoking(broker)
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        consumer.revoked = True  # a rebalance takes the partition while the batch is handled
+        return []
+
+    stage = runner(broker, handle, consumer_factory=lambda: consumer)
+    polls: list[int] = []
+
+    def idle_a_while() -> bool:  # handled, then polled idle a few times
+        if stage.stats.handled == 3 and not polls:
+            polls.append(consumer.polls)
+        return bool(polls) and consumer.polls >= polls[0] + 3
+
+    await run_until(stage, idle_a_while)
+    assert TP not in broker.committed and broker.transactions == 0
+
