@@ -8,6 +8,11 @@ partition (its token bucket, its breaker) makes the call, and the answer arrives
 cache topic, which the view follows. Calling the registry from here instead would spend
 quota the owner's bucket does not see: with several operators (or a ``members add`` during
 a burst) the cluster-wide quota would no longer hold.
+
+``relais registry forget`` (:func:`forget_number`) publishes a tombstone for a number in
+every look-up registry on ``relais.registry.cache``: each worker's view drops it, so the
+next look-up asks the registry again (through the owner's quota), and compaction reclaims
+the record.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from agents.registry.views import RegistryCacheView
 from relais.errors import Reason
 from relais.identifiers import normalize_identifier
 from relais.kafka.publisher import Publisher, dataschema_uri
-from relais.registry.cache import CacheEntry
+from relais.registry.cache import CacheEntry, cache_key
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
-from topics.registry import REGISTRY_LOOKUPS
+from topics.registry import REGISTRY_CACHE, REGISTRY_LOOKUPS
 
 SOURCE = "/relais/ops/registry"
 SYMBOLS = {"sirene": "SIRENE", "entreprise": "ENTREPRISE"}
+#: The registries a number is looked up in (the Annuaire answers by commune, not number).
+LOOKUP_REGISTRIES: tuple[str, ...] = tuple(SYMBOLS)
 
 
 @dataclass(frozen=True)
@@ -97,3 +104,26 @@ async def _publish_lookup(
         )
     finally:
         await publisher.stop()
+
+
+def forget_keys(identifier: str) -> list[str]:
+    """The cache keys of ``identifier`` in every look-up registry (ValueError, with the
+    reasons, for a number that cannot be asked)."""
+    number, reasons = check_number(identifier)
+    if reasons:
+        raise ValueError("; ".join(f"{r.field}: {r.message}" for r in reasons))
+    return [cache_key(registry, number) for registry in LOOKUP_REGISTRIES]
+
+
+async def forget_number(bootstrap_servers: str, codec: AvroCodec, identifier: str) -> list[str]:
+    """Tombstones for ``identifier`` on the cache topic (acknowledged); the keys."""
+    keys = forget_keys(identifier)
+    publisher = Publisher(bootstrap_servers, codec, client_id="relais-registry-forget")
+    await publisher.start()
+    try:
+        for key in keys:
+            await publisher.publish_raw(REGISTRY_CACHE.name, key=key, value=None,
+                                        headers=[("ce_source", SOURCE.encode("utf-8"))])
+    finally:
+        await publisher.stop()
+    return keys

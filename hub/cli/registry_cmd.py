@@ -1,10 +1,11 @@
-"""`relais registry lookup`: who a SIREN or SIRET is, for operators.
+"""`relais registry lookup|forget`: who a SIREN or SIRET is, for operators.
 
 Through the hub's own look-up service: the hub-wide cache first, else a look-up handed to
 the worker that owns the registry's partition (its quota bucket and breaker), whose
 answer arrives on the cache topic (:func:`agents.registry.ask.ask_registry`). The command
 never calls a registry itself, so the cluster-wide quota stays honest however many
-operators ask.
+operators ask. ``forget`` drops a number from the hub-wide cache (a tombstone in every
+look-up registry), so its next look-up asks the registry again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import typer
 
 from agents.registry.answers import answer_details, answer_message
-from agents.registry.ask import ask_registry
+from agents.registry.ask import ask_registry, forget_number
 from hub.cli.common import fail, load_settings, run
 from relais.wire.avro_codec import AvroCodec
 
@@ -55,3 +56,19 @@ def lookup(
                 "street", "postal_code", "commune", "commune_code", "masked"):
         if key in details:
             typer.echo(f"  {key:<15} {details[key]}")
+
+
+@app.command()
+def forget(
+    identifier: str = typer.Argument(..., help="A SIREN (9 digits) or SIRET (14 digits)."),
+) -> None:
+    """Drop a number from the hub-wide cache in every registry: its next look-up asks the
+    registry again (through the owner's quota)."""
+    settings = load_settings()
+    try:
+        keys = run(forget_number(settings.bootstrap_servers, AvroCodec(), identifier))
+    except ValueError as exc:
+        fail(f"{identifier}: {exc}")
+        return
+    typer.echo(f"forgotten: {', '.join(keys)} (tombstones on the cache topic; the next "
+               "look-up asks the registry again)")

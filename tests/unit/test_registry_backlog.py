@@ -146,7 +146,8 @@ def numbers(count: int) -> list[str]:
 def lookup_record(codec: AvroCodec, request: str, number: str) -> FakeRecord:
     value = {"request_id": request, "member_siren": SIREN, "identifier": number,
              "registry": "SIRENE", "purpose": None, "contract_submission_id": None}
-    return record_of(codec, "RegistryLookup", value, REGISTRY_LOOKUPS.name, flow_of(request))
+    made = record_of(codec, "RegistryLookup", value, REGISTRY_LOOKUPS.name, flow_of(request))
+    return FakeRecord(topic=made.topic, value=made.value, key=made.key, headers=made.headers)
 
 
 async def test_a_backlog_answers_each_look_up_soon_after_its_call_and_parks_the_far_ones(
