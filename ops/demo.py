@@ -225,7 +225,8 @@ def run_demo(flows: Sequence[Flow], *, stay: bool = False) -> int:
         print(f"  worker ready in {time.monotonic() - started:.1f} s; logs in {stack.log_dir}")
         stack.start_api()
         ok = asyncio.run(_scenario(settings, registrations[0]))
-        ok = asyncio.run(registry_demo(settings, stack, registrations[0])) and ok
+        ok = asyncio.run(registry_demo(settings, stack, registrations[0],
+                                       refusing=registrations[1])) and ok
         ok = asyncio.run(signature_demo(settings, stack, registrations[1])) and ok
         ok = asyncio.run(pes_demo(settings, stack, registrations[0])) and ok
         ok = asyncio.run(archive_demo(settings, stack, registrations[0])) and ok

@@ -5,12 +5,17 @@
    (the same path as ``relais members add``);
 2. a member submits a contract (nature 4, CC) naming two contractor SIRETs, one of them
    closed: the acte goes to the TdT unhindered, and the closed establishment comes back
-   as a separate warning notification.
+   as a separate warning notification;
+3. a second member whose setting is ``--contractor-check refuse`` submits a contract naming
+   the same closed establishment (now in the hub-wide cache): the acte is rejected before
+   the TdT, with the reason ``contractor_closed`` on ``contractor_sirets[1]``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -19,6 +24,7 @@ import httpx
 from agents.acts.contractors import contractor_request_id
 from agents.registry.answers import CONTRACTOR_CLOSED
 from ops.demo_documents import minimal_pdf
+from ops.demo_signature import MEMBER_VIEW_SECONDS
 from ops.members import (
     Registration,
     member_security,
@@ -58,7 +64,9 @@ async def _register_from_sirene(settings: Settings, siren: str) -> Registration 
     if identity is None or identity.department is None:
         print(f"  Sirene gave no usable answer for {siren}")
         return None
-    registration = new_member(siren, identity.name, identity.department)
+    registration = new_member(siren, identity.name, identity.department,
+                              legal_category=identity.legal_category, commune=identity.commune,
+                              commune_code=identity.commune_code)
     publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
     await publisher.start()
     try:
@@ -70,13 +78,16 @@ async def _register_from_sirene(settings: Settings, siren: str) -> Registration 
     print(f"  Sirene: {identity.name}, legal category {identity.legal_category}, commune "
           f"{identity.commune} ({identity.commune_code})")
     print(f"  registered {siren} as {registration.member.name!r}, department "
-          f"{registration.member.department}")
+          f"{registration.member.department}; legal category and commune stored on its "
+          "record")
     return registration
 
 
 async def _contract_with_contractors(
-    settings: Settings, member: Registration, closed: str, opened: str
+    settings: Settings, member: Registration, closed: str, opened: str, *, refused: bool = False
 ) -> bool:
+    """A contract naming ``opened`` and ``closed``: posted with a separate warning, or
+    (``refused``: the member refuses closed contractors) rejected with the reason."""
     siren = member.member.siren
     codec = AvroCodec()
     security = member_security(member, settings.bootstrap_servers)
@@ -86,7 +97,7 @@ async def _contract_with_contractors(
                           security=security)
     await publisher.start()
     run = format(int(time.time()) % 36**5, "X")
-    submission_id = f"demo-contract-{run}"
+    submission_id = f"demo-contract-{run}{'-r' if refused else ''}"
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
@@ -111,6 +122,11 @@ async def _contract_with_contractors(
         warned = flow_id_for(siren, contractor_request_id(submission_id, closed))
 
         def done(got: list[dict[str, Any]]) -> bool:
+            if refused:
+                return any(n["flow_id"] == acte and n["state"] == "rejected"
+                           and any(r["code"] == CONTRACTOR_CLOSED
+                                   and r["field"] == "contractor_sirets[1]"
+                                   for r in n["reasons"]) for n in got)
             return (any(n["flow_id"] == acte and n["state"] == "posted" for n in got)
                     and any(n["flow_id"] == warned and n["details"].get("warning")
                             == CONTRACTOR_CLOSED for n in got))
@@ -124,11 +140,33 @@ async def _contract_with_contractors(
             warning = note["details"].get("warning")
             print(f"  [{note['kind']:<14}] {note['flow_type']:<8} {note['state']:<9} "
                   f"{note['message']}" + (f"  <-- {warning}" if warning else ""))
+            for reason in note["reasons"]:
+                print(f"{'':20}{reason['field']}: {reason['code']}: {reason['message']}")
     return done(received)
 
 
-async def registry_demo(settings: Settings, stack: Stack, member: Registration) -> bool:
-    """Both registry steps; True when each expected outcome was observed."""
+async def _refusing(settings: Settings, member: Registration) -> Registration:
+    """``member`` registered again with ``contractor_check=refuse`` (same token, same
+    Kafka password), once the hub's member directory has had time to see it."""
+    refusing = replace(member, member=replace(member.member, contractor_check="refuse"))
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
+    await publisher.start()
+    try:
+        async with admin_client(settings.bootstrap_servers) as admin:
+            await register_members(admin, publisher, [refusing])
+    finally:
+        await publisher.stop()
+    print(f"  relais members add {member.member.siren} --contractor-check refuse --force")
+    await asyncio.sleep(MEMBER_VIEW_SECONDS)
+    return refusing
+
+
+async def registry_demo(
+    settings: Settings, stack: Stack, member: Registration,
+    refusing: Registration | None = None,
+) -> bool:
+    """The registry steps (the refusal with ``refusing``, a second member, when given);
+    True when each expected outcome was observed."""
     numbers = await _numbers(stack)
     taken = {member.member.siren, "212102313", "217100072"}
     commune = next(s for s in numbers["communes"] if s not in taken)
@@ -139,4 +177,11 @@ async def registry_demo(settings: Settings, stack: Stack, member: Registration) 
     closed = numbers["closed_establishments"][0]
     opened = numbers["open_establishments"][0]
     flagged = await _contract_with_contractors(settings, member, closed, opened)
-    return registered is not None and flagged
+    refused = True
+    if refusing is not None:
+        _say(f"{refusing.member.name} refuses contracts with a closed contractor: the same "
+             "closed establishment, now in the hub's cache, stops its contract before the TdT")
+        second = await _refusing(settings, refusing)
+        refused = await _contract_with_contractors(settings, second, closed, opened,
+                                                   refused=True)
+    return registered is not None and flagged and refused
