@@ -9,7 +9,11 @@ Layout under ``root``::
 Every file operation runs in a worker thread (``asyncio.to_thread``), one call
 per chunk, so the event loop never waits on the disk. Writes are gathered into
 chunks of ``chunk_size`` bytes before they leave the loop, so a stream of small
-network reads does not become thousands of thread hops.
+network reads does not become thousands of thread hops. The metadata look-ups
+(:meth:`~FilesystemBlobStore.stat`, :meth:`~FilesystemBlobStore.owned_by`), asked for
+every blob reference of every submission, share their hops: the look-ups asked for in
+one turn of the event loop run together in one worker thread
+(:class:`~relais.blobs.lookups.LookupBatcher`), each a fresh system call.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
+from relais.blobs.lookups import LookupBatcher
 from relais.blobs.model import (
     BlobRef,
     normalize_media_type,
@@ -133,9 +138,9 @@ def _open_or_none(path: Path) -> IO[bytes] | None:
         return None
 
 
-def _size_or_none(path: Path) -> int | None:
+def _size_or_none(path: str) -> int | None:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except FileNotFoundError:
         return None
 
@@ -187,22 +192,41 @@ class FilesystemBlobStore:
         self.root = Path(root)
         self.chunk_size = chunk_size
         self.temp_dir = self.root / TEMP_DIR_NAME
+        self._root_text = str(self.root)
+        self._lookups = LookupBatcher()
+
+    def _blob_file(self, sha256: str) -> str:
+        digest = parse_sha256(sha256)
+        return os.path.join(self._root_text, digest[:2], digest[2:4], digest)
+
+    def _owner_file(self, sha256: str, member: str) -> str:
+        digest = parse_sha256(sha256)
+        return os.path.join(self._root_text, OWNERS_DIR_NAME, digest[:2], digest,
+                            parse_owner(member))
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this digest lives (present or not)."""
-        digest = parse_sha256(sha256)
-        return self.root / digest[:2] / digest[2:4] / digest
+        return Path(self._blob_file(sha256))
 
     def owner_path(self, sha256: str, member: str) -> Path:
         """The file that says ``member`` owns the blob (present or not)."""
-        digest = parse_sha256(sha256)
-        return self.root / OWNERS_DIR_NAME / digest[:2] / digest / parse_owner(member)
+        return Path(self._owner_file(sha256, member))
 
     async def _io(self, func: Callable[..., _T], *args: object) -> _T:
         """Run a blocking file operation in a worker thread; storage failures become
         :class:`~relais.errors.InfrastructureError`."""
         try:
             return await asyncio.to_thread(func, *args)
+        except OSError as exc:
+            raise InfrastructureError(
+                f"The blob store under {self.root} failed: {exc.strerror or exc}."
+            ) from exc
+
+    async def _lookup(self, func: Callable[..., _T], *args: object) -> _T:
+        """A quick metadata look-up, in a worker thread shared with the other look-ups of
+        this loop turn; storage failures become :class:`~relais.errors.InfrastructureError`."""
+        try:
+            return await self._lookups.run(func, *args)
         except OSError as exc:
             raise InfrastructureError(
                 f"The blob store under {self.root} failed: {exc.strerror or exc}."
@@ -301,7 +325,7 @@ class FilesystemBlobStore:
 
     async def owned_by(self, sha256: str, member: str) -> bool:
         """True when ``member`` uploaded the blob or was granted it."""
-        return await self._io(os.path.exists, self.owner_path(sha256, member))
+        return await self._lookup(os.path.exists, self._owner_file(sha256, member))
 
     async def open(self, sha256: str) -> AsyncIterator[bytes]:
         """Yield the blob's bytes in chunks of at most ``chunk_size`` bytes."""
@@ -316,7 +340,7 @@ class FilesystemBlobStore:
             handle.close()
 
     async def stat(self, sha256: str) -> int | None:
-        return await self._io(_size_or_none, self.path_for(sha256))
+        return await self._lookup(_size_or_none, self._blob_file(sha256))
 
     async def exists(self, ref: BlobRef) -> bool:
         return await self.stat(ref.sha256) == ref.size
