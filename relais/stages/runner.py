@@ -430,24 +430,35 @@ class StageRunner:
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault((record.topic, record.partition, record.key), []).append(index)
-        gate = asyncio.Semaphore(self._concurrency)
+        # At most `concurrency` workers take the key groups one after the other (one task
+        # per worker, none for a batch of one group); after a failure they take no new
+        # group, and every running group finishes before it is raised: none keeps
+        # running while the batch is read again. The workers share one batch scope.
+        waiting = iter(groups.values())
+        failures: list[Exception] = []
 
-        async def run_group(indexes: list[int]) -> None:
-            async with gate:
-                for index in indexes:
-                    results[index] = await self._handle(records[index])
+        async def work() -> None:
+            for indexes in waiting:
+                if failures:
+                    return
+                try:
+                    for index in indexes:
+                        results[index] = await self._handle(records[index])
+                except Exception as exc:
+                    failures.append(exc)
+                    return
 
-        # Every group finishes before a failure is raised: none keeps running while the
-        # batch is read again. The groups' tasks share one batch scope.
+        workers = min(self._concurrency, len(groups))
         scope = _BATCH_SCOPE.set({})
         try:
-            done = await asyncio.gather(*(run_group(indexes) for indexes in groups.values()),
-                                        return_exceptions=True)
+            if workers <= 1:
+                await work()
+            else:
+                await asyncio.gather(*(work() for _ in range(workers)))
         finally:
             _BATCH_SCOPE.reset(scope)
-        for outcome in done:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        if failures:
+            raise failures[0]
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
         handled = time.perf_counter()
         outputs = [out for outputs in results for out in outputs]

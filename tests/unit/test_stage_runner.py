@@ -470,3 +470,32 @@ async def test_pending_offsets_of_a_revoked_partition_are_never_committed() -> N
     await run_until(stage, idle_a_while)
     assert TP not in broker.committed and broker.transactions == 0
 
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+async def test_keys_run_concurrently_up_to_the_cap_and_each_key_in_order() -> None:
+    keyed = [FakeRecord(topic=TOPIC, value=f"v{i}".encode(), key=f"k{i % 2}".encode(), offset=i,
+                        headers=()) for i in range(3)]  # one batch: k0, k1, k0
+    broker = FakeBroker(keyed)
+    running: list[bytes | None] = []
+    most = {"at_once": 0}
+    order: list[bytes | None] = []
+
+    async def handle(record: InputRecord) -> list[Outbound]:
+        running.append(record.key)
+        most["at_once"] = max(most["at_once"], len(running))
+        await asyncio.sleep(0.01)
+        running.remove(record.key)
+        order.append(record.value)
+        return echo(record)
+
+    stage = runner(broker, handle, concurrency=2)
+    await run_until(stage, lambda: broker.committed.get(TP) == 3)
+    assert most["at_once"] == 2, "the two keys were handled side by side"
+    assert order.index(b"v0") < order.index(b"v2"), "one key's records in offset order"
+
+    broker = FakeBroker(keyed)
+    most["at_once"] = 0
+    await run_until(runner(broker, handle, concurrency=1), lambda: broker.committed.get(TP) == 3)
+    assert most["at_once"] == 1
