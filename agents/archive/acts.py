@@ -19,7 +19,9 @@ Two stages:
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -50,6 +52,10 @@ class Tdt(Protocol):
     async def get_status(self, transaction_id: str) -> Any: ...
 
     async def get_stamped_acte(self, transaction_id: str) -> bytes: ...
+
+    async def save_stamped_acte(
+        self, transaction_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[Any]]
+    ) -> Any: ...
 
 
 class TdtAccounts(Protocol):
@@ -127,10 +133,10 @@ async def _exchange(deps: ArchiveDeps, tdt: Tdt, member: Member, id_acte: str,
         aracte = await deps.blobs.put_bytes(document, media_type="application/xml",
                                             filename=f"{id_acte}-1-2.xml", owner=member.siren)
     if stamped_wanted:
-        pdf = await tdt.get_stamped_acte(transaction_id)
-        stamped = await deps.blobs.put_bytes(pdf, media_type="application/pdf",
-                                             filename=f"{id_acte}-tampon.pdf",
-                                             owner=member.siren)
+        # streamed from the TdT into the blob store, never whole in memory
+        stamped = await tdt.save_stamped_acte(transaction_id, partial(
+            deps.blobs.put_stream, media_type="application/pdf",
+            filename=f"{id_acte}-tampon.pdf", owner=member.siren))
     return aracte, stamped
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +35,9 @@ class Blobs(Protocol):
 
     async def put_bytes(self, data: bytes, *, media_type: str, filename: str,
                         owner: str | None = ...) -> Any: ...
+
+    async def put_stream(self, chunks: AsyncIterable[bytes], *, media_type: str,
+                         filename: str, owner: str | None = ...) -> Any: ...
 
 
 class Archive(Protocol):

@@ -6,7 +6,7 @@ manifest raised for the dead-letter queue, acknowledged actes archived automatic
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,7 @@ OPTIONS = {"tenant": "1", "archival_agency": "Vitam", "auto_archive": "true",
 class Blobs:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
+        self.streamed = 0
 
     def add(self, content: bytes, filename: str, media_type: str) -> dict[str, Any]:
         digest = hashlib.sha256(content).hexdigest()
@@ -68,6 +69,12 @@ class Blobs:
                         owner: str | None = None) -> BlobRef:
         ref = self.add(data, filename, media_type)
         return BlobRef(**ref)
+
+    async def put_stream(self, chunks: AsyncIterable[bytes], *, media_type: str,
+                         filename: str, owner: str | None = None) -> BlobRef:
+        self.streamed += 1
+        data = b"".join([chunk async for chunk in chunks])
+        return await self.put_bytes(data, media_type=media_type, filename=filename, owner=owner)
 
 
 class Journal:
@@ -300,6 +307,17 @@ class Tdt:
         self.calls.append(f"stamp {transaction_id}")
         return b"%PDF-1.4 tampon"
 
+    async def save_stamped_acte(
+        self, transaction_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[Any]]
+    ) -> Any:
+        pdf = await self.get_stamped_acte(transaction_id)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield pdf[:5]
+            yield pdf[5:]
+
+        return await store(chunks())
+
 
 async def test_an_acknowledged_acte_is_archived_automatically(tmp_path: Path) -> None:
     deps = _deps(tmp_path)
@@ -333,6 +351,7 @@ async def test_an_acknowledged_acte_is_archived_automatically(tmp_path: Path) ->
                         key=acte_flow.encode())
     outputs = await handle_flow_event(record, deps)
     assert tdt.calls == ["status 77", "stamp 77"]
+    assert blobs.streamed == 1  # the stamped copy went to the store as a stream
     started = _decoded(outputs, "flows.events")[0]
     assert (started["flow_type"], started["state"]) == ("archive", "received")
     submission = _decoded(outputs, "archive.submitted")[0]
