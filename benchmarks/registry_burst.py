@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import random
 import socket
 import statistics
@@ -156,6 +157,8 @@ class Driver:
         self.posted_at: dict[str, float] = {}
         self.answered: set[str] = set()
         self.pending_seen = 0
+        self.first_status_at: dict[str, float] = {}  # a look-up's first pending or answer
+        self.answer_times: list[float] = []
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -176,8 +179,10 @@ class Driver:
                     reasons = "; ".join(r["message"] for r in note["reasons"])
                     raise BenchmarkError(f"acte {note['submission_id']} rejected: {reasons}")
                 elif note["flow_type"] == "registry":
+                    self.first_status_at.setdefault(note["flow_id"], time.monotonic())
                     if note["state"] in ("answered", "rejected", "failed"):
                         self.answered.add(note["flow_id"])
+                        self.answer_times.append(time.monotonic())
                     elif note["state"] == "pending":
                         self.pending_seen += 1
 
@@ -282,6 +287,16 @@ async def _measure(args: argparse.Namespace, stack: Stack, registrations: list[R
         str(driver.pending_seen), fmt(burst_seconds, 1), str(stats["max_in_rolling_window"]),
         str(stats["quota_refused"]), str(stats["numbers_asked_more_than_once"]),
     ]], title=f"Look-up burst against Sirene at {args.quota} per {args.window:.0f} s"))
+    # how soon each look-up heard something (pending or its answer), and whether answers
+    # arrive steadily or in clumps (the largest silence between two answers)
+    first = [driver.first_status_at[f] - started for f in flows if f in driver.first_status_at]
+    answers = sorted(driver.answer_times)
+    gap = max((b - a for a, b in itertools.pairwise(answers)), default=0.0)
+    print(table(["first status median (s)", "p90 (s)", "max (s)",
+                 "longest gap between answers (s)"],
+                [[fmt(statistics.median(first), 1), fmt(percentile(first, 90), 1),
+                  fmt(max(first), 1), fmt(gap, 1)]],
+                title="Look-ups: time from the burst to a first notification"))
     print(load_line())
     if stats["max_in_rolling_window"] > args.quota or stats["numbers_asked_more_than_once"]:
         raise BenchmarkError("the sandbox counted more than the quota or a number twice")

@@ -49,8 +49,9 @@ REGISTRY_QUOTA = TopicSpec(
     partitions=1,
     key="registry name (string)",
     value_schema="raw",
-    doc="Each registry's quota block (Retry-After) as JSON (relais.registry.bucket.BucketState), "
-    "for the next owner after a rebalance.",
+    doc="Each registry's quota block (Retry-After) and last call as JSON "
+    "(relais.registry.bucket.BucketState), published after a 429, for the next owner "
+    "after a rebalance.",
     cleanup_policy="compact",
 )
 

@@ -176,11 +176,15 @@ class LookupService:
         self.publish_quota = publish_quota
         self.publish_tombstones = publish_tombstones
         self.owned: set[str] = set()
+        self.tracking = False  # True once told what it owns: then it calls only those
         self.last_sweep = float("-inf")
 
     def assigned(self, registries: set[str]) -> None:
-        """A rebalance left this worker the partitions of ``registries`` (every one of
-        them is taken over again, see :meth:`take_over`); it owns no other."""
+        """This worker now holds the partitions of ``registries`` and no other (none while
+        a rebalance runs): it calls no other registry from now on (a call waiting in line
+        for one it lost gives up, :class:`LookupPendingError`), and every one it holds is
+        taken over again (:meth:`take_over`)."""
+        self.tracking = True
         self.owned = {name for name in registries if name in self.gates}
         for name in sorted(self.owned):
             self.take_over(name)
@@ -336,6 +340,12 @@ class LookupService:
     async def _wait_turn(self, registry: str, gate: _Gate, deadline: float) -> None:
         while True:
             now = self.clock()
+            if self.tracking and registry not in self.owned:  # its partition was revoked
+                raise LookupPendingError(
+                    f"{registry}: this worker no longer owns the registry's partition",
+                    partner=registry,
+                    retry_after=max(self.spacing(registry), 1.0),
+                )
             if gate.breaker.state(now) is BreakerState.OPEN:
                 wait = gate.breaker.allow(now)
             else:

@@ -58,8 +58,10 @@ class Stage:
     ``max_batch_records`` caps the records of one batch (one transaction; default: the
     runner's), for a stage whose records may each wait on a partner, so a batch's
     outputs are not held back long. ``on_assigned`` is awaited with the flow's
-    dependencies and the ``(topic, partition)`` pairs the stage holds after each
-    rebalance (e.g. to take over state the partition's previous owner published).
+    dependencies and the ``(topic, partition)`` pairs the stage holds whenever that
+    changes: none when a rebalance begins, then all those it was assigned (e.g. to stop
+    calling a partner for a partition it lost, and to take over the state the previous
+    owner of a partition published).
     """
 
     name: str

@@ -87,7 +87,8 @@ Batches = dict[TopicPartition, list[Any]]
 CONTENT_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
 #: Records fetched per batch (one transaction) unless a stage asks for fewer.
 DEFAULT_MAX_RECORDS = 500
-#: Called with the partitions a rebalance assigned to the stage (all of them, not only new).
+#: Called with the partitions the stage holds whenever that changes: none when a rebalance
+#: begins (they are revoked), then every one the rebalance assigned (not only the new ones).
 OnAssigned = Callable[[set[TopicPartition]], Awaitable[None]]
 
 _BATCH_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("relais_batch_scope", default=None)
@@ -106,11 +107,14 @@ class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_assigned = on_assigned
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        await self._tell(set())  # a rebalance begins: the stage holds nothing until it ends
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._tell(set(assigned))
+
+    async def _tell(self, held: set[TopicPartition]) -> None:
         try:
-            await self._on_assigned(set(assigned))
+            await self._on_assigned(held)
         except Exception as exc:  # a hook's bug must not break the group's rebalance
             log.error("stage.on_assigned_failed", stage=self._stage, error=describe(exc),
                       exc_info=exc)

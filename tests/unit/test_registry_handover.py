@@ -200,3 +200,24 @@ def test_an_unreadable_quota_record_is_dropped_not_applied() -> None:
     assert view.get("sirene") == BucketState(5.0) and seen == [("sirene", BucketState(5.0))]
     view.view.apply(b"sirene", None)
     assert view.get("sirene") is None
+
+
+async def test_a_call_waiting_in_line_gives_up_when_the_partition_is_revoked() -> None:
+    clock = Clock()
+    registry = Registry429()
+    registry.calls = 1  # no 429: answers "not found"
+    service = LookupService({"sirene": registry}, {"sirene": Quota(LIMIT, WINDOW)},
+                            RegistryCache(), clock=clock, max_wait=600.0)
+
+    async def sleep(seconds: float) -> None:  # a rebalance begins while it waits
+        clock.now += seconds
+        service.assigned(set())
+
+    service.sleep = sleep
+    service.assigned({"sirene"})  # taken over: empty, the first call waits one spacing
+    with pytest.raises(LookupPendingError, match="no longer owns"):
+        await service.lookup("sirene", "212102313")
+    assert registry.calls == 1  # never called
+    service.assigned({"sirene"})
+    service.sleep = clock.sleep
+    assert (await service.lookup("sirene", "212102313")).entry.outcome.value == "not_found"
