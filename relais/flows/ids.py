@@ -3,14 +3,28 @@ transition of a flow to the same event id, so a redelivery is recognisable."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 _NAMESPACE = uuid.UUID("6f1c1a7e-4d0b-4f57-9b1e-52656c616973")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))`` (RFC 4122 §4.3: SHA-1 of the namespace and the
+    name, version 5, variant 10), without building the UUID objects: the ingress makes
+    several per record. ``tests/unit/test_flow_ids.py`` checks it against :mod:`uuid`."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def flow_id_for(member_siren: str, submission_id: str) -> str:
     """The flow id of a member's submission: ``<siren>-<uuid5>``."""
-    return f"{member_siren}-{uuid.uuid5(_NAMESPACE, f'{member_siren}/{submission_id}')}"
+    return f"{member_siren}-{_uuid5(f'{member_siren}/{submission_id}')}"
 
 
 def flow_id_for_unreadable(member_siren: str, topic: str, partition: int, offset: int) -> str:
@@ -20,7 +34,7 @@ def flow_id_for_unreadable(member_siren: str, topic: str, partition: int, offset
 
 def event_id_for(flow_id: str, *parts: str) -> str:
     """A stable event id for one transition or message of a flow."""
-    return str(uuid.uuid5(_NAMESPACE, "/".join((flow_id, *parts))))
+    return _uuid5("/".join((flow_id, *parts)))
 
 
 def transition_ids(flow_id: str, state: str, event_key: str = "") -> tuple[str, str]:
