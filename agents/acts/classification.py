@@ -7,6 +7,7 @@ classification is then current and stays as it is."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,54 @@ from relais.wire.headers import EventHeaders
 from topics.acts import ACTS_CLASSIFICATIONS
 
 log = structlog.get_logger(__name__)
+
+
+class ParsedClassifications:
+    """Each member's classification parsed once per snapshot XML, bounded.
+
+    Every acte of a member is checked against the same kept snapshot, so parsing its XML
+    for each acte is wasted work (a fifth of acts-validation's CPU). An entry holds the
+    XML it was parsed from and serves only that exact XML (the same object, or equal
+    bytes): a refreshed or forgotten snapshot is parsed anew, never served stale. At most
+    ``max_members`` entries and ``max_bytes`` of XML are kept, the least recently used
+    dropped first. ``Classification`` is immutable, so one parsed value is shared.
+    """
+
+    def __init__(self, max_members: int = 2048, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_members = max_members
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[bytes, Classification]] = OrderedDict()
+        self._bytes = 0
+        self.parsed = 0
+        """How many times an XML was parsed (misses), for tests and profiles."""
+
+    def get(self, siren: str, xml: bytes) -> Classification:
+        """The classification ``xml`` holds, parsed at most once while it stays kept."""
+        entry = self._entries.get(siren)
+        if entry is not None and (entry[0] is xml or entry[0] == xml):
+            self._entries.move_to_end(siren)
+            return entry[1]
+        classification = parse_retour_classification(xml)
+        self.parsed += 1
+        self._drop(siren)
+        if len(xml) <= self.max_bytes:
+            self._entries[siren] = (xml, classification)
+            self._bytes += len(xml)
+            while len(self._entries) > self.max_members or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+        return classification
+
+    def _drop(self, siren: str) -> None:
+        entry = self._entries.pop(siren, None)
+        if entry is not None:
+            self._bytes -= len(entry[0])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+PARSED = ParsedClassifications()
+"""The process's parsed classifications (keyed by member and the exact snapshot XML)."""
 
 
 def snapshot_record(siren: str, xml: bytes, classification: Classification) -> dict[str, Any]:
@@ -60,9 +109,9 @@ async def refresh_classification(deps: ActsDeps, member: Member) -> Classificati
                 "classification (7-2)", partner="tdt",
             )
         log.info("acts.classification_unchanged", member=member.siren)
-        return parse_retour_classification(kept["xml"])
+        return PARSED.get(member.siren, kept["xml"])
     try:
-        classification = parse_retour_classification(xml)
+        classification = PARSED.get(member.siren, xml)
     except RelaisError as exc:
         raise PartnerReplyError(
             f"the TdT's classification is unreadable: {exc}", partner="tdt"
@@ -86,7 +135,7 @@ async def current_classification(deps: ActsDeps, member: Member) -> Classificati
     """The member's classification, fetched from its TdT when none is kept."""
     snapshot = deps.classifications.get(member.siren)
     if snapshot is not None:
-        return parse_retour_classification(snapshot["xml"])
+        return PARSED.get(member.siren, snapshot["xml"])
     return await refresh_classification(deps, member)
 
 
@@ -115,4 +164,4 @@ def default_typology_code(classification: Classification | None, nature_code: in
 
 def kept_classification(deps: ActsDeps, siren: str) -> Classification | None:
     snapshot = deps.classifications.get(siren)
-    return parse_retour_classification(snapshot["xml"]) if snapshot is not None else None
+    return PARSED.get(siren, snapshot["xml"]) if snapshot is not None else None

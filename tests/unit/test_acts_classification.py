@@ -6,7 +6,11 @@ from datetime import date
 
 import pytest
 
-from agents.acts.classification import is_unchanged_answer, refresh_classification
+from agents.acts.classification import (
+    ParsedClassifications,
+    is_unchanged_answer,
+    refresh_classification,
+)
 from relais.errors import PartnerReplyError
 from relais.wire.avro_codec import AvroCodec
 from tests.unit.acts_fakes import (
@@ -56,3 +60,40 @@ async def test_unchanged_with_nothing_kept_says_so(codec: AvroCodec) -> None:
     world.connector.classification_xml = unchanged_xml()
     with pytest.raises(PartnerReplyError, match="unchanged"):
         await refresh_classification(world.deps(), member())
+
+
+def test_a_snapshot_is_parsed_once_and_a_new_one_again() -> None:
+    cache = ParsedClassifications()
+    kept = classification_xml()
+    first = cache.get(SIREN, kept)
+    assert cache.get(SIREN, kept) is first
+    assert cache.get(SIREN, bytes(bytearray(kept))) is first  # equal bytes, other object
+    assert cache.parsed == 1
+    newer = cache.get(SIREN, classification_xml(date(2026, 6, 1)))
+    assert newer.date_version == date(2026, 6, 1)
+    assert cache.parsed == 2 and len(cache) == 1
+    assert cache.get(SIREN, kept).date_version == CLASSIFICATION_DATE  # never served stale
+
+
+def test_the_parsed_classifications_are_bounded() -> None:
+    xml = classification_xml()
+    by_count = ParsedClassifications(max_members=2)
+    for siren in ("1", "2", "3"):
+        by_count.get(siren, xml)
+    assert len(by_count) == 2
+    by_count.get("1", xml)
+    assert by_count.parsed == 4  # the oldest was dropped, parsed again
+    by_bytes = ParsedClassifications(max_bytes=len(xml) * 2)
+    for siren in ("1", "2", "3"):
+        by_bytes.get(siren, xml)
+    assert len(by_bytes) == 2
+    too_big = ParsedClassifications(max_bytes=len(xml) - 1)
+    assert too_big.get("1", xml).date_version == CLASSIFICATION_DATE
+    assert len(too_big) == 0
+
+
+def test_an_unreadable_snapshot_is_not_kept() -> None:
+    cache = ParsedClassifications()
+    with pytest.raises(PartnerReplyError):
+        cache.get(SIREN, b"not xml")
+    assert len(cache) == 0
