@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -708,12 +709,48 @@ class Driver:
         }
 
 
+def large_document_rung(args: argparse.Namespace, work: Path) -> Rung:
+    """The large-document rung: ``benchmarks.large_document`` run as a child (its own
+    broker and hub processes), up to *posted*; its growth figures as the rung's notes."""
+    out = work / "large_document.json"
+    command = [sys.executable, "-m", "benchmarks.large_document",
+               "--size-mb", str(args.large_document_mb), "--posted-only", "--json", str(out),
+               "--broker-timeout", str(args.broker_timeout)]
+    print(f"Large document: {' '.join(command[1:])} ...", flush=True)
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=args.timeout * 4, check=False)
+    if not out.exists():
+        raise BenchmarkError("the large-document rung gave no figures:\n"
+                             + (done.stdout + done.stderr)[-3000:])
+    data = json.loads(out.read_text(encoding="utf-8"))
+    memory = data.get("memory") or {}
+
+    def growth(name: str) -> float | None:
+        value = ((memory.get(name) or {}).get("growth_mib") or {}).get("posted")
+        return float(value) if value is not None else None
+
+    worker = memory.get("worker") or {}
+    peak = (worker.get("baseline_mib") or 0) + (growth("worker") or 0)
+    posted = float(data.get("posted_seconds") or 0)
+    upload = float(data.get("upload_seconds") or 0)
+    notes = (f"{args.large_document_mb} MB acte: upload {upload:.1f} s, posted {posted:.1f} "
+             f"s later; RSS growth API {fmt(growth('api'), 1)}, "
+             f"worker {fmt(growth('worker'), 1)} MiB"
+             + (f" (over the bar: {', '.join(data['over_bar'])})" if data.get("over_bar")
+                else ""))
+    return Rung("L4 large document", notes, records=1,
+                per_second=1 / posted if posted else 0.0, peak_rss_mib=peak or None,
+                extra={"large_document": data})
+
+
 def report(args: argparse.Namespace, ladder: Ladder) -> str:
     objet, annexes = SIZES[args.size]
     limit = next((r for r in ladder.rungs if r.name.startswith("L1 ")), None)
     durable = next((r for r in ladder.rungs if r.name.startswith("L1b")), None)
     rows = []
     for rung in ladder.rungs:
+        if rung.name.startswith("L4"):  # one document: its rate compares with nothing
+            limit = durable = None
         vs_l1 = f"{rung.per_second / limit.per_second:.2f}" if limit and limit.per_second else "-"
         vs_l1b = (f"{rung.per_second / durable.per_second:.2f}"
                   if durable and durable.per_second else "-")
@@ -813,6 +850,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l3-seconds", type=float, default=15.0,
                         help="seconds of publishing at half the saturation rate (default 15)")
     parser.add_argument("--skip-l3", action="store_true", help="stop after the L2 rungs")
+    parser.add_argument("--large-document-mb", type=int, default=0,
+                        help="also run benchmarks.large_document for an acte of this many MB "
+                        "(its own broker, API, worker and sandbox; up to posted) and show it "
+                        "as the last rung (default 0: not run)")
     parser.add_argument("--rungs", default="l1,l1b,validation,delivery,status",
                         help="which rungs besides the ingress (comma-separated; each acts "
                         "stage drains what the previous one forwarded, so a stage needs the "
@@ -836,6 +877,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--members must be between 1 and 2000")
     if not 1 <= args.partitions <= 64 or not 1 <= args.workers <= 8:
         parser.error("--partitions must be 1-64 and --workers 1-8")
+    if not 0 <= args.large_document_mb <= 1024:
+        parser.error("--large-document-mb must be between 0 and 1024")
     return args
 
 
@@ -858,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
                     await driver.rung_l3(args.workers, latency=False)
 
         asyncio.run(run())
+        if args.large_document_mb:
+            driver.ladder.rungs.append(large_document_rung(args, work))
         print(report(args, driver.ladder))
         print(f"({load_before} at the start, {load_line()} at the end)")
         if args.json is not None:
