@@ -10,7 +10,9 @@ one transaction (see :mod:`relais.stages.runner`).
 
 from __future__ import annotations
 
-from agents.ingress.handler import STAGE, IngressDeps, handle_submission
+from typing import Any
+
+from agents.ingress.handler import STAGE, IngressCounters, IngressDeps, handle_submission
 from relais.flows.outbound import Outbound
 from relais.stages.failures import FailureRouter, RetryPolicy
 from relais.stages.records import InputRecord, without_internal_headers
@@ -30,6 +32,22 @@ def ingress_router(group_id: str, codec: AvroCodec) -> FailureRouter:
     )
 
 
+class IngressRunner(StageRunner):
+    """The ingress's stage runner: on stop, the acceptances not yet summarised are
+    (``ingress.accepted_summary``, see :class:`~agents.ingress.handler.IngressCounters`)."""
+
+    def __init__(self, bootstrap_servers: str, *, counters: IngressCounters,
+                 **options: Any) -> None:
+        super().__init__(bootstrap_servers, **options)
+        self._counters = counters
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            self._counters.summarise()
+
+
 def ingress_runner(
     bootstrap_servers: str, deps: IngressDeps, *, group_id: str, metadata_max_age_ms: int = 3000
 ) -> StageRunner:
@@ -44,8 +62,9 @@ def ingress_runner(
     async def handle(record: InputRecord) -> list[Outbound]:
         return await handle_submission(record, deps)
 
-    return StageRunner(
+    return IngressRunner(
         bootstrap_servers,
+        counters=deps.counters,
         stage=STAGE,
         group_id=group_id,
         handler=handle,

@@ -13,6 +13,9 @@ stage's failure router dead-letters it (see :mod:`agents.ingress.gateway`).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,8 +41,8 @@ from topics import member as member_topics
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
 SOURCE = "/relais/hub/ingress"
-
-
+#: Seconds between two ``ingress.accepted_summary`` lines while submissions are accepted.
+SUMMARY_SECONDS = 1.0
 
 #: What the ingress reads of a consumed record.
 SubmissionRecord = InputRecord
@@ -57,13 +60,58 @@ class BlobSizes(Protocol):
 
 @dataclass
 class IngressCounters:
-    """What the ingress did since start, by outcome; logged periodically and on stop."""
+    """What the ingress did since start, by outcome; logged periodically and on stop.
+
+    Each acceptance is logged at DEBUG (``ingress.accepted``, with the record's stage
+    context); at INFO, one ``ingress.accepted_summary`` line per :data:`SUMMARY_SECONDS`
+    counts what was accepted meanwhile, by flow type (a line per record cost a third
+    of the ingress's CPU). Rejections stay one WARNING line each.
+    """
 
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    #: Accepted since the last summary line, by flow type.
+    unsummarised: dict[str, int] = field(default_factory=dict)
+    _summary_due: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _summary_loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    _since: float = field(default=0.0, repr=False)
 
     def reject(self, code: str) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    def accept(self, flow_type: str) -> None:
+        """Count one acceptance; the summary line follows within :data:`SUMMARY_SECONDS`."""
+        self.accepted += 1
+        if not self.unsummarised:
+            self._since = time.monotonic()
+        self.unsummarised[flow_type] = self.unsummarised.get(flow_type, 0) + 1
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): summarise at once
+            self.summarise()
+            return
+        if self._summary_due is not None and self._summary_loop is loop:
+            return
+        if self._summary_due is not None:  # set on a loop that is gone
+            self._summary_due.cancel()
+        # an empty context: the line must not carry the stage context of the record that
+        # happened to schedule it
+        self._summary_due = loop.call_later(SUMMARY_SECONDS, self.summarise,
+                                            context=contextvars.Context())
+        self._summary_loop = loop
+
+    def summarise(self) -> None:
+        """Log (INFO) what was accepted since the last summary; nothing when nothing was.
+        Called by the timer :meth:`accept` sets, and when the ingress stops."""
+        if self._summary_due is not None:
+            self._summary_due.cancel()
+            self._summary_due = self._summary_loop = None
+        if not self.unsummarised:
+            return
+        counts, self.unsummarised = self.unsummarised, {}
+        log.info("ingress.accepted_summary", accepted=sum(counts.values()),
+                 by_flow_type=counts, seconds=round(time.monotonic() - self._since, 3),
+                 accepted_since_start=self.accepted)
 
 
 @dataclass(frozen=True)
@@ -249,8 +297,8 @@ async def _check_submission(
         if reasons:
             return _reject(deps, record, flow, parent, "invalid_envelope",
                            "the submission's envelope was refused", reasons)
-        deps.counters.accepted += 1
-        log.info("ingress.accepted", flow_type=flow_type)
+        deps.counters.accept(flow_type)
+        log.debug("ingress.accepted", flow_type=flow_type)
         received = emit(
             deps.codec, flow, machine_for(deps.machines, flow_type), stage=STAGE,
             state="received", previous=None, kind="ACCEPTED", parent=parent,

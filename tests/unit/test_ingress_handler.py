@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 from dataclasses import dataclass, field
@@ -257,6 +258,45 @@ async def test_same_submission_twice_gets_the_same_ids(deps: IngressDeps, codec:
     ids = [header_value(o.headers, "ce_id") for o in first]
     assert len(set(ids)) == len(ids)  # distinct events of one flow have distinct ids
     assert deps.counters.accepted == 2
+
+
+async def test_acceptances_are_logged_per_record_at_debug_and_summarised_at_info(
+    deps: IngressDeps, codec: AvroCodec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.ingress import handler
+
+    monkeypatch.setattr(handler, "SUMMARY_SECONDS", 0.05)
+    with capture_logs() as logs:
+        for offset in range(3):
+            acte = _acte(submission_id=f"DELIB-{offset}")
+            await handle_submission(_record(codec.encode("ActeSubmission", acte),
+                                            offset=offset), deps)
+        per_record = [e for e in logs if e["event"] == "ingress.accepted"]
+        assert [e["log_level"] for e in per_record] == ["debug"] * 3
+        assert [e["flow_type"] for e in per_record] == ["acte"] * 3
+        assert not [e for e in logs if e["event"] == "ingress.accepted_summary"]
+        await asyncio.sleep(0.2)
+    [summary] = [e for e in logs if e["event"] == "ingress.accepted_summary"]
+    assert summary["log_level"] == "info"
+    assert summary["accepted"] == 3 and summary["by_flow_type"] == {"acte": 3}
+    assert summary["accepted_since_start"] == 3
+    assert "flow_id" not in summary and "offset" not in summary  # no record's context
+    assert deps.counters.unsummarised == {}
+
+
+async def test_the_ingress_runner_summarises_what_is_left_when_it_stops(
+    deps: IngressDeps, codec: AvroCodec
+) -> None:
+    deps.counters.accept("acte")
+    deps.counters.accept("registry_lookup")
+    runner = ingress_runner("127.0.0.1:1", deps, group_id="g")
+    with capture_logs() as logs:
+        await runner.stop()  # never started: stopping still summarises
+    [summary] = [e for e in logs if e["event"] == "ingress.accepted_summary"]
+    assert summary["by_flow_type"] == {"acte": 1, "registry_lookup": 1}
+    with capture_logs() as logs:
+        deps.counters.summarise()
+    assert logs == []  # nothing new, no line
 
 
 async def test_same_rejected_record_twice_gets_the_same_ids(
