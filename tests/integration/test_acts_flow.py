@@ -333,3 +333,80 @@ async def test_tdt_refusal_stamped_acte_and_prefecture_messages_reach_the_member
     assert stats["documents_fetched"] >= stats["prefecture_documents"] > 0
     assert stats["documents_marked_read"] >= stats["prefecture_documents"]
     assert stats["stamped_fetched"] >= len(acknowledged)
+
+
+async def test_a_member_refusing_closed_contractors_parks_its_contracts_until_sirene_answers(
+    acts_stack: tuple[Stack, list[Registration]],
+) -> None:
+    """A member registered with ``contractor_check=refuse`` (docs/registries.md) submits two
+    contracts whose contractors the hub's cache does not hold yet: each is parked on the
+    5 s delay tier back to acts-validation (one notice each), their look-ups go to the
+    sandbox Sirene, and on its return the one naming an open establishment is validated,
+    the one naming a closed establishment rejected with ``contractor_closed``."""
+    from dataclasses import replace
+
+    import httpx
+
+    from ops.stack import registries_url, sandbox_tls_material
+    from ops.submissions import submission_headers
+
+    stack, registrations = acts_stack
+    settings = stack.settings
+    last = registrations[-1]
+    siren = last.member.siren
+    refusing = replace(last, member=replace(last.member, contractor_check="refuse"))
+    await register(settings, [refusing])
+    url = registries_url(settings, stack.registries_port, tls=stack.tls)
+    verify: Any = str(sandbox_tls_material(settings).ca_file) if stack.tls else True
+    async with httpx.AsyncClient(verify=verify, timeout=10) as client:
+        numbers = (await client.get(f"{url}/sandbox/numbers")).json()
+    opened, closed = numbers["open_establishments"][0], numbers["closed_establishments"][0]
+    await asyncio.sleep(5)  # the worker's member directory sees the new setting
+    store = FilesystemBlobStore(settings.blob_dir)
+    blob = await store.put_bytes(minimal_pdf("contrat"), media_type="application/pdf",
+                                 filename="contrat.pdf", owner=siren)
+    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
+    await publisher.start()
+    try:
+        for name, contractor in (("open", opened), ("closed", closed)):
+            draft = ActeDraft(
+                submission_id=f"{siren}-contract-{name}", member_siren=siren, nature_code=4,
+                matieres=(1, 1), numero_interne=f"C{name.upper()}", decision_date=date(2026, 11, 2),
+                objet=f"Marché avec un titulaire {name}", document=blob,
+            )
+            await publisher.publish(
+                member_topics.submissions(siren).name, key=draft.submission_id,
+                schema_name="ActeSubmission",
+                record={**draft.to_record(), "contractor_sirets": [contractor]},
+                headers=submission_headers(publisher, siren, draft.submission_id))
+    finally:
+        await publisher.stop()
+    went_on = flow_id_for(siren, f"{siren}-contract-open")
+    stopped = flow_id_for(siren, f"{siren}-contract-closed")
+
+    def outcome(notes: list[dict[str, Any]], flow: str) -> dict[str, Any] | None:
+        return next((n for n in notes if n["flow_id"] == flow
+                     and n["state"] in ("validated", "rejected")), None)
+
+    deadline = time.monotonic() + 90
+    notes: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        notes = await _notifications(settings.bootstrap_servers, siren)
+        if outcome(notes, went_on) and outcome(notes, stopped):
+            break
+        await asyncio.sleep(2)
+    passed, refused = outcome(notes, went_on), outcome(notes, stopped)
+    assert passed is not None and passed["state"] == "validated", passed
+    assert passed["details"]["contractors_checked"] == "1"
+    assert refused is not None and refused["state"] == "rejected", refused
+    assert [(r["field"], r["code"]) for r in refused["reasons"]] == [
+        ("contractor_sirets[0]", "contractor_closed")]
+    for flow, contractor in ((went_on, opened), (stopped, closed)):
+        notices = [n for n in notes if n["flow_id"] == flow
+                   and n["details"].get("child_event") == "contractor_check"]
+        assert len(notices) == 1, notices  # told once that it waits, however many parkings
+        assert notices[0]["state"] == "received"
+        assert notices[0]["details"]["pending_contractors"] == contractor
+    answered = {n["partner_ref"] for n in notes if n["flow_type"] == "registry"
+                and n["state"] == "answered"}
+    assert answered == {opened, closed}
