@@ -20,10 +20,12 @@ import gzip
 import io
 import re
 import tarfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import PurePosixPath
+from typing import IO, Any
 
 from relais.actes.archive_reader import ArchiveLimits, read_archive
 from relais.actes.metadata import ActeMetadata
@@ -51,6 +53,8 @@ class Transmission:
     message_name: str
     member_names: tuple[str, ...]
     metadata: ActeMetadata
+    message_xml: bytes = b""
+    """The message XML as packed in the archive (``message_name``'s content)."""
 
 
 def message_base_name(
@@ -82,10 +86,51 @@ def _extension(field: str, name: str, reasons: list[Reason]) -> str:
     return suffix.lower()
 
 
+class _GzipWriter:
+    """The write side of a file (``write``, ``tell``: what ``tarfile`` uses) compressing
+    what it is given into ``out``, as ``gzip.compress`` with ``mtime=0`` does in one shot
+    (zlib's own gzip header, level 9): the tar is compressed as it is written, never held
+    uncompressed beside its compressed copy."""
+
+    def __init__(self, out: io.BytesIO) -> None:
+        self._out = out
+        self._zlib = zlib.compressobj(9, zlib.DEFLATED, 31)
+        self._written = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._out.write(self._zlib.compress(view))
+        self._written += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._written
+
+    def finish(self) -> None:
+        self._out.write(self._zlib.flush())
+
+
 def pack_archive(members: Sequence[tuple[str, bytes]], mtime: int = 0) -> bytes:
-    """A gzip-compressed tar of ``members`` (name, content), in order, reproducibly."""
-    tar_buffer = io.BytesIO()
-    with tarfile.open(fileobj=tar_buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    """A gzip-compressed tar of ``members`` (name, content), in order, reproducibly.
+
+    The tar is compressed as it is written (a 150 MB acte is held once, compressed,
+    besides its content), byte for byte what ``gzip.compress(tar, mtime=0)`` makes.
+    """
+    if mtime != 0:
+        tar_buffer = io.BytesIO()
+        _write_tar(tar_buffer, members, mtime)
+        return gzip.compress(tar_buffer.getvalue(), mtime=mtime)
+    out = io.BytesIO()
+    writer = _GzipWriter(out)
+    _write_tar(writer, members, mtime)
+    writer.finish()
+    return out.getvalue()
+
+
+def _write_tar(fileobj: IO[bytes] | _GzipWriter, members: Sequence[tuple[str, bytes]],
+               mtime: int) -> None:
+    with tarfile.open(fileobj=fileobj, mode="w",  # type: ignore[call-overload]
+                      format=tarfile.USTAR_FORMAT) as tar:
         for name, content in members:
             info = tarfile.TarInfo(name)
             info.size = len(content)
@@ -93,7 +138,6 @@ def pack_archive(members: Sequence[tuple[str, bytes]], mtime: int = 0) -> bytes:
             info.mode = 0o644
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(tar_buffer.getvalue(), mtime=mtime)
 
 
 def build_transmission(
@@ -160,9 +204,10 @@ def build_transmission(
         return_emails,
         referent,
     )
+    message_xml = build_acte(laid_out)
     members = [
         (envelope_name, envelope),
-        (message_name, build_acte(laid_out)),
+        (message_name, message_xml),
         *((new, documents[old]) for new, old in zip(new_names, originals, strict=True)),
     ]
     return Transmission(
@@ -173,6 +218,7 @@ def build_transmission(
         message_name=message_name,
         member_names=tuple(name for name, _ in members),
         metadata=laid_out,
+        message_xml=message_xml,
     )
 
 

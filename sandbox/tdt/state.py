@@ -37,7 +37,7 @@ from typing import Any
 
 import structlog
 
-from relais.actes.archive import Transmission, read_transmission
+from relais.actes.archive import Transmission
 from sandbox.common.clock import Clock
 from sandbox.common.simulator import Simulator
 from sandbox.tdt import messages
@@ -298,7 +298,7 @@ class TdtState(Simulator[Faults]):
         self._sequence(account.login, local_day(now))
         packed = Packed(
             "1-1",
-            read_transmission(transmission.archive_bytes)[transmission.message_name],
+            transmission.message_xml,  # as packed: the archive is not unpacked again
             transmission.archive_name,
             transmission.archive_bytes,
         )
