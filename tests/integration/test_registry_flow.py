@@ -7,11 +7,17 @@ must count at most 30 requests in any rolling window and never refuse one (429),
 distinct number must be asked exactly once (the hub-wide cache answers the rest), every
 look-up must end answered, and each member must see only its own answers. The full-size
 figure (2,000 look-ups for 300 numbers at 30 a minute) is ``benchmarks/registry_burst.py``.
+
+Then, on the same stack, the worker that owns Sirene's partition is killed (SIGKILL) in the
+middle of a second burst: the other worker takes the partition over (its bucket restarts
+empty, from the state published on ``relais.registry.quota``), the sandbox still counts at
+most the quota in any rolling window, and every look-up ends answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -23,6 +29,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from ops.members import Registration, new_member
+from ops.processes import ManagedProcess
 from ops.stack import (
     Stack,
     free_port,
@@ -207,3 +214,91 @@ async def test_a_burst_of_look_ups_from_two_workers_keeps_the_quota(
     assert set(asked.values()) == {1}  # …exactly once while cached
     print(f"\n{LOOKUPS} look-ups for {DISTINCT} numbers answered in {elapsed:.1f} s; "
           f"sandbox max {stats['max_in_rolling_window']} per {WINDOW:.0f} s window")
+
+
+def _took_sirene_over(process: ManagedProcess) -> list[str]:
+    """When this worker was assigned Sirene's partition (ISO times, from its JSON log)."""
+    times = []
+    for line in process.output().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "registries.quota_taken_over" \
+                and event.get("registry") == "sirene":
+            times.append(str(event.get("timestamp", "")))
+    return times
+
+
+def _sirene_owner(stack: Stack) -> str:
+    """The worker that last took Sirene's partition over: every rebalance gives the
+    partition to one worker, which logs it."""
+    last = {name: max(_took_sirene_over(process), default="")
+            for name, process in stack.processes.items() if name.startswith("worker")}
+    owner = max(last, key=lambda name: last[name])
+    assert last[owner], f"no worker logged taking Sirene's partition over: {last}"
+    return owner
+
+
+async def test_killing_the_owner_of_sirenes_partition_mid_burst_keeps_the_quota(
+    registry_stack: tuple[Stack, list[Registration]],
+) -> None:
+    stack, _ = registry_stack
+    settings = stack.settings
+    asked_before = (await _sandbox(stack, "/sandbox/asked"))["sirene"]
+    samples = await _sandbox(stack, "/sandbox/numbers")
+    fresh = sorted({n for pool in samples.values() for n in pool} - set(asked_before))[:30]
+    rng = random.Random(12)
+    while len(fresh) < 40:  # and unknown numbers the first burst never asked
+        body = f"98{rng.randrange(10**6):06d}"
+        number = body + str(luhn_check_digit(body))
+        if number not in fresh:
+            fresh.append(number)
+    order = [fresh[i % len(fresh)] for i in range(200)]
+    rng.shuffle(order)
+    plan = [(MEMBERS[i % len(MEMBERS)][0], f"handover-{i:04d}", number)
+            for i, number in enumerate(order)]
+    owner = _sirene_owner(stack)
+    await _publish(settings, plan)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # mid-burst: some of the new numbers asked
+        asked = (await _sandbox(stack, "/sandbox/asked"))["sirene"]
+        if sum(1 for n in fresh if n in asked) >= 8:
+            break
+        await asyncio.sleep(0.3)
+    killed_at = time.monotonic()
+    stack.processes[owner].kill()
+    survivor = next(name for name in stack.processes
+                    if name.startswith("worker") and name != owner)
+
+    expected = {siren: {rid for member, rid, _ in plan if member == siren}
+                for siren, _, _ in MEMBERS}
+    got: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        got = {siren: await _notifications(settings.bootstrap_servers, siren)
+               for siren, _, _ in MEMBERS}
+        if all(expected[s] <= set(_final(got[s])) for s in expected):
+            break
+        await asyncio.sleep(3)
+    for siren, notes in got.items():
+        final = _final(notes)
+        assert not expected[siren] - set(final), f"{siren}: look-ups without an answer"
+        assert {final[rid]["state"] for rid in expected[siren]} == {"answered"}
+        for note in notes:
+            if note["state"] == "pending" and note["submission_id"] in expected[siren]:
+                assert note["details"]["registry"] == "sirene"
+    assert _took_sirene_over(stack.processes[survivor]), "the survivor never took over"
+
+    stats = (await _sandbox(stack, "/sandbox/stats"))["registries"]["sirene"]
+    asked = (await _sandbox(stack, "/sandbox/asked"))["sirene"]
+    assert stats["max_in_rolling_window"] <= QUOTA  # across both owners
+    assert stats["quota_refused"] == 0
+    assert set(fresh) <= set(asked)
+    # at most the one call in flight when the owner died is made again (its answer was
+    # not yet on the cache topic)
+    assert sum(asked[n] for n in fresh) <= len(fresh) + 1
+    print(f"\nowner {owner} killed mid-burst; 200 look-ups for 40 numbers answered "
+          f"{time.monotonic() - killed_at:.1f} s after; sandbox max "
+          f"{stats['max_in_rolling_window']} per {WINDOW:.0f} s window")
