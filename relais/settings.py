@@ -198,8 +198,9 @@ class Settings:
     )
     registry_max_wait_seconds: float = field(
         default=5.0,
-        metadata={"help": "Longest a look-up waits in line for its registry's quota before "
-                  "it is parked on a delay tier and the member told it is pending."},
+        metadata={"help": "Wait budget of one batch of look-ups: longest they wait in line "
+                  "for their registry's quota before the rest are parked on a delay tier "
+                  "and their members told they are pending."},
     )
     contractor_wait_tiers: str = field(
         default="5s,5s,30s,30s,2m,2m,5m,5m",
