@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Iterator
 from datetime import datetime
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from relais.errors import ValidationError
 from sandbox.tdt.config import SandboxAccount, SandboxConfig
@@ -453,16 +454,18 @@ class S2low:
             if included is None or owner is None or not self._owned(account, owner):
                 return redirect(INDEX_PAGE)
             if call.query.get("tampon") and included.name.endswith(".pdf"):
-                from sandbox.tdt.stamp import stamp_pdf
+                from sandbox.tdt.stamp import stamp_increment
 
                 state.count("stamped_fetched", account.login)
-                stamped = stamp_pdf(included.data, self._stamp_lines(owner))
+                increment = stamp_increment(included.data, self._stamp_lines(owner))
                 name = basename(included.name)
-                return Response(
-                    stamped,
+                # the acte's bytes then the stamp's, never joined: a 150 MB acte is not copied
+                return StreamingResponse(
+                    _served(included.data, increment),
                     headers={
                         "Content-type": "application/pdf",
                         "Content-Disposition": f"attachment; filename={name}",
+                        "Content-Length": str(len(included.data) + len(increment)),
                         **_NO_CACHE,
                     },
                 )
@@ -714,3 +717,12 @@ def _acte_row(transaction: Transaction) -> dict[str, str]:
         "classification": transaction.classification,
         "type": transaction.s2low_type,
     }
+
+
+def _served(data: bytes, tail: bytes, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+    """``data`` then ``tail``, in slices of ``chunk`` bytes (``data`` is never copied whole)."""
+    view = memoryview(data)
+    for start in range(0, len(view), chunk):
+        yield bytes(view[start:start + chunk])
+    if tail:
+        yield tail

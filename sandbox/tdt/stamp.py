@@ -35,20 +35,26 @@ def _object(data: bytes, number: int, generation: int) -> bytes | None:
 
 def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
     """A copy of ``pdf`` with a last page showing ``lines``; ``pdf`` itself when unreadable."""
+    return pdf + stamp_increment(pdf, lines)
+
+
+def stamp_increment(pdf: bytes, lines: Sequence[str]) -> bytes:
+    """What :func:`stamp_pdf` appends to ``pdf`` (empty when it cannot read ``pdf``): a
+    large acte can be served as its own bytes followed by these, never copied whole."""
     tail = pdf[-2048:]
     startxref = _STARTXREF_RE.search(tail)
     trailers = list(_TRAILER_RE.finditer(pdf))
     if startxref is None or not trailers:
-        return pdf
+        return b""
     trailer = trailers[-1].group(1)
     size = _SIZE_RE.search(trailer)
     root = _ROOT_RE.search(trailer)
     if size is None or root is None:
-        return pdf
+        return b""
     catalog = _object(pdf, int(root[1]), int(root[2]))
     pages = _PAGES_RE.search(catalog) if catalog else None
     if catalog is None or pages is None:
-        return pdf
+        return b""
     first = int(size[1])
     new_pages, new_page, content, font, new_catalog = range(first, first + 5)
     text = " ".join(
@@ -60,7 +66,7 @@ def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
     if old_catalog.startswith(b"<<") and old_catalog.endswith(b">>"):
         catalog_body = _PAGES_RE.sub(b"/Pages %d 0 R" % new_pages, old_catalog)
     else:
-        return pdf
+        return b""
     objects = {
         new_pages: b"<< /Type /Pages /Kids [%s %s 0 R] /Count %d >>"
         % (pages[1] + b" " + pages[2] + b" R", str(new_page).encode(), _count(pdf, pages) + 1),
@@ -70,12 +76,13 @@ def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
         font: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         new_catalog: catalog_body,
     }
-    out = bytearray(pdf if pdf.endswith(b"\n") else pdf + b"\n")
+    out = bytearray(b"" if pdf.endswith(b"\n") else b"\n")
+    start = len(pdf)  # offsets count the original bytes, not copied here
     offsets: dict[int, int] = {}
     for number, body in objects.items():
-        offsets[number] = len(out)
+        offsets[number] = start + len(out)
         out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
+    xref = start + len(out)
     out += b"xref\n%d %d\n" % (first, len(objects))
     for number in sorted(offsets):
         out += b"%010d 00000 n \n" % offsets[number]
