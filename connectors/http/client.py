@@ -13,7 +13,11 @@ What a client can carry:
 - HTTP Basic (login, password);
 - credential headers (an API key header such as ``X-INSEE-Api-Key-Integration``
   for Sirene, ``Authorization: Bearer <token>`` for API Entreprise);
-- per-partner timeouts (connect, read, write, pool); redirects are always off.
+- per-partner timeouts (connect, read, write, pool); redirects are always off;
+- a cap on the connections kept to the partner (``max_connections``): without one,
+  httpx opens a connection (a TLS handshake on both sides) for every request made
+  while the others are busy, so a burst of one member's actes opened as many
+  connections as the stage handles records at once.
 
 A partner that refuses the certificate, a key whose password is wrong and a
 server certificate the CA file does not vouch for all end as the non-retriable
@@ -95,6 +99,7 @@ def build_partner_client(
     headers: Mapping[str, str] | None = None,
     timeout: float | httpx.Timeout | PartnerTimeouts = 30.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int | None = None,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` for one partner account, with ``url`` as its base URL.
 
@@ -105,6 +110,10 @@ def build_partner_client(
     credential headers). ``timeout`` is one figure for every phase, an
     ``httpx.Timeout`` or :class:`PartnerTimeouts`. ``member`` (a SIREN) and
     ``label`` (e.g. "TdT", default ``partner``) name the account in errors.
+    ``max_connections`` caps the connections open to the partner (all kept alive
+    between requests); a request beyond it waits for one within the pool timeout, so a
+    connector that sets it also bounds its requests in flight (``S2lowConnector``).
+    None keeps httpx's pool (100 connections, 20 kept alive).
 
     Raises :class:`ConfigurationError` for a missing or unreadable file and
     :class:`PartnerAuthError` for a key its password does not open. The caller
@@ -121,9 +130,14 @@ def build_partner_client(
         context = _tls_context(
             url, cert_file, key_file, key_password, ca_file, who=who, name=name, partner=partner
         )
+    limits = (
+        httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if max_connections is not None
+        else httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    )
     if transport is None and context is not None:
         transport = CertificateCheckingTransport(
-            httpx.AsyncHTTPTransport(verify=context),
+            httpx.AsyncHTTPTransport(verify=context, limits=limits),
             context,
             who=f"{who}, {name} {url}",
         )
@@ -150,6 +164,7 @@ def build_partner_client(
         headers=dict(headers or {}),
         timeout=timeouts,
         transport=transport,
+        limits=limits,
         follow_redirects=False,
     )
 
@@ -164,6 +179,7 @@ def account_client(
     timeouts: PartnerTimeouts | None = None,
     api_key_header: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int | None = None,
 ) -> httpx.AsyncClient:
     """The client of a member's ``account`` with ``partner``, its secrets read from ``environ``.
 
@@ -172,6 +188,7 @@ def account_client(
     given by its connector; an account option ``api_key_header`` overrides it);
     ``token_env``'s value goes in ``Authorization: Bearer``. ``timeouts`` are the
     partner's defaults, overridden by the account's ``timeout.<phase>`` options.
+    ``max_connections``: see :func:`build_partner_client`.
 
     Raises :class:`ConfigurationError` (not retriable) when a variable the account
     names is unset or an API key has no header to go in.
@@ -210,6 +227,7 @@ def account_client(
         headers=headers,
         timeout=chosen,
         transport=transport,
+        max_connections=max_connections,
     )
 
 

@@ -9,8 +9,9 @@ No secret travels in Kafka or reaches a log.
 
 Connectors are cached per partner and account settings: members sharing one
 account (the same URL, login, certificate, credentials) share one connector, and
-a member whose account changed gets a new one. :meth:`PartnerConnectors.aclose`
-closes every client.
+a member whose account changed gets a new one. ``max_connections`` caps each
+account's connections (:func:`connectors.http.client.build_partner_client`).
+:meth:`PartnerConnectors.aclose` closes every client.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class PartnerConnectors(Generic[C]):
         api_key_header: str | None = None,
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.partner = partner
         self._factory = factory
@@ -67,6 +69,7 @@ class PartnerConnectors(Generic[C]):
         self._api_key_header = api_key_header
         self._environ = environ
         self._transport = transport
+        self._max_connections = max_connections
         self._cache: dict[Hashable, tuple[httpx.AsyncClient, C]] = {}
 
     def for_member(self, member: Member) -> C:
@@ -92,6 +95,7 @@ class PartnerConnectors(Generic[C]):
             timeouts=self._timeouts,
             api_key_header=self._api_key_header,
             transport=self._transport,
+            max_connections=self._max_connections,
         )
         connector = self._factory(client, account, member)
         self._cache[key] = (client, connector)

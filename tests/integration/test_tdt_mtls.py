@@ -7,14 +7,19 @@ stages as the non-retriable ``PartnerAuthError`` naming the member and the TdT.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from connectors.tdt.registry import TdtConnectors
+from connectors.tdt import ActeForm, UploadFile
+from connectors.tdt.registry import MAX_CONNECTIONS, TdtConnectors
+from relais.documents import sample_pdf
 from relais.errors import ConfigurationError, PartnerAuthError, PartnerTransientError
 from relais.members.model import Member, TdtSettings
 from sandbox.common.tls import ensure_tls_material, make_foreign_client
@@ -287,3 +292,44 @@ async def test_with_optional_client_certificates_basic_alone_gets_through(
         finally:
             await connectors.aclose()
     assert_auth_error(caught.value, running.url, "refused the client certificate")
+
+
+async def test_a_burst_of_one_accounts_actes_reuses_a_few_connections(
+    sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve actes posted at once, then their statuses: one TLS handshake per kept
+    connection (MAX_CONNECTIONS), not one per call."""
+    handshakes = 0
+    wrap_bio = ssl.SSLContext.wrap_bio
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        nonlocal handshakes
+        if not kwargs.get("server_side", args[2] if len(args) > 2 else False):
+            handshakes += 1
+        return wrap_bio(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_bio", counting)
+    material = ensure_tls_material(tmp_path / "tls", [])
+    mine = material.client(SIREN)
+    connectors = TdtConnectors(timeout=10, environ={KEY_PASSWORD_ENV: material.key_password})
+    pdf = sample_pdf("Deliberation")
+    try:
+        connector = connectors.for_member(
+            member(sandbox.url, cert=mine.cert_file, key=mine.key_file, ca=material.ca_file)
+        )
+        posted = await asyncio.gather(*(
+            connector.post_acte(
+                ActeForm(nature_code=1, number=f"D2024_{n:03d}", subject="Deliberation",
+                         decision_date=date(2024, 2, 28), classification=(7, 1),
+                         type_acte="99_DE"),
+                [UploadFile("deliberation.pdf", pdf)],
+            ) for n in range(12)
+        ))
+        statuses = await asyncio.gather(*(connector.get_status(p.transaction_id)
+                                          for p in posted))
+    finally:
+        await connectors.aclose()
+    assert len({p.transaction_id for p in posted}) == 12
+    assert all(s.status >= 1 for s in statuses)
+    assert 1 <= handshakes <= MAX_CONNECTIONS
+    assert sandbox.state.stats()["members"][SIREN]["transactions_created"] == 12
