@@ -4,12 +4,16 @@ Starlette decodes multipart text fields as UTF-8, which would hide a client
 that sends ``subject`` in the wrong charset. The sandbox reads the body with
 python-multipart directly and keeps every field value as bytes; files are
 counted while they stream in, so an oversized post is refused without holding
-more than the limit in memory.
+more than the limit in memory. A file part goes to a temporary file as it
+arrives, as PHP spools uploads to ``upload_tmp_dir`` before S²LOW sees them, and
+is read back once, whole, when the part ends (a 150 MB acte is never held twice).
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from typing import IO
 from urllib.parse import parse_qsl
 
 from python_multipart import MultipartParser
@@ -27,6 +31,10 @@ class FormError(Exception):
         self.message = message
 
 
+SPOOL_IN_MEMORY = 1024 * 1024
+"""File parts up to this size stay in memory while they arrive; larger ones go to disk."""
+
+
 @dataclass
 class FormFile:
     """One uploaded file."""
@@ -34,7 +42,7 @@ class FormFile:
     field_name: str
     filename: str
     content_type: str
-    data: bytearray = field(default_factory=bytearray)
+    data: bytes | bytearray = field(default_factory=bytes)
 
 
 @dataclass
@@ -63,10 +71,17 @@ class _PartCollector:
         self.header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
         self.data = bytearray()
+        self.spool: IO[bytes] | None = None
 
     def on_part_begin(self) -> None:
         self.headers = {}
         self.data = bytearray()
+        self.spool = None
+
+    def on_header_end_of_headers(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if b"filename" in options:
+            self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_field += data[start:end]
@@ -87,7 +102,10 @@ class _PartCollector:
                 raise FormError(
                     "files", f"the files exceed the {self.max_file_bytes} bytes a TdT accepts"
                 )
-        self.data += data[start:end]
+        if self.spool is not None:
+            self.spool.write(data[start:end])
+        else:
+            self.data += data[start:end]
 
     def on_part_end(self) -> None:
         disposition, options = parse_options_header(self.headers.get(b"content-disposition", b""))
@@ -101,11 +119,26 @@ class _PartCollector:
                     field_name=name,
                     filename=options[b"filename"].decode("iso-8859-1"),
                     content_type=content_type.decode("iso-8859-1"),
-                    data=self.data,
+                    data=self._spooled(),
                 )
             )
         else:
             self.form.values.setdefault(name, []).append(bytes(self.data))
+
+    def _spooled(self) -> bytes | bytearray:
+        """The file part's bytes, read back once from its temporary file."""
+        spool, self.spool = self.spool, None
+        if spool is None:
+            return self.data
+        with spool:
+            spool.seek(0)
+            return spool.read()
+
+    def close(self) -> None:
+        """Remove a part left half-read (a refused or malformed body)."""
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
 
 
 async def read_form(request: Request, *, max_file_bytes: int) -> RawForm:
@@ -127,6 +160,7 @@ async def read_form(request: Request, *, max_file_bytes: int) -> RawForm:
             "on_header_field": collector.on_header_field,
             "on_header_value": collector.on_header_value,
             "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_header_end_of_headers,
             "on_part_data": collector.on_part_data,
             "on_part_end": collector.on_part_end,
         },
@@ -137,4 +171,6 @@ async def read_form(request: Request, *, max_file_bytes: int) -> RawForm:
         parser.finalize()
     except FormParserError as exc:
         raise FormError("body", f"malformed multipart body: {exc}") from exc
+    finally:
+        collector.close()
     return form
