@@ -156,6 +156,36 @@ class Transaction:
         }
 
 
+class TransactionTable(dict[int, Transaction]):
+    """The transactions by id, with what S²LOW looks up by column kept in indexes:
+    the numbers each authority used (``isUnique``: any type), its actes' numbers
+    (type 1) and the actes by IDActe (``getTransactionFromUniqueId``). S²LOW asks its
+    database; a scan of every transaction per post made the sandbox's CPU per post grow
+    with the number of transactions it holds. A transaction's login, type, number and
+    IDActe never change once recorded; transactions are only added (``[id] = t``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._numbers: dict[tuple[str, str], set[str]] = {}
+        self._actes_by_id_acte: dict[str, Transaction] = {}
+
+    def __setitem__(self, key: int, transaction: Transaction) -> None:
+        super().__setitem__(key, transaction)
+        types = self._numbers.setdefault((transaction.login, transaction.number), set())
+        types.add(transaction.s2low_type)
+        if transaction.s2low_type == "1":
+            self._actes_by_id_acte.setdefault(transaction.id_acte, transaction)
+
+    def number_used(self, login: str, number: str, s2low_type: str | None = None) -> bool:
+        """Whether the authority has a transaction with this number (of this type)."""
+        types = self._numbers.get((login, number), set())
+        return bool(types) and (s2low_type is None or s2low_type in types)
+
+    def acte_by_id_acte(self, id_acte: str) -> Transaction | None:
+        """The first acte (type 1) recorded with this IDActe."""
+        return self._actes_by_id_acte.get(id_acte)
+
+
 @dataclass(frozen=True)
 class _Fate:
     """What will happen to one acte, drawn when it is posted."""
@@ -180,7 +210,7 @@ class TdtState(Simulator[Faults]):
         The fault knobs go back to the configuration's unless ``keep_faults``.
         """
         super().reset(keep_faults=keep_faults)
-        self.transactions: dict[int, Transaction] = {}
+        self.transactions: TransactionTable = TransactionTable()
         self.envelopes: dict[int, Envelope] = {}
         self.files: dict[int, IncludedFile] = {}
         self.classification = self.config.classification
@@ -232,26 +262,16 @@ class TdtState(Simulator[Faults]):
 
     def by_unique_id(self, unique_id: str) -> Transaction | None:
         """``ActesTransaction::getTransactionFromUniqueId``: the acte (type 1) with this IDActe."""
-        return next(
-            (
-                t
-                for t in self.transactions.values()
-                if t.s2low_type == "1" and t.id_acte == unique_id
-            ),
-            None,
-        )
+        return self.transactions.acte_by_id_acte(unique_id)
 
     # -- actes ----------------------------------------------------------------------------
 
     def number_taken(self, login: str, number: str) -> bool:
         """``ActesTransaction::isUnique`` negated: any transaction of the authority."""
-        return any(t.login == login and t.number == number for t in self.transactions.values())
+        return self.transactions.number_used(login, number)
 
     def same_acte(self, login: str, form_number: str) -> bool:
-        return any(
-            t.login == login and t.s2low_type == "1" and t.number == form_number
-            for t in self.transactions.values()
-        )
+        return self.transactions.number_used(login, form_number, "1")
 
     def _draw_fate(self, forced_anomaly: bool) -> _Fate:
         rng = self.outcome_rng
