@@ -31,6 +31,7 @@ from relais.errors import PartnerPermanentError, PartnerRefusedError, PartnerTra
 from relais.flows.ids import event_id_for
 from relais.flows.outbound import Outbound, encode_outbound
 from relais.journal.entry import DONE, JournalEntry
+from relais.stages import local_writes
 from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
 from topics.journal import DELIVERY_JOURNAL
@@ -88,7 +89,8 @@ class Journal:
                                      type="fr.relais.journal.JournalEntry",
                                      subject=entry.flow_id, flow_id=entry.flow_id, parent=parent),
         )
-        self.view.put_local(entry)
+        with local_writes.durable():  # acknowledged: it stands whatever the batch becomes
+            self.view.put_local(entry)
 
 
 @dataclass(frozen=True)

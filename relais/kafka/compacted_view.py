@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from relais.errors import DecodeError, InfrastructureError
 from relais.kafka import clients
 from relais.kafka.lifecycle import stop_loop
+from relais.stages.local_writes import remember
 from relais.wire.avro_codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,20 @@ class CompactedView(Generic[T]):
         return len(self._values)
 
     def put_local(self, key: str, value: T | None) -> None:
-        """Make a value visible now (the caller has published it, or is about to)."""
+        """Make a value visible now (the caller has published it, or is about to).
+
+        Inside a stage runner's handling the write is taken back if what it stands for is
+        not committed (``relais.stages.local_writes``)."""
+        previous = self._values.get(key)
+        self._set(key, value)
+        remember(lambda: self._take_back(key, value, previous))
+
+    def _take_back(self, key: str, written: T | None, previous: T | None) -> None:
+        if self._values.get(key) is not written:
+            return  # replaced since (the broker's record, a later write): leave it
+        self._set(key, previous)
+
+    def _set(self, key: str, value: T | None) -> None:
         if value is None:
             self._values.pop(key, None)
         else:

@@ -66,6 +66,7 @@ from relais.flows.outbound import Outbound
 from relais.kafka import clients as kafka_clients
 from relais.kafka.lifecycle import stop_loop
 from relais.stages import headers as h
+from relais.stages import local_writes
 from relais.stages.failures import FailureRouter, dead_letter_record, describe
 from relais.stages.instance import fresh_transactional_producer
 from relais.stages.records import InputRecord
@@ -440,6 +441,7 @@ class StageRunner:
         # running while the batch is read again. The workers share one batch scope.
         waiting = iter(groups.values())
         failures: list[Exception] = []
+        writes: list[local_writes.Undo] = []  # the batch's local view writes
 
         async def work() -> None:
             for indexes in waiting:
@@ -447,7 +449,7 @@ class StageRunner:
                     return
                 try:
                     for index in indexes:
-                        results[index] = await self._handle(records[index])
+                        results[index] = await self._handle(records[index], writes)
                 except Exception as exc:
                     failures.append(exc)
                     return
@@ -459,16 +461,19 @@ class StageRunner:
                 await work()
             else:
                 await asyncio.gather(*(work() for _ in range(workers)))
+            if failures:
+                raise failures[0]
+            offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
+            handled = time.perf_counter()
+            outputs = [out for outputs in results for out in outputs]
+            if outputs:
+                await self._publish(outputs, offsets)
+        except BaseException:
+            local_writes.undo(writes)  # the batch is read again: its writes never happened
+            raise
         finally:
             _BATCH_SCOPE.reset(scope)
-        if failures:
-            raise failures[0]
-        offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
-        handled = time.perf_counter()
-        outputs = [out for outputs in results for out in outputs]
-        if outputs:
-            await self._publish(outputs, offsets)
-        else:  # nothing to publish: the offsets go with the next transaction
+        if not outputs:  # nothing to publish: the offsets go with the next transaction
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.update(offsets)
@@ -506,16 +511,26 @@ class StageRunner:
     def _prepared(self, record: InputRecord) -> InputRecord:
         return self._prepare(record) if self._prepare is not None else record
 
-    async def _handle(self, record: InputRecord) -> list[Outbound]:
+    async def _handle(self, record: InputRecord,
+                      writes: list[local_writes.Undo] | None = None) -> list[Outbound]:
+        """The handler's outputs for ``record`` (the router's when it raised); the local
+        view writes it made are added to ``writes``, those of a handler that raised are
+        taken back."""
         headers = list(record.headers or ())
+        mine: list[local_writes.Undo] = []
         with structlog.contextvars.bound_contextvars(
             stage=self.stage, topic=record.topic, partition=record.partition,
             offset=record.offset, flow_id=h.get(headers, FLOW_ID_HEADER),
             member=h.get(headers, h.MEMBER),
         ):
             try:
-                return await self._handler(record)
+                with local_writes.collect(mine):
+                    outputs = await self._handler(record)
+                if writes is not None:
+                    writes.extend(mine)
+                return outputs
             except Exception as exc:
+                local_writes.undo(mine)
                 self.stats.failed += 1
                 if self._router is None:
                     log.exception("stage.failed_without_router", stage=self.stage)
@@ -530,14 +545,17 @@ class StageRunner:
                 record = self._prepared(raw)
                 offsets = {tp: raw.offset + 1}
                 scope = _BATCH_SCOPE.set({})
+                writes: list[local_writes.Undo] = []
                 try:
-                    outputs = await self._handle(record)
+                    outputs = await self._handle(record, writes)
                     await self._publish(outputs, offsets)
                 except KafkaError as exc:
+                    local_writes.undo(writes)
                     if not isinstance(exc, CONTENT_ERRORS):
                         raise
                     await self._publish(self._bug_letters(record, exc), offsets)
                 except Exception as exc:
+                    local_writes.undo(writes)
                     await self._publish(self._bug_letters(record, exc), offsets)
                 else:
                     self.stats.handled += 1
