@@ -109,6 +109,10 @@ class Plan:
 SWEEP_EVERY = 600.0
 """Seconds between two sweeps of the cache's expired entries by a registry's owner."""
 
+SWEEP_MAX_KEYS = 5000
+"""Tombstones one sweep writes at most (the rest wait for the next sweep), so a sweep in
+a rebalance callback or before a look-up stays short."""
+
 SLOT_GRACE = 120.0
 """A slot whose leader has not called this long after it is due is given to another
 request (the leader was dead-lettered, or its worker lost the partition)."""
@@ -200,7 +204,7 @@ class LookupService:
             return 0
         self.last_sweep = now
         keys = [key for key in self.cache.expired(now)
-                if key.split(":", 1)[0] in self.owned]
+                if key.split(":", 1)[0] in self.owned][:SWEEP_MAX_KEYS]
         if not keys:
             return 0
         try:

@@ -66,6 +66,22 @@ async def test_the_owner_tombstones_the_expired_entries_of_its_registries_only()
     assert await service.sweep() == 1 and len(cache) == 1  # only entreprise's is left
 
 
+async def test_one_sweep_writes_a_bounded_number_of_tombstones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents.registry import service as service_module
+
+    monkeypatch.setattr(service_module, "SWEEP_MAX_KEYS", 2)
+    cache, now = RegistryCache(), [4 * HOUR]
+    for i in range(5):
+        cache.put(make_entry("sirene", f"00000001{i}", Outcome.NOT_FOUND, 0.0))
+    published: list[list[str]] = []
+    service = service_with(cache, now, published)
+    service.assigned({"sirene"})
+    assert [await service.sweep(force=True) for _ in range(4)] == [2, 2, 1, 0]
+    assert sum(len(keys) for keys in published) == 5 and len(cache) == 0
+
+
 async def test_a_sweep_that_cannot_publish_keeps_the_entries_for_the_next_one() -> None:
     cache, now = filled(), [4 * HOUR]
     published: list[list[str]] = []
