@@ -304,7 +304,7 @@ async def _check_submission(
             state="received", previous=None, kind="ACCEPTED", parent=parent,
             message=f"{decoded.schema_name} {submission_id} received; checks continue",
         )
-        notification_id = transition_ids(flow.flow_id, "received")[0]
+        notification_id = transition_ids(flow.flow_id, "received", "")[0]
         full_name = deps.codec.catalog.current(decoded.schema_name).full_name
         headers = EventHeaders.new(
             source=SOURCE, type=full_name, subject=flow.flow_id, flow_id=flow.flow_id,

@@ -3,6 +3,7 @@ transition of a flow to the same event id, so a redelivery is recognisable."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -37,6 +38,7 @@ def event_id_for(flow_id: str, *parts: str) -> str:
     return _uuid5("/".join((flow_id, *parts)))
 
 
+@functools.lru_cache(maxsize=4096)
 def transition_ids(flow_id: str, state: str, event_key: str = "") -> tuple[str, str]:
     """The ids of one flow transition's two records: (notification id, flow event id).
 
@@ -47,6 +49,9 @@ def transition_ids(flow_id: str, state: str, event_key: str = "") -> tuple[str, 
     the same ids and the member (or any consumer) drops the repeat; a different state
     or a different event key (a child event such as a prefecture message, a failure
     of another input record) gives different ids.
+
+    Remembered for the last 4,096 transitions: one record's emitter, its notification
+    and its forward ask for the same ids (a pure function: remembering changes nothing).
     """
     return (event_id_for(flow_id, "notification", state, event_key),
             event_id_for(flow_id, "state", state, event_key))

@@ -29,3 +29,13 @@ def test_ids_already_published_do_not_change() -> None:
     assert ids.flow_id_for_unreadable("213300010", "t", 2, 7) == ids.flow_id_for(
         "213300010", "unreadable:t:2:7")
     assert uuid.UUID(ids.event_id_for(flow_id, "x")).version == 5
+
+
+def test_transition_ids_asked_again_are_the_same_and_not_computed_again() -> None:
+    flow_id = ids.flow_id_for("213300010", "sub-remembered")
+    before = ids.transition_ids.cache_info()
+    first = ids.transition_ids(flow_id, "received", "")
+    assert ids.transition_ids(flow_id, "received", "") == first
+    after = ids.transition_ids.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert ids.transition_ids(flow_id, "received", "k") != first
