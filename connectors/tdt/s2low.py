@@ -225,6 +225,13 @@ class S2lowConnector:
 
     # -- the one place that talks to httpx -------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, operation: str) -> AsyncIterator[None]:
+        """One of the ``max_in_flight`` exchanges, its transport errors translated."""
+        async with self._in_flight or contextlib.nullcontext():
+            with map_transport_errors(self.partner, operation):
+                yield
+
     async def _exchange(
         self,
         operation: str,
@@ -605,7 +612,8 @@ class S2lowConnector:
             if len(head) < 5:
                 raise reply_error(self.partner, operation, "the stamped acte is not a PDF", head)
 
-        with map_transport_errors(self.partner, operation):
+        # under the cap on calls in flight too: the download holds a connection
+        async with self._slot(operation):
             request = self._client.build_request(
                 "GET", url, headers={"Accept-Encoding": "identity"}
             )
