@@ -199,7 +199,7 @@ async def _stamped(
             message=f"no stamped copy of acte {id_acte} is available from the TdT after "
             f"{attempt} attempt(s); the acknowledgement stands",
         )
-    log.info("acts.stamp_delivered", sha256=ref.sha256, size=ref.size)
+    log.debug("acts.stamp_delivered", sha256=ref.sha256, size=ref.size)
     return transition(
         deps, flow, stage=STAGE, state="acknowledged", previous="acknowledged",
         kind="PARTNER_MESSAGE", parent=parent, partner_ref=id_acte, child_event="stamped-acte",
@@ -237,7 +237,7 @@ async def handle_status(record: InputRecord, deps: ActsDeps) -> list[Outbound]:
     result = await connector.get_status(check["transaction_id"])
     final = await _answered(deps, flow, check, result, parent)
     if final is not None:
-        log.info("acts.answered", tdt_status=result.status, polls=check["polls"] + 1)
+        log.debug("acts.answered", tdt_status=result.status, polls=check["polls"] + 1)
         if result.status == TransactionStatus.ACKNOWLEDGED \
                 and check.get("awaiting") != "cancellation":
             final.append(_stamp_check(deps, check, headers, flow_id))

@@ -69,6 +69,7 @@ from connectors.tdt.replies import (
     parse_status_reply,
 )
 from connectors.tdt.rules import check_number
+from connectors.tdt.tally import TALLY
 from connectors.tdt.text import encode_latin1
 from relais.errors import (
     PartnerAuthError,
@@ -263,14 +264,17 @@ class S2lowConnector:
                 finally:
                     await response.aclose()
             elapsed = time.perf_counter() - started
-        log.info(
-            "tdt.called",
-            partner=self.partner,
-            operation=operation,
-            http_status=response.status_code,
-            bytes=len(payload),
-            elapsed_ms=round(elapsed * 1000, 1),
-        )
+        # one line per call: DEBUG on the hot path (the flow events keep what happened, and
+        # TALLY's tdt.calls_summary the counts), INFO when the TdT answers an HTTP error
+        elapsed_ms = round(elapsed * 1000, 1)
+        fields = {"partner": self.partner, "operation": operation,
+                  "http_status": response.status_code, "bytes": len(payload),
+                  "elapsed_ms": elapsed_ms}
+        if response.status_code >= 400:
+            log.info("tdt.called", **fields)
+        else:
+            log.debug("tdt.called", **fields)
+        TALLY.add(self.partner, operation, response.status_code, elapsed_ms)
         return _Answer(response.status_code, response.headers, payload, elapsed, request.url)
 
     async def _read_capped(self, response: httpx.Response, cap: int, operation: str) -> bytes:
@@ -417,7 +421,7 @@ class S2lowConnector:
         operation = "post_acte"
         answer = await self._call(operation, "POST", PATH_CREATE, cap=self.caps.text, body=body)
         result = self._created(answer, operation, "acte")
-        log.info(
+        log.debug(  # the acte's "posted" flow event names the transaction too
             "tdt.acte_posted",
             partner=self.partner,
             transaction_id=result.transaction_id,
@@ -632,9 +636,11 @@ class S2lowConnector:
                     deadline=self._body_deadline, label="TdT")))
             finally:
                 await response.aclose()
-        log.info("tdt.called", partner=self.partner, operation=operation,
-                 http_status=response.status_code, bytes=sent, streamed=True,
-                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1))
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.debug("tdt.called", partner=self.partner, operation=operation,
+                  http_status=response.status_code, bytes=sent, streamed=True,
+                  elapsed_ms=elapsed_ms)
+        TALLY.add(self.partner, operation, response.status_code, elapsed_ms)
         return stored
 
     # -- reconciliation --------------------------------------------------------------------

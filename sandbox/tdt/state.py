@@ -360,7 +360,7 @@ class TdtState(Simulator[Faults]):
             start()
         else:
             transaction.pending = start
-        log.info(
+        log.debug(
             "sandbox_tdt.acte_recorded",
             transaction_id=transaction.id,
             login=account.login,
