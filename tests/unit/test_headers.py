@@ -148,3 +148,22 @@ def test_with_extra_adds_without_mutating() -> None:
     more = headers.with_extra(relais_attempt="3", other="x")
     assert more.extra == {**headers.extra, "relais_attempt": "3", "other": "x"}
     assert headers.extra["relais_attempt"] == "2"
+
+
+def test_ce_time_is_the_current_millisecond_even_when_formatted_once_per_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from relais.wire import headers
+
+    # 2026-12-05T01:59:17.983999999Z, then the next millisecond: truncated, never rounded
+    clock = iter([1_796_435_957_983_999_999, 1_796_435_957_983_000_001,
+                  1_796_435_957_984_000_000])
+    monkeypatch.setattr(headers, "time", SimpleNamespace(time_ns=lambda: next(clock)))
+    times = [EventHeaders.new(source="/s", type="t", subject=None, flow_id=None).time
+             for _ in range(3)]
+    assert times == ["2026-12-05T01:59:17.983Z"] * 2 + ["2026-12-05T01:59:17.984Z"]
+    assert times[0] == datetime.fromtimestamp(1_796_435_957.983, UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
