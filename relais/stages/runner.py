@@ -34,6 +34,10 @@ and a handler that publishes nothing publishes nothing the second time either. P
 offsets of a partition the stage no longer holds are dropped, never committed, and a
 rewind drops them all.
 
+The local view writes a handler makes (``put_local``) are taken back when its outputs are
+not committed: the handler raised, or the batch failed and is read again
+(``relais.stages.local_writes``); a record read again finds the views as they were.
+
 ``prepare`` turns each consumed record into what the stage may read before the
 handler, the router or the logs see it (the ingress drops a member's
 ``relais_*`` headers there).
