@@ -184,6 +184,26 @@ def start_fault_hub(
     return hub
 
 
+def module_fault_hub(
+    broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory, **options: Any
+) -> Iterator[FaultHub]:
+    """:func:`start_fault_hub` for a module fixture (``yield from``): closed at teardown."""
+    running = start_fault_hub(broker, tmp_path_factory, **options)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+STEADY_ENV = {
+    "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s",
+    "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
+    "RELAIS_TDT_TIMEOUT_SECONDS": "5",
+    "RELAIS_PREFECTURE_POLL_SECONDS": "2",
+}
+"""The hub's settings for runs whose partner behaves: eight 5 s retries, 5 s TdT timeout."""
+
+
 # -- submissions ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import pytest
 from ops.kafka.broker import LocalBroker
 from tests.faults.conftest import (
     INTERNAL_TOPICS,
+    STEADY_ENV,
     TERMINAL,
     FaultHub,
     drafts,
@@ -20,10 +21,10 @@ from tests.faults.conftest import (
     flow_states,
     interleaved,
     log_count,
+    module_fault_hub,
     open_transactions,
     publish_drafts,
     sandbox_stats,
-    start_fault_hub,
     wait_for_states,
 )
 
@@ -32,22 +33,12 @@ pytestmark = pytest.mark.faults
 MEMBERS = 10
 ACTES_PER_MEMBER = 50
 DOWN_SECONDS = 10.0
-ENV = {
-    "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s",
-    "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
-    "RELAIS_TDT_TIMEOUT_SECONDS": "5",
-    "RELAIS_PREFECTURE_POLL_SECONDS": "2",
-}
 
 
 @pytest.fixture(scope="module")
 def hub(fault_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultHub]:
-    running = start_fault_hub(fault_broker, tmp_path_factory, prefix="31", members=MEMBERS,
-                              env=ENV)
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from module_fault_hub(fault_broker, tmp_path_factory, prefix="31",
+                                members=MEMBERS, env=STEADY_ENV)
 
 
 async def test_broker_restart_mid_run(hub: FaultHub) -> None:

@@ -15,17 +15,18 @@ import pytest
 from ops.kafka.broker import LocalBroker
 from tests.faults.conftest import (
     INTERNAL_TOPICS,
+    STEADY_ENV,
     TERMINAL,
     FaultHub,
     drafts,
     flow_of,
     interleaved,
     log_count,
+    module_fault_hub,
     notifications,
     open_transactions,
     publish_drafts,
     sandbox_stats,
-    start_fault_hub,
     wait_for_states,
 )
 
@@ -34,22 +35,12 @@ pytestmark = pytest.mark.faults
 MEMBERS = 20
 ACTES_PER_MEMBER = 100
 SEED = 20260
-ENV = {
-    "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s",
-    "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
-    "RELAIS_TDT_TIMEOUT_SECONDS": "5",
-    "RELAIS_PREFECTURE_POLL_SECONDS": "2",
-}
 
 
 @pytest.fixture(scope="module")
 def hub(fault_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultHub]:
-    running = start_fault_hub(fault_broker, tmp_path_factory, prefix="30", members=MEMBERS,
-                              env=ENV)
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from module_fault_hub(fault_broker, tmp_path_factory, prefix="30",
+                                members=MEMBERS, env=STEADY_ENV)
 
 
 async def test_worker_killed_while_actes_flow(hub: FaultHub) -> None:

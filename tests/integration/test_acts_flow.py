@@ -5,38 +5,25 @@ its own notifications, and the TdT receives each acte once."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from ops.demo_documents import minimal_pdf
-from ops.flows import FlowFilter, latest_states
+from ops.flows import FlowFilter
 from ops.members import Registration
-from ops.stack import (
-    Stack,
-    sandbox_base_port,
-    sandbox_config,
-    sandbox_control_client,
-    sandbox_member,
-    sandbox_url,
-)
+from ops.stack import Stack, sandbox_config, sandbox_member
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
-from relais.identifiers import luhn_check_digit
-from relais.kafka import clients as kafka_clients
-from relais.kafka.publisher import Publisher
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
-from tests.integration.conftest import apply_hub_topics, register
+from tests.integration import stacks
+from tests.integration.conftest import register
 from topics import member as member_topics
 
 pytestmark = pytest.mark.integration
@@ -46,48 +33,21 @@ ACTES_PER_MEMBER = 50
 TERMINAL = {"acknowledged", "rejected"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def sirens(count: int) -> list[str]:
-    out = []
-    for n in range(count):
-        body = f"20{n:06d}"
-        out.append(body + str(luhn_check_digit(body)))
-    return out
-
-
 @pytest.fixture(scope="module")
 def acts_stack(
     hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, list[Registration]]]:
-    data_dir = tmp_path_factory.mktemp("acts")
-    settings = Settings.from_env(
-        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-acts-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
-        api_port=free_port(),
-    )
+    settings = stacks.stack_settings(hub_kafka_bootstrap, tmp_path_factory.mktemp("acts"),
+                                     "acts")
     registrations = [sandbox_member(settings, siren, f"Commune {i}", "021")
-                     for i, siren in enumerate(sirens(MEMBERS))]
-    asyncio.run(apply_hub_topics(settings))
-    asyncio.run(register(settings, registrations))
-    stack = Stack(settings, data_dir / "logs", extra_env={
+                     for i, siren in enumerate(stacks.sirens(MEMBERS))]
+    tdt = sandbox_config(registrations, faults={
+        "anomaly_rate": 0.1, "prefecture_message_rate": 0.1, "duplicate_rate": 0.2,
+        "out_of_order": 0.2})
+    with stacks.running_stack(settings, registrations, tdt, extra_env={
         "RELAIS_PREFECTURE_POLL_SECONDS": "2", "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
-    })
-    try:
-        stack.start_sandbox(sandbox_config(
-            registrations,
-            faults={"anomaly_rate": 0.1, "prefecture_message_rate": 0.1,
-                    "duplicate_rate": 0.2, "out_of_order": 0.2},
-        ))
-        stack.start_worker()
+    }) as stack:
         yield stack, registrations
-    finally:
-        stack.stop()
 
 
 def _drafts(siren: str, blob: Any) -> list[ActeDraft]:
@@ -101,57 +61,20 @@ def _drafts(siren: str, blob: Any) -> list[ActeDraft]:
     ]
 
 
-async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
-    codec = AvroCodec()
-    tp = TopicPartition(member_topics.notifications(siren).name, 0)
-    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        out = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out += [codec.decode(r.value, expected="Notification").record for r in records]
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def test_thousand_actes_from_twenty_members(
     acts_stack: tuple[Stack, list[Registration]],
 ) -> None:
     stack, registrations = acts_stack
     settings = stack.settings
-    store = FilesystemBlobStore(settings.blob_dir)
-    blob = await store.put_bytes(minimal_pdf("acte"), media_type="application/pdf",
-                                 filename="acte.pdf")
-    for registration in registrations:  # each member references it: each owns it
-        await store.grant(blob.sha256, registration.member.siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    expected: dict[str, str] = {}
+    blob = await stacks.shared_acte_blob(settings, registrations)
     started = time.monotonic()
-    try:
-        for registration in registrations:
-            siren = registration.member.siren
-            for draft in _drafts(siren, blob):
-                await publish_acte(publisher, draft)
-                expected[flow_id_for(siren, draft.submission_id)] = siren
-    finally:
-        await publisher.stop()
+    expected = await stacks.publish_actes(
+        settings, [d for r in registrations for d in _drafts(r.member.siren, blob)])
     published = time.monotonic() - started
 
-    states: dict[str, str] = {}
-    deadline = time.monotonic() + 420
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
-        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
-        if len(states) == len(expected) and set(states.values()) <= TERMINAL:
-            break
-        await asyncio.sleep(3)
+    states = await stacks.wait_for_states(
+        settings, FlowFilter(flow_type="acte"), stacks.settled_in(expected, TERMINAL),
+        timeout=420, every=3, flows=expected)
     elapsed = time.monotonic() - started
     print(f"\n1000 actes: published in {published:.1f} s, all terminal after {elapsed:.1f} s "
           f"({len(expected) / elapsed:.1f} actes/s end to end)")
@@ -160,8 +83,7 @@ async def test_thousand_actes_from_twenty_members(
     assert set(outcome) <= TERMINAL, outcome
     assert outcome["acknowledged"] > 0 and outcome["rejected"] > 0, outcome
 
-    async with sandbox_control_client(settings) as client:
-        stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    stats = await stacks.tdt_stats(settings)
     assert stats["transactions_created"] == len(expected)
     assert stats["duplicate_posts"] == 0
     assert stats["rejected_posts"] == 0
@@ -169,7 +91,7 @@ async def test_thousand_actes_from_twenty_members(
     latencies: list[float] = []
     for registration in registrations:
         siren = registration.member.siren
-        notes = await _notifications(settings.bootstrap_servers, siren)
+        notes = await stacks.notifications(settings.bootstrap_servers, siren)
         received = {n["flow_id"]: n["occurred_at"] for n in notes if n["kind"] == "ACCEPTED"}
         latencies += [(n["occurred_at"] - received[n["flow_id"]]).total_seconds()
                       for n in notes if n["state"] == "acknowledged"
@@ -192,17 +114,13 @@ async def test_thousand_actes_from_twenty_members(
 
 
 async def _publish_followup(settings: Settings, record: dict[str, Any]) -> None:
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    try:
+    async with stacks.publishing(settings) as publisher:
         await publisher.publish(
             member_topics.submissions(record["member_siren"]).name,
             key=record["submission_id"], schema_name="ActeFollowUp", record=record,
             headers=EventHeaders.new(source="/tests", type="fr.relais.acts.ActeFollowUp",
                                      subject=record["submission_id"], flow_id=None),
         )
-    finally:
-        await publisher.stop()
 
 
 async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
@@ -211,7 +129,7 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
     stack, registrations = acts_stack
     settings = stack.settings
     siren = registrations[0].member.siren
-    notes = await _notifications(settings.bootstrap_servers, siren)
+    notes = await stacks.notifications(settings.bootstrap_servers, siren)
     letters = [n for n in notes if n["kind"] == "PARTNER_MESSAGE"
                and n["details"].get("type_code") in ("2-1", "3-1", "4-1")]
     acknowledged = [n for n in notes if n["state"] == "acknowledged"
@@ -238,22 +156,19 @@ async def test_member_cancels_an_acte_and_replies_to_the_prefecture(
             "description": None, "documents": [letter_blob.to_dict()],
         })
     cancelled_flow = flow_id_for(siren, to_cancel)
-    deadline = time.monotonic() + 90
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(member=siren))
-        states = {s["flow_id"]: s["state"] for s in found}
+
+    def followed_up(states: dict[str, str]) -> bool:
         sent = [f for f, s in states.items() if s == "sent"]
-        if states.get(cancelled_flow) == "cancelled" and len(sent) == 1 + len(replies):
-            break
-        await asyncio.sleep(2)
+        return states.get(cancelled_flow) == "cancelled" and len(sent) == 1 + len(replies)
+
+    states = await stacks.wait_for_states(settings, FlowFilter(member=siren), followed_up,
+                                          timeout=90, every=2)
     assert states.get(cancelled_flow) == "cancelled"
     followups = {f: s for f, s in states.items()
                  if f in {flow_id_for(siren, f"cancel-{to_cancel}")}
                  | {flow_id_for(siren, f"reply-{n['submission_id']}") for n in letters[:1]}}
     assert set(followups.values()) == {"sent"}, followups
-    async with sandbox_control_client(settings) as client:
-        stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    stats = await stacks.tdt_stats(settings)
     assert stats["cancellations"] == 1
     assert stats["replies"] == len(replies)
 
@@ -271,25 +186,15 @@ async def test_tdt_refusal_stamped_acte_and_prefecture_messages_reach_the_member
     store = FilesystemBlobStore(settings.blob_dir)
     blob = await store.put_bytes(minimal_pdf("refusal"), media_type="application/pdf",
                                  filename="acte.pdf", owner=siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    try:
+    async with stacks.publishing(settings) as publisher:
         # "T0000" was posted by the first test with 2026-11-02; same number, new date
         await publish_acte(publisher, ActeDraft(
             submission_id=f"{siren}-reused-number", member_siren=siren, nature_code=1,
             matieres=(1, 1), numero_interne="T0000", decision_date=date(2026, 11, 3),
             objet="Acte au numéro déjà utilisé", document=blob,
         ))
-    finally:
-        await publisher.stop()
     reused = flow_id_for(siren, f"{siren}-reused-number")
-    deadline = time.monotonic() + 90
-    refusal: dict[str, Any] | None = None
-    while time.monotonic() < deadline and refusal is None:
-        notes = await _notifications(settings.bootstrap_servers, siren)
-        refusal = next((n for n in notes if n["flow_id"] == reused
-                        and n["kind"] == "REJECTED"), None)
-        await asyncio.sleep(2)
+    refusal = await stacks.wait_for_refusal(settings, siren, reused, timeout=90, every=2)
     assert refusal is not None, "the TdT's refusal never reached the member"
     assert refusal["state"] == "rejected"
     [reason] = refusal["reasons"]
@@ -297,18 +202,17 @@ async def test_tdt_refusal_stamped_acte_and_prefecture_messages_reach_the_member
     assert "numéro" in reason["message"] and "existe déjà" in reason["message"], reason
     assert reason["message"] in refusal["message"]
 
-    notes = await _notifications(settings.bootstrap_servers, siren)
+    notes = await stacks.notifications(settings.bootstrap_servers, siren)
     acknowledged = {n["flow_id"] for n in notes if n["kind"] == "STATE_CHANGED"
                     and n["state"] == "acknowledged" and "child_event" not in n["details"]}
-    stamped: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        notes = await _notifications(settings.bootstrap_servers, siren)
-        stamped = [n for n in notes if n["kind"] == "PARTNER_MESSAGE"
-                   and n["details"].get("document") == "stamped_acte"]
-        if {n["flow_id"] for n in stamped} >= acknowledged:
-            break
-        await asyncio.sleep(2)
+
+    def stamped_in(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [n for n in notes if n["kind"] == "PARTNER_MESSAGE"
+                and n["details"].get("document") == "stamped_acte"]
+
+    stamped = stamped_in(await stacks.wait_for_notes(
+        settings, siren, lambda notes: {n["flow_id"] for n in stamped_in(notes)} >= acknowledged,
+        timeout=60, every=2))
     assert {n["flow_id"] for n in stamped} == acknowledged
     assert Counter(n["flow_id"] for n in stamped).most_common(1)[0][1] == 1
     for note in stamped[:5]:
@@ -320,8 +224,7 @@ async def test_tdt_refusal_stamped_acte_and_prefecture_messages_reach_the_member
 
     deadline = time.monotonic() + 60
     while True:  # messages the sandbox wrote last are fetched at the watcher's next round
-        async with sandbox_control_client(settings) as client:
-            stats = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+        stats = await stacks.tdt_stats(settings)
         if (stats["documents_marked_read"] >= stats["prefecture_documents"]
                 or time.monotonic() > deadline):
             break
@@ -365,9 +268,7 @@ async def test_a_member_refusing_closed_contractors_parks_its_contracts_until_si
     store = FilesystemBlobStore(settings.blob_dir)
     blob = await store.put_bytes(minimal_pdf("contrat"), media_type="application/pdf",
                                  filename="contrat.pdf", owner=siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    try:
+    async with stacks.publishing(settings) as publisher:
         for name, contractor in (("open", opened), ("closed", closed)):
             draft = ActeDraft(
                 submission_id=f"{siren}-contract-{name}", member_siren=siren, nature_code=4,
@@ -379,8 +280,6 @@ async def test_a_member_refusing_closed_contractors_parks_its_contracts_until_si
                 schema_name="ActeSubmission",
                 record={**draft.to_record(), "contractor_sirets": [contractor]},
                 headers=submission_headers(publisher, siren, draft.submission_id))
-    finally:
-        await publisher.stop()
     went_on = flow_id_for(siren, f"{siren}-contract-open")
     stopped = flow_id_for(siren, f"{siren}-contract-closed")
 
@@ -388,13 +287,9 @@ async def test_a_member_refusing_closed_contractors_parks_its_contracts_until_si
         return next((n for n in notes if n["flow_id"] == flow
                      and n["state"] in ("validated", "rejected")), None)
 
-    deadline = time.monotonic() + 90
-    notes: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        notes = await _notifications(settings.bootstrap_servers, siren)
-        if outcome(notes, went_on) and outcome(notes, stopped):
-            break
-        await asyncio.sleep(2)
+    notes = await stacks.wait_for_notes(
+        settings, siren, lambda notes: bool(outcome(notes, went_on) and outcome(notes, stopped)),
+        timeout=90, every=2)
     passed, refused = outcome(notes, went_on), outcome(notes, stopped)
     assert passed is not None and passed["state"] == "validated", passed
     assert passed["details"]["contractors_checked"] == "1"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,22 +17,19 @@ import httpx
 import pytest
 
 from ops.demo_documents import minimal_pdf
-from ops.flows import FlowFilter, latest_states
+from ops.flows import FlowFilter
 from ops.members import Registration, new_member
-from ops.stack import Stack, sandbox_base_port, sandbox_config, sandbox_member
+from ops.stack import Stack, free_port, sandbox_config, sandbox_member
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
-from relais.kafka.publisher import Publisher
 from relais.members.model import PartnerAccount
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
 from sandbox.archive.app import create_archive_sandbox
 from sandbox.archive.config import ArchiveConfig, ArchiveFaults
 from sandbox.common.server import running_sandbox
-from tests.integration.conftest import apply_hub_topics, register
-from tests.integration.test_acts_flow import _notifications, free_port, sirens
+from tests.integration import stacks
 from topics import member as member_topics
 
 pytestmark = pytest.mark.integration
@@ -46,26 +42,17 @@ def archive_stack(hub_kafka_bootstrap: str,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, int]]:
     """The hub and the sandbox TdT; the member is registered before the worker starts,
     its archive on a port the test's in-process sandbox archive will listen on."""
-    data_dir = tmp_path_factory.mktemp("archive")
-    settings = Settings.from_env(
-        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-archive-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
-        api_port=free_port(),
-    )
-    asyncio.run(apply_hub_topics(settings))
-    stack = Stack(settings, data_dir / "logs", extra_env={
-        "RELAIS_POLL_TIERS": "5s,5s,5s,30s", "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s"})
+    settings = stacks.stack_settings(hub_kafka_bootstrap, tmp_path_factory.mktemp("archive"),
+                                     "archive")
     tdt_members = [sandbox_member(settings, siren, f"Commune {i}", "021")
-                   for i, siren in enumerate(sirens(2))]
+                   for i, siren in enumerate(stacks.sirens(2))]
     archive_port = free_port()
-    asyncio.run(register(settings, [_with_archive(settings, sirens(2)[0],
-                                                  f"http://127.0.0.1:{archive_port}")]))
-    try:
-        stack.start_sandbox(sandbox_config(tdt_members, faults={"anomaly_rate": 0.0}))
-        stack.start_worker()
+    archived = _with_archive(settings, stacks.sirens(2)[0], f"http://127.0.0.1:{archive_port}")
+    env = {"RELAIS_POLL_TIERS": "5s,5s,5s,30s", "RELAIS_RETRY_TIERS": "5s,5s,5s,5s,5s,5s,5s,5s"}
+    with stacks.running_stack(settings, [archived],
+                              sandbox_config(tdt_members, faults={"anomaly_rate": 0.0}),
+                              extra_env=env) as stack:
         yield stack, archive_port
-    finally:
-        stack.stop()
 
 
 def _with_archive(settings: Settings, siren: str, url: str) -> Registration:
@@ -80,28 +67,18 @@ def _with_archive(settings: Settings, siren: str, url: str) -> Registration:
 
 async def _states(settings: Settings, flows: set[str], wanted: set[str],
                   timeout: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="archive"))
-        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in flows}
-        if len(states) == len(flows) and set(states.values()) <= wanted:
-            return states
-        await asyncio.sleep(2)
-    return states
+    return await stacks.wait_for_states(
+        settings, FlowFilter(flow_type="archive"), stacks.settled_in(flows, wanted),
+        timeout=timeout, every=2, flows=flows)
 
 
 async def _publish(settings: Settings, schema: str, record: dict[str, Any]) -> None:
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    try:
+    async with stacks.publishing(settings) as publisher:
         await publisher.publish(
             member_topics.submissions(record["member_siren"]).name,
             key=record["submission_id"], schema_name=schema, record=record,
             headers=EventHeaders.new(source="/tests", type=f"fr.relais.archive.{schema}",
                                      subject=record["submission_id"], flow_id=None))
-    finally:
-        await publisher.stop()
 
 
 async def test_acknowledged_actes_are_archived_then_a_tampered_file_is_rejected(
@@ -110,21 +87,17 @@ async def test_acknowledged_actes_are_archived_then_a_tampered_file_is_rejected(
     settings = stack.settings
     app = create_archive_sandbox(ArchiveConfig(), spool=tmp_path / "spool")
     async with running_sandbox(app, port=port) as archive:
-        siren = sirens(2)[0]
+        siren = stacks.sirens(2)[0]
         store = FilesystemBlobStore(settings.blob_dir)
         blob = await store.put_bytes(minimal_pdf("acte à archiver"),
                                      media_type="application/pdf", filename="délibération.pdf",
                                      owner=siren)
-        publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-        await publisher.start()
-        try:
+        async with stacks.publishing(settings) as publisher:
             for i in range(ACTES):
                 await publish_acte(publisher, ActeDraft(
                     submission_id=f"ARCH-{i}", member_siren=siren, nature_code=1,
                     matieres=(1, 1), numero_interne=f"A{i:04d}", decision_date=date(2026, 11, 2),
                     objet=f"Délibération à archiver n°{i}", document=blob))
-        finally:
-            await publisher.stop()
         archive_flows = {flow_id_for(siren, f"acte-ARCH-{i}") for i in range(ACTES)}
         states = await _states(settings, archive_flows, {"archived"}, timeout=180)
         assert states == {flow: "archived" for flow in archive_flows}, states
@@ -150,7 +123,7 @@ async def test_acknowledged_actes_are_archived_then_a_tampered_file_is_rejected(
         tampered = flow_id_for(siren, "REGISTRE-2026")
         states = await _states(settings, {tampered}, {"archive-rejected"}, timeout=120)
         assert states == {tampered: "archive-rejected"}, states
-    notes = await _notifications(settings.bootstrap_servers, siren)
+    notes = await stacks.notifications(settings.bootstrap_servers, siren)
     rejected = [n for n in notes if n["flow_id"] == tampered and n["state"] == "archive-rejected"]
     assert len(rejected) == 1
     assert rejected[0]["reasons"][0]["code"] == "CHECK_DIGEST"
@@ -175,7 +148,7 @@ async def test_a_worker_killed_mid_upload_loses_nothing_and_sends_once(
         archive_stack: tuple[Stack, int], tmp_path: Path) -> None:
     stack, port = archive_stack
     settings = stack.settings
-    siren = sirens(2)[0]
+    siren = stacks.sirens(2)[0]
     # the archive holds every request 6 s before reading it: the worker dies meanwhile
     app = create_archive_sandbox(ArchiveConfig(faults=ArchiveFaults(latency_ms=6000)),
                                  spool=tmp_path / "spool")
@@ -205,6 +178,6 @@ async def test_a_worker_killed_mid_upload_loses_nothing_and_sends_once(
     mine = [op for op in operations if op["message_identifier"] == flow]
     assert len(mine) == 1, operations  # the cut upload created nothing; one resend
     assert mine[0]["status"] == "OK"
-    notes = await _notifications(settings.bootstrap_servers, siren)
+    notes = await stacks.notifications(settings.bootstrap_servers, siren)
     assert [n["state"] for n in notes if n["flow_id"] == flow
             and n["kind"] != "ACCEPTED"] == ["transferred", "archived"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 
 import pytest
@@ -38,6 +40,26 @@ async def _draft(hub: RunningHub, siren: str, submission_id: str) -> ActeDraft:
     )
 
 
+@asynccontextmanager
+async def _member_session(
+    hub: RunningHub, member: tuple[str, str, str]
+) -> AsyncIterator[tuple[NotificationWatcher, Publisher]]:
+    """``member`` registered, a watcher on its notifications from the beginning and a
+    publisher for its submissions; both stopped on the way out."""
+    settings = hub.settings
+    await register(settings, members_for([member]))
+    codec = AvroCodec()
+    watcher = NotificationWatcher(settings.bootstrap_servers, member[0], codec)
+    await watcher.start(from_beginning=True)
+    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
+    await publisher.start()
+    try:
+        yield watcher, publisher
+    finally:
+        await publisher.stop()
+        await watcher.stop()
+
+
 async def _flow_states(bootstrap: str, flow_ids: set[str], timeout: float) -> dict[str, str]:
     codec = AvroCodec()
     consumer = kafka_clients.consumer(
@@ -64,14 +86,8 @@ async def _flow_states(bootstrap: str, flow_ids: set[str], timeout: float) -> di
 
 async def test_submissions_are_accepted_or_rejected_once_each(hub: RunningHub) -> None:
     settings = hub.settings
-    await register(settings, members_for([MEMBER]))
     siren = MEMBER[0]
-    codec = AvroCodec()
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec)
-    await watcher.start(from_beginning=True)
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
-    await publisher.start()
-    try:
+    async with _member_session(hub, MEMBER) as (watcher, publisher):
         await publish_acte(publisher, await _draft(hub, siren, "ok-1"))
         await publish_raw(publisher, siren, "garbage-1", b"\x00\x01 not avro")
         mismatched = await _draft(hub, siren, "mismatch-1")
@@ -87,9 +103,6 @@ async def test_submissions_are_accepted_or_rejected_once_each(hub: RunningHub) -
         # has no TdT configured (the acts flow itself is tested in test_acts_flow).
         await watcher.wait_until(lambda got: len(got) >= 4, 60)
         await watcher.poll(2.0)  # anything duplicated would arrive now
-    finally:
-        await publisher.stop()
-        await watcher.stop()
     assert len(watcher.received) == 4, [n["flow_id"] for n in watcher.received]
     by_flow = {n["flow_id"]: n for n in watcher.received if n["kind"] != "ACCEPTED"}
     ok = [n for n in watcher.received if n["flow_id"] == flow_id_for(siren, "ok-1")]
@@ -109,21 +122,11 @@ async def test_submissions_are_accepted_or_rejected_once_each(hub: RunningHub) -
 async def test_member_registered_while_hub_runs_is_served_without_restart(
     hub: RunningHub,
 ) -> None:
-    settings = hub.settings
-    await register(settings, members_for([LATE_MEMBER]))
     siren = LATE_MEMBER[0]
-    codec = AvroCodec()
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec)
-    await watcher.start(from_beginning=True)
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests")
-    await publisher.start()
-    try:
+    async with _member_session(hub, LATE_MEMBER) as (watcher, publisher):
         await publish_acte(publisher, await _draft(hub, siren, "late-1"))
         flow = flow_id_for(siren, "late-1")
         await watcher.wait_until(lambda got: any(n["flow_id"] == flow for n in got), 60)
-    finally:
-        await publisher.stop()
-        await watcher.stop()
     kinds = [n["kind"] for n in watcher.received if n["flow_id"] == flow]
     assert kinds[0] == "ACCEPTED"
     assert hub.worker.running()

@@ -9,38 +9,22 @@ was changed after signing is refused before it reaches the TdT."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from ops.demo_pes import PesHeader, pes_aller, publish_pes
-from ops.flows import FlowFilter, latest_states
+from ops.flows import FlowFilter
 from ops.members import Registration
-from ops.stack import (
-    Stack,
-    free_port,
-    sandbox_config,
-    sandbox_control_client,
-    sandbox_member,
-    sandbox_url,
-)
+from ops.stack import Stack, sandbox_config, sandbox_control_client, sandbox_member, sandbox_url
 from relais.blobs.filesystem import FilesystemBlobStore
-from relais.identifiers import luhn_check_digit
-from relais.kafka import clients as kafka_clients
-from relais.kafka.publisher import Publisher
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
-from tests.integration.conftest import apply_hub_topics, register
+from tests.integration import stacks
 from tests.unit.test_pes_checks import signed_whole_file
-from topics import member as member_topics
 
 pytestmark = pytest.mark.integration
 
@@ -63,55 +47,21 @@ ENV = {
 }
 
 
-def free_port_block(size: int = 4) -> int:
-    """A base port whose ``size`` ports are all free: the sandboxes listen on the base
-    port plus an offset (TdT 0, i-Parapheur 2, archive 3)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size >= 65535:
-            continue
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free ports found")
-
-
-def sirens(count: int) -> list[str]:
-    out = []
-    for n in range(count):
-        body = f"25{n:06d}"
-        out.append(body + str(luhn_check_digit(body)))
-    return out
-
-
 @pytest.fixture(scope="module")
 def pes_stack(
     hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, list[Registration]]]:
-    data_dir = tmp_path_factory.mktemp("pes")
-    settings = Settings.from_env(
-        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-pes-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port_block(),
-        api_port=free_port(),
-    )
+    settings = stacks.stack_settings(hub_kafka_bootstrap, tmp_path_factory.mktemp("pes"), "pes",
+                                     sandbox_block=4)
     registrations = [
         sandbox_member(settings, siren, f"Commune {i}", "025", tdt_options=(
             {"pes_signature_required": "true"} if i < SIGNING_MEMBERS else None))
-        for i, siren in enumerate(sirens(MEMBERS))
+        for i, siren in enumerate(stacks.sirens(MEMBERS, prefix="25"))
     ]
-    asyncio.run(apply_hub_topics(settings))
-    asyncio.run(register(settings, registrations))
-    stack = Stack(settings, data_dir / "logs", extra_env=ENV)
-    try:
-        stack.start_sandbox(sandbox_config(registrations, faults=TDT_FAULTS, seed=25))
-        stack.start_worker()
+    with stacks.running_stack(settings, registrations,
+                              sandbox_config(registrations, faults=TDT_FAULTS, seed=25),
+                              extra_env=ENV) as stack:
         yield stack, registrations
-    finally:
-        stack.stop()
 
 
 def _file(siren: str, index: int, signed: bool) -> bytes:
@@ -120,31 +70,8 @@ def _file(siren: str, index: int, signed: bool) -> bytes:
     return signed_whole_file(unsigned=raw) if signed else raw
 
 
-async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
-    codec = AvroCodec()
-    tp = TopicPartition(member_topics.notifications(siren).name, 0)
-    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      isolation_level="read_committed")
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        out = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out += [codec.decode(r.value, expected="Notification").record for r in records]
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def _helios_stats(settings: Settings) -> dict[str, Any]:
-    async with sandbox_control_client(settings) as client:
-        answer = await client.get(f"{sandbox_url(settings)}/sandbox/helios/stats")
-        answer.raise_for_status()
-        stats: dict[str, Any] = answer.json()
-        return stats
+    return await stacks.tdt_stats(settings, "/sandbox/helios/stats")
 
 
 async def _publish_files(
@@ -152,10 +79,8 @@ async def _publish_files(
 ) -> dict[str, str]:
     """Every member's files uploaded and submitted; flow id → member SIREN."""
     store = FilesystemBlobStore(settings.blob_dir)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
     expected: dict[str, str] = {}
-    try:
+    async with stacks.publishing(settings) as publisher:
         for index in range(FILES_PER_MEMBER):  # members interleaved, as real traffic
             for number, registration in enumerate(registrations):
                 siren = registration.member.siren
@@ -164,8 +89,6 @@ async def _publish_files(
                                              filename=f"pes-{index}.xml", owner=siren)
                 flow_id = await publish_pes(publisher, siren, f"pes-{index}", blob)
                 expected[flow_id] = siren
-    finally:
-        await publisher.stop()
     return expected
 
 
@@ -182,14 +105,9 @@ async def test_pes_files_from_ten_members_under_tdt_faults(
     expected = await _publish_files(settings, registrations)
     assert len(expected) == MEMBERS * FILES_PER_MEMBER
 
-    states: dict[str, str] = {}
-    deadline = time.monotonic() + 120 + 1.2 * len(expected)
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="pes"))
-        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
-        if len(states) == len(expected) and set(states.values()) <= TERMINAL:
-            break
-        await asyncio.sleep(3)
+    states = await stacks.wait_for_states(
+        settings, FlowFilter(flow_type="pes"), stacks.settled_in(expected, TERMINAL),
+        timeout=120 + 1.2 * len(expected), every=3, flows=expected)
     elapsed = time.monotonic() - started
     outcome = Counter(states.values())
     helios = await _helios_stats(settings)
@@ -207,13 +125,12 @@ async def test_pes_files_from_ten_members_under_tdt_faults(
     assert helios["duplicate_imports"] == 0
     assert helios["transactions_by_login"] == {r.member.siren: FILES_PER_MEMBER
                                                for r in registrations}
-    async with sandbox_control_client(settings) as client:
-        tdt = (await client.get(f"{sandbox_url(settings)}/sandbox/stats")).json()
+    tdt = await stacks.tdt_stats(settings)
     assert tdt["faults"].get("error", 0) > 0 and tdt["faults"].get("timeout", 0) > 0, tdt
 
     for registration in registrations:
         siren = registration.member.siren
-        notes = await _notifications(settings.bootstrap_servers, siren)
+        notes = await stacks.notifications(settings.bootstrap_servers, siren)
         mine = {flow for flow, owner in expected.items() if owner == siren}
         assert {n["member_siren"] for n in notes} == {siren}
         pes_notes = [n for n in notes if n["flow_type"] == "pes"]
@@ -245,19 +162,9 @@ async def test_a_tampered_signed_file_is_refused_before_sending(
     store = FilesystemBlobStore(settings.blob_dir)
     blob = await store.put_bytes(tampered, media_type="application/xml",
                                  filename="tampered.xml", owner=siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    try:
+    async with stacks.publishing(settings) as publisher:
         flow_id = await publish_pes(publisher, siren, "pes-tampered", blob)
-    finally:
-        await publisher.stop()
-    refusal: dict[str, Any] | None = None
-    deadline = time.monotonic() + 60
-    while refusal is None and time.monotonic() < deadline:
-        notes = await _notifications(settings.bootstrap_servers, siren)
-        refusal = next((n for n in notes if n["flow_id"] == flow_id
-                        and n["kind"] == "REJECTED"), None)
-        await asyncio.sleep(1)
+    refusal = await stacks.wait_for_refusal(settings, siren, flow_id, timeout=60, every=1)
     assert refusal is not None, "the tampered file was never refused"
     assert refusal["state"] == "rejected"
     codes = {r["code"] for r in refusal["reasons"]}

@@ -20,31 +20,20 @@ import asyncio
 import json
 import random
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import TopicPartition
 
 from ops.members import Registration, new_member
 from ops.processes import ManagedProcess
-from ops.stack import (
-    Stack,
-    free_port,
-    registries_url,
-    sandbox_base_port,
-    sandbox_config,
-    sandbox_tls_material,
-)
+from ops.stack import Stack, registries_url, sandbox_config, sandbox_tls_material
 from relais.identifiers import luhn_check_digit
-from relais.kafka import clients as kafka_clients
-from relais.kafka.publisher import Publisher, dataschema_uri
+from relais.kafka.publisher import dataschema_uri
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
-from tests.integration.conftest import apply_hub_topics, register
+from tests.integration import stacks
 from topics import member as member_topics
 
 pytestmark = pytest.mark.integration
@@ -61,29 +50,17 @@ FINAL = {"answered", "rejected", "failed"}
 def registry_stack(
     hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, list[Registration]]]:
-    data_dir = tmp_path_factory.mktemp("registry")
-    settings = Settings.from_env(
-        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-registry-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=sandbox_base_port(),
-        api_port=free_port(),
-    )
+    settings = stacks.stack_settings(hub_kafka_bootstrap, tmp_path_factory.mktemp("registry"),
+                                     "registry")
     registrations = [new_member(s, n, d) for s, n, d in MEMBERS]
-    asyncio.run(apply_hub_topics(settings))
-    asyncio.run(register(settings, registrations))
-    stack = Stack(settings, data_dir / "logs", extra_env={
-        "RELAIS_REGISTRY_SIRENE_QUOTA": str(QUOTA),
-        "RELAIS_REGISTRY_QUOTA_WINDOW_SECONDS": str(WINDOW),
-    })
-    try:
-        stack.start_sandbox(
-            sandbox_config([]),
-            registries={"sirene_quota": {"limit": QUOTA, "window_seconds": WINDOW}},
-        )
-        stack.start_worker("worker-1")
-        stack.start_worker("worker-2")
+    with stacks.running_stack(
+        settings, registrations, sandbox_config([]),
+        extra_env={"RELAIS_REGISTRY_SIRENE_QUOTA": str(QUOTA),
+                   "RELAIS_REGISTRY_QUOTA_WINDOW_SECONDS": str(WINDOW)},
+        workers=("worker-1", "worker-2"),
+        registries={"sirene_quota": {"limit": QUOTA, "window_seconds": WINDOW}},
+    ) as stack:
         yield stack, registrations
-    finally:
-        stack.stop()
 
 
 def _client(stack: Stack) -> httpx.AsyncClient:
@@ -118,11 +95,8 @@ def _distinct_numbers(samples: dict[str, list[str]], rng: random.Random) -> list
 
 
 async def _publish(settings: Settings, plan: list[tuple[str, str, str]]) -> None:
-    codec = AvroCodec()
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="tests-registry")
-    await publisher.start()
-    schema = dataschema_uri(codec, "RegistryLookup")
-    try:
+    async with stacks.publishing(settings, client_id="tests-registry") as publisher:
+        schema = dataschema_uri(publisher.codec, "RegistryLookup")
         for siren, _, _ in MEMBERS:
             items = [
                 (request_id, {"request_id": request_id, "member_siren": siren,
@@ -135,32 +109,29 @@ async def _publish(settings: Settings, plan: list[tuple[str, str, str]]) -> None
             ]
             await publisher.publish_many(member_topics.submissions(siren).name, items,
                                          schema_name="RegistryLookup")
-    finally:
-        await publisher.stop()
-
-
-async def _notifications(bootstrap: str, siren: str) -> list[dict[str, Any]]:
-    codec = AvroCodec()
-    tp = TopicPartition(member_topics.notifications(siren).name, 0)
-    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      isolation_level="read_committed")
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        out = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out += [codec.decode(r.value, expected="Notification").record for r in records]
-        return out
-    finally:
-        await consumer.stop()
 
 
 def _final(notes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {n["submission_id"]: n for n in notes
             if n["flow_type"] == "registry" and n["state"] in FINAL}
+
+
+async def _wait_for_answers(
+    settings: Settings, plan: list[tuple[str, str, str]]
+) -> tuple[dict[str, set[str]], dict[str, list[dict[str, Any]]]]:
+    """Each member's request ids in ``plan``, and its notifications once every one of them
+    has a final answer (or after 150 s)."""
+    expected = {siren: {rid for member, rid, _ in plan if member == siren}
+                for siren, _, _ in MEMBERS}
+    got: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        got = {siren: await stacks.notifications(settings.bootstrap_servers, siren)
+               for siren, _, _ in MEMBERS}
+        if all(expected[s] <= set(_final(got[s])) for s in expected):
+            break
+        await asyncio.sleep(3)
+    return expected, got
 
 
 async def test_a_burst_of_look_ups_from_two_workers_keeps_the_quota(
@@ -178,16 +149,7 @@ async def test_a_burst_of_look_ups_from_two_workers_keeps_the_quota(
     started = time.monotonic()
     await _publish(settings, plan)
 
-    expected = {siren: {rid for member, rid, _ in plan if member == siren}
-                for siren, _, _ in MEMBERS}
-    got: dict[str, list[dict[str, Any]]] = {}
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        got = {siren: await _notifications(settings.bootstrap_servers, siren)
-               for siren, _, _ in MEMBERS}
-        if all(expected[s] <= set(_final(got[s])) for s in expected):
-            break
-        await asyncio.sleep(3)
+    expected, got = await _wait_for_answers(settings, plan)
     elapsed = time.monotonic() - started
 
     for siren, notes in got.items():
@@ -272,16 +234,7 @@ async def test_killing_the_owner_of_sirenes_partition_mid_burst_keeps_the_quota(
     survivor = next(name for name in stack.processes
                     if name.startswith("worker") and name != owner)
 
-    expected = {siren: {rid for member, rid, _ in plan if member == siren}
-                for siren, _, _ in MEMBERS}
-    got: dict[str, list[dict[str, Any]]] = {}
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        got = {siren: await _notifications(settings.bootstrap_servers, siren)
-               for siren, _, _ in MEMBERS}
-        if all(expected[s] <= set(_final(got[s])) for s in expected):
-            break
-        await asyncio.sleep(3)
+    expected, got = await _wait_for_answers(settings, plan)
     for siren, notes in got.items():
         final = _final(notes)
         assert not expected[siren] - set(final), f"{siren}: look-ups without an answer"

@@ -7,9 +7,7 @@ a worker killed between GetDossier and the journal loses no signature."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -20,7 +18,7 @@ import httpx
 import pytest
 
 from ops.demo_documents import minimal_pdf
-from ops.flows import FlowFilter, latest_states
+from ops.flows import FlowFilter
 from ops.members import Registration
 from ops.stack import (
     Stack,
@@ -33,11 +31,8 @@ from ops.stack import (
 from ops.submissions import ActeDraft, publish_acte
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.ids import flow_id_for
-from relais.kafka.publisher import Publisher
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
-from tests.integration.conftest import apply_hub_topics, register
-from tests.integration.test_acts_flow import _notifications, free_port, sirens
+from tests.integration import stacks
 
 pytestmark = pytest.mark.integration
 
@@ -52,55 +47,26 @@ HANG_SECONDS = 4  # every i-Parapheur answer held back this long after the work 
 OPTIONS = {"acte.type": "ACTES", "acte.sub_type": "Deliberation", "wsdl": str(WSDL)}
 
 
-def free_port_block(size: int = 4) -> int:
-    """A base port whose ``size`` ports are all free: the sandboxes listen on base + offset
-    (TdT 0, i-Parapheur 2, archive 3)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size >= 65535:
-            continue
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free ports found")
-
-
 @pytest.fixture(scope="module")
 def signing_stack(
     hub_kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, list[Registration]]]:
-    data_dir = tmp_path_factory.mktemp("signature")
-    settings = Settings.from_env(
-        kafka_bootstrap=hub_kafka_bootstrap, data_dir=data_dir,
-        app_id=f"relais-sign-{uuid.uuid4().hex[:8]}", sandbox_tdt_port=free_port_block(),
-        api_port=free_port(),
-    )
+    settings = stacks.stack_settings(hub_kafka_bootstrap, tmp_path_factory.mktemp("signature"),
+                                     "sign", sandbox_block=4)
     registrations = [
         with_iparapheur(sandbox_member(settings, siren, f"Commune {i}", "021", tls=False),
                         settings, OPTIONS)
-        for i, siren in enumerate(sirens(MEMBERS))
+        for i, siren in enumerate(stacks.sirens(MEMBERS))
     ]
-    asyncio.run(apply_hub_topics(settings))
-    asyncio.run(register(settings, registrations))
-    stack = Stack(settings, data_dir / "logs", tls=False, extra_env={
-        "RELAIS_PREFECTURE_POLL_SECONDS": "2", "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
-        "RELAIS_IPARAPHEUR_PASSWORD": "ws-relais",
-    })
-    try:
-        stack.start_sandbox(sandbox_config(registrations), iparapheur={
-            "behaviour": {"reject_viewer_rate": 0.05, "reject_signer_rate": 0.10,
-                          "never_rate": 0.0, "slow_rate": 0.15, "visa_seconds": 0.5,
-                          "sign_seconds": 0.5, "slow_seconds": 6,
-                          "rejection_annotation": ANNOTATION},
-        })
-        stack.start_worker()
+    env = {"RELAIS_PREFECTURE_POLL_SECONDS": "2", "RELAIS_POLL_TIERS": "5s,5s,5s,30s",
+           "RELAIS_IPARAPHEUR_PASSWORD": "ws-relais"}
+    signers = {"behaviour": {"reject_viewer_rate": 0.05, "reject_signer_rate": 0.10,
+                             "never_rate": 0.0, "slow_rate": 0.15, "visa_seconds": 0.5,
+                             "sign_seconds": 0.5, "slow_seconds": 6,
+                             "rejection_annotation": ANNOTATION}}
+    with stacks.running_stack(settings, registrations, sandbox_config(registrations), tls=False,
+                              extra_env=env, iparapheur=signers) as stack:
         yield stack, registrations
-    finally:
-        stack.stop()
 
 
 async def test_three_hundred_actes_signed_or_rejected_then_transmitted(
@@ -108,37 +74,18 @@ async def test_three_hundred_actes_signed_or_rejected_then_transmitted(
 ) -> None:
     stack, registrations = signing_stack
     settings = stack.settings
-    store = FilesystemBlobStore(settings.blob_dir)
-    blob = await store.put_bytes(minimal_pdf("acte"), media_type="application/pdf",
-                                 filename="acte.pdf")
-    for registration in registrations:
-        await store.grant(blob.sha256, registration.member.siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
-    expected: dict[str, str] = {}
+    blob = await stacks.shared_acte_blob(settings, registrations)
     started = time.monotonic()
-    try:
-        for registration in registrations:
-            siren = registration.member.siren
-            for i in range(ACTES_PER_MEMBER):
-                draft = ActeDraft(
-                    submission_id=f"{siren}-s{i}", member_siren=siren, nature_code=1,
-                    matieres=(1 + i % 9, 1), numero_interne=f"S{i:04d}",
-                    decision_date=date(2026, 11, 2), objet=f"Acte signé numéro {i}",
-                    document=blob)
-                await publish_acte(publisher, draft)
-                expected[flow_id_for(siren, draft.submission_id)] = siren
-    finally:
-        await publisher.stop()
+    expected = await stacks.publish_actes(settings, [
+        ActeDraft(submission_id=f"{siren}-s{i}", member_siren=siren, nature_code=1,
+                  matieres=(1 + i % 9, 1), numero_interne=f"S{i:04d}",
+                  decision_date=date(2026, 11, 2), objet=f"Acte signé numéro {i}",
+                  document=blob)
+        for siren in (r.member.siren for r in registrations) for i in range(ACTES_PER_MEMBER)])
 
-    states: dict[str, str] = {}
-    deadline = time.monotonic() + 200
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
-        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
-        if len(states) == len(expected) and set(states.values()) <= TERMINAL:
-            break
-        await asyncio.sleep(3)
+    states = await stacks.wait_for_states(
+        settings, FlowFilter(flow_type="acte"), stacks.settled_in(expected, TERMINAL),
+        timeout=200, every=3, flows=expected)
     elapsed = time.monotonic() - started
     outcome = Counter(states.values())
     print(f"\n300 signed actes: all terminal after {elapsed:.1f} s: {dict(outcome)}")
@@ -162,7 +109,7 @@ async def test_three_hundred_actes_signed_or_rejected_then_transmitted(
 
     for registration in registrations:
         siren = registration.member.siren
-        notes = await _notifications(settings.bootstrap_servers, siren)
+        notes = await stacks.notifications(settings.bootstrap_servers, siren)
         finals = Counter(n["flow_id"] for n in notes if n["state"] in TERMINAL
                          and n["kind"] in ("STATE_CHANGED", "REJECTED"))
         assert set(finals) == {f for f, owner in expected.items() if owner == siren}
@@ -203,18 +150,14 @@ async def test_a_worker_killed_between_get_dossier_and_the_journal_loses_nothing
     siren = registrations[0].member.siren
     blob = await store.put_bytes(minimal_pdf("tuee"), media_type="application/pdf",
                                  filename="acte.pdf", owner=siren)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="tests")
-    await publisher.start()
     expected: set[str] = set()
-    try:
+    async with stacks.publishing(settings) as publisher:
         for i in range(KILLED_ACTES):
             draft = ActeDraft(submission_id=f"{siren}-k{i}", member_siren=siren, nature_code=1,
                               matieres=(1, 1), numero_interne=f"K{i:04d}",
                               decision_date=date(2026, 11, 2), objet=f"Acte {i}", document=blob)
             await publish_acte(publisher, draft)
             expected.add(flow_id_for(siren, draft.submission_id))
-    finally:
-        await publisher.stop()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         stats = await _parapheur_stats(settings)
@@ -228,14 +171,9 @@ async def test_a_worker_killed_between_get_dossier_and_the_journal_loses_nothing
         await client.post(f"{parapheur}/faults", json={"timeout_rate": 0.0})
     await asyncio.to_thread(stack.start_worker)
 
-    states: dict[str, str] = {}
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        found = await latest_states(settings.bootstrap_servers, FlowFilter(flow_type="acte"))
-        states = {s["flow_id"]: s["state"] for s in found if s["flow_id"] in expected}
-        if len(states) == len(expected) and set(states.values()) == {"acknowledged"}:
-            break
-        await asyncio.sleep(3)
+    states = await stacks.wait_for_states(
+        settings, FlowFilter(flow_type="acte"), stacks.settled_in(expected, {"acknowledged"}),
+        timeout=150, every=3, flows=expected)
     assert states == dict.fromkeys(expected, "acknowledged"), Counter(states.values())
     after = await _parapheur_stats(settings)
     async with httpx.AsyncClient() as client:
