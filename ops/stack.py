@@ -26,7 +26,7 @@ from ops.processes import ManagedProcess
 from relais.errors import InfrastructureError
 from relais.kafka.security import hub_security
 from relais.logs import READY_LINE
-from relais.members.model import Member, PartnerAccount, TdtSettings
+from relais.members.model import PartnerAccount, TdtSettings
 from relais.settings import Settings
 from sandbox.common.tls import TlsMaterial, ensure_tls_material
 from sandbox.registries.config import DEFAULT_SIRENE_KEY
@@ -136,19 +136,24 @@ def with_iparapheur(registration: Registration, settings: Settings, options: Map
     ``acte.sub_type``, ``wsdl``…: agents/signature/settings.py)."""
     account = PartnerAccount(url=f"{iparapheur_url(settings, tls=tls)}/ws-iparapheur",
                              login=login, password_env=password_env, options=dict(options))
-    if tls:
-        material = sandbox_tls_material(settings, [login])
-        credentials = material.client(login)
+    return _with_account(registration, settings, "iparapheur", account,
+                         client=login if tls else None)
+
+
+def _with_account(registration: Registration, settings: Settings, partner: str,
+                  account: PartnerAccount, *, client: str | None) -> Registration:
+    """``registration`` with ``account`` as its ``partner`` account; with a ``client``, the
+    account presents that client's certificate of the sandbox's TLS material."""
+    if client is not None:
+        material = sandbox_tls_material(settings, [client])
+        credentials = material.client(client)
         account = replace(account, cert_file=str(credentials.cert_file),
                           key_file=str(credentials.key_file),
                           key_password_env=SANDBOX_KEY_PASSWORD_ENV,
                           ca_file=str(material.ca_file))
     member = registration.member
-    signing = Member(siren=member.siren, name=member.name, department=member.department,
-                     token_sha256=member.token_sha256, active=member.active,
-                     registered_at=member.registered_at, retry_tiers=member.retry_tiers,
-                     accounts={**member.accounts, "iparapheur": account})
-    return replace(registration, member=signing)
+    accounts = {**member.accounts, partner: account}
+    return replace(registration, member=replace(member, accounts=accounts))
 
 
 ARCHIVE_PORT_OFFSET = 3
@@ -177,19 +182,8 @@ def with_archive(registration: Registration, settings: Settings,
     ``tls``, the account presents the sandbox application's client certificate (Vitam
     authenticates an application, not a member, by its certificate)."""
     account = PartnerAccount(url=archive_url(settings, tls=tls), options=dict(options))
-    if tls:
-        material = sandbox_tls_material(settings, [ARCHIVE_SANDBOX_APPLICATION])
-        credentials = material.client(ARCHIVE_SANDBOX_APPLICATION)
-        account = replace(account, cert_file=str(credentials.cert_file),
-                          key_file=str(credentials.key_file),
-                          key_password_env=SANDBOX_KEY_PASSWORD_ENV,
-                          ca_file=str(material.ca_file))
-    member = registration.member
-    archiving = Member(siren=member.siren, name=member.name, department=member.department,
-                       token_sha256=member.token_sha256, active=member.active,
-                       registered_at=member.registered_at, retry_tiers=member.retry_tiers,
-                       accounts={**member.accounts, "archive": account})
-    return replace(registration, member=archiving)
+    return _with_account(registration, settings, "archive", account,
+                         client=ARCHIVE_SANDBOX_APPLICATION if tls else None)
 
 
 def sandbox_control_client(

@@ -14,6 +14,7 @@ failure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -21,6 +22,7 @@ import httpx
 
 from connectors.registries.errors import RegistryNotDiffusibleError, status_error
 from connectors.registries.http import Answer, as_dict, as_list, get_json
+from connectors.registries.lookup import UnitOrEstablishmentLookup
 from connectors.registries.models import (
     Address,
     Diffusion,
@@ -32,7 +34,7 @@ from connectors.registries.models import (
     clean,
 )
 from relais.errors import ConfigurationError, PartnerReplyError
-from relais.identifiers import is_valid_siren, is_valid_siret
+from relais.identifiers import is_valid_siret
 
 ENTREPRISE_BASE_URL = "https://entreprise.api.gouv.fr"
 PARTNER = Registry.ENTREPRISE.value
@@ -62,43 +64,27 @@ class CallContext:
         return {"context": self.context, "recipient": self.recipient, "object": self.object}
 
 
-class EntrepriseConnector:
+class EntrepriseConnector(UnitOrEstablishmentLookup):
     """Look up units and establishments through API Entreprise; the client carries the token."""
 
     def __init__(self, client: httpx.AsyncClient, call: CallContext) -> None:
         self._client = client
         self._call = call
 
-    async def lookup(self, identifier: str) -> LookupResult:
-        if is_valid_siren(identifier):
-            return await self.unit(identifier)
-        if is_valid_siret(identifier):
-            return await self.establishment(identifier)
-        raise ValueError(f"not a valid SIREN or SIRET: {identifier!r}")
-
     async def unit(self, siren: str) -> LookupResult:
-        answer = await get_json(
-            self._client,
-            PARTNER,
-            f"/v3/insee/sirene/unites_legales/{siren}",
-            params=self._call.params(),
-            what=f"unites_legales {siren}",
-        )
-        if answer.status == 200:
-            return parse_unit(answer.body)
-        return _not_found_or_raise(answer, siren, f"unites_legales {siren}")
+        return await self._read("unites_legales", siren, parse_unit)
 
     async def establishment(self, siret: str) -> LookupResult:
-        answer = await get_json(
-            self._client,
-            PARTNER,
-            f"/v3/insee/sirene/etablissements/{siret}",
-            params=self._call.params(),
-            what=f"etablissements {siret}",
-        )
+        return await self._read("etablissements", siret, parse_establishment)
+
+    async def _read(self, resource: str, number: str,
+                    parse: Callable[[object], LookupResult]) -> LookupResult:
+        what = f"{resource} {number}"
+        answer = await get_json(self._client, PARTNER, f"/v3/insee/sirene/{resource}/{number}",
+                                params=self._call.params(), what=what)
         if answer.status == 200:
-            return parse_establishment(answer.body)
-        return _not_found_or_raise(answer, siret, f"etablissements {siret}")
+            return parse(answer.body)
+        return _not_found_or_raise(answer, number, what)
 
 
 def errors_text(body: object) -> str:

@@ -21,6 +21,7 @@ import structlog
 
 from connectors.registries.errors import RegistryNotDiffusibleError, status_error
 from connectors.registries.http import Answer, as_dict, as_list, get_json
+from connectors.registries.lookup import UnitOrEstablishmentLookup
 from connectors.registries.models import (
     NOT_DIFFUSED,
     Address,
@@ -33,7 +34,7 @@ from connectors.registries.models import (
     clean,
 )
 from relais.errors import PartnerReplyError
-from relais.identifiers import SIREN_LENGTH, is_valid_siren, is_valid_siret
+from relais.identifiers import SIREN_LENGTH
 
 log = structlog.get_logger(__name__)
 
@@ -46,18 +47,11 @@ def sirene_headers(api_key: str) -> dict[str, str]:
     return {API_KEY_HEADER: api_key}
 
 
-class SireneConnector:
+class SireneConnector(UnitOrEstablishmentLookup):
     """Look up units and establishments in Sirene; the client carries the key header."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
-
-    async def lookup(self, identifier: str) -> LookupResult:
-        if is_valid_siren(identifier):
-            return await self.unit(identifier)
-        if is_valid_siret(identifier):
-            return await self.establishment(identifier)
-        raise ValueError(f"not a valid SIREN or SIRET: {identifier!r}")
 
     async def unit(self, siren: str) -> LookupResult:
         answer = await get_json(self._client, PARTNER, f"/siren/{siren}", what=f"siren {siren}")

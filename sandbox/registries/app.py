@@ -98,16 +98,23 @@ class Registries:
             headers={"Retry-After": RollingQuota.retry_after_header(wait)},
         )
 
-    async def sirene_unit(self, request: Request) -> Response:
+    def _sirene_number(self, request: Request, parameter: str, digits: int) -> str | Response:
+        """The SIREN or SIRET of the path (``parameter``), counted as asked; or the answer
+        Sirene gives instead (over its quota: 429; badly formatted number: 400)."""
         refused = self._sirene_quota(request)
         if refused is not None:
             return refused
-        siren = request.path_params["siren"]
-        if not re.fullmatch(r"\d{9}", siren):
-            return JSONResponse(
-                answers.sirene_header(400, f"Le paramètre siren {siren} n'est pas valide"), 400
-            )
-        self.state.asked("sirene", siren)
+        number = str(request.path_params[parameter])
+        if not re.fullmatch(rf"\d{{{digits}}}", number):
+            return JSONResponse(answers.sirene_header(
+                400, f"Le paramètre {parameter} {number} n'est pas valide"), 400)
+        self.state.asked("sirene", number)
+        return number
+
+    async def sirene_unit(self, request: Request) -> Response:
+        siren = self._sirene_number(request, "siren", 9)
+        if isinstance(siren, Response):
+            return siren
         unit = self.state.data.units.get(siren)
         if unit is None:
             return JSONResponse(
@@ -120,15 +127,9 @@ class Registries:
         return JSONResponse(answers.sirene_unit(unit))
 
     async def sirene_establishment(self, request: Request) -> Response:
-        refused = self._sirene_quota(request)
-        if refused is not None:
-            return refused
-        siret = request.path_params["siret"]
-        if not re.fullmatch(r"\d{14}", siret):
-            return JSONResponse(
-                answers.sirene_header(400, f"Le paramètre siret {siret} n'est pas valide"), 400
-            )
-        self.state.asked("sirene", siret)
+        siret = self._sirene_number(request, "siret", 14)
+        if isinstance(siret, Response):
+            return siret
         found = self.state.data.establishments.get(siret)
         if found is None:
             return JSONResponse(
@@ -204,22 +205,32 @@ class Registries:
             451,
         )
 
-    async def entreprise_unit(self, request: Request) -> Response:
+    def _entreprise_number(
+        self, request: Request, parameter: str, digits: int, code: str
+    ) -> str | Response:
+        """The SIREN or SIRET of the path (``parameter``), counted as asked; or the answer
+        API Entreprise gives instead (refused call, badly formatted number: 422 ``code``)."""
         refused = self._entreprise_checks(request)
         if refused is not None:
             return refused
-        siren = request.path_params["siren"]
-        if not re.fullmatch(r"\d{9}", siren):
+        number = str(request.path_params[parameter])
+        if not re.fullmatch(rf"\d{{{digits}}}", number):
             return JSONResponse(
                 answers.entreprise_error(
-                    "00301",
+                    code,
                     "Entité non traitable",
-                    "Le siren n'est pas correctement formaté",
-                    source={"parameter": "siren"},
+                    f"Le {parameter} n'est pas correctement formaté",
+                    source={"parameter": parameter},
                 ),
                 422,
             )
-        self.state.asked("entreprise", siren)
+        self.state.asked("entreprise", number)
+        return number
+
+    async def entreprise_unit(self, request: Request) -> Response:
+        siren = self._entreprise_number(request, "siren", 9, "00301")
+        if isinstance(siren, Response):
+            return siren
         unit = self.state.data.units.get(siren)
         if unit is None:
             return self._entreprise_not_found("siren")
@@ -228,21 +239,9 @@ class Registries:
         return JSONResponse(answers.entreprise_unit(unit))
 
     async def entreprise_establishment(self, request: Request) -> Response:
-        refused = self._entreprise_checks(request)
-        if refused is not None:
-            return refused
-        siret = request.path_params["siret"]
-        if not re.fullmatch(r"\d{14}", siret):
-            return JSONResponse(
-                answers.entreprise_error(
-                    "00302",
-                    "Entité non traitable",
-                    "Le siret n'est pas correctement formaté",
-                    source={"parameter": "siret"},
-                ),
-                422,
-            )
-        self.state.asked("entreprise", siret)
+        siret = self._entreprise_number(request, "siret", 14, "00302")
+        if isinstance(siret, Response):
+            return siret
         found = self.state.data.establishments.get(siret)
         if found is None:
             return self._entreprise_not_found("siret")
