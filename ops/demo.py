@@ -29,13 +29,13 @@ import httpx
 from agents.acts.machines import BY_TYPE
 from ops.demo_archive import archive_demo
 from ops.demo_documents import minimal_pdf
+from ops.demo_kit import member_session, register_for_demo, say
 from ops.demo_pes import pes_demo
 from ops.demo_registry import registry_demo
 from ops.demo_signature import signature_demo
 from ops.flows import flow_history
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, member_security, register_members
-from ops.notifications import NotificationWatcher
+from ops.members import Registration, member_security
 from ops.stack import (
     Stack,
     sandbox_config,
@@ -45,16 +45,12 @@ from ops.stack import (
     with_archive,
 )
 from ops.submissions import ActeDraft, publish_acte, publish_raw
-from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
 from relais.errors import RelaisError
 from relais.flows.ids import flow_id_for
 from relais.flows.kit import Flow
-from relais.kafka.admin import admin_client
-from relais.kafka.publisher import Publisher
 from relais.logs import configure_logging
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import hub_topics
 from topics.member import notifications, submissions
 
@@ -63,10 +59,6 @@ DEMO_MEMBERS = (
     ("217100072", "Commune de Mâcon (demo)", "071"),
 )
 TERMINAL = {"acknowledged", "rejected", "cancelled", "failed", "uncertain"}
-
-
-def say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
 
 
 def show_notification(notification: dict[str, Any]) -> None:
@@ -84,14 +76,8 @@ def show_notification(notification: dict[str, Any]) -> None:
 async def _register(settings: Settings, flows: Sequence[Flow]) -> list[Registration]:
     registrations = [with_archive(sandbox_member(settings, s, n, d), settings)
                      for s, n, d in DEMO_MEMBERS]
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
-    await publisher.start()
-    try:
-        async with admin_client(settings.bootstrap_servers) as admin:
-            await apply_topics(admin, list(hub_topics(settings.app_id, flows)))
-            await register_members(admin, publisher, registrations)
-    finally:
-        await publisher.stop()
+    await register_for_demo(settings, registrations,
+                            topics=list(hub_topics(settings.app_id, flows)))
     return registrations
 
 
@@ -108,20 +94,13 @@ def _has(notifications: list[dict[str, Any]], flow_id: str, *, state: str | None
 
 async def _scenario(settings: Settings, member: Registration) -> bool:
     siren = member.member.siren
-    codec = AvroCodec()
     api = f"http://{settings.api_host}:{settings.api_port}"
-    # The back-office connects as the member's own Kafka user: its ACLs let it write its
-    # submissions topic and read its notifications topic, nothing else.
-    back_office = member_security(member, settings.bootstrap_servers)
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec, security=back_office)
-    await watcher.start()
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo",
-                          security=back_office)
-    await publisher.start()
     today = date.today()
     # ids unique to this run (the demo can rerun), upper case: S²LOW's number pattern
     run = format(int(time.time()) % 36**5, "X")
-    try:
+    # The back-office connects as the member's own Kafka user: its ACLs let it write its
+    # submissions topic and read its notifications topic, nothing else.
+    async with member_session(settings, member) as (watcher, publisher):
         async with sandbox_control_client(settings, timeout=30) as client:
             say(f"{member.member.name} uploads a deliberation through the hub API")
             response = await client.post(
@@ -169,9 +148,6 @@ async def _scenario(settings: Settings, member: Registration) -> bool:
                     and all(_has(got, f, state="rejected") for f in refused))
 
         await watcher.wait_until(done, 90)
-    finally:
-        await publisher.stop()
-        await watcher.stop()
     say(f"notifications received on the member's topic ({len(watcher.received)})")
     for notification in watcher.received:
         show_notification(notification)

@@ -23,29 +23,18 @@ import httpx
 
 from agents.acts.contractors import contractor_request_id
 from agents.registry.answers import CONTRACTOR_CLOSED
-from ops.demo_documents import minimal_pdf
+from ops.demo_kit import member_session, register_for_demo, say, upload_pdf
 from ops.demo_signature import MEMBER_VIEW_SECONDS
 from ops.members import (
     Registration,
-    member_security,
     new_member,
-    register_members,
     registry_identity,
 )
-from ops.notifications import NotificationWatcher
 from ops.stack import Stack, registries_url, sandbox_tls_material
 from ops.submissions import ActeDraft, submission_headers
-from relais.blobs.model import BlobRef
 from relais.flows.ids import flow_id_for
-from relais.kafka.admin import admin_client
-from relais.kafka.publisher import Publisher
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 from topics.member import submissions
-
-
-def _say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
 
 
 async def _numbers(stack: Stack) -> dict[str, list[str]]:
@@ -67,13 +56,7 @@ async def _register_from_sirene(settings: Settings, siren: str) -> Registration 
     registration = new_member(siren, identity.name, identity.department,
                               legal_category=identity.legal_category, commune=identity.commune,
                               commune_code=identity.commune_code)
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
-    await publisher.start()
-    try:
-        async with admin_client(settings.bootstrap_servers) as admin:
-            await register_members(admin, publisher, [registration])
-    finally:
-        await publisher.stop()
+    await register_for_demo(settings, [registration])
     print(f"  relais members add {siren}  (no --name, no --department)")
     print(f"  Sirene: {identity.name}, legal category {identity.legal_category}, commune "
           f"{identity.commune} ({identity.commune_code})")
@@ -89,27 +72,11 @@ async def _contract_with_contractors(
     """A contract naming ``opened`` and ``closed``: posted with a separate warning, or
     (``refused``: the member refuses closed contractors) rejected with the reason."""
     siren = member.member.siren
-    codec = AvroCodec()
-    security = member_security(member, settings.bootstrap_servers)
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec, security=security)
-    await watcher.start()
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo",
-                          security=security)
-    await publisher.start()
     run = format(int(time.time()) % 36**5, "X")
     submission_id = f"demo-contract-{run}{'-r' if refused else ''}"
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.post(
-                f"http://{settings.api_host}:{settings.api_port}/v1/blobs",
-                content=minimal_pdf("Marche de voirie 2026"),
-                headers={"Authorization": f"Bearer {member.token}",
-                         "Content-Type": "application/pdf",
-                         "X-Relais-Filename": "marche-voirie-2026.pdf"},
-            )
-            response.raise_for_status()
-            up = response.json()
-        blob = BlobRef(up["sha256"], up["size"], up["media_type"], up["filename"])
+    async with member_session(settings, member) as (watcher, publisher):
+        blob = await upload_pdf(settings, member, "Marche de voirie 2026",
+                                "marche-voirie-2026.pdf")
         draft = ActeDraft(submission_id=submission_id, member_siren=siren, nature_code=4,
                           matieres=(1, 1), numero_interne=f"M{run}", decision_date=date.today(),
                           objet="Marche de travaux de voirie", document=blob)
@@ -132,9 +99,6 @@ async def _contract_with_contractors(
                             == CONTRACTOR_CLOSED for n in got))
 
         received = await watcher.wait_until(done, 120)
-    finally:
-        await publisher.stop()
-        await watcher.stop()
     for note in received:
         if note["flow_id"] == acte or note["submission_id"].startswith(submission_id):
             warning = note["details"].get("warning")
@@ -149,13 +113,7 @@ async def _refusing(settings: Settings, member: Registration) -> Registration:
     """``member`` registered again with ``contractor_check=refuse`` (same token, same
     Kafka password), once the hub's member directory has had time to see it."""
     refusing = replace(member, member=replace(member.member, contractor_check="refuse"))
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
-    await publisher.start()
-    try:
-        async with admin_client(settings.bootstrap_servers) as admin:
-            await register_members(admin, publisher, [refusing])
-    finally:
-        await publisher.stop()
+    await register_for_demo(settings, [refusing])
     print(f"  relais members add {member.member.siren} --contractor-check refuse --force")
     await asyncio.sleep(MEMBER_VIEW_SECONDS)
     return refusing
@@ -170,16 +128,16 @@ async def registry_demo(
     numbers = await _numbers(stack)
     taken = {member.member.siren, "212102313", "217100072"}
     commune = next(s for s in numbers["communes"] if s not in taken)
-    _say("a commune registered with only its SIREN: the sandbox Sirene fills the rest")
+    say("a commune registered with only its SIREN: the sandbox Sirene fills the rest")
     registered = await _register_from_sirene(settings, commune)
-    _say("a contract names its contractors: a closed establishment is flagged, "
+    say("a contract names its contractors: a closed establishment is flagged, "
          "the acte goes on")
     closed = numbers["closed_establishments"][0]
     opened = numbers["open_establishments"][0]
     flagged = await _contract_with_contractors(settings, member, closed, opened)
     refused = True
     if refusing is not None:
-        _say(f"{refusing.member.name} refuses contracts with a closed contractor: the same "
+        say(f"{refusing.member.name} refuses contracts with a closed contractor: the same "
              "closed establishment, now in the hub's cache, stops its contract before the TdT")
         second = await _refusing(settings, refusing)
         refused = await _contract_with_contractors(settings, second, closed, opened,

@@ -16,22 +16,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agents.acts.machines import BY_TYPE
 from connectors.iparapheur.ids import dossier_id_for
-from ops.demo_documents import minimal_pdf
+from ops.demo_kit import member_session, register_for_demo, say, upload_pdf
 from ops.flows import flow_history
-from ops.members import Registration, member_security, register_members
-from ops.notifications import NotificationWatcher
+from ops.members import Registration
 from ops.stack import Stack, iparapheur_url, sandbox_control_client, with_iparapheur
 from ops.submissions import ActeDraft, publish_acte
-from relais.blobs.model import BlobRef
 from relais.flows.ids import flow_id_for
-from relais.kafka.admin import admin_client
-from relais.kafka.publisher import Publisher
 from relais.settings import Settings
-from relais.wire.avro_codec import AvroCodec
 
 #: The official WSDL the members' connectors load (the sandbox holds no copy of it).
 WSDL = (Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "iparapheur"
@@ -40,37 +33,9 @@ SETTINGS = {"acte.type": "ACTES", "acte.sub_type": "Deliberation", "wsdl": str(W
 MEMBER_VIEW_SECONDS = 5.0  # time for the hub's member directory to see the new account
 
 
-def _say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
-
-
 def _has(got: list[dict[str, Any]], flow_id: str, state: str, kind: str | None = None) -> bool:
     return any(n["flow_id"] == flow_id and n["state"] == state
                and (kind is None or n["kind"] == kind) for n in got)
-
-
-async def _register(settings: Settings, registration: Registration) -> None:
-    publisher = Publisher(settings.bootstrap_servers, AvroCodec(), client_id="relais-demo")
-    await publisher.start()
-    try:
-        async with admin_client(settings.bootstrap_servers) as admin:
-            await register_members(admin, publisher, [registration])
-    finally:
-        await publisher.stop()
-
-
-async def _upload(settings: Settings, member: Registration) -> BlobRef:
-    api = f"http://{settings.api_host}:{settings.api_port}"
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            f"{api}/v1/blobs", content=minimal_pdf("Deliberation a signer"),
-            headers={"Authorization": f"Bearer {member.token}",
-                     "Content-Type": "application/pdf",
-                     "X-Relais-Filename": "deliberation-a-signer.pdf"},
-        )
-        response.raise_for_status()
-        up = response.json()
-    return BlobRef(up["sha256"], up["size"], up["media_type"], up["filename"])
 
 
 async def signature_demo(settings: Settings, stack: Stack, member: Registration) -> bool:
@@ -80,13 +45,14 @@ async def signature_demo(settings: Settings, stack: Stack, member: Registration)
         return False
     signing = with_iparapheur(member, settings, SETTINGS, tls=stack.tls)
     siren = signing.member.siren
-    _say(f"{signing.member.name} signs its actes in i-Parapheur before the TdT")
+    say(f"{signing.member.name} signs its actes in i-Parapheur before the TdT")
     account = signing.member.account("iparapheur")
     print(f"  i-Parapheur {account.url if account else '?'}: type ACTES, sub-type "
           "Deliberation")
-    await _register(settings, signing)
+    await register_for_demo(settings, [signing])
     await asyncio.sleep(MEMBER_VIEW_SECONDS)
-    blob = await _upload(settings, signing)
+    blob = await upload_pdf(settings, signing, "Deliberation a signer",
+                            "deliberation-a-signer.pdf")
     run = format(int(time.time()) % 36**5, "X")
     signed = flow_id_for(siren, f"demo-signed-{run}")
     rejected = flow_id_for(siren, f"demo-unsigned-{run}")
@@ -95,14 +61,7 @@ async def signature_demo(settings: Settings, stack: Stack, member: Registration)
             f"{iparapheur_url(settings, tls=stack.tls)}/sandbox/fates",
             json={dossier_id_for(signed): "sign", dossier_id_for(rejected): "reject_signer"})
         response.raise_for_status()
-    codec = AvroCodec()
-    security = member_security(signing, settings.bootstrap_servers)
-    watcher = NotificationWatcher(settings.bootstrap_servers, siren, codec, security=security)
-    await watcher.start()
-    publisher = Publisher(settings.bootstrap_servers, codec, client_id="relais-demo",
-                          security=security)
-    await publisher.start()
-    try:
+    async with member_session(settings, signing) as (watcher, publisher):
         for sid, numero, objet in ((f"demo-signed-{run}", f"S{run}", "Délibération signée"),
                                    (f"demo-unsigned-{run}", f"U{run}", "Délibération refusée")):
             await publish_acte(publisher, ActeDraft(
@@ -116,10 +75,7 @@ async def signature_demo(settings: Settings, stack: Stack, member: Registration)
                     and _has(got, rejected, "rejected", "REJECTED"))
 
         await watcher.wait_until(done, 120)
-    finally:
-        await publisher.stop()
-        await watcher.stop()
-    _say(f"notifications of the signed and rejected actes ({len(watcher.received)})")
+    say(f"notifications of the signed and rejected actes ({len(watcher.received)})")
     for note in watcher.received:
         if note["flow_id"] not in (signed, rejected):
             continue
@@ -130,7 +86,7 @@ async def signature_demo(settings: Settings, stack: Stack, member: Registration)
             print(f"{'':22}annotation: {details.get('annotation')}; "
                   f"signer: {details.get('signer')}")
     for flow_id in (signed, rejected):
-        _say(f"relais flows show {flow_id}")
+        say(f"relais flows show {flow_id}")
         for event in await flow_history(settings.bootstrap_servers, flow_id, machines=BY_TYPE):
             print(f"  {event['occurred_at']:%H:%M:%S}  {event['state']:<13} by "
                   f"{event['stage']}")
