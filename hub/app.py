@@ -53,7 +53,7 @@ from relais.stages.delay_forwarder import DelayForwarder
 from relais.stages.delays import TIERS
 from relais.stages.failures import FailureRouter, RetryPolicy, parse_tiers, partner_policies
 from relais.stages.records import InputRecord
-from relais.stages.runner import DEFAULT_MAX_RECORDS, StageRunner
+from relais.stages.runner import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_MAX_RECORDS, StageRunner
 from relais.wire.avro_codec import AvroCodec
 from topics.catalogue import dlq
 
@@ -164,6 +164,7 @@ def stage_runner(
         paused=(lambda: controls.paused(partner)) if partner else None,
         on_assigned=on_assigned if hook is not None else None,
         max_records=stage.max_batch_records or DEFAULT_MAX_RECORDS,
+        fetch_max_wait_ms=stage.fetch_max_wait_ms or DEFAULT_FETCH_MAX_WAIT_MS,
     )
 
 

@@ -57,11 +57,12 @@ class Stage:
     Pausing ``partner`` (``relais connector pause``) holds the stage's input.
     ``max_batch_records`` caps the records of one batch (one transaction; default: the
     runner's), for a stage whose records may each wait on a partner, so a batch's
-    outputs are not held back long. ``on_assigned`` is awaited with the flow's
-    dependencies and the ``(topic, partition)`` pairs the stage holds whenever that
-    changes: none when a rebalance begins, then all those it was assigned (e.g. to stop
-    calling a partner for a partition it lost, and to take over the state the previous
-    owner of a partition published).
+    outputs are not held back long; ``fetch_max_wait_ms`` how long the broker may hold
+    the stage's fetch when nothing is new (default: the runner's). ``on_assigned`` is
+    awaited with the flow's dependencies and the ``(topic, partition)`` pairs the stage
+    holds whenever that changes: none when a rebalance begins, then all those it was
+    assigned (e.g. to stop calling a partner for a partition it lost, and to take over
+    the state the previous owner of a partition published).
     """
 
     name: str
@@ -70,6 +71,7 @@ class Stage:
     flow_type: str
     partner: str | None = None
     max_batch_records: int | None = None
+    fetch_max_wait_ms: int | None = None
     on_assigned: OnAssigned | None = None
 
 

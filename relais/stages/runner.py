@@ -92,6 +92,10 @@ Batches = dict[TopicPartition, list[Any]]
 CONTENT_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError)
 #: Records fetched per batch (one transaction) unless a stage asks for fewer.
 DEFAULT_MAX_RECORDS = 500
+#: How long the broker may hold a fetch with nothing new (aiokafka's default). While one
+#: fetch is held, no other is sent to that broker, even for a partition whose records the
+#: stage has just taken: a lower value lets those be fetched again sooner.
+DEFAULT_FETCH_MAX_WAIT_MS = 500
 #: Called with the partitions the stage holds whenever that changes: none when a rebalance
 #: begins (they are revoked), then every one the rebalance assigned (not only the new ones).
 OnAssigned = Callable[[set[TopicPartition]], Awaitable[None]]
@@ -157,6 +161,7 @@ class StageRunner:
         pattern: str | None = None,
         concurrency: int = 16,
         max_records: int = DEFAULT_MAX_RECORDS,
+        fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS,
         metadata_max_age_ms: int = 3000,
         paused: Callable[[], bool] | None = None,
         prepare: Prepare | None = None,
@@ -183,6 +188,7 @@ class StageRunner:
         self._pattern = pattern
         self._concurrency = concurrency
         self._max_records = max_records
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._metadata_max_age_ms = metadata_max_age_ms
         self._paused = paused
         self._prepare = prepare
@@ -217,6 +223,7 @@ class StageRunner:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=900000,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
 
     async def _kafka_producer(self, previous: AIOKafkaProducer | None) -> AIOKafkaProducer:
