@@ -45,6 +45,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> list[Member]:
     published: list[Member] = []
     directory = MemberDirectory("127.0.0.1:1", AvroCodec())
     monkeypatch.setattr("hub.cli.common.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setenv("RELAIS_KAFKA_AUTH", "off")  # a fresh clone has no local credentials
     monkeypatch.setattr(members_cmd, "load_settings", lambda: Settings(
         registry_sirene_url="https://sirene.example.test", kafka_auth="off"))
 

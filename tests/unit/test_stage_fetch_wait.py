@@ -3,10 +3,19 @@ within the runner's workers so that all of a batch's posts run at once."""
 
 from __future__ import annotations
 
+import pytest
+
 from agents.acts.flow import ACTS, DELIVERY_BATCH_RECORDS, DELIVERY_FETCH_MAX_WAIT_MS
 from relais.flows.outbound import Outbound
 from relais.stages.records import InputRecord
 from relais.stages.runner import DEFAULT_FETCH_MAX_WAIT_MS, StageRunner
+
+
+@pytest.fixture(autouse=True)
+def _no_local_broker_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a consumer must not depend on a local broker's credentials file (a fresh
+    clone has none): plain connections, as with an external unsecured cluster."""
+    monkeypatch.setenv("RELAIS_KAFKA_AUTH", "off")
 
 
 async def _handler(record: InputRecord) -> list[Outbound]:
