@@ -1,19 +1,15 @@
 """Read a partner's streamed answer under a size cap and a time limit.
 
-A partner's reply is hostile input: :func:`capped_chunks` hands the body on chunk by
-chunk (a 150 MB document is written to a blob store as it arrives, never held whole);
-:func:`read_capped` gathers it in memory. Both refuse a declared ``Content-Length`` over
-the cap before reading, stop reading as soon as the body passes it
-(:class:`PartnerReplyTooLargeError`, not retriable) and give up once they waited
-``deadline`` seconds for the partner in all (:class:`PartnerTimeoutError`, retriable);
-the time a caller spends with each chunk (writing it to disk) does not count.
+A partner's reply is hostile input: :func:`read_capped` refuses a declared
+``Content-Length`` over the cap before reading, stops reading as soon as the
+body passes it (:class:`PartnerReplyTooLargeError`, not retriable) and gives up
+after ``deadline`` seconds (:class:`PartnerTimeoutError`, retriable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 
 import httpx
 
@@ -39,30 +35,10 @@ async def read_capped(
     deadline: float,
     label: str | None = None,
 ) -> bytes:
-    """The body of a response opened with ``stream=True``, at most ``cap`` bytes, gathered
-    from :func:`capped_chunks` (the same cap, encoding and time-limit rules)."""
-    # BytesIO hands its buffer over without a copy at the end (bytes(bytearray) would
-    # double the peak memory of a 150 MB document).
-    buffer = io.BytesIO()
-    async for chunk in capped_chunks(response, cap, partner=partner, operation=operation,
-                                     deadline=deadline, label=label):
-        buffer.write(chunk)
-    return buffer.getvalue()
+    """The body of a response opened with ``stream=True``, at most ``cap`` bytes.
 
-
-async def capped_chunks(
-    response: httpx.Response,
-    cap: int,
-    *,
-    partner: str,
-    operation: str,
-    deadline: float,
-    label: str | None = None,
-) -> AsyncIterator[bytes]:
-    """The body of a response opened with ``stream=True``, chunk by chunk, at most ``cap``
-    bytes in all. Raw bytes when the body is not content-encoded, decoded ones otherwise.
-
-    The time limit counts the waits for the network only (summed over the reads).
+    Reads the raw bytes when the body is not content-encoded (no decompression
+    bomb), the decoded bytes otherwise (each chunk counted against the cap).
     """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > cap:
@@ -71,34 +47,22 @@ async def capped_chunks(
         if len(response.content) > cap:
             raise too_large(partner, operation, cap, f"{len(response.content)} bytes",
                             label=label)
-        if response.content:
-            yield response.content
-        return
+        return response.content
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
-    loop = asyncio.get_running_loop()
-    waited = 0.0
-    size = 0
+    # BytesIO hands its buffer over without a copy at the end (bytes(bytearray) would
+    # double the peak memory of a 150 MB document).
+    buffer = io.BytesIO()
     try:
-        while True:
-            started = loop.time()
-            try:
-                async with asyncio.timeout(max(deadline - waited, 0.0)):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                raise PartnerTimeoutError(
-                    f"{operation}: the answer took more than {deadline:.0f} s to read",
-                    partner=partner,
-                ) from exc
-            waited += loop.time() - started
-            size += len(chunk)
-            if size > cap:
-                raise too_large(partner, operation, cap, f"more than {cap} bytes", label=label)
-            if chunk:
-                yield chunk
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        async with asyncio.timeout(deadline):
+            async for chunk in chunks:
+                if buffer.tell() + len(chunk) > cap:
+                    raise too_large(partner, operation, cap, f"more than {cap} bytes",
+                                    label=label)
+                buffer.write(chunk)
+    except TimeoutError as exc:
+        raise PartnerTimeoutError(
+            f"{operation}: the answer took more than {deadline:.0f} s to read",
+            partner=partner,
+        ) from exc
+    return buffer.getvalue()

@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from connectors.http.limits import capped_chunks, read_capped
+from connectors.http.limits import read_capped
+from connectors.http.streamed import capped_chunks
 from connectors.tdt.errors import (
     is_ko,
     map_transport_errors,
