@@ -92,7 +92,8 @@ class Settings:
     )
     max_acte_bytes: int = field(
         default=150 * 1024 * 1024,
-        metadata={"help": "Largest total of an acte and its annexes (the 150 Mo TdT limit)."},
+        metadata={"help": "The TdT's archive limit (S²LOW's ACTES_ARCHIVE_MAX_SIZE, 150 MiB): "
+                          "an acte's files and the TdT's tar.gz of them must fit in it."},
     )
     api_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of the hub API."})
     api_port: int = field(default=8470, metadata={"help": "Port of the hub API (blob uploads)."})

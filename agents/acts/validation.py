@@ -41,7 +41,7 @@ from agents.acts.deps import ActsDeps
 from agents.acts.events import transition
 from agents.acts.links import ActeLink, link_outbound
 from agents.signature.settings import member_settings
-from connectors.tdt.rules import check_filename, check_number
+from connectors.tdt.rules import archive_size_bound, check_filename, check_number
 from relais.actes.ids import build_id_acte, nature_reasons, objet_reasons
 from relais.errors import Reason, ValidationError
 from relais.flows.outbound import FlowContext, Outbound
@@ -115,7 +115,7 @@ def _filename_field(field: str) -> str:
 async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[Reason]:
     """Sizes, presence and PDF-ness of the documents."""
     reasons: list[Reason] = []
-    total = 0
+    sizes: list[int] = []
     for path, typed in _documents(submission):
         blob = typed["blob"]
         size = await deps.blobs.stat(blob["sha256"])
@@ -123,15 +123,22 @@ async def document_reasons(deps: ActsDeps, submission: dict[str, Any]) -> list[R
             reasons.append(Reason(f"{path}.blob.sha256", "blob_not_found",
                                   f"no blob with digest {blob['sha256']}"))
             continue
-        total += size
+        sizes.append(size)
         if path == "document" and blob["media_type"] == "application/pdf" \
                 and (await _head(deps, blob["sha256"]))[:5] != PDF_MAGIC:
             reasons.append(Reason("document.blob", "not_pdf",
                                   "the main document of an acte must be a PDF file"))
+    total = sum(sizes)
     if total > deps.max_acte_bytes:
         reasons.append(Reason("document", "too_large",
                               f"the acte and its annexes weigh {total} bytes, more than the "
                               f"{deps.max_acte_bytes} a TdT accepts"))
+    elif (archive := archive_size_bound(sizes)) > deps.max_acte_bytes:
+        # S²LOW limits its tar.gz of the files and its XML, not the files (checkArchiveSize)
+        reasons.append(Reason("document", "archive_too_large",
+                              f"the acte and its annexes weigh {total} bytes; the TdT's "
+                              f"archive of them and its XML may weigh up to {archive} bytes, "
+                              f"more than the {deps.max_acte_bytes} it accepts"))
     return reasons
 
 

@@ -22,6 +22,13 @@ Read from libriciel/s2low:
   media type. Names are otherwise free in S²LOW; Relais refuses what no file
   system or archive should see (paths, ``..``, control characters, a leading
   dot), because the name travels into the TdT's tar.gz and back to the member.
+- ``ActesEnvelope::generateArchiveFile`` and ``checkArchiveSize`` (called by
+  ``actes_transac_create.php`` after the archive is written): S²LOW packs the
+  envelope XML, the message XML and the posted files with ``tar cf - … | gzip -9``
+  and refuses the post when the *archive's* size is over ``ACTES_ARCHIVE_MAX_SIZE``
+  (150 MiB by default): ``la taille d'archive générée n'est pas conforme``. The
+  files alone may be under the limit and their archive over it:
+  :func:`archive_size_bound` is what the archive can weigh at most.
 """
 
 from __future__ import annotations
@@ -67,6 +74,23 @@ MAX_NAME_LENGTH = 255
 """Longest file name, in characters (what common file systems and tar headers hold)."""
 
 _FORBIDDEN_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+ARCHIVE_MAX_BYTES = 150 * 1024 * 1024
+"""S²LOW's ``ACTES_ARCHIVE_MAX_SIZE`` default: the largest tar.gz it accepts (``>`` refuses)."""
+
+TAR_BLOCK = 512
+"""A tar header, and the unit a member's content is padded to."""
+
+TAR_RECORD = 20 * TAR_BLOCK
+"""GNU tar's default record (blocking factor 20): the archive is padded to a multiple of it."""
+
+XML_ALLOWANCE = 64 * 1024
+"""Room in the tar for the two XML files S²LOW adds, headers and padding included: the
+``EnveloppeCLMISILL`` (about 1 KB) and the message (objet, file names, and the detached
+signature of a signed acte, a few KB)."""
+
+GZIP_FRAME = 18
+"""gzip's 10-byte header (no file name: ``gzip`` reads a pipe) and 8-byte trailer."""
 
 
 def check_number(number: str, *, field: str = "numero_interne") -> list[Reason]:
@@ -238,3 +262,22 @@ def _extension(name: str) -> str | None:
     if not dot or not stem or not extension:
         return None
     return extension.lower()
+
+
+def _padded(size: int, unit: int) -> int:
+    return -(-size // unit) * unit
+
+
+def archive_size_bound(file_sizes: Sequence[int]) -> int:
+    """The most S²LOW's tar.gz of these files can weigh, in bytes.
+
+    The tar: a header per member plus its content padded to 512 bytes, for the files
+    and the two XML files (:data:`XML_ALLOWANCE`), two zero blocks at the end, padded to
+    a 10 KiB record. Compressed: zlib's ``deflateBound`` for data that does not compress
+    (a PDF's streams are compressed already; gzip then stores the blocks, a few bytes per
+    block), plus the gzip frame. A real archive is smaller when the files compress.
+    """
+    files = sum(TAR_BLOCK + _padded(size, TAR_BLOCK) for size in file_sizes)
+    tar = _padded(files + XML_ALLOWANCE + 2 * TAR_BLOCK, TAR_RECORD)
+    deflated = tar + (tar >> 12) + (tar >> 14) + (tar >> 25) + 13
+    return deflated + GZIP_FRAME

@@ -8,6 +8,7 @@ import pytest
 
 from agents.acts.links import ActeLink, LinkIndex
 from agents.acts.validation import handle_submitted, unique_reasons
+from connectors.tdt.rules import archive_size_bound
 from relais.errors import Reason
 from relais.flows.outbound import Outbound
 from relais.journal.entry import JournalEntry
@@ -125,3 +126,34 @@ async def test_an_idacte_the_tdt_refused_is_free_for_another_submission(
                      codec.encode("JournalEntry", _entry(link).moved("REFUSED").to_record()))
     accepted = await handle_submitted(record, world2.deps(links=index))
     assert [n["state"] for n in notifications(codec, accepted)] == ["validated"]
+
+
+async def test_files_under_the_limit_whose_archive_is_over_it_are_refused(
+    codec: AvroCodec,
+) -> None:
+    """S²LOW refuses the *archive* (tar.gz of the files and its XML) over its limit: a PDF a
+    few KB under the limit passes a check of the files alone, then the TdT refuses it."""
+    world = World(codec)
+    limit = len(PDF) + 4096
+    outputs = await _validate_with(world, max_acte_bytes=limit)
+    assert _reasons(codec, outputs) == [("document", "archive_too_large")]
+    assert [o for o in outputs if o.topic == ACTS_DELIVERY.name] == []
+
+
+async def test_files_whose_archive_fits_exactly_go_to_delivery(codec: AvroCodec) -> None:
+    world = World(codec)
+    at_the_bound = archive_size_bound([len(PDF)])
+    outputs = await _validate_with(world, max_acte_bytes=at_the_bound)
+    assert [n["state"] for n in notifications(codec, outputs)] == ["validated"]
+    world = World(codec)
+    outputs = await _validate_with(world, max_acte_bytes=at_the_bound - 1)
+    assert _reasons(codec, outputs) == [("document", "archive_too_large")]
+
+
+async def _validate_with(world: World, **deps: Any) -> list[Outbound]:
+    document = world.blobs.add(PDF, "deliberation.pdf")
+    acte = submission(document={"blob": document, "typology": None})
+    record = record_of(world.codec, "ActeSubmission", acte, ACTS_SUBMITTED.name,
+                       flow_of("sub-1"))
+    world.keep_classification()
+    return await handle_submitted(record, world.deps(**deps))

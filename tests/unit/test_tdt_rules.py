@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import random
+import tarfile
+
 import pytest
 
-from connectors.tdt.rules import NUMBER_RE, check_filename, check_number
+from connectors.tdt.rules import (
+    ARCHIVE_MAX_BYTES,
+    NUMBER_RE,
+    archive_size_bound,
+    check_filename,
+    check_number,
+)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +148,32 @@ def test_reasons_name_the_field_given() -> None:
 def test_a_name_problem_and_a_type_problem_are_both_reported() -> None:
     reasons = check_filename("../x", "text/plain", role="acte")
     assert [r.code for r in reasons] == ["filename_invalid", "media_type_refused"]
+
+
+def _s2low_archive(members: list[tuple[str, bytes]]) -> bytes:
+    """What ``tar cf - … | gzip -9`` makes of ``members`` (GNU tar's 10 KiB records)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
+
+
+@pytest.mark.parametrize("sizes", [[1], [3 * 1024 * 1024], [2 * 1024 * 1024, 700_001, 513]])
+def test_the_archive_bound_holds_for_files_that_do_not_compress(sizes: list[int]) -> None:
+    rng = random.Random(len(sizes))
+    files = [(f"99_DE-file_{n}.pdf", rng.randbytes(size)) for n, size in enumerate(sizes)]
+    xml = [("EACT--210600235--20261205-1.xml", b"<x/>" * 300),
+           ("006-210600235-20261205-D1-DE-1-1_0.xml", b"<y/>" * 1200)]
+    archive = _s2low_archive(xml + files)
+    bound = archive_size_bound(sizes)
+    assert len(archive) <= bound
+    # and it reserves no more than the XML room, the padding and gzip's worst case
+    assert bound - len(archive) < 64 * 1024 + 2 * 10240 + sum(sizes) // 2000 + 1024
+
+
+def test_the_bound_of_a_file_just_under_s2low_limit_is_over_it() -> None:
+    assert archive_size_bound([ARCHIVE_MAX_BYTES - 4096]) > ARCHIVE_MAX_BYTES
+    assert archive_size_bound([ARCHIVE_MAX_BYTES - 200 * 1024]) <= ARCHIVE_MAX_BYTES
