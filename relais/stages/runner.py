@@ -38,6 +38,16 @@ The local view writes a handler makes (``put_local``) are taken back when its ou
 not committed: the handler raised, or the batch failed and is read again
 (``relais.stages.local_writes``); a record read again finds the views as they were.
 
+Handling overlaps committing: while batch N's transaction commits (a task of its own),
+the runner fetches and handles batch N+1, and starts N+1's transaction only once N's has
+committed (one transaction at a time, in batch order). When N's commit fails, N+1 was
+handled ahead of a commit that did not happen: its outputs are dropped, its local writes
+taken back (before N's), and its partitions rewound to their committed offsets with N's,
+so both are read again (or, past the bug cap, N is isolated and N+1 read again after it).
+Handlers are safe to run twice, so a partner call N+1 made ahead is like one made by a
+worker that crashed before its commit. ``overlap_commits=False`` handles a batch only after
+the previous one committed (the runner before the overlap, kept for comparison).
+
 ``prepare`` turns each consumed record into what the stage may read before the
 handler, the router or the logs see it (the ingress drops a member's
 ``relais_*`` headers there).
@@ -111,17 +121,26 @@ def batch_scope() -> dict[str, Any] | None:
 
 
 class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, stage: str, on_assigned: OnAssigned) -> None:
+    """Holds a rebalance until the stage's commit under way has ended (so the partitions'
+    next owner starts from offsets the old one no longer changes), and tells the stage's
+    hook, if it has one, what it holds."""
+
+    def __init__(self, stage: str, on_assigned: OnAssigned | None,
+                 commit_ended: Callable[[], Awaitable[None]]) -> None:
         self._stage = stage
         self._on_assigned = on_assigned
+        self._commit_ended = commit_ended
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit_ended()
         await self._tell(set())  # a rebalance begins: the stage holds nothing until it ends
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._tell(set(assigned))
 
     async def _tell(self, held: set[TopicPartition]) -> None:
+        if self._on_assigned is None:
+            return
         try:
             await self._on_assigned(held)
         except Exception as exc:  # a hook's bug must not break the group's rebalance
@@ -144,6 +163,20 @@ class StageStats:
     transactions: int = 0
     #: records sent in those transactions (the consumer offsets not counted)
     outputs: int = 0
+
+
+@dataclass
+class _Handled:
+    """A batch handled, not committed yet."""
+
+    batches: Batches
+    records: int
+    outputs: list[Outbound]
+    offsets: dict[TopicPartition, int]
+    #: the batch's local view writes, taken back when its commit fails
+    writes: list[local_writes.Undo]
+    started: float
+    handled: float
 
 
 class StageRunner:
@@ -173,6 +206,7 @@ class StageRunner:
         producer_factory: ProducerFactory | None = None,
         idle_commit_seconds: float = 1.0,
         on_assigned: OnAssigned | None = None,
+        overlap_commits: bool = True,
     ) -> None:
         if bool(topics) == bool(pattern):
             raise ValueError("give either topics or a pattern")
@@ -208,6 +242,9 @@ class StageRunner:
         self._pending: dict[TopicPartition, int] = {}
         self._pending_since = 0.0
         self._idle_commit_seconds = idle_commit_seconds
+        self._overlap_commits = overlap_commits
+        #: the batch whose transaction is committing while the next one is handled
+        self._inflight: tuple[_Handled, asyncio.Task[None]] | None = None
         self.stats = StageStats()
 
     # -- clients ---------------------------------------------------------------------------
@@ -231,12 +268,11 @@ class StageRunner:
 
     async def _start_consumer(self) -> Any:
         consumer = self._consumer_factory()
-        listener = ({"listener": _AssignmentListener(self.stage, self._on_assigned)}
-                    if self._on_assigned is not None else {})
+        listener = _AssignmentListener(self.stage, self._on_assigned, self._commit_ended)
         if self._pattern:
-            consumer.subscribe(pattern=self._pattern, **listener)
+            consumer.subscribe(pattern=self._pattern, listener=listener)
         else:
-            consumer.subscribe(topics=list(self._topics), **listener)
+            consumer.subscribe(topics=list(self._topics), listener=listener)
         await consumer.start()
         return consumer
 
@@ -259,11 +295,38 @@ class StageRunner:
     # -- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            await self._abandon_inflight()
+
+    async def _commit_ended(self) -> None:
+        """Returns once the commit under way, if any, has ended (committed or failed: its
+        outcome is the loop's to handle)."""
+        inflight = self._inflight
+        if inflight is not None:
+            await asyncio.wait({inflight[1]})
+
+    async def _abandon_inflight(self) -> None:
+        """The stage stops: a commit still running is cancelled (its batch is read again
+        by the partitions' next owner, like any batch not committed)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        handled, task = inflight
+        task.cancel()
+        # cancelled, or failed: not committed either way
+        outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+        if outcome is not None:
+            local_writes.undo(handled.writes)
+
+    async def _loop(self) -> None:
         while True:
             if self._consumer is None:  # a failed rewind stopped it: join the group again
                 await self._restart_consumer()
                 continue
             if self._paused is not None and self._paused():
+                await self._settle()
                 await asyncio.sleep(1.0)
                 continue
             try:
@@ -283,10 +346,13 @@ class StageRunner:
                 continue
             if batches:
                 await self._step(batches)
+            elif self._inflight is not None:  # nothing new: see the last commit through
+                await self._settle()
             if self._pending:
                 self._drop_revoked()
-            if self._pending and (not batches or time.monotonic() - self._pending_since
-                                  >= self._idle_commit_seconds):
+            idle_long_enough = not batches or (time.monotonic() - self._pending_since
+                                               >= self._idle_commit_seconds)
+            if self._pending and idle_long_enough and await self._settle():
                 await self._commit_pending()
 
     def _drop_revoked(self) -> None:
@@ -307,21 +373,66 @@ class StageRunner:
             await self._recover(list(pending), self._retry_delay)
 
     async def _step(self, batches: Batches) -> None:
-        """Process one batch; on failure, recover so that the batch is read again (or,
-        past the bug cap, handle its records one by one)."""
+        """Handle one batch while the previous one commits, then start its own commit; on
+        failure, recover so that the batch is read again (or, past the bug cap, handle its
+        records one by one)."""
         try:
-            await self._process(batches)
-        except CONTENT_ERRORS as exc:
-            await self._on_bug(batches, exc)
+            handled = await self._handle_batch(batches)
+        except Exception as exc:  # its own writes are taken back already
+            if await self._settle():
+                await self._failed(batches, exc)
+            else:
+                await self._rewind_ahead(batches)
             return
-        except KafkaError as exc:
+        if not await self._settle(ahead=handled):
+            await self._rewind_ahead(batches)
+            return
+        if not handled.outputs:  # nothing to publish: the offsets go with the next transaction
+            self._committed(handled)
+            return
+        task = asyncio.create_task(self._commit(handled), name=f"stage-{self.stage}-commit")
+        self._inflight = (handled, task)
+        if not self._overlap_commits:
+            await self._settle()
+
+    async def _settle(self, ahead: _Handled | None = None) -> bool:
+        """Wait for the committing batch, if any. True when it committed; when it failed,
+        the batch ``ahead`` (handled meanwhile) has its local writes taken back first, the
+        failed batch is recovered, and False tells the caller to rewind ``ahead``'s
+        partitions too."""
+        inflight = self._inflight  # kept until it ends: a revocation waits for it
+        if inflight is None:
+            return True
+        handled, task = inflight
+        try:
+            await task
+        except Exception as exc:
+            self._inflight = None
+            # newest first: a key both batches wrote goes back to what it was before both
+            if ahead is not None:
+                local_writes.undo(ahead.writes)
+            local_writes.undo(handled.writes)
+            await self._failed(handled.batches, exc)
+            return False
+        self._inflight = None
+        self._clear_bugs(handled.batches)
+        return True
+
+    async def _rewind_ahead(self, batches: Batches) -> None:
+        """A batch handled (or fetched) past a commit that failed: read it again from the
+        committed offsets (after the failed batch's recovery, which may have committed
+        that batch record by record)."""
+        if self._consumer is not None and not await self._rewind(list(batches)):
+            await self._restart_consumer()
+
+    async def _failed(self, batches: Batches, exc: Exception) -> None:
+        if isinstance(exc, CONTENT_ERRORS):
+            await self._on_bug(batches, exc)
+        elif isinstance(exc, KafkaError):
             log.error("stage.batch_failed_will_retry", stage=self.stage, error=str(exc))
             await self._recover(list(batches), self._retry_delay)
-            return
-        except Exception as exc:
+        else:
             await self._on_bug(batches, exc)
-            return
-        self._clear_bugs(batches)
 
     async def _on_bug(self, batches: Batches, exc: Exception) -> None:
         self.stats.batch_bugs += 1
@@ -438,7 +549,9 @@ class StageRunner:
 
     # -- handling --------------------------------------------------------------------------
 
-    async def _process(self, batches: Batches) -> None:
+    async def _handle_batch(self, batches: Batches) -> _Handled:
+        """Every record of the batch handled; nothing published yet. When it raises, the
+        batch's local writes are taken back."""
         started = time.perf_counter()
         records = [self._prepared(record) for tp_records in batches.values()
                    for record in tp_records]
@@ -474,26 +587,35 @@ class StageRunner:
                 await asyncio.gather(*(work() for _ in range(workers)))
             if failures:
                 raise failures[0]
-            offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
-            handled = time.perf_counter()
-            outputs = [out for outputs in results for out in outputs]
-            if outputs:
-                await self._publish(outputs, offsets)
         except BaseException:
             local_writes.undo(writes)  # the batch is read again: its writes never happened
             raise
         finally:
             _BATCH_SCOPE.reset(scope)
-        if not outputs:  # nothing to publish: the offsets go with the next transaction
+        return _Handled(
+            batches=batches, records=len(records),
+            outputs=[out for outputs in results for out in outputs],
+            offsets={tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()},
+            writes=writes, started=started, handled=time.perf_counter())
+
+    async def _commit(self, handled: _Handled) -> None:
+        """The batch's outputs and offsets in one transaction (its local writes are taken
+        back by whoever awaits it, after those of the batch handled ahead of it)."""
+        await self._publish(handled.outputs, handled.offsets)
+        self._committed(handled)
+
+    def _committed(self, handled: _Handled) -> None:
+        if not handled.outputs:  # nothing to publish: the offsets go with the next transaction
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending.update(offsets)
-        self.stats.handled += len(records)
+            self._pending.update(handled.offsets)
+        self.stats.handled += handled.records
         self.stats.batches += 1
         self.stats.last_batch_at = asyncio.get_running_loop().time()
-        log.debug("stage.batch_committed", stage=self.stage, records=len(records),
-                  outputs=len(outputs), handle_ms=round((handled - started) * 1000, 1),
-                  commit_ms=round((time.perf_counter() - handled) * 1000, 1))
+        log.debug("stage.batch_committed", stage=self.stage, records=handled.records,
+                  outputs=len(handled.outputs),
+                  handle_ms=round((handled.handled - handled.started) * 1000, 1),
+                  commit_ms=round((time.perf_counter() - handled.handled) * 1000, 1))
 
     async def _publish(self, outputs: list[Outbound], offsets: dict[TopicPartition, int]) -> None:
         """``outputs`` and the consumer ``offsets`` in one transaction, with the pending

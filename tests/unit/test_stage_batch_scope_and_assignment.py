@@ -130,18 +130,42 @@ async def test_the_assignment_hook_hears_revocations_and_assignments() -> None:
     assert heard == [held, set(), {TopicPartition(TOPIC, 2)}]
 
 
-async def test_without_a_hook_the_consumer_gets_no_listener() -> None:
-    consumer = Consumer([])
+async def test_without_a_hook_a_revocation_still_waits_for_the_commit_under_way() -> None:
+    consumer = Consumer([[record(0, b"k")]])
+    gate = asyncio.Event()
+
+    class SlowProducer(Producer):
+        @asynccontextmanager
+        async def transaction(self) -> AsyncIterator[None]:
+            yield
+            await gate.wait()  # the commit is under way until the gate opens
+            self.commits += 1
+
+    producer = SlowProducer()
 
     async def producer_factory(previous: Any) -> Producer:
-        return Producer()
+        return producer
 
     async def handler(rec: InputRecord) -> list[Outbound]:
-        return []
+        return [Outbound("out", rec.key, rec.value, [])]
 
     runner = StageRunner("fake:9092", stage="s", group_id="g", handler=handler, router=None,
                          topics=(TOPIC,), consumer_factory=lambda: consumer,
                          producer_factory=producer_factory)
     await runner.start()
-    await runner.stop()
-    assert consumer.listener is None
+    try:
+        for _ in range(2000):  # until the batch is handled and its commit started
+            if runner._inflight is not None:
+                break
+            await asyncio.sleep(0.001)
+        assert runner._inflight is not None
+        revoking = asyncio.create_task(
+            consumer.listener.on_partitions_revoked({TopicPartition(TOPIC, 1)}))
+        await asyncio.sleep(0.02)
+        assert not revoking.done(), "the rebalance went on while a commit was under way"
+        gate.set()
+        await asyncio.wait_for(revoking, 1.0)
+        assert producer.commits == 1
+    finally:
+        gate.set()
+        await runner.stop()

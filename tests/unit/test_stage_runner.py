@@ -59,7 +59,8 @@ class FakeConsumer:
         self.started = self.stopped = False
         broker.consumers.append(self)
 
-    def subscribe(self, topics: list[str] | None = None, pattern: str | None = None) -> None:
+    def subscribe(self, topics: list[str] | None = None, pattern: str | None = None,
+                  listener: Any = None) -> None:
         self.subscribed = topics or pattern
 
     async def start(self) -> None:
