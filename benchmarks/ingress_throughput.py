@@ -37,10 +37,11 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -66,6 +67,7 @@ from benchmarks import (
     upload_pdf,
     wait_topics_ready,
 )
+from benchmarks.notification_reader import NotificationReader
 from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import new_member, register_members
@@ -247,64 +249,30 @@ def prepare(
     return out
 
 
-class NotificationReader:
-    """Reads every member's notifications topic (read_committed) and timestamps each one."""
+class AnswerReader(NotificationReader):
+    """Reads every member's notifications topic (read_committed) and timestamps each
+    flow's first answer."""
 
     def __init__(self, bootstrap: str, sirens: list[str], codec: AvroCodec) -> None:
-        self._codec = codec
-        self._tps = [TopicPartition(member_topics.notifications(s).name, 0) for s in sirens]
-        self._consumer = kafka_clients.consumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        super().__init__(bootstrap, sirens, codec)
         self.received: dict[str, tuple[float, str]] = {}  # flow id -> (monotonic, kind)
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign(self._tps)
-        await self._consumer.seek_to_end(*self._tps)
-        for tp in self._tps:
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._run(), name="notification-reader")
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            now = time.monotonic()
-            for records in batches.values():
-                for record in records:
-                    try:
-                        notification = self._codec.decode(
-                            record.value or b"", expected="Notification"
-                        ).record
-                    except DecodeError:
-                        continue
-                    self.received.setdefault(notification["flow_id"], (now, notification["kind"]))
+    def observe(self, note: dict[str, Any], record: Any, now: float) -> None:
+        self.received.setdefault(note["flow_id"], (now, note["kind"]))
 
     async def wait_for(self, flow_ids: set[str], limit: float) -> bool:
         """True once every flow id was answered; False after ``limit`` seconds."""
         deadline = time.monotonic() + limit
         while not flow_ids <= self.received.keys():
-            if self._task is not None and self._task.done():
-                self._task.result()  # re-raise what killed the reader
+            self.check_running()
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.02)
         return True
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-
 
 async def publish(
-    producer: AIOKafkaProducer, items: list[Prepared], rate: float
+    producer: AIOKafkaProducer, items: Sequence[Prepared], rate: float = 0.0
 ) -> dict[str, float]:
     """Send ``items`` (paced at ``rate``/s when > 0); the monotonic send time of each flow."""
     sent: dict[str, float] = {}
@@ -330,7 +298,7 @@ async def run_phase(
     *,
     broker: LocalBroker,
     producer: AIOKafkaProducer,
-    reader: NotificationReader,
+    reader: AnswerReader,
     warmup: list[Prepared],
     measured: list[Prepared],
     args: argparse.Namespace,
@@ -428,7 +396,7 @@ async def scenario(
     producer = kafka_clients.producer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
     )
-    reader = NotificationReader(bootstrap, sirens, codec)
+    reader = AnswerReader(bootstrap, sirens, codec)
     await producer.start()
     phases: list[Phase] = []
     try:

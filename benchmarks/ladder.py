@@ -15,8 +15,12 @@ in a child process of its own (``benchmarks.ladder_roles``):
 
 L1   a bare aiokafka loop forwarding each submission as one notification
      (batches, sends not awaited one by one, acks=all, offsets committed per batch);
-L1b  the same loop doing the hub's durable I/O: as many outputs per input as the
-     hub's ingress wrote in this run, one Kafka transaction per batch, read_committed;
+L1b  the same loop doing the hub's durable I/O: per input, the records the hub's
+     ingress wrote per input in this run, read back from its committed outputs (as
+     many, values of the same sizes, headers of the same names and value sizes: every
+     hub record carries CloudEvents headers), one Kafka transaction per batch,
+     read_committed; the baseline of the "L2 ingress >= 0.8 x L1b" target. ``L1b (no
+     headers)`` (rung ``l1b-noheaders``) sends the same records without headers;
 L2   each hub stage alone, built from the flow declarations by the composition root:
      the ingress over the submissions, then acts-validation over what the ingress
      forwarded, acts-delivery (posting to the sandbox TdT) over what validation
@@ -29,7 +33,8 @@ L3   the whole worker (``relais worker``, ``--workers`` of them): ``--l3-records
 
 Rungs L1-L2 are measured from the end of their first batch (connection and group
 join excluded) to their last record. CPU per record is the child's own CPU (or the
-workers') and the broker's over the same window; RSS is each process's peak.
+workers') and the broker's over the same window; RSS is each process's peak. The
+report ends with issue 12's targets this run measures, each met or not met.
 """
 
 from __future__ import annotations
@@ -41,11 +46,10 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +57,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from benchmarks import (
     REPO_ROOT,
@@ -70,39 +74,49 @@ from benchmarks import (
     table,
     temp_dir,
     upload_pdf,
-    wait_topics_ready,
 )
-from benchmarks.ingress_throughput import SIZES, Prepared, prepare
+from benchmarks.hub_setup import POLL_TIER, bench_hub, provision, start_sandbox_tdt
+from benchmarks.ingress_throughput import SIZES, Prepared, prepare, publish
 from benchmarks.ladder_roles import READY_MARK, RESULT_MARK
+from benchmarks.ladder_targets import (
+    INGRESS_VS_L1,
+    INGRESS_VS_L1B,
+    L3_ACTES_PER_SECOND,
+    POSTED_P99_MS,
+    WORKER_RSS_MIB,
+    Target,
+    ratio,
+    target_lines,
+)
+from benchmarks.notification_reader import NotificationReader
+from benchmarks.output_shape import OutputShape, ShapeMeter, shape_summary
 from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, register_members
+from ops.members import Registration
 from ops.processes import ManagedProcess
-from ops.stack import Stack, sandbox_base_port, sandbox_config, sandbox_member
-from ops.topics import apply_topics
-from relais.errors import DecodeError, InfrastructureError
+from ops.stack import sandbox_member
+from relais.errors import InfrastructureError
 from relais.flows.kit import stage_inputs
 from relais.kafka import clients as kafka_clients
 from relais.kafka.admin import admin_client
-from relais.kafka.publisher import Publisher
 from relais.logs import READY_LINE
-from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
 from topics.acts import ACTS_DELIVERY, ACTS_STATUS, ACTS_SUBMITTED
-from topics.catalogue import FLOW_EVENTS, hub_topics
+from topics.catalogue import FLOW_EVENTS
 from topics.delays import TIERS
-from topics.spec import TopicSpec
 
 APP_ID = "relais-bench-ladder"
-POLL_TIER = TIERS[0].label
 STAGES = ("ingress", "acts-validation", "acts-delivery", "acts-status")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+L1 = "L1 bare loop"
+#: The baseline of the "≥ 0.8 × L1b" target: the hub's ingress outputs, headers included.
+L1B = "L1b bare durable"
+L1B_BARE = "L1b (no headers)"
+INGRESS = "L2 ingress"
+#: What ``--rungs`` takes (the ingress always runs; "none": only the ingress).
+RUNG_NAMES = {"l1", "l1b", "l1b-noheaders", "ingress", "validation", "delivery", "status",
+              "none"}
 
 
 @dataclass
@@ -124,6 +138,7 @@ class Rung:
 class Ladder:
     rungs: list[Rung] = field(default_factory=list)
     fanout: float = 0.0
+    shape: OutputShape | None = None
     broker_peak_rss_mib: float | None = None
     sandbox_peak_rss_mib: float | None = None
     per_acte: dict[str, Any] = field(default_factory=dict)
@@ -140,12 +155,6 @@ def peak_rss_mib(pid: int | None) -> float | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def with_partitions(specs: Sequence[TopicSpec], partitions: int) -> list[TopicSpec]:
-    """The catalogue with every multi-partition topic given ``partitions``."""
-    return [dataclasses.replace(s, partitions=partitions) if s.partitions > 1 else s
-            for s in specs]
 
 
 async def count_committed(bootstrap: str, topics: Sequence[str]) -> int:
@@ -201,25 +210,7 @@ async def commit_end(bootstrap: str, group_id: str, topic: str) -> None:
         await consumer.stop()
 
 
-async def publish_all(producer: AIOKafkaProducer, items: Sequence[Prepared],
-                      rate: float = 0.0) -> dict[str, float]:
-    """Send ``items`` (paced at ``rate``/s when > 0); the monotonic send time of each flow."""
-    sent: dict[str, float] = {}
-    futures = []
-    began = time.monotonic()
-    for index, item in enumerate(items):
-        if rate > 0:
-            delay = began + index / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        sent[item.flow_id] = time.monotonic()
-        futures.append(await producer.send(item.topic, item.value, key=item.key,
-                                           headers=item.headers))
-    await asyncio.gather(*futures)
-    return sent
-
-
-class StateReader:
+class StateReader(NotificationReader):
     """Reads every member's notifications (read_committed): when each flow was first
     seen in each state (``seen``: this process's monotonic clock) and, per state, the
     notification's record timestamp (``stamped``: wall-clock ms the stage's producer
@@ -227,59 +218,27 @@ class StateReader:
     read (``read_at``): the per-hop split of :func:`hop_latencies`."""
 
     def __init__(self, bootstrap: str, sirens: list[str], codec: AvroCodec) -> None:
-        self._codec = codec
-        self._tps = [TopicPartition(member_topics.notifications(s).name, 0) for s in sirens]
-        self._consumer = kafka_clients.consumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False,
-            isolation_level="read_committed", max_partition_fetch_bytes=4 * 1024 * 1024)
+        super().__init__(bootstrap, sirens, codec)
         self.seen: dict[str, dict[str, float]] = {}
         self.stamped: dict[str, dict[str, float]] = {}
         self.read_at: dict[str, dict[str, float]] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign(self._tps)
-        await self._consumer.seek_to_end(*self._tps)
-        for tp in self._tps:
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._run(), name="state-reader")
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=10000)
-            now = time.monotonic()
-            wall_ms = time.time() * 1000
-            for records in batches.values():
-                for record in records:
-                    try:
-                        note = self._codec.decode(record.value or b"",
-                                                  expected="Notification").record
-                    except DecodeError:
-                        continue
-                    flow, state = note["flow_id"], note["state"]
-                    if state in self.seen.get(flow, {}):
-                        continue
-                    self.seen.setdefault(flow, {})[state] = now
-                    self.stamped.setdefault(flow, {})[state] = float(record.timestamp)
-                    self.read_at.setdefault(flow, {})[state] = wall_ms
+    def observe(self, note: dict[str, Any], record: Any, now: float) -> None:
+        flow, state = note["flow_id"], note["state"]
+        if state in self.seen.get(flow, {}):
+            return
+        self.seen.setdefault(flow, {})[state] = now
+        self.stamped.setdefault(flow, {})[state] = float(record.timestamp)
+        self.read_at.setdefault(flow, {})[state] = time.time() * 1000
 
     async def wait(self, flows: set[str], state: str, limit: float) -> bool:
         deadline = time.monotonic() + limit
         while any(state not in self.seen.get(f, {}) for f in flows):
-            if self._task is not None and self._task.done():
-                self._task.result()
+            self.check_running()
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)
         return True
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
 
 #: The acts flow's states from publish to *posted*, each written by one stage (the
@@ -327,14 +286,15 @@ async def end_offsets_of(bootstrap: str, topics: Sequence[str]) -> dict[TopicPar
         await consumer.stop()
 
 
-async def count_between(bootstrap: str, starts: dict[TopicPartition, int],
-                        ends: dict[TopicPartition, int]) -> dict[str, int]:
-    """Committed data records per topic between ``starts`` and ``ends`` (read_committed,
-    so transaction markers and aborted records are not counted)."""
+async def scan_between(bootstrap: str, starts: dict[TopicPartition, int],
+                       ends: dict[TopicPartition, int],
+                       visit: Callable[[TopicPartition, ConsumerRecord[Any, Any]], None],
+                       ) -> None:
+    """Hand ``visit`` every committed data record between ``starts`` and ``ends``
+    (read_committed, so transaction markers and aborted records are not seen)."""
     moved = [tp for tp in ends if ends[tp] > starts.get(tp, 0)]
-    counts: dict[str, int] = {}
     if not moved:
-        return counts
+        return
     consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                       isolation_level="read_committed",
                                       max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -347,11 +307,36 @@ async def count_between(bootstrap: str, starts: dict[TopicPartition, int],
         while await _behind(consumer, moved, ends) and time.monotonic() < deadline:
             for tp, records in (await consumer.getmany(timeout_ms=500,
                                                        max_records=5000)).items():
-                inside = sum(1 for r in records if r.offset < ends[tp])
-                counts[tp.topic] = counts.get(tp.topic, 0) + inside
-        return counts
+                for record in records:
+                    if record.offset < ends[tp]:
+                        visit(tp, record)
     finally:
         await consumer.stop()
+
+
+async def count_between(bootstrap: str, starts: dict[TopicPartition, int],
+                        ends: dict[TopicPartition, int]) -> dict[str, int]:
+    """Committed data records per topic between ``starts`` and ``ends``."""
+    counts: dict[str, int] = {}
+
+    def count(tp: TopicPartition, _record: ConsumerRecord[Any, Any]) -> None:
+        counts[tp.topic] = counts.get(tp.topic, 0) + 1
+
+    await scan_between(bootstrap, starts, ends, count)
+    return counts
+
+
+async def measure_shape(bootstrap: str, inputs: Sequence[str], outputs: Sequence[str],
+                        starts: dict[TopicPartition, int], count: int) -> OutputShape:
+    """The shape of what the ingress wrote on ``outputs`` since ``starts`` for the
+    ``count`` submissions on ``inputs`` (read in full: the ladder's only submissions
+    before L3)."""
+    meter = ShapeMeter()
+    await scan_between(bootstrap, {}, await end_offsets_of(bootstrap, inputs),
+                       lambda _tp, r: meter.add_input(r.value, r.headers))
+    await scan_between(bootstrap, starts, await end_offsets_of(bootstrap, outputs),
+                       lambda tp, r: meter.add_output(tp.topic, r.value, r.headers))
+    return meter.shape(count)
 
 
 def worker_transactions(log_path: Path) -> dict[str, int]:
@@ -386,15 +371,7 @@ class Driver:
         self.work = work
         self.codec = AvroCodec()
         self.sirens = bench_sirens(args.members, first=92_000_000)
-        self.settings = Settings.from_env(
-            kafka_bootstrap=broker.bootstrap, data_dir=work / "hub", app_id=APP_ID,
-            sandbox_tdt_port=sandbox_base_port(), api_port=free_port(),
-        )
-        self.hub = Stack(self.settings, work / "logs", extra_env={
-            "RELAIS_POLL_TIERS": POLL_TIER,
-            "RELAIS_PREFECTURE_POLL_SECONDS": "3600",
-            "RELAIS_LOG_LEVEL": args.log_level,
-        })
+        self.settings, self.hub = bench_hub(broker, work, APP_ID, args.log_level)
         self.registrations: list[Registration] = []
         self.ladder = Ladder()
         self._numbers = 0
@@ -406,26 +383,11 @@ class Driver:
     async def setup(self) -> None:
         self.registrations = [sandbox_member(self.settings, s, f"Commune de test {s}", "021")
                               for s in self.sirens]
-        publisher = Publisher(self.bootstrap, self.codec, client_id="bench-ladder")
-        await publisher.start()
-        try:
-            async with admin_client(self.bootstrap) as admin:
-                specs = with_partitions(list(hub_topics(APP_ID, FLOWS)), self.args.partitions)
-                await apply_topics(admin, specs)
-                await register_members(admin, publisher, self.registrations)
-                await wait_topics_ready(admin, [
-                    *(s.name for s in specs),
-                    *(t.name for s in self.sirens for t in member_topics.member_topics(s)),
-                ], 60)
-        except InfrastructureError as exc:
-            raise BenchmarkError(str(exc)) from exc
-        finally:
-            await publisher.stop()
+        await provision(self.bootstrap, self.codec, APP_ID, self.registrations,
+                        client_id="bench-ladder", partitions=self.args.partitions)
         self.stack.callback(self.hub.stop)
         print("Starting the sandbox TdT ...", flush=True)
-        self.hub.start_sandbox(sandbox_config(self.registrations, schedule={
-            "transmit_after": 0.0, "acknowledge_after": 0.0,
-            "prefecture_message_after": 86400.0}))
+        start_sandbox_tdt(self.hub, self.registrations)
         self.blob = await upload_pdf(self.settings.blob_dir, "ladder", owners=self.sirens)
 
     def sandbox_pid(self) -> int | None:
@@ -448,7 +410,7 @@ class Driver:
         producer = self.producer()
         await producer.start()
         try:
-            await publish_all(producer, items)
+            await publish(producer, items)
         finally:
             await producer.stop()
         return items
@@ -493,6 +455,8 @@ class Driver:
                                     if result.get("sandbox_cpu_seconds") else None),
                     peak_rss_mib=result["peak_rss_mib"],
                     extra={"seconds": result["seconds"], "failed": result["failed"]})
+        if result.get("sent"):
+            rung.extra["sent"] = result["sent"]
         self.ladder.rungs.append(rung)
         return rung
 
@@ -501,20 +465,31 @@ class Driver:
         print(f"Publishing {n} submissions over {len(self.sirens)} members ...", flush=True)
         await self.fill("lad", n)
         notifications = [member_topics.notifications(s).name for s in self.sirens]
-        before = await count_committed(self.bootstrap, notifications)
-        await self.role("L2 ingress", "stage:ingress", n, "hub ingress stage")
+        outputs = [ACTS_SUBMITTED.name, FLOW_EVENTS.name, *notifications]
+        before = await end_offsets_of(self.bootstrap, outputs)
+        await self.role(INGRESS, "stage:ingress", n, "hub ingress stage")
         wanted = set(self.args.rungs.split(","))
-        outputs = await count_committed(
-            self.bootstrap, [ACTS_SUBMITTED.name, FLOW_EVENTS.name, *notifications])
-        self.ladder.fanout = (outputs - before) / n
-        fanout = max(1, round(self.ladder.fanout))
+        shape = await measure_shape(
+            self.bootstrap, [member_topics.submissions(s).name for s in self.sirens],
+            outputs, before, n)
+        self.ladder.shape = shape
+        self.ladder.fanout = shape.outputs_per_input
+        path = self.work / "l1b-shape.json"
+        path.write_text(shape.to_json(), encoding="utf-8")
         if "l1" in wanted:
-            await self.role("L1 bare loop", "l1", n, "1 output, acks=all, commit per batch",
+            await self.role(L1, "l1", n, "1 output, acks=all, commit per batch",
                             group=f"{APP_ID}-bench-l1")
+        what = (f"{shape.outputs_per_input:.2f} outputs/input, 1 transaction per batch, "
+                f"value {shape.value_bytes_per_output:.0f} B")
         if "l1b" in wanted:
-            await self.role("L1b bare durable", "l1b", n,
-                            f"{fanout} outputs, 1 transaction per batch",
-                            group=f"{APP_ID}-bench-l1b", fanout=fanout)
+            rung = await self.role(
+                L1B, "l1b", n, f"{what}, {shape.headers_per_output:.1f} headers "
+                f"{shape.header_bytes_per_output:.0f} B per output",
+                group=f"{APP_ID}-bench-l1b", shape=path)
+            rung.extra["shape"] = shape_summary(shape)
+        if "l1b-noheaders" in wanted:
+            await self.role(L1B_BARE, "l1b", n, f"{what}, no headers",
+                            group=f"{APP_ID}-bench-l1b-noheaders", shape=path, no_headers=1)
         # The limits first.
         self.ladder.rungs.sort(key=lambda r: not r.name.startswith("L1"))
         if "validation" not in wanted:
@@ -596,7 +571,7 @@ class Driver:
             # warm-up: one acte per member, end to end
             warm = self.items(f"l3w{worker_count}warm", len(self.sirens))
             actes += len(warm)
-            await publish_all(producer, warm)
+            await publish(producer, warm)
             if not await reader.wait({w.flow_id for w in warm}, "acknowledged",
                                      self.args.timeout):
                 raise BenchmarkError("L3 warm-up actes were not all acknowledged: "
@@ -609,7 +584,7 @@ class Driver:
             sandbox0 = cpu_seconds(self.sandbox_pid())
             print(f"  L3 saturation: {n} actes at once ...", flush=True)
             first = time.monotonic()
-            await publish_all(producer, items)
+            await publish(producer, items)
             flows = {i.flow_id for i in items}
             if not await reader.wait(flows, "acknowledged", self.args.timeout):
                 done = sum("acknowledged" in reader.seen.get(f, {}) for f in flows)
@@ -641,7 +616,7 @@ class Driver:
             items = self.items(f"l3w{worker_count}lat", count)
             actes += count
             print(f"  L3 latency: {count} actes at {rate:.0f}/s ...", flush=True)
-            sent = await publish_all(producer, items, rate)
+            sent = await publish(producer, items, rate)
             wall = time.time() - time.monotonic()
             flows = {i.flow_id for i in items}
             if not await reader.wait(flows, "acknowledged", self.args.timeout):
@@ -745,8 +720,8 @@ def large_document_rung(args: argparse.Namespace, work: Path) -> Rung:
 
 def report(args: argparse.Namespace, ladder: Ladder) -> str:
     objet, annexes = SIZES[args.size]
-    limit = next((r for r in ladder.rungs if r.name.startswith("L1 ")), None)
-    durable = next((r for r in ladder.rungs if r.name.startswith("L1b")), None)
+    limit = next((r for r in ladder.rungs if r.name == L1), None)
+    durable = next((r for r in ladder.rungs if r.name == L1B), None)
     rows = []
     for rung in ladder.rungs:
         if rung.name.startswith("L4"):  # one document: its rate compares with nothing
@@ -774,8 +749,12 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
                "TdT ms/rec",
                "peak RSS MiB", "notes"], rows),
         "",
-        f"hub ingress outputs per input (L1b's fan-out): {ladder.fanout:.2f}; broker peak RSS "
-        f"{fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "
+        f"x L1: against {L1!r}; x L1b: against {L1B!r}, the bare loop writing per input "
+        f"the records the ingress wrote, with their headers (the 0.8 target's baseline)"
+        + (f"; {L1B_BARE!r}: the same without headers, for comparison with earlier runs"
+           if any(r.name == L1B_BARE for r in ladder.rungs) else ""),
+        *shape_lines(ladder),
+        f"broker peak RSS {fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "
         f"{fmt(ladder.sandbox_peak_rss_mib, 0)} MiB",
         *(f"{rung.name}: {stage} partitions per worker: "
           + " | ".join(", ".join(parts) if len(parts) <= 6 else f"{len(parts)} partitions"
@@ -784,10 +763,67 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
           for stage, assigned in rung.extra.get("assignment", {}).items()),
         *hop_lines(ladder),
         *acte_lines(ladder),
+        "",
+        *target_lines(targets(ladder)),
+        "",
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {platform.platform()}",
     ]
     return "\n".join(lines)
+
+
+def shape_lines(ladder: Ladder) -> list[str]:
+    """What the ingress wrote per input (measured from its committed records) and what
+    each L1b rung sent (counted by the rung), side by side."""
+    shape = ladder.shape
+    if shape is None:
+        return []
+    lines = [
+        f"inputs (the same records for L1, L1b and L2 ingress): {shape.inputs}, value "
+        f"{shape.input_value_bytes:.0f} B, headers {shape.input_header_bytes:.0f} B each",
+        f"L2 ingress wrote per input: {shape.outputs_per_input:.2f} records ("
+        + ", ".join(f"{s.topic} {s.per_input:.2f}" for s in shape.slots)
+        + f"); per record: value {shape.value_bytes_per_output:.0f} B, "
+        f"{shape.headers_per_output:.1f} headers of {shape.header_bytes_per_output:.0f} B "
+        "(names and values)",
+    ]
+    for rung in ladder.rungs:
+        sent = rung.extra.get("sent")
+        if not sent or not sent.get("inputs") or not sent.get("outputs"):
+            continue
+        inputs, outputs = sent["inputs"], sent["outputs"]
+        lines.append(
+            f"{rung.name} wrote per input: {outputs / inputs:.2f} records (all to the "
+            f"member's notifications topic); per record: value "
+            f"{sent['value_bytes'] / outputs:.0f} B, {sent['headers'] / outputs:.1f} "
+            f"headers of {sent['header_bytes'] / outputs:.0f} B; it read {inputs} inputs "
+            f"of {sent['input_value_bytes'] / inputs:.0f} B value, "
+            f"{sent['input_header_bytes'] / inputs:.0f} B headers")
+    return lines
+
+
+def targets(ladder: Ladder) -> list[Target]:
+    """Issue 12's targets that this run's rungs measure."""
+    rate = {r.name: r.per_second for r in ladder.rungs}
+    ingress = (INGRESS, rate.get(INGRESS, 0.0))
+    found = [
+        ratio(f"{INGRESS} / L1", ingress, (L1, rate.get(L1, 0.0)), INGRESS_VS_L1),
+        ratio(f"{INGRESS} / L1b", ingress, (L1B, rate.get(L1B, 0.0)), INGRESS_VS_L1B),
+    ]
+    for rung in ladder.rungs:
+        if rung.name == "L3 saturation":
+            found.append(Target("L3 actes/s at saturation, 1 worker", rung.per_second,
+                                L3_ACTES_PER_SECOND, at_least=True))
+        if "posted_p99_ms" in rung.extra:
+            found.append(Target("p99 publish -> posted, ms", rung.extra["posted_p99_ms"],
+                                POSTED_P99_MS, at_least=False,
+                                how=f"at {rung.per_second:.0f}/s, half the saturation"))
+    workers = [r.peak_rss_mib for r in ladder.rungs
+               if r.name.startswith("L3") and r.peak_rss_mib is not None]
+    if workers:
+        found.append(Target("worker peak RSS, MiB", max(workers), WORKER_RSS_MIB,
+                            at_least=False, how="the largest of the L3 rungs"))
+    return [t for t in found if t is not None]
 
 
 def hop_lines(ladder: Ladder) -> list[str]:
@@ -823,6 +859,8 @@ def as_json(args: argparse.Namespace, ladder: Ladder) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "fanout": ladder.fanout,
+        "ingress_output_shape": shape_summary(ladder.shape) if ladder.shape else None,
+        "targets": [t.as_dict() for t in targets(ladder)],
         "broker_peak_rss_mib": ladder.broker_peak_rss_mib,
         "sandbox_peak_rss_mib": ladder.sandbox_peak_rss_mib,
         "per_acte": ladder.per_acte,
@@ -854,10 +892,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also run benchmarks.large_document for an acte of this many MB "
                         "(its own broker, API, worker and sandbox; up to posted) and show it "
                         "as the last rung (default 0: not run)")
-    parser.add_argument("--rungs", default="l1,l1b,validation,delivery,status",
-                        help="which rungs besides the ingress (comma-separated; each acts "
-                        "stage drains what the previous one forwarded, so a stage needs the "
-                        "ones before it)")
+    parser.add_argument("--rungs", default="l1,l1b,l1b-noheaders,validation,delivery,status",
+                        help="which rungs besides the ingress, which always runs (comma-"
+                        "separated, from l1, l1b, l1b-noheaders, validation, delivery, "
+                        "status; each acts stage drains what the previous one forwarded, "
+                        "so a stage needs the ones before it)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="RELAIS_LOG_LEVEL of the hub processes (default INFO, as deployed)")
@@ -879,6 +918,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--partitions must be 1-64 and --workers 1-8")
     if not 0 <= args.large_document_mb <= 1024:
         parser.error("--large-document-mb must be between 0 and 1024")
+    unknown = set(args.rungs.split(",")) - RUNG_NAMES
+    if unknown:
+        parser.error(f"--rungs: unknown {', '.join(sorted(unknown))} (known: "
+                     f"{', '.join(sorted(RUNG_NAMES))})")
     return args
 
 

@@ -8,8 +8,11 @@ Each role drains a topic the driver filled beforehand and prints one
     notification per record (sends not awaited one by one, acks=all), offsets
     committed after each batch.
 ``l1b``
-    the same loop doing the hub's durable I/O: ``--fanout`` output records per
-    input, one Kafka transaction per batch with the offsets, read_committed.
+    the same loop doing the hub's durable I/O: per input, the records the hub's ingress
+    wrote per input in this run (``--shape``, measured by the ladder: as many records,
+    values of the same sizes, headers of the same names and sizes, or none with
+    ``--no-headers 1``), one Kafka transaction per batch with the offsets,
+    read_committed. What it sent is counted in its result (``sent``).
 ``stage:<name>``
     one hub stage alone, built by the composition root (``hub.app.build_dependencies``)
     from the flow declarations: the journal publisher, the views, and that stage's
@@ -33,12 +36,14 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from benchmarks import cpu_seconds
+from benchmarks.output_shape import DurableOutputs, OutputShape, header_bytes
 from relais.errors import DecodeError
 from relais.flows.ids import flow_id_for
 from relais.flows.outbound import FlowContext, notification_record
@@ -64,6 +69,7 @@ class RoleResult:
     sandbox_cpu_seconds: float | None = None
     peak_rss_mib: float = 0.0
     failed: int = 0
+    sent: dict[str, int] = field(default_factory=dict)  # l1b: inputs, outputs and bytes
 
     @property
     def per_second(self) -> float:
@@ -125,8 +131,11 @@ class Window:
 # ------------------------------------------------------------------ bare loops
 
 
-async def bare_loop(args: argparse.Namespace, window: Window, *, durable: bool) -> None:
-    """L1 (``durable`` False) or L1b: forward every submission as notifications."""
+async def bare_loop(args: argparse.Namespace, window: Window,
+                    shape: OutputShape | None = None) -> None:
+    """L1 (no ``shape``) or L1b (the outputs of ``shape``, in one transaction per batch):
+    forward every submission as notifications."""
+    durable = shape is not None
     codec = AvroCodec()
     consumer = kafka_clients.consumer(
         bootstrap_servers=args.bootstrap, group_id=args.group, enable_auto_commit=False,
@@ -142,47 +151,80 @@ async def bare_loop(args: argparse.Namespace, window: Window, *, durable: bool) 
     )
     producer = kafka_clients.producer(bootstrap_servers=args.bootstrap, linger_ms=5,
                                       max_request_size=4 * 1024 * 1024, **options)
+    shaped = DurableOutputs(codec, shape) if shape is not None else None
+    sent = window.result.sent
     await producer.start()
     await consumer.start()
     print(READY_MARK, flush=True)
     handled = 0
-    fanout = args.fanout if durable else 1
     try:
         while not window.observe(handled):
             batches = await consumer.getmany(timeout_ms=1000, max_records=args.max_records)
             if not batches:
                 continue
-            outputs: list[tuple[str, bytes, bytes]] = []
-            offsets: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                siren = siren_of_submissions_topic(tp.topic) or ""
-                target = member_topics.notifications(siren).name
-                for record in records:
-                    try:
-                        submission = codec.decode(record.value or b"").record
-                        submission_id = str(submission.get("submission_id") or "")
-                    except DecodeError:
-                        submission_id = f"offset-{record.offset}"
-                    flow = FlowContext(flow_id_for(siren, submission_id), siren, "acte",
-                                       submission_id)
-                    for copy in range(fanout):
-                        value = codec.encode("Notification", notification_record(
-                            flow, kind="ACCEPTED", state="received", message=f"ok {copy}"))
-                        outputs.append((target, flow.flow_id.encode("utf-8"), value))
-                offsets[tp] = records[-1].offset + 1
+            outputs, offsets = batch_outputs(codec, batches, shaped)
             if durable:
                 async with producer.transaction():
-                    for topic, key, value in outputs:
-                        await producer.send(topic, value, key=key)
+                    for topic, key, value, headers in outputs:
+                        await producer.send(topic, value, key=key, headers=headers)
                     await producer.send_offsets_to_transaction(offsets, args.group)
+                count_sent(sent, batches, outputs)
             else:
-                futures = [await producer.send(t, v, key=k) for t, k, v in outputs]
+                futures = [await producer.send(t, v, key=k) for t, k, v, _ in outputs]
                 await asyncio.gather(*futures)
                 await consumer.commit(offsets)
             handled += sum(len(r) for r in batches.values())
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+Output = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
+
+
+def batch_outputs(codec: AvroCodec, batches: dict[TopicPartition, list[Any]],
+                  shaped: DurableOutputs | None,
+                  ) -> tuple[list[Output], dict[TopicPartition, int]]:
+    """What a bare loop writes for one batch of submissions (L1: one notification per
+    input, no headers; L1b: ``shaped``'s records), and the offsets to commit."""
+    outputs: list[Output] = []
+    offsets: dict[TopicPartition, int] = {}
+    for tp, records in batches.items():
+        siren = siren_of_submissions_topic(tp.topic) or ""
+        target = member_topics.notifications(siren).name
+        for record in records:
+            try:
+                submission = codec.decode(record.value or b"").record
+                submission_id = str(submission.get("submission_id") or "")
+            except DecodeError:
+                submission_id = f"offset-{record.offset}"
+            flow = FlowContext(flow_id_for(siren, submission_id), siren, "acte",
+                               submission_id)
+            if shaped is None:
+                value = codec.encode("Notification", notification_record(
+                    flow, kind="ACCEPTED", state="received", message="ok"))
+                outputs.append((target, flow.flow_id.encode("utf-8"), value, []))
+            else:
+                outputs.extend(shaped.for_input(flow, target))
+        offsets[tp] = records[-1].offset + 1
+    return outputs, offsets
+
+
+def count_sent(sent: dict[str, int], batches: dict[Any, list[Any]],
+               outputs: list[Output]) -> None:
+    """Add one committed batch to ``sent``: its inputs and their sizes, its outputs, their
+    value bytes, headers and header bytes."""
+    for records in batches.values():
+        for record in records:
+            sent["inputs"] = sent.get("inputs", 0) + 1
+            sent["input_value_bytes"] = sent.get("input_value_bytes", 0) + len(record.value or b"")
+            sent["input_header_bytes"] = (sent.get("input_header_bytes", 0)
+                                          + header_bytes(record.headers))
+    for _topic, _key, value, headers in outputs:
+        sent["outputs"] = sent.get("outputs", 0) + 1
+        sent["value_bytes"] = sent.get("value_bytes", 0) + len(value)
+        sent["headers"] = sent.get("headers", 0) + len(headers)
+        sent["header_bytes"] = sent.get("header_bytes", 0) + header_bytes(headers)
 
 
 # ------------------------------------------------------------------ hub stages
@@ -233,9 +275,12 @@ def run_role(args: argparse.Namespace) -> int:
     window = Window(args.role, args.count, args.broker_pid, args.profile, args.sandbox_pid)
     body: Callable[[], Awaitable[None]]
     if args.role == "l1":
-        body = lambda: bare_loop(args, window, durable=False)  # noqa: E731
+        body = lambda: bare_loop(args, window)  # noqa: E731
     elif args.role == "l1b":
-        body = lambda: bare_loop(args, window, durable=True)  # noqa: E731
+        shape = OutputShape.from_json(Path(args.shape).read_text(encoding="utf-8"))
+        if args.no_headers:
+            shape = shape.without_headers()
+        body = lambda: bare_loop(args, window, shape)  # noqa: E731
     elif args.role.startswith("stage:"):
         body = lambda: hub_stage(args, window, args.role.removeprefix("stage:"))  # noqa: E731
     else:
@@ -261,7 +306,10 @@ def role_parser() -> argparse.ArgumentParser:
                         help="records to drain (the input's size)")
     parser.add_argument("--bootstrap", default="")
     parser.add_argument("--group", default="")
-    parser.add_argument("--fanout", type=int, default=3)
+    parser.add_argument("--shape", default=None,
+                        help="l1b: the JSON of the ingress's output shape (the ladder's)")
+    parser.add_argument("--no-headers", type=int, default=0,
+                        help="l1b: 1 to send the shape's records without their headers")
     parser.add_argument("--max-records", type=int, default=500)
     parser.add_argument("--broker-pid", type=int, default=None)
     parser.add_argument("--sandbox-pid", type=int, default=None)

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import TopicPartition
 
 from benchmarks import (
     BenchmarkError,
@@ -58,25 +57,18 @@ from benchmarks import (
     start_broker,
     table,
     temp_dir,
-    wait_topics_ready,
 )
+from benchmarks.hub_setup import bench_hub, provision, start_sandbox_tdt
 from benchmarks.ingress_throughput import prepare
-from hub.flows import FLOWS
+from benchmarks.notification_reader import NotificationReader
 from ops.kafka.broker import LocalBroker
-from ops.members import Registration, register_members
-from ops.stack import Stack, free_port, sandbox_base_port, sandbox_config, sandbox_member
-from ops.topics import apply_topics
+from ops.members import Registration
+from ops.stack import sandbox_member
 from relais.blobs.model import BlobRef
 from relais.documents import sample_pdf
-from relais.errors import DecodeError, InfrastructureError
+from relais.errors import InfrastructureError
 from relais.kafka import clients as kafka_clients
-from relais.kafka.admin import admin_client
-from relais.kafka.publisher import Publisher
-from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
-from topics import member as member_topics
-from topics.catalogue import hub_topics
-from topics.delays import TIERS
 
 APP_ID = "relais-bench-large"
 MIB = 1024 * 1024
@@ -226,52 +218,29 @@ class Sampler:
 # ------------------------------------------------------------- notifications
 
 
-class Notifications:
+class Notifications(NotificationReader):
     """Reads the member's notifications (read_committed): when each flow reached each
     state, and when its stamped copy's notice came (this process's monotonic clock)."""
 
     def __init__(self, bootstrap: str, siren: str, codec: AvroCodec) -> None:
-        self._codec = codec
-        self._tp = TopicPartition(member_topics.notifications(siren).name, 0)
-        self._consumer = kafka_clients.consumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False,
-            isolation_level="read_committed")
+        super().__init__(bootstrap, [siren], codec)
         self.seen: dict[str, dict[str, float]] = {}
         self.notes: dict[str, list[dict[str, Any]]] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_end(self._tp)
-        await self._consumer.position(self._tp)
-        self._task = asyncio.create_task(self._run(), name="notifications")
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100)
-            now = time.monotonic()
-            for records in batches.values():
-                for record in records:
-                    try:
-                        note = self._codec.decode(record.value or b"",
-                                                  expected="Notification").record
-                    except DecodeError:
-                        continue
-                    flow = note["flow_id"]
-                    self.notes.setdefault(flow, []).append(note)
-                    marks = self.seen.setdefault(flow, {})
-                    marks.setdefault(note["state"], now)
-                    if (note.get("details") or {}).get("document") == STAMPED:
-                        marks.setdefault(STAMPED, now)
+    def observe(self, note: dict[str, Any], record: Any, now: float) -> None:
+        flow = note["flow_id"]
+        self.notes.setdefault(flow, []).append(note)
+        marks = self.seen.setdefault(flow, {})
+        marks.setdefault(note["state"], now)
+        if (note.get("details") or {}).get("document") == STAMPED:
+            marks.setdefault(STAMPED, now)
 
     async def wait(self, flow: str, mark: str, limit: float) -> float:
         """The moment ``flow`` reached ``mark``; BenchmarkError after ``limit`` seconds or
         when the flow was rejected or failed."""
         deadline = time.monotonic() + limit
         while mark not in self.seen.get(flow, {}):
-            if self._task is not None and self._task.done():
-                self._task.result()
+            self.check_running()
             for bad in ("rejected", "failed", "uncertain"):
                 if bad in self.seen.get(flow, {}):
                     notes = [(n["kind"], n["state"], n["message"], n["reasons"])
@@ -282,13 +251,6 @@ class Notifications:
                                      f"{sorted(self.seen.get(flow, {}))}")
             await asyncio.sleep(0.05)
         return self.seen[flow][mark]
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
 
 # ------------------------------------------------------------------ the run
@@ -314,15 +276,7 @@ class Bench:
         self.broker = broker
         self.codec = AvroCodec()
         self.siren = bench_sirens(1, first=93_000_000)[0]
-        self.settings = Settings.from_env(
-            kafka_bootstrap=broker.bootstrap, data_dir=work / "hub", app_id=APP_ID,
-            sandbox_tdt_port=sandbox_base_port(), api_port=free_port(),
-        )
-        self.hub = Stack(self.settings, work / "logs", extra_env={
-            "RELAIS_POLL_TIERS": TIERS[0].label,
-            "RELAIS_PREFECTURE_POLL_SECONDS": "3600",
-            "RELAIS_LOG_LEVEL": "INFO",
-        })
+        self.settings, self.hub = bench_hub(broker, work, APP_ID)
         self.registration: Registration | None = None
         self._numbers = 0
 
@@ -333,27 +287,12 @@ class Bench:
     async def setup(self) -> None:
         self.registration = sandbox_member(self.settings, self.siren,
                                            "Commune du grand document", "021")
-        publisher = Publisher(self.broker.bootstrap, self.codec, client_id="bench-large")
-        await publisher.start()
-        try:
-            async with admin_client(self.broker.bootstrap) as admin:
-                specs = list(hub_topics(APP_ID, FLOWS))
-                await apply_topics(admin, specs)
-                await register_members(admin, publisher, [self.registration])
-                await wait_topics_ready(admin, [
-                    *(s.name for s in specs),
-                    *(t.name for t in member_topics.member_topics(self.siren)),
-                ], 60)
-        except InfrastructureError as exc:
-            raise BenchmarkError(str(exc)) from exc
-        finally:
-            await publisher.stop()
+        await provision(self.broker.bootstrap, self.codec, APP_ID, [self.registration],
+                        client_id="bench-large")
         self.stack.callback(self.hub.stop)
+        print("Starting the sandbox TdT, the API and a worker ...", flush=True)
+        start_sandbox_tdt(self.hub, [self.registration])
         try:
-            print("Starting the sandbox TdT, the API and a worker ...", flush=True)
-            self.hub.start_sandbox(sandbox_config([self.registration], schedule={
-                "transmit_after": 0.0, "acknowledge_after": 0.0,
-                "prefecture_message_after": 86400.0}))
             self.hub.start_api()
             self.hub.start_worker()
         except InfrastructureError as exc:
