@@ -1,12 +1,14 @@
 """Session fixtures shared by every test tier.
 
 The integration tiers run against a real Apache Kafka broker: the one named by
-``RELAIS_TEST_KAFKA_BOOTSTRAP`` if set, otherwise a ``LocalBroker`` started
-once per session on ports 39092/39093 (two free ports if another session holds
-those) with its data in the session's tmp dir.
-Its jars come from the project's shared cache (``.relais/kafka/libs`` unless
+``RELAIS_TEST_KAFKA_BOOTSTRAP`` if set, otherwise ``LocalBroker`` s from the session's
+:class:`~tests.broker_pool.BrokerPool`: one shared by the session (``kafka_broker``) and
+one of its own for each module that runs a hub or stops its broker
+(``hub_kafka_bootstrap``, ``fault_broker``). The pool starts the next broker in the
+background while a module runs, and only as many as the collected tests take.
+Their jars come from the project's shared cache (``.relais/kafka/libs`` unless
 ``RELAIS_DATA_DIR`` / ``RELAIS_KAFKA_LIBS_DIR`` say otherwise), so ``make demo``
-and ``make test`` download them once. Fixtures are sync and session-scoped;
+and ``make test`` download them once. Fixtures are sync;
 tests talk to the broker with their own clients on their own event loops.
 
 Every ``LocalBroker`` starts secured (SASL/SCRAM-SHA-512, ACLs; ``RELAIS_KAFKA_AUTH``) and
@@ -19,17 +21,18 @@ started with ``relais.kafka.security.hub_security(settings)`` as ``relais-hub``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ops.kafka.broker import LocalBroker
 from relais.settings import Settings
+from tests.broker_pool import BrokerPool, brokers_wanted
 
-TEST_KAFKA_PORT = 39092
-TEST_KAFKA_CONTROLLER_PORT = 39093
 EXTERNAL_BOOTSTRAP_ENV = "RELAIS_TEST_KAFKA_BOOTSTRAP"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,17 +56,6 @@ def local_broker_settings(data_dir: Path, kafka_port: int, controller_port: int)
     )
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # Like Kafka's acceptor: a closing connection in TIME_WAIT does not hold the port.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_pair() -> tuple[int, int]:
     """Two distinct loopback ports free right now (for a broker's client and controller)."""
     with (
@@ -75,23 +67,72 @@ def free_port_pair() -> tuple[int, int]:
         return int(first.getsockname()[1]), int(second.getsockname()[1])
 
 
-def pick_broker_ports() -> tuple[int, int]:
-    """39092/39093, or two free ports when another test session already uses those."""
-    if _port_free(TEST_KAFKA_PORT) and _port_free(TEST_KAFKA_CONTROLLER_PORT):
-        return TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT
-    return free_port_pair()
+def _external_bootstrap() -> str:
+    return os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip()
+
+
+_BROKERS_WANTED = pytest.StashKey[int]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Count the brokers the collected tests will take (the pool starts no more)."""
+    session.config.stash[_BROKERS_WANTED] = brokers_wanted(
+        ((item.module.__name__ if item.module is not None else item.nodeid,
+          getattr(item, "fixturenames", ()))
+         for item in session.items
+         if isinstance(item, pytest.Function)),
+        external=bool(_external_bootstrap()),
+    )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the teardown finish
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerPool | None]:
+    """The session's local brokers (None when the collected tests take none); the first one
+    starts in the background from the first test on. A SIGTERM to the run meanwhile becomes
+    a KeyboardInterrupt, so the teardowns still stop every broker started."""
+    wanted = request.config.stash.get(_BROKERS_WANTED, 0)
+    if wanted == 0:
+        yield None
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    pool = BrokerPool(tmp_path_factory.mktemp("brokers"), wanted, local_broker_settings)
+    pool.prepare()
+    try:
+        yield pool
+    finally:
+        pool.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def module_broker(request: pytest.FixtureRequest) -> LocalBroker:
+    """A started broker of the requesting fixture's own, from the pool; the caller stops it."""
+    return _pool(request).take()
+
+
+def _pool(request: pytest.FixtureRequest) -> BrokerPool:
+    pool: BrokerPool | None = request.getfixturevalue("broker_pool")
+    if pool is None:  # only if the collection counted none: start one on demand
+        pool = BrokerPool(request.getfixturevalue("tmp_path_factory").mktemp("brokers"), 1,
+                          local_broker_settings)
+        request.addfinalizer(pool.close)
+    return pool
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
-    """The session's local broker, started once; None when an external cluster is used."""
-    if os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip():
+def kafka_broker(request: pytest.FixtureRequest) -> Iterator[LocalBroker | None]:
+    """The session's shared local broker; None when an external cluster is used."""
+    if _external_bootstrap():
         yield None
         return
-    settings = local_broker_settings(tmp_path_factory.mktemp("kafka-broker"), *pick_broker_ports())
-    broker = LocalBroker(settings)
+    broker = _pool(request).take()
     try:
-        broker.start()
         yield broker
     finally:
         broker.stop()
@@ -101,7 +142,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
 def kafka_bootstrap(kafka_broker: LocalBroker | None) -> str:
     """Bootstrap servers of the Kafka cluster integration tests use."""
     if kafka_broker is None:
-        return os.environ[EXTERNAL_BOOTSTRAP_ENV].strip()
+        return _external_bootstrap()
     return kafka_broker.bootstrap
 
 
@@ -126,22 +167,42 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub_kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def hub_kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     """A broker of the module's own, for modules that run a hub worker.
 
     A hub consumes every member's submissions topic by pattern from the earliest
     offset, so two modules' hubs on one broker would process each other's
-    submissions. A fresh broker (about 4 s to start) keeps modules independent.
+    submissions. A fresh broker from the pool (started in the background while the
+    previous module ran) keeps modules independent.
     With an external cluster (RELAIS_TEST_KAFKA_BOOTSTRAP) that cluster is used.
     """
-    external = os.environ.get(EXTERNAL_BOOTSTRAP_ENV, "").strip()
+    external = _external_bootstrap()
     if external:
         yield external
         return
-    settings = local_broker_settings(tmp_path_factory.mktemp("module-kafka"), *free_port_pair())
-    broker = LocalBroker(settings)
+    broker = module_broker(request)
     try:
-        broker.start()
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_broker(request: pytest.FixtureRequest) -> Iterator[LocalBroker]:
+    """A local broker of the module's own that a test may stop and start again (from the
+    pool, even with RELAIS_TEST_KAFKA_BOOTSTRAP: a test must not stop a shared cluster).
+
+    A SIGTERM to the test run becomes a KeyboardInterrupt meanwhile, so the fixtures'
+    teardown still stops the broker, the sandbox and the workers they started.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        broker = module_broker(request)
+    except BaseException:
+        signal.signal(signal.SIGTERM, previous)
+        raise
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        signal.signal(signal.SIGTERM, previous)

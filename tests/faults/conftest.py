@@ -9,7 +9,6 @@ notifications, dead letters) and talk to the sandbox's control endpoints.
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import time
 import uuid
@@ -48,7 +47,6 @@ from relais.kafka.publisher import Publisher
 from relais.logs import READY_LINE
 from relais.settings import Settings
 from relais.wire.avro_codec import AvroCodec
-from tests.conftest import free_port_pair, local_broker_settings
 from tests.integration.conftest import apply_hub_topics, register
 from topics import member as member_topics
 
@@ -69,29 +67,6 @@ def sirens(prefix: str, count: int) -> list[str]:
         body = f"{prefix}{n:06d}"
         out.append(body + str(luhn_check_digit(body)))
     return out
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the teardown finish
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@pytest.fixture(scope="module")
-def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """A broker of the module's own that a test may stop and start again.
-
-    A SIGTERM to the test run becomes a KeyboardInterrupt meanwhile, so the fixtures'
-    teardown still stops the broker, the sandbox and the workers they started.
-    """
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    settings = local_broker_settings(tmp_path_factory.mktemp("fault-kafka"), *free_port_pair())
-    broker = LocalBroker(settings)
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

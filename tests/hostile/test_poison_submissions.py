@@ -46,7 +46,6 @@ from relais.kafka.publisher import Publisher
 from relais.stages import headers as h
 from relais.wire.avro_codec import SINGLE_OBJECT_MARKER, AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER
-from tests.conftest import free_port_pair, local_broker_settings
 from tests.faults.conftest import (
     FaultHub,
     dead_letters,
@@ -71,15 +70,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+def broker(fault_broker: LocalBroker) -> LocalBroker:
     """A broker of the module's own: its hub reads every submissions topic by pattern."""
-    settings = local_broker_settings(tmp_path_factory.mktemp("hostile-kafka"), *free_port_pair())
-    running = LocalBroker(settings)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    return fault_broker
 
 
 @pytest.fixture(scope="module")
