@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import BenchmarkError, wait_topics_ready
+from benchmarks.output_shape import mirror_topic
 from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration, register_members
@@ -56,6 +57,12 @@ def with_partitions(specs: Sequence[TopicSpec], partitions: int) -> list[TopicSp
             for s in specs]
 
 
+def hub_specs(app_id: str, partitions: int | None = None) -> list[TopicSpec]:
+    """The hub's topics, every multi-partition one given ``partitions`` when set."""
+    specs = list(hub_topics(app_id, FLOWS))
+    return with_partitions(specs, partitions) if partitions is not None else specs
+
+
 async def provision(bootstrap: str, codec: AvroCodec, app_id: str,
                     registrations: Sequence[Registration], *, client_id: str,
                     partitions: int | None = None) -> None:
@@ -65,9 +72,7 @@ async def provision(bootstrap: str, codec: AvroCodec, app_id: str,
     await publisher.start()
     try:
         async with admin_client(bootstrap) as admin:
-            specs = list(hub_topics(app_id, FLOWS))
-            if partitions is not None:
-                specs = with_partitions(specs, partitions)
+            specs = hub_specs(app_id, partitions)
             await apply_topics(admin, specs)
             await register_members(admin, publisher, list(registrations))
             await wait_topics_ready(admin, [
@@ -79,6 +84,22 @@ async def provision(bootstrap: str, codec: AvroCodec, app_id: str,
         raise BenchmarkError(str(exc)) from exc
     finally:
         await publisher.stop()
+
+
+async def create_mirrors(bootstrap: str, app_id: str, names: Sequence[str],
+                         partitions: int | None = None) -> list[str]:
+    """Topics standing in for the hub topics ``names`` (``mirror_topic``), each with the
+    hub topic's partitions and configs; their names."""
+    wanted = {name: mirror_topic(name) for name in names}
+    specs = [dataclasses.replace(s, name=wanted[s.name]) for s in hub_specs(app_id, partitions)
+             if s.name in wanted]
+    try:
+        async with admin_client(bootstrap) as admin:
+            await apply_topics(admin, specs)
+            await wait_topics_ready(admin, [s.name for s in specs], 60)
+    except InfrastructureError as exc:
+        raise BenchmarkError(str(exc)) from exc
+    return [s.name for s in specs]
 
 
 def start_sandbox_tdt(hub: Stack, registrations: Sequence[Registration]) -> None:

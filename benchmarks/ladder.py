@@ -75,7 +75,13 @@ from benchmarks import (
     temp_dir,
     upload_pdf,
 )
-from benchmarks.hub_setup import POLL_TIER, bench_hub, provision, start_sandbox_tdt
+from benchmarks.hub_setup import (
+    POLL_TIER,
+    bench_hub,
+    create_mirrors,
+    provision,
+    start_sandbox_tdt,
+)
 from benchmarks.ingress_throughput import SIZES, Prepared, prepare, publish
 from benchmarks.ladder_roles import READY_MARK, RESULT_MARK
 from benchmarks.ladder_targets import (
@@ -474,6 +480,9 @@ class Driver:
             outputs, before, n)
         self.ladder.shape = shape
         self.ladder.fanout = shape.outputs_per_input
+        await create_mirrors(self.bootstrap, APP_ID,
+                             [s.topic for s in shape.slots if "*" not in s.topic],
+                             self.args.partitions)
         path = self.work / "l1b-shape.json"
         path.write_text(shape.to_json(), encoding="utf-8")
         if "l1" in wanted:
@@ -793,8 +802,8 @@ def shape_lines(ladder: Ladder) -> list[str]:
             continue
         inputs, outputs = sent["inputs"], sent["outputs"]
         lines.append(
-            f"{rung.name} wrote per input: {outputs / inputs:.2f} records (all to the "
-            f"member's notifications topic); per record: value "
+            f"{rung.name} wrote per input: {outputs / inputs:.2f} records (to the member's "
+            "topics and to mirrors of the hub's, as many partitions); per record: value "
             f"{sent['value_bytes'] / outputs:.0f} B, {sent['headers'] / outputs:.1f} "
             f"headers of {sent['header_bytes'] / outputs:.0f} B; it read {inputs} inputs "
             f"of {sent['input_value_bytes'] / inputs:.0f} B value, "

@@ -11,7 +11,8 @@ Each role drains a topic the driver filled beforehand and prints one
     the same loop doing the hub's durable I/O: per input, the records the hub's ingress
     wrote per input in this run (``--shape``, measured by the ladder: as many records,
     values of the same sizes, headers of the same names and sizes, or none with
-    ``--no-headers 1``), one Kafka transaction per batch with the offsets,
+    ``--no-headers 1``; to the member's topics and to mirrors of the hub's topics with
+    as many partitions), one Kafka transaction per batch with the offsets,
     read_committed. What it sent is counted in its result (``sent``).
 ``stage:<name>``
     one hub stage alone, built by the composition root (``hub.app.build_dependencies``)
@@ -205,7 +206,7 @@ def batch_outputs(codec: AvroCodec, batches: dict[TopicPartition, list[Any]],
                     flow, kind="ACCEPTED", state="received", message="ok"))
                 outputs.append((target, flow.flow_id.encode("utf-8"), value, []))
             else:
-                outputs.extend(shaped.for_input(flow, target))
+                outputs.extend(shaped.for_input(flow))
         offsets[tp] = records[-1].offset + 1
     return outputs, offsets
 

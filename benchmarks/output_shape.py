@@ -29,6 +29,20 @@ def topic_family(topic: str) -> str:
     return topic
 
 
+def l1b_topic(family: str, siren: str) -> str:
+    """Where L1b writes an output of ``family`` for member ``siren``: the member's own
+    topic for a member topic, else the family's mirror (:func:`mirror_topic`)."""
+    if family.startswith("relais.member.*."):
+        return family.replace("*", siren, 1)
+    return mirror_topic(family)
+
+
+def mirror_topic(name: str) -> str:
+    """The bench topic standing in for hub topic ``name`` (as many partitions; the hub's
+    stages never read it)."""
+    return "relais.bench-l1b." + name.removeprefix("relais.")
+
+
 def header_bytes(headers: Headers) -> int:
     """Bytes of the headers' names and values (Kafka adds a length varint to each)."""
     return sum(len(name.encode("utf-8")) + len(value or b"") for name, value in headers or ())
@@ -158,7 +172,9 @@ def _sized(raw: bytes, size: int) -> bytes:
 class DurableOutputs:
     """L1b's outputs for each input: per slot, ``per_input`` records on average (a
     fractional rate spread over the inputs), each an Avro notification whose message pads
-    it to the slot's value size, with the slot's headers."""
+    it to the slot's value size (cut to it on a mirror when the hub's record is smaller
+    than the smallest notification), with the slot's headers, to the slot's topic
+    (:func:`l1b_topic`: the member's, or a mirror with the hub topic's partitions)."""
 
     def __init__(self, codec: AvroCodec, shape: OutputShape) -> None:
         self._codec = codec
@@ -167,18 +183,21 @@ class DurableOutputs:
         self._padding: dict[int, int] = {}
         self._inputs = 0
 
-    def for_input(self, flow: FlowContext, topic: str,
+    def for_input(self, flow: FlowContext,
                   ) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
-        """(topic, key, value, headers) of every output of one input, all to ``topic``."""
+        """(topic, key, value, headers) of every output of one input."""
         n = self._inputs
         self._inputs += 1
         key = flow.flow_id.encode("utf-8")
         out = []
         for index, slot in enumerate(self._shape.slots):
             copies = int((n + 1) * slot.per_input + 1e-9) - int(n * slot.per_input + 1e-9)
+            topic = l1b_topic(slot.topic, flow.member_siren)
             for _ in range(copies):
-                out.append((topic, key, self._value(index, flow, slot.value_bytes),
-                            self._headers[index]))
+                value = self._value(index, flow, slot.value_bytes)
+                if topic == mirror_topic(slot.topic):  # never read: cut to the hub's size
+                    value = value[:slot.value_bytes]
+                out.append((topic, key, value, self._headers[index]))
         return out
 
     def _value(self, index: int, flow: FlowContext, size: int) -> bytes:

@@ -17,6 +17,7 @@ from benchmarks.output_shape import (
     ShapeMeter,
     Slot,
     header_bytes,
+    l1b_topic,
     topic_family,
 )
 from relais.flows.outbound import FlowContext
@@ -73,8 +74,10 @@ def test_l1b_sends_per_input_the_records_and_headers_of_the_shape() -> None:
     codec = AvroCodec()
     outputs = DurableOutputs(codec, shape)
     flow = FlowContext("0" * 36, SIREN, "acte", "lad-17")
-    sent = outputs.for_input(flow, f"relais.member.{SIREN}.notifications")
-    assert len(sent) == 3
+    sent = outputs.for_input(flow)
+    assert [topic for topic, *_ in sent] == [
+        "relais.bench-l1b.acts.submitted", "relais.bench-l1b.flows.events",
+        f"relais.member.{SIREN}.notifications"]
     for (_topic, _key, value, headers), slot in zip(sent, shape.slots, strict=True):
         assert headers, "L1b must send the hub's headers"
         assert [(n, len(v)) for n, v in headers] == [
@@ -108,7 +111,7 @@ def test_l1b_batches_carry_headers_and_l1_batches_do_not() -> None:
 def test_without_headers_keeps_the_records_and_drops_only_the_headers() -> None:
     shape = measured_shape().without_headers()
     sent = DurableOutputs(AvroCodec(), shape).for_input(
-        FlowContext("1" * 36, SIREN, "acte", "x"), "t")
+        FlowContext("1" * 36, SIREN, "acte", "x"))
     assert len(sent) == 3 and not any(headers for *_, headers in sent)
 
 
@@ -116,7 +119,7 @@ def test_a_fractional_rate_is_spread_over_the_inputs() -> None:
     shape = OutputShape(10, slots=(Slot("a", 1.0, 100), Slot("b", 0.3, 100)))
     outputs = DurableOutputs(AvroCodec(), shape)
     flow = FlowContext("2" * 36, SIREN, "acte", "x")
-    assert sum(len(outputs.for_input(flow, "t")) for _ in range(10)) == 13
+    assert sum(len(outputs.for_input(flow)) for _ in range(10)) == 13
 
 
 def test_the_shape_survives_json_with_any_header_bytes() -> None:
@@ -126,10 +129,14 @@ def test_the_shape_survives_json_with_any_header_bytes() -> None:
     assert again.slots[0].kafka_headers() == [("raw", b"\xff\x00\xe9")]
 
 
-def test_member_topics_are_grouped_by_family() -> None:
+def test_member_topics_are_grouped_by_family_and_hub_topics_mirrored() -> None:
     assert topic_family(f"relais.member.{SIREN}.notifications") == (
         "relais.member.*.notifications")
     assert topic_family("relais.acts.submitted") == "relais.acts.submitted"
+    assert l1b_topic("relais.member.*.notifications", SIREN) == (
+        f"relais.member.{SIREN}.notifications")
+    # the hub's stages never read what L1b writes in place of their topics
+    assert l1b_topic("relais.acts.submitted", SIREN) == "relais.bench-l1b.acts.submitted"
 
 
 def test_targets_say_met_or_not_met_with_the_figures() -> None:
@@ -144,3 +151,15 @@ def test_targets_say_met_or_not_met_with_the_figures() -> None:
     assert lines[1].endswith("target >= 0.80: NOT MET") and "0.29" in lines[1]
     assert lines[2].endswith("target >= 0.50: met")
     assert lines[3].endswith("target < 1,000: met")
+
+
+def test_a_mirror_record_smaller_than_a_notification_is_cut_to_the_hub_size() -> None:
+    codec = AvroCodec()
+    shape = OutputShape(1, slots=(Slot("relais.flows.events", 1.0, 60),
+                                  Slot("relais.member.*.notifications", 1.0, 60)))
+    mirror, member = DurableOutputs(codec, shape).for_input(
+        FlowContext("3" * 36, SIREN, "acte", "x"))
+    assert len(mirror[2]) == 60
+    # a member's topic is read by its back-office: its notification stays whole
+    assert len(member[2]) > 60
+    assert codec.decode(member[2], expected="Notification").record["flow_id"] == "3" * 36
