@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -35,12 +35,21 @@ from relais.stages import headers as stage_headers
 from relais.stages.failures import describe
 from relais.stages.records import InputRecord
 from relais.wire.avro_codec import AvroCodec, Decoded
-from relais.wire.headers import FLOW_ID_HEADER, EventHeaders
+from relais.wire.headers import (
+    AVRO_CONTENT_TYPE,
+    FLOW_ID_HEADER,
+    EventHeaders,
+    child_traceparent,
+    member_traceparent,
+    now_text,
+)
 from topics import member as member_topics
 
 log = structlog.get_logger(__name__)
 STAGE = "ingress"
 SOURCE = "/relais/hub/ingress"
+_SOURCE_BYTES = SOURCE.encode()
+_AVRO_BYTES = AVRO_CONTENT_TYPE.encode()
 #: Seconds between two ``ingress.accepted_summary`` lines while submissions are accepted.
 SUMMARY_SECONDS = 1.0
 
@@ -144,42 +153,66 @@ def _blob_refs(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return refs
 
 
+class BlobFacts(Protocol):
+    """A store that answers :meth:`BlobSizes.stat` and :meth:`BlobSizes.owned_by` for
+    several blobs in one look-up (:class:`~relais.blobs.filesystem.FilesystemBlobStore`);
+    :func:`blob_reasons` uses it when the store has it."""
+
+    async def sizes_and_owners(
+        self, digests: Sequence[str], member: str
+    ) -> list[tuple[int | None, bool]]: ...
+
+
 async def blob_reasons(blobs: BlobSizes, record: dict[str, Any], member: str) -> list[Reason]:
     """A reason for each referenced blob that is malformed, absent, not ``member``'s own
-    (``blob_not_owned``: uploaded by another member) or of another size."""
-    reasons = []
-    for path, ref in _blob_refs(record):
+    (``blob_not_owned``: uploaded by another member) or of another size, in the order of
+    the references. A store with ``sizes_and_owners`` (:class:`BlobFacts`) is asked once
+    for all of them; any other is asked ``stat``, then ``owned_by`` when the blob is there."""
+    refs = _blob_refs(record)
+    facts = cast(BlobFacts, blobs) if hasattr(blobs, "sizes_and_owners") else None
+    #: per reference: its reasons, or its index among the references the store is asked about
+    slots: list[list[Reason] | int] = []
+    asked: list[tuple[str, dict[str, Any], str]] = []  # (path, ref, lower-case digest)
+    for path, ref in refs:
         digest = ref.get("sha256")
         if not (isinstance(digest, str) and is_sha256_hex(digest.lower())):
-            reasons.append(
+            slots.append([
                 Reason(f"{path}.sha256", "invalid_sha256",
                        "a SHA-256 digest must be 64 hexadecimal digits, got "
                        f"{str(ref.get('sha256'))[:80]!r}")
-            )
-            continue
-        size = await blobs.stat(ref["sha256"])
-        if size is None:
-            reasons.append(
-                Reason(
-                    f"{path}.sha256",
-                    "blob_not_found",
-                    f"no blob with digest {ref['sha256']} was uploaded",
-                )
-            )
-        elif not await blobs.owned_by(digest.lower(), member):
-            reasons.append(
-                Reason(f"{path}.sha256", "blob_not_owned",
-                       f"the blob {digest.lower()} was not uploaded by member {member}")
-            )
-        elif size != ref["size"]:
-            reasons.append(
-                Reason(
-                    f"{path}.size",
-                    "blob_size_mismatch",
-                    f"the blob has {size} bytes, the submission says {ref['size']}",
-                )
-            )
+            ])
+        elif facts is None:
+            size = await blobs.stat(ref["sha256"])
+            owned = size is not None and await blobs.owned_by(digest.lower(), member)
+            slots.append(_blob_reason(path, ref, digest.lower(), member, size, owned))
+        else:
+            slots.append(len(asked))
+            asked.append((path, ref, digest.lower()))
+    answers = (await facts.sizes_and_owners([digest for _, _, digest in asked], member)
+               if facts is not None and asked else [])
+    reasons: list[Reason] = []
+    for slot in slots:
+        if isinstance(slot, int):
+            path, ref, digest = asked[slot]
+            reasons.extend(_blob_reason(path, ref, digest, member, *answers[slot]))
+        else:
+            reasons.extend(slot)
     return reasons
+
+
+def _blob_reason(path: str, ref: dict[str, Any], digest: str, member: str, size: int | None,
+                 owned: bool) -> list[Reason]:
+    """The reason (none or one) of one well-formed blob reference, from its store's answers."""
+    if size is None:
+        return [Reason(f"{path}.sha256", "blob_not_found",
+                       f"no blob with digest {ref['sha256']} was uploaded")]
+    if not owned:
+        return [Reason(f"{path}.sha256", "blob_not_owned",
+                       f"the blob {digest} was not uploaded by member {member}")]
+    if size != ref["size"]:
+        return [Reason(f"{path}.size", "blob_size_mismatch",
+                       f"the blob has {size} bytes, the submission says {ref['size']}")]
+    return []
 
 
 def _flow_for_unreadable(record: SubmissionRecord, siren: str) -> FlowContext:
@@ -200,7 +233,12 @@ def _reject(
     code: str,
     message: str,
     reasons: list[Reason],
+    *,
+    decoded: bool = False,
 ) -> list[Outbound]:
+    """The member's REJECTED notification and the flow event. ``decoded``: the submission
+    was read, its flow id is the one the log line names (an unreadable record's line names
+    none: the stage's context has none)."""
     deps.counters.reject(code)
     if deps.members.get(flow.member_siren) is None:
         message = "; ".join([message, *(f"{r.field} {r.code}: {r.message}" for r in reasons)])
@@ -208,12 +246,8 @@ def _reject(
             f"member {flow.member_siren} is not registered, nobody to tell ({code}): {message}",
             reasons=reasons,
         )
-    log.warning(
-        "ingress.rejected",
-        code=code,
-        reason=message,
-        fields=[r.field for r in reasons],
-    )
+    log.warning("ingress.rejected", **({"flow_id": flow.flow_id} if decoded else {}),
+                code=code, reason=message, fields=[r.field for r in reasons])
     details = {"topic": record.topic, "partition": str(record.partition),
                "offset": str(record.offset)}
     return emit(
@@ -226,7 +260,7 @@ def _reject(
 
 async def handle_submission(record: SubmissionRecord, deps: IngressDeps) -> list[Outbound]:
     """Check one record from a member's submissions topic; return what to publish."""
-    parent = EventHeaders.from_kafka(stage_headers.strip_internal(record.headers))
+    parent = EventHeaders(traceparent=member_traceparent(record.headers))
     siren = member_topics.siren_of_submissions_topic(record.topic)
     if siren is None:  # the subscription pattern makes this unreachable; stay total anyway
         log.error("ingress.foreign_topic", topic=record.topic)
@@ -270,50 +304,58 @@ async def _check_submission(
     route = deps.routes.get(decoded.schema_name)
     flow_type = route.flow_type if route else "unknown"
     flow = FlowContext(flow_id_for(siren, submission_id), siren, flow_type, submission_id)
-    with structlog.contextvars.bound_contextvars(flow_id=flow.flow_id):
-        if route is None:
-            return _reject(
-                deps, record, flow, parent, "unsupported_schema",
-                f"{decoded.schema_name} is not accepted on a submissions topic",
-                [Reason("value", "unsupported_schema", decoded.schema_name)],
-            )
-        reasons: list[Reason] = []
-        if not submission_id:
-            reasons.append(Reason("submission_id", "required", "submission_id is empty"))
-        if submission.get("member_siren") != siren:
-            reasons.append(
-                Reason(
-                    "member_siren",
-                    "member_mismatch",
-                    f"the submission names member {submission.get('member_siren')!r} but was "
-                    f"published on the topic of member {siren}",
-                )
-            )
-        if deps.members.get(siren) is None:
-            reasons.append(
-                Reason("member_siren", "unknown_member", f"member {siren} is not registered")
-            )
-        reasons.extend(await blob_reasons(deps.blobs, submission, siren))
-        if reasons:
-            return _reject(deps, record, flow, parent, "invalid_envelope",
-                           "the submission's envelope was refused", reasons)
-        deps.counters.accept(flow_type)
-        log.debug("ingress.accepted", flow_type=flow_type)
-        received = emit(
-            deps.codec, flow, machine_for(deps.machines, flow_type), stage=STAGE,
-            state="received", previous=None, kind="ACCEPTED", parent=parent,
-            message=f"{decoded.schema_name} {submission_id} received; checks continue",
+    if route is None:
+        return _reject(
+            deps, record, flow, parent, "unsupported_schema",
+            f"{decoded.schema_name} is not accepted on a submissions topic",
+            [Reason("value", "unsupported_schema", decoded.schema_name)], decoded=True,
         )
-        notification_id = transition_ids(flow.flow_id, "received", "")[0]
-        full_name = deps.codec.catalog.current(decoded.schema_name).full_name
-        headers = EventHeaders.new(
-            source=SOURCE, type=full_name, subject=flow.flow_id, flow_id=flow.flow_id,
-            parent=parent, event_id=f"{notification_id}-forward",
-            # the version the value was written with, whatever the member's header says
-            dataschema=f"urn:relais:schema:{full_name}:v{decoded.writer_version}",
+    reasons: list[Reason] = []
+    if not submission_id:
+        reasons.append(Reason("submission_id", "required", "submission_id is empty"))
+    if submission.get("member_siren") != siren:
+        reasons.append(
+            Reason(
+                "member_siren",
+                "member_mismatch",
+                f"the submission names member {submission.get('member_siren')!r} but was "
+                f"published on the topic of member {siren}",
+            )
         )
-        forward_headers = stage_headers.replace(
-            headers.to_kafka(), **{FLOW_ID_HEADER: flow.flow_id, stage_headers.MEMBER: siren}
+    if deps.members.get(siren) is None:
+        reasons.append(
+            Reason("member_siren", "unknown_member", f"member {siren} is not registered")
         )
-        return [*received, Outbound(route.topic.name, siren.encode("utf-8"), value,
-                                    forward_headers)]
+    reasons.extend(await blob_reasons(deps.blobs, submission, siren))
+    if reasons:
+        return _reject(deps, record, flow, parent, "invalid_envelope",
+                       "the submission's envelope was refused", reasons, decoded=True)
+    deps.counters.accept(flow_type)
+    log.debug("ingress.accepted", flow_id=flow.flow_id, flow_type=flow_type)
+    received = emit(
+        deps.codec, flow, machine_for(deps.machines, flow_type), stage=STAGE,
+        state="received", previous=None, kind="ACCEPTED", parent=parent,
+        message=f"{decoded.schema_name} {submission_id} received; checks continue",
+    )
+    notification_id = transition_ids(flow.flow_id, "received", "")[0]
+    schema = deps.codec.catalog.current(decoded.schema_name)
+    # the headers EventHeaders.new(...).to_kafka() gives, then the flow id (moved last) and
+    # the member: ce_dataschema names the version the value was written with, whatever the
+    # member's header says
+    flow_id = flow.flow_id.encode("utf-8")
+    forward_headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", f"{notification_id}-forward".encode()),
+        ("ce_source", _SOURCE_BYTES),
+        ("ce_type", schema.full_name.encode("utf-8")),
+        ("ce_time", now_text().encode()),
+        ("ce_subject", flow_id),
+        ("ce_dataschema",
+         f"urn:relais:schema:{schema.full_name}:v{decoded.writer_version}".encode()),
+        ("content-type", _AVRO_BYTES),
+        ("traceparent", child_traceparent(parent.traceparent).encode()),
+        (FLOW_ID_HEADER, flow_id),
+        (stage_headers.MEMBER, siren.encode("utf-8")),
+    ]
+    return [*received, Outbound(route.topic.name, siren.encode("utf-8"), value,
+                                forward_headers)]

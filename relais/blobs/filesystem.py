@@ -24,7 +24,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -143,6 +143,16 @@ def _size_or_none(path: str) -> int | None:
         return os.stat(path).st_size
     except FileNotFoundError:
         return None
+
+
+def _sizes_and_owners(paths: list[tuple[str, str]]) -> list[tuple[int | None, bool]]:
+    """For each (blob file, owner file): the blob's size (None when absent) and whether the
+    owner file exists (not looked for when the blob is absent: False)."""
+    found: list[tuple[int | None, bool]] = []
+    for blob, owner in paths:
+        size = _size_or_none(blob)
+        found.append((size, size is not None and os.path.exists(owner)))
+    return found
 
 
 def _hash_file(path: Path, chunk_size: int) -> str | None:
@@ -341,6 +351,22 @@ class FilesystemBlobStore:
 
     async def stat(self, sha256: str) -> int | None:
         return await self._lookup(_size_or_none, self._blob_file(sha256))
+
+    async def sizes_and_owners(
+        self, digests: Sequence[str], member: str
+    ) -> list[tuple[int | None, bool]]:
+        """For each digest, what :meth:`stat` and :meth:`owned_by` answer: the blob's size
+        (None when absent) and whether ``member`` owns it (asked only of a present blob,
+        else False). One look-up for them all, where the two methods take one each per
+        digest (the ingress checks every blob reference of every submission so)."""
+        paths = []
+        for sha256 in digests:
+            digest = parse_sha256(sha256)
+            owner = parse_owner(member)
+            paths.append((os.path.join(self._root_text, digest[:2], digest[2:4], digest),
+                          os.path.join(self._root_text, OWNERS_DIR_NAME, digest[:2], digest,
+                                       owner)))
+        return await self._lookup(_sizes_and_owners, paths)
 
     async def exists(self, ref: BlobRef) -> bool:
         return await self.stat(ref.sha256) == ref.size

@@ -8,7 +8,8 @@ members may omit headers, and a missing header is ``None``.
 
 from __future__ import annotations
 
-import os
+import functools
+import random
 import re
 import time
 import uuid
@@ -34,6 +35,7 @@ _CE_FIELDS = {
 _TRACEPARENT = re.compile(
     r"^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
 )
+_random_bits = random.getrandbits
 
 
 #: (epoch milliseconds, its ``ce_time`` text): the last one formatted. Many records are
@@ -41,8 +43,9 @@ _TRACEPARENT = re.compile(
 _last_time: tuple[int, str] = (-1, "")
 
 
-def _now_text() -> str:
-    """The current UTC time, RFC 3339 with milliseconds and ``Z`` (truncated, not rounded)."""
+def now_text() -> str:
+    """The current UTC time as ``ce_time`` writes it: RFC 3339 with milliseconds and ``Z``
+    (truncated, not rounded)."""
     global _last_time
     millis = time.time_ns() // 1_000_000
     last = _last_time
@@ -54,17 +57,57 @@ def _now_text() -> str:
     return text
 
 
+_now_text = now_text
+
+
+def _span_id() -> str:
+    """A random, non-zero 8-byte span id in hex. ``random`` (as OpenTelemetry's id
+    generator), not ``os.urandom``: an id is not a secret, and a system call per record
+    cost more than the rest of the traceparent."""
+    while True:
+        bits = _random_bits(64)
+        if bits:
+            return f"{bits:016x}"
+
+
 def new_traceparent() -> str:
     """A fresh W3C trace context: version 00, random trace and span ids, sampled."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    while True:
+        trace = _random_bits(128)
+        if trace:
+            return f"00-{trace:032x}-{_span_id()}-01"
+
+
+@functools.lru_cache(maxsize=1024)
+def _trace_of(parent: str) -> tuple[str, str] | None:
+    """``parent``'s text before and after its span id when it is a valid traceparent, else
+    None (decided once per parent: each record's outputs all continue its trace)."""
+    if not _TRACEPARENT.fullmatch(parent):
+        return None
+    version, trace, _span, flags = parent.split("-")
+    return f"{version}-{trace}-", f"-{flags}"
 
 
 def child_traceparent(parent: str | None) -> str:
     """Same trace as ``parent`` with a new span id; a fresh trace when ``parent`` is unusable."""
-    parts = (parent or "").split("-")
-    if not _TRACEPARENT.fullmatch(parent or ""):
+    trace = _trace_of(parent) if parent else None
+    if trace is None:
         return new_traceparent()
-    return f"{parts[0]}-{parts[1]}-{os.urandom(8).hex()}-{parts[3]}"
+    return f"{trace[0]}{_span_id()}{trace[1]}"
+
+
+def member_traceparent(headers: Iterable[tuple[str, bytes | None]] | None) -> str | None:
+    """The ``traceparent`` that ``EventHeaders.from_kafka(strip_internal(headers))`` reads
+    (the last one; ``""`` for a null value), without building the rest: the ingress
+    continues a member's trace and reads nothing else of its headers."""
+    found: bytes | None = None
+    seen = False
+    for name, raw in headers or ():
+        if name == "traceparent":
+            found, seen = raw, True
+    if not seen:
+        return None
+    return found.decode("utf-8", errors="replace") if found is not None else ""
 
 
 @dataclass(frozen=True)
@@ -112,13 +155,20 @@ class EventHeaders:
         return replace(self, extra={**self.extra, **values})
 
     def to_kafka(self) -> list[tuple[str, bytes]]:
-        """Headers as aiokafka wants them: ``[(name, utf-8 bytes)]``, absent ones left out."""
+        """Headers as aiokafka wants them: ``[(name, utf-8 bytes)]``, absent ones left out,
+        in the order of ``_CE_FIELDS``, then the extra ones."""
         out: list[tuple[str, bytes]] = [("ce_specversion", b"1.0")]
-        for header, attr in _CE_FIELDS.items():
-            value = getattr(self, attr)
+        append = out.append
+        for header, value in (
+            ("ce_id", self.id), ("ce_source", self.source), ("ce_type", self.type),
+            ("ce_time", self.time), ("ce_subject", self.subject),
+            ("ce_dataschema", self.dataschema), ("content-type", self.content_type),
+            (FLOW_ID_HEADER, self.flow_id), ("traceparent", self.traceparent),
+        ):
             if value is not None:
-                out.append((header, value.encode("utf-8")))
-        out.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
+                append((header, value.encode("utf-8")))
+        if self.extra:
+            out.extend((name, value.encode("utf-8")) for name, value in self.extra.items())
         return out
 
     @classmethod

@@ -16,13 +16,16 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.contextvars import bound_contextvars, merge_contextvars
 from structlog.testing import capture_logs
 
 from agents.ingress.handler import IngressCounters, IngressDeps, handle_submission
 from hub.flows import FLOWS
+from relais.blobs.filesystem import FilesystemBlobStore
 from relais.errors import Reason, UnknownMemberError, ValidationError
 from relais.flows.kit import machines_of, routes_of
 from relais.flows.outbound import Outbound
@@ -101,7 +104,7 @@ def codec() -> AvroCodec:
     return AvroCodec()
 
 
-def _deps(codec: AvroCodec, blobs: Blobs | None = None) -> IngressDeps:
+def _deps(codec: AvroCodec, blobs: Blobs | FilesystemBlobStore | None = None) -> IngressDeps:
     return IngressDeps(
         codec=codec, members=DictMembers(_member(SIREN), _member(OTHER_SIREN)),
         blobs=blobs or Blobs(), max_submission_bytes=64 * 1024, counters=IngressCounters(),
@@ -253,22 +256,50 @@ def _cases(codec: AvroCodec) -> list[Case]:
     ]
 
 
-async def _run(codec: AvroCodec, case: Case, *, prepared: bool = True) -> dict[str, Any]:
-    deps = _deps(codec, case.blobs())
+def _filesystem_store(root: Path) -> FilesystemBlobStore:
+    """The blobs of :class:`Blobs` in a real store: files of their sizes where the store
+    looks for them, and their owners' marks."""
+    store = FilesystemBlobStore(root)
+    blobs = Blobs()
+    for digest, size in blobs.sizes.items():
+        for path, content in ((store.path_for(digest), b"x" * size),
+                              (store.owner_path(digest, blobs.owners[digest]), b"")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    return store
+
+
+#: What the stage runner binds around each record (``flow_id`` too: None, the ingress's
+#: records having no ``relais_flow_id`` header once prepared); every log line carries it.
+RUNNER_CONTEXT = {"stage": "ingress", "topic": SUBMISSIONS, "partition": 0, "offset": 42,
+                  "member": None}
+
+
+def _without_runner_context(line: dict[str, Any]) -> dict[str, Any]:
+    assert {k: line.get(k) for k in RUNNER_CONTEXT} == RUNNER_CONTEXT
+    return {k: v for k, v in line.items() if k not in RUNNER_CONTEXT}
+
+
+async def _run(codec: AvroCodec, case: Case, *, prepared: bool = True,
+               store: FilesystemBlobStore | None = None) -> dict[str, Any]:
+    deps = _deps(codec, case.blobs() if store is None else store)
     record = Rec(SUBMISSIONS, 0, 42, case.key, case.value, list(case.headers))
     norm = Normaliser(_flow(*case.flow), case.state, case.event_key, datetime.now(UTC))
-    with capture_logs() as logs:
+    # the log context the stage runner binds around each record; the lines carry it
+    with capture_logs(processors=[merge_contextvars]) as logs, bound_contextvars(
+        **RUNNER_CONTEXT, flow_id=None
+    ):
         # as the stage runner hands it (its ``relais_*`` headers dropped), or as it came
         outs = await handle_submission(
             without_internal_headers(record) if prepared else record, deps)
     deps.counters.unsummarised.clear()
     return {
         "outputs": _normalise(codec, outs, norm, case.value),
-        "logs": [{k: norm.value(v) for k, v in line.items() if k != "exc_info"}
-                 for line in logs],
+        "logs": [_without_runner_context({k: norm.value(v) for k, v in line.items()
+                                          if k != "exc_info"}) for line in logs],
         "accepted": deps.counters.accepted,
         "rejected": deps.counters.rejected,
-        "asked": deps.blobs.asked,  # type: ignore[attr-defined]
+        "asked": getattr(deps.blobs, "asked", None),
     }
 
 
@@ -323,7 +354,8 @@ def _forward(topic: str, full_name: str, version: int,
             "value": "<the submission, byte for byte>"}
 
 
-#: What the handler gave for each case before issue 12's ingress work (see the module docstring).
+#: What the handler gave for each case before issue 12's ingress work (see the module
+#: docstring); the log lines without the context the stage runner binds (RUNNER_CONTEXT).
 EXPECTED: dict[str, dict[str, Any]] = {
     'accepted':
     {'transition': {'flow_type': 'acte',
@@ -336,7 +368,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                     'reasons': [],
                     'error_code': None},
      'forward': ('relais.acts.submitted', 'fr.relais.acts.ActeSubmission', 2, '<member trace>'),
-     'logs': [{'flow_type': 'acte', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'acte',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': [('stat', DOC_SHA),
@@ -355,7 +390,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                     'reasons': [],
                     'error_code': None},
      'forward': ('relais.acts.submitted', 'fr.relais.acts.ActeSubmission', 2, '<member trace>'),
-     'logs': [{'flow_type': 'acte', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'acte',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': [('stat', DOC_SHA),
@@ -372,7 +410,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                     'reasons': [],
                     'error_code': None},
      'forward': ('relais.acts.submitted', 'fr.relais.acts.ActeSubmission', 2, '<new trace>'),
-     'logs': [{'flow_type': 'acte', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'acte',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': [('stat', DOC_SHA),
@@ -391,7 +432,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                     'reasons': [],
                     'error_code': None},
      'forward': ('relais.acts.submitted', 'fr.relais.acts.ActeSubmission', 2, '<new trace>'),
-     'logs': [{'flow_type': 'acte', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'acte',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': [('stat', DOC_SHA),
@@ -410,7 +454,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                     'reasons': [],
                     'error_code': None},
      'forward': ('relais.acts.submitted', 'fr.relais.acts.ActeSubmission', 2, '<member trace>'),
-     'logs': [{'flow_type': 'acte', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'acte',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': [('stat', DOC_SHA),
@@ -432,7 +479,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
                  'fr.relais.registry.RegistryLookup',
                  2,
                  '<member trace>'),
-     'logs': [{'flow_type': 'registry', 'event': 'ingress.accepted', 'log_level': 'debug'}],
+     'logs': [{'flow_type': 'registry',
+               'event': 'ingress.accepted',
+               'flow_id': '<flow>',
+               'log_level': 'debug'}],
      'accepted': 1,
      'rejected': {},
      'asked': []},
@@ -454,6 +504,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['member_siren'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -481,6 +532,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['document.blob.sha256'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -507,6 +559,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['annexes[0].blob.sha256'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -532,6 +585,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['annexes[0].blob.size'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -562,6 +616,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['document.blob.sha256', 'annexes[0].blob.sha256'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -585,6 +640,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['document.blob.sha256'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -604,6 +660,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': "the submission's envelope was refused",
                'fields': ['submission_id'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'invalid_envelope': 1},
@@ -629,6 +686,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          'documents as blobs and reference them',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'oversize': 1},
@@ -652,6 +710,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          'marker bytes)',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'value_decode': 1},
@@ -675,6 +734,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          'marker bytes)',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'value_decode': 1},
@@ -699,6 +759,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          '(fingerprint 0000000000000000)',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'unknown_schema': 1},
@@ -721,6 +782,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': 'unreadable submission: trailing bytes after a ActeSubmission value',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'value_decode': 1},
@@ -747,6 +809,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          'is greater than maximum)',
                'fields': ['decision_date'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'value_decode': 1},
@@ -766,6 +829,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                'reason': 'Notification is not accepted on a submissions topic',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': '<flow>',
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'unsupported_schema': 1},
@@ -785,11 +849,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
      'forward': None,
      'logs': [{'error': 'store refused it',
                'event': 'ingress.check_failed',
+               'flow_id': None,
                'log_level': 'error'},
               {'code': 'validation',
                'reason': 'the submission could not be checked: store refused it',
                'fields': ['sha256'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'validation': 1},
@@ -807,11 +873,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
      'forward': None,
      'logs': [{'error': 'a check blew up',
                'event': 'ingress.check_failed',
+               'flow_id': None,
                'log_level': 'error'},
               {'code': 'unprocessable',
                'reason': 'the submission could not be checked: a check blew up',
                'fields': ['value'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'unprocessable': 1},
@@ -838,6 +906,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
                          'is greater than maximum)',
                'fields': ['decision_date'],
                'event': 'ingress.rejected',
+               'flow_id': None,
                'log_level': 'warning'}],
      'accepted': 0,
      'rejected': {'value_decode': 1},
@@ -865,6 +934,25 @@ async def test_the_handler_publishes_and_logs_what_it_did_before(
     assert got["accepted"] == expected["accepted"]
     assert got["rejected"] == expected["rejected"]
     assert got["asked"] == expected["asked"]
+
+
+# the fakes' failures aside, and the upper-case digest: the fake store is exact, the real
+# one reads digests in any case (the real store accepts that submission, before as now)
+@pytest.mark.parametrize("name", [case for case in EXPECTED if case not in (
+    "store refuses", "check breaks", "upper-case digest")])
+async def test_the_same_with_the_filesystem_store(
+    codec: AvroCodec, name: str, tmp_path: Path
+) -> None:
+    """The real store answers the blob questions in one look-up per record: same outputs."""
+    [case] = [case for case in _cases(codec) if case.name == name]
+    expected = EXPECTED[name]
+    got = await _run(codec, case, store=_filesystem_store(tmp_path))
+    outputs = _transition(**expected["transition"])
+    if expected["forward"] is not None:
+        outputs.append(_forward(*expected["forward"]))
+    assert got["outputs"] == outputs
+    assert got["logs"] == expected["logs"]
+    assert (got["accepted"], got["rejected"]) == (expected["accepted"], expected["rejected"])
 
 
 @pytest.mark.parametrize("siren", [UNKNOWN_SIREN])
