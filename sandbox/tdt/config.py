@@ -132,6 +132,10 @@ class SandboxConfig:
     max_file_uploads: int = 20
     restrict_classification_requests: bool = True
     prefecture_message_types: tuple[str, ...] = PREFECTURE_MESSAGE_TYPES
+    data_dir: str = ""
+    """Where received archives and files are kept (S²LOW's ``ACTES_FILES_UPLOAD_ROOT``), in a
+    directory of this process's own under it; empty: under the system's temporary directory.
+    Removed when the process ends."""
     anomaly_nature: str = "002"
     anomaly_detail: str = (
         "ODT-VERIF-01 : date de classification qui n'est pas à jour (anomalie simulée par le bac "

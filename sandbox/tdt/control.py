@@ -12,11 +12,12 @@ from datetime import date
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from relais.errors import Reason, ValidationError
 from sandbox.common.control import PREFIX, Control
+from sandbox.tdt.files import chunks_of
 from sandbox.tdt.state import WAITING_STATES, TdtState, Transaction
 
 log = structlog.get_logger(__name__)
@@ -38,11 +39,13 @@ class TdtControl(Control):
         transaction = self._transaction(request)
         if transaction is None:
             return JSONResponse({"error": "no such transaction"}, status_code=404)
-        return Response(
-            transaction.packed.archive_bytes,
+        envelope = self.state.envelopes[transaction.envelope_id]
+        return StreamingResponse(
+            chunks_of(envelope.path),
             media_type="application/gzip",
             headers={
-                "Content-Disposition": f'attachment; filename="{transaction.packed.archive_name}"'
+                "Content-Disposition": f'attachment; filename="{transaction.packed.archive_name}"',
+                "Content-Length": str(envelope.size),
             },
         )
 

@@ -9,11 +9,13 @@ is in the request, else a 302 to ``/connexion-status``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from starlette.requests import Request
@@ -21,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from relais.errors import ValidationError
 from sandbox.tdt.config import SandboxAccount, SandboxConfig
+from sandbox.tdt.files import chunks_of
 from sandbox.tdt.forms import FormError, RawForm, read_form
 from sandbox.tdt.php import (
     api_requested,
@@ -33,6 +36,7 @@ from sandbox.tdt.php import (
     redirect,
     return_and_exit,
 )
+from sandbox.tdt.stamp import stamp_file_increment
 from sandbox.tdt.state import (
     ACKNOWLEDGED,
     ERROR,
@@ -125,8 +129,15 @@ class S2low:
 
     async def create_acte(self, request: Request) -> Response:
         """``actes_transac_create.php``: ``OK\\n<id>\\n\\n`` or ``KO\\n<message>\\n``."""
-        state = self.state
         form = await self._form(request)
+        try:
+            return await self._create_acte(request, form)
+        finally:
+            if form is not None:
+                form.close()  # the uploads' spools: what is kept was copied to the store
+
+    async def _create_acte(self, request: Request, form: RawForm | None) -> Response:
+        state = self.state
         call = Call(request, form)
         if form is None or (not form.values and not form.files):
             state.count("posts_received")
@@ -172,8 +183,19 @@ class S2low:
         except ValidationError as exc:
             state.count("rejected_posts", account.login)
             return call.ko(f"Erreur lors de la génération de l'acte : {exc.message}", ADD_PAGE)
-        size = len(transmission.archive_bytes)
+        # S²LOW writes the tar.gz to disk, then checkArchiveSize compares its file size
+        stored = await asyncio.to_thread(state.write_acte, transmission, submission)
+        size = stored.size
+        if state.number_taken(account.login, submission.number):  # posted meanwhile
+            stored.remove()
+            state.count("rejected_posts", account.login)
+            return call.ko(
+                "Un acte portant le même numéro interne existe déjà dans la base de données.\n"
+                "Il faut peut-être ajouter un suffixe au numéro.",
+                ADD_PAGE,
+            )
         if size > self.config.max_total_bytes:
+            stored.remove()
             state.count("rejected_posts", account.login)
             return call.ko(
                 "la taille d'archive générée n'est pas conforme. filename="
@@ -204,6 +226,7 @@ class S2low:
             account,
             submission,
             transmission,
+            stored,
             initial_status=initial,
             out_of_classification=out_of_classification,
         )
@@ -454,25 +477,26 @@ class S2low:
             if included is None or owner is None or not self._owned(account, owner):
                 return redirect(INDEX_PAGE)
             if call.query.get("tampon") and included.name.endswith(".pdf"):
-                from sandbox.tdt.stamp import stamp_increment
-
                 state.count("stamped_fetched", account.login)
-                increment = stamp_increment(included.data, self._stamp_lines(owner))
+                increment = await asyncio.to_thread(
+                    stamp_file_increment, included.path, self._stamp_lines(owner)
+                )
                 name = basename(included.name)
-                # the acte's bytes then the stamp's, never joined: a 150 MB acte is not copied
+                # the acte's file then the stamp's bytes, read in chunks: never whole in memory
                 return StreamingResponse(
-                    _served(included.data, increment),
+                    _served(included.path, increment),
                     headers={
                         "Content-type": "application/pdf",
                         "Content-Disposition": f"attachment; filename={name}",
-                        "Content-Length": str(len(included.data) + len(increment)),
+                        "Content-Length": str(included.size + len(increment)),
                         **_NO_CACHE,
                     },
                 )
-            return Response(
-                included.data,
+            return StreamingResponse(
+                _served(included.path),
                 headers={
                     "Content-type": included.mimetype,
+                    "Content-Length": str(included.size),
                     "Content-disposition": "attachment; filename="
                     f'"{included.posted_filename or included.name}"',
                     **_NO_CACHE,
@@ -482,10 +506,11 @@ class S2low:
             envelope = state.envelopes.get(int(env_id))
             if envelope is None or envelope.login != account.login:
                 return redirect(INDEX_PAGE)
-            return Response(
-                envelope.archive_bytes,
+            return StreamingResponse(
+                _served(envelope.path),
                 headers={
                     "Content-type": "application/x-gzip",
+                    "Content-Length": str(envelope.size),
                     "Content-disposition": f'attachment; filename="{envelope.archive_name}"',
                     **_NO_CACHE,
                 },
@@ -569,6 +594,13 @@ class S2low:
         """``actes_transac_reponse_create.php``: ``OK : id généré : N`` when ``api`` is in the
         query string, ``OK\\nN\\n\\n`` when only in the POST."""
         form = await self._form(request)
+        try:
+            return await self._create_reply(request, form)
+        finally:
+            if form is not None:
+                form.close()
+
+    async def _create_reply(self, request: Request, form: RawForm | None) -> Response:
         call = Call(request, form)
         get_api = not php_empty(call.query.get("api"))
         form = form or RawForm()
@@ -597,7 +629,7 @@ class S2low:
             letter = letters[0]
             if upload_error(letter) == "Aucun fichier n'a été présenté":
                 return out("Envoi de fichier illégal.")
-            data = bytes(letter.data)
+            data = letter.read()  # a reply letter: small
             mimetype = sniff(data)
             if extension_of(mimetype) not in ("pdf", "jpg", "png", "xml"):
                 errors += (
@@ -622,7 +654,7 @@ class S2low:
                     f"Erreur lors de la réception du fichier annexe {annex.filename} : "
                     "typologie absente"
                 )
-            data = bytes(annex.data)
+            data = annex.read()
             mimetype = sniff(data)
             if extension_of(mimetype) not in ("pdf", "jpg", "png", "xml"):
                 errors += (
@@ -719,10 +751,9 @@ def _acte_row(transaction: Transaction) -> dict[str, str]:
     }
 
 
-def _served(data: bytes, tail: bytes, chunk: int = 1024 * 1024) -> Iterator[bytes]:
-    """``data`` then ``tail``, in slices of ``chunk`` bytes (``data`` is never copied whole)."""
-    view = memoryview(data)
-    for start in range(0, len(view), chunk):
-        yield bytes(view[start:start + chunk])
+def _served(path: Path, tail: bytes = b"") -> Iterator[bytes]:
+    """The file's bytes in chunks (:data:`sandbox.tdt.files.CHUNK`), then ``tail``; Starlette
+    iterates it in a thread."""
+    yield from chunks_of(path)
     if tail:
         yield tail

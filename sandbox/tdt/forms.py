@@ -6,11 +6,14 @@ python-multipart directly and keeps every field value as bytes; files are
 counted while they stream in, so an oversized post is refused without holding
 more than the limit in memory. A file part goes to a temporary file as it
 arrives, as PHP spools uploads to ``upload_tmp_dir`` before S²LOW sees them, and
-is read back once, whole, when the part ends (a 150 MB acte is never held twice).
+stays there: the handler reads its head (to sniff its type), copies it in chunks to
+where the sandbox keeps it (:mod:`sandbox.tdt.files`) and reads whole only the small
+files (a signature, a reply letter). :meth:`RawForm.close` removes the spools.
 """
 
 from __future__ import annotations
 
+import io
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO
@@ -37,12 +40,35 @@ SPOOL_IN_MEMORY = 1024 * 1024
 
 @dataclass
 class FormFile:
-    """One uploaded file."""
+    """One uploaded file, kept in its spool (in memory up to :data:`SPOOL_IN_MEMORY`, on
+    disk beyond)."""
 
     field_name: str
     filename: str
     content_type: str
-    data: bytes | bytearray = field(default_factory=bytes)
+    spool: IO[bytes] = field(default_factory=io.BytesIO)
+    size: int = 0
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes."""
+        self.spool.seek(0)
+        return self.spool.read(size)
+
+    def read(self) -> bytes:
+        """Every byte: for the small files only (a signature, a reply letter)."""
+        self.spool.seek(0)
+        return self.spool.read()
+
+    def opened(self) -> IO[bytes]:
+        """The spool at its start, to copy in chunks."""
+        self.spool.seek(0)
+        return self.spool
+
+
+def form_file(field_name: str, filename: str, data: bytes,
+              content_type: str = "application/octet-stream") -> FormFile:
+    """A file part holding ``data`` (tests, and files built by the sandbox itself)."""
+    return FormFile(field_name, filename, content_type, io.BytesIO(data), len(data))
 
 
 @dataclass
@@ -52,6 +78,12 @@ class RawForm:
     values: dict[str, list[bytes]] = field(default_factory=dict)
     files: dict[str, list[FormFile]] = field(default_factory=dict)
     file_bytes: int = 0
+
+    def close(self) -> None:
+        """Remove the files' spools (the handler copied what it keeps)."""
+        for files in self.files.values():
+            for file in files:
+                file.spool.close()
 
     def first(self, name: str) -> bytes | None:
         found = self.values.get(name)
@@ -71,12 +103,14 @@ class _PartCollector:
         self.header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
         self.data = bytearray()
-        self.spool: IO[bytes] | None = None
+        self.spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self.part_bytes = 0
 
     def on_part_begin(self) -> None:
         self.headers = {}
         self.data = bytearray()
         self.spool = None
+        self.part_bytes = 0
 
     def on_header_end_of_headers(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
@@ -102,10 +136,14 @@ class _PartCollector:
                 raise FormError(
                     "files", f"the files exceed the {self.max_file_bytes} bytes a TdT accepts"
                 )
+        piece = memoryview(data)[start:end]  # no copy: a transport may hand the whole body
         if self.spool is not None:
-            self.spool.write(data[start:end])
+            self.part_bytes += len(piece)
+            if self.part_bytes > SPOOL_IN_MEMORY:
+                self.spool.rollover()  # to disk before a large piece lands in memory
+            self.spool.write(piece)
         else:
-            self.data += data[start:end]
+            self.data += piece
 
     def on_part_end(self) -> None:
         disposition, options = parse_options_header(self.headers.get(b"content-disposition", b""))
@@ -114,25 +152,21 @@ class _PartCollector:
         name = options[b"name"].decode("iso-8859-1")
         if b"filename" in options:
             content_type = self.headers.get(b"content-type", b"application/octet-stream")
+            spool: IO[bytes] = self.spool or io.BytesIO(bytes(self.data))
+            self.spool = None
+            size = spool.tell()
+            spool.seek(0)
             self.form.files.setdefault(name, []).append(
                 FormFile(
                     field_name=name,
                     filename=options[b"filename"].decode("iso-8859-1"),
                     content_type=content_type.decode("iso-8859-1"),
-                    data=self._spooled(),
+                    spool=spool,
+                    size=size,
                 )
             )
         else:
             self.form.values.setdefault(name, []).append(bytes(self.data))
-
-    def _spooled(self) -> bytes | bytearray:
-        """The file part's bytes, read back once from its temporary file."""
-        spool, self.spool = self.spool, None
-        if spool is None:
-            return self.data
-        with spool:
-            spool.seek(0)
-            return spool.read()
 
     def close(self) -> None:
         """Remove a part left half-read (a refused or malformed body)."""
@@ -170,7 +204,11 @@ async def read_form(request: Request, *, max_file_bytes: int) -> RawForm:
             parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:
+        form.close()
         raise FormError("body", f"malformed multipart body: {exc}") from exc
+    except BaseException:
+        form.close()
+        raise
     finally:
         collector.close()
     return form

@@ -71,9 +71,10 @@ class HeliosPages:
             outcome: PesTransaction | str = "Échec lors du téléchargement du fichier"
         else:
             upload = files[0]
-            outcome = self.desk.import_pes(
-                account, basename(upload.filename), bytes(upload.data), must_signed
-            )
+            pes = upload.read()  # a PES Aller is parsed whole, as S²LOW does (128 MiB at most)
+            assert form is not None
+            form.close()
+            outcome = self.desk.import_pes(account, basename(upload.filename), pes, must_signed)
         if isinstance(outcome, str):
             children = [("id", ""), ("resultat", "KO"), ("message", _double_encoded(outcome))]
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from relais.actes.archive import (
     Transmission,
@@ -17,6 +18,7 @@ from relais.actes.archive import (
     build_transmission,
     envelope_file_name,
     pack_archive,
+    read_transmission,
 )
 from relais.actes.classification import Classification, build_retour_classification
 from relais.actes.metadata import ActeMetadata
@@ -34,6 +36,7 @@ from relais.actes.xml_build import (
 )
 from relais.documents import sample_pdf
 from sandbox.tdt.config import SandboxAccount
+from sandbox.tdt.files import member, write_archive
 from sandbox.tdt.prefecture_xml import (
     build_anomalie_acte,
     build_ar_acte,
@@ -97,10 +100,14 @@ def acte_transmission(
     day: date,
     sequence: int,
 ) -> Transmission:
-    """The 1-1 archive (envelope, ``Acte`` XML, documents); ValidationError if unbuildable."""
+    """The 1-1 transmission (names, envelope, ``Acte`` XML); ValidationError if unbuildable.
+
+    Its ``archive_bytes`` hold the documents' names with no content: the archive itself is
+    written to disk by :func:`write_acte_archive`, the documents read from their uploads in
+    chunks.
+    """
     names = _file_names(submission)
-    files = (submission.main, *submission.annexes)
-    documents = {name: f.data for name, f in zip(names, files, strict=True)}
+    documents = dict.fromkeys(names, b"")
     return build_transmission(
         acte_metadata(submission, account, classification),
         documents,
@@ -111,6 +118,22 @@ def acte_transmission(
         nature_collectivite=account.nature_collectivite,
         return_emails=[account.return_email],
     )
+
+
+def write_acte_archive(path: Path, transmission: Transmission,
+                       submission: ActeSubmission) -> int:
+    """Write the acte's tar.gz to ``path`` as S²LOW does (``tar cf - … | gzip -9``: envelope,
+    message XML, acte, annexes), the documents copied from their uploads in chunks; returns
+    its size in bytes (what ``checkArchiveSize`` compares with the limit)."""
+    xml = read_transmission(transmission.archive_bytes)
+    envelope, message = transmission.member_names[:2]
+    uploads = (submission.main, *submission.annexes)
+    documents = [
+        (name, posted.size, posted.upload.opened())
+        for name, posted in zip(transmission.member_names[2:], uploads, strict=True)
+    ]
+    return write_archive(path, [member(envelope, xml[envelope]),
+                                member(message, xml[message]), *documents])
 
 
 def ar_acte(transmission: Transmission, day: date, classification: Classification) -> bytes:

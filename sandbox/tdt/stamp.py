@@ -7,12 +7,17 @@ last page showing the stamp lines (drawn like :func:`relais.documents.sample_pdf
 text), a new page tree holding the old one and that page, and a new catalogue. The original
 bytes stay untouched at the start of the file. A PDF whose trailer it cannot read (e.g. a
 cross-reference stream without a classic trailer) is returned unchanged, as S²LOW does.
+
+:func:`stamp_file_increment` makes the same increment from a PDF on disk, reading it in
+chunks (the sandbox keeps a 150 MB acte in a file, never in memory).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
 _STARTXREF_RE = re.compile(rb"startxref\s+([0-9]+)\s+%%EOF\s*$")
 _TRAILER_RE = re.compile(rb"trailer\s*<<(.*?)>>\s*startxref", re.S)
@@ -25,12 +30,90 @@ def _ascii(text: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 and c not in "()\\" else " " for c in text)
 
 
-def _object(data: bytes, number: int, generation: int) -> bytes | None:
-    """The body of the last definition of object ``number generation`` in ``data``."""
-    matches = list(
-        re.finditer(rb"(?<![0-9])%d %d obj(.*?)endobj" % (number, generation), data, re.S)
-    )
-    return matches[-1].group(1) if matches else None
+def _object_re(number: int, generation: int) -> re.Pattern[bytes]:
+    return re.compile(rb"(?<![0-9])%d %d obj(.*?)endobj" % (number, generation), re.S)
+
+
+class _Pdf(Protocol):
+    """What the stamp reads of a PDF."""
+
+    size: int
+
+    def tail(self, size: int) -> bytes: ...
+
+    def last_trailer(self) -> bytes | None: ...
+
+    def object_body(self, number: int, generation: int) -> bytes | None: ...
+
+
+class _PdfBytes:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.size = len(data)
+
+    def tail(self, size: int) -> bytes:
+        return self._data[-size:]
+
+    def last_trailer(self) -> bytes | None:
+        found = list(_TRAILER_RE.finditer(self._data))
+        return found[-1].group(1) if found else None
+
+    def object_body(self, number: int, generation: int) -> bytes | None:
+        """The body of the last definition of object ``number generation``."""
+        found = list(_object_re(number, generation).finditer(self._data))
+        return found[-1].group(1) if found else None
+
+
+_CHUNK = 1024 * 1024
+_OVERLAP = 256
+_MAX_OBJECT = 1024 * 1024
+"""Longest trailer or catalogue/page-tree object read from a file (they are dictionaries of
+a few hundred bytes; a longer one is not stamped)."""
+
+
+class _PdfFile:
+    """The same reads on a file, in chunks: the last *start* of a match is found scanning
+    the file (windows overlapping by :data:`_OVERLAP` bytes), then the match is read from
+    there, at most :data:`_MAX_OBJECT` bytes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.size = path.stat().st_size
+
+    def _read(self, offset: int, size: int) -> bytes:
+        with self._path.open("rb") as source:
+            source.seek(max(offset, 0))
+            return source.read(size)
+
+    def tail(self, size: int) -> bytes:
+        return self._read(self.size - size, size)
+
+    def _last_start(self, start: re.Pattern[bytes]) -> int | None:
+        last = None
+        with self._path.open("rb") as source:
+            offset, carry = 0, b""
+            while block := source.read(_CHUNK):
+                window = carry + block
+                base = offset - len(carry)
+                for found in start.finditer(window):
+                    last = base + found.start()
+                offset += len(block)
+                carry = window[-_OVERLAP:]
+        return last
+
+    def _last(self, start: re.Pattern[bytes], whole: re.Pattern[bytes]) -> bytes | None:
+        at = self._last_start(start)
+        if at is None:
+            return None
+        found = whole.match(self._read(at, _MAX_OBJECT))
+        return found.group(1) if found else None
+
+    def last_trailer(self) -> bytes | None:
+        return self._last(re.compile(rb"trailer\s*<<"), _TRAILER_RE)
+
+    def object_body(self, number: int, generation: int) -> bytes | None:
+        return self._last(re.compile(rb"(?<![0-9])%d %d obj" % (number, generation)),
+                          _object_re(number, generation))
 
 
 def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
@@ -41,17 +124,26 @@ def stamp_pdf(pdf: bytes, lines: Sequence[str]) -> bytes:
 def stamp_increment(pdf: bytes, lines: Sequence[str]) -> bytes:
     """What :func:`stamp_pdf` appends to ``pdf`` (empty when it cannot read ``pdf``): a
     large acte can be served as its own bytes followed by these, never copied whole."""
-    tail = pdf[-2048:]
+    return _increment(_PdfBytes(pdf), lines)
+
+
+def stamp_file_increment(path: Path, lines: Sequence[str]) -> bytes:
+    """:func:`stamp_increment` of the PDF in ``path``, read in chunks (blocking: the whole
+    file is scanned a few times; run it in a thread)."""
+    return _increment(_PdfFile(path), lines)
+
+
+def _increment(pdf: _Pdf, lines: Sequence[str]) -> bytes:
+    tail = pdf.tail(2048)
     startxref = _STARTXREF_RE.search(tail)
-    trailers = list(_TRAILER_RE.finditer(pdf))
-    if startxref is None or not trailers:
+    trailer = pdf.last_trailer() if startxref is not None else None
+    if startxref is None or trailer is None:
         return b""
-    trailer = trailers[-1].group(1)
     size = _SIZE_RE.search(trailer)
     root = _ROOT_RE.search(trailer)
     if size is None or root is None:
         return b""
-    catalog = _object(pdf, int(root[1]), int(root[2]))
+    catalog = pdf.object_body(int(root[1]), int(root[2]))
     pages = _PAGES_RE.search(catalog) if catalog else None
     if catalog is None or pages is None:
         return b""
@@ -76,8 +168,8 @@ def stamp_increment(pdf: bytes, lines: Sequence[str]) -> bytes:
         font: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         new_catalog: catalog_body,
     }
-    out = bytearray(b"" if pdf.endswith(b"\n") else b"\n")
-    start = len(pdf)  # offsets count the original bytes, not copied here
+    out = bytearray(b"" if tail.endswith(b"\n") else b"\n")
+    start = pdf.size  # offsets count the original bytes, not copied here
     offsets: dict[int, int] = {}
     for number, body in objects.items():
         offsets[number] = start + len(out)
@@ -95,7 +187,7 @@ def stamp_increment(pdf: bytes, lines: Sequence[str]) -> bytes:
     return bytes(out)
 
 
-def _count(pdf: bytes, pages: re.Match[bytes]) -> int:
-    body = _object(pdf, int(pages[1]), int(pages[2])) or b""
+def _count(pdf: _Pdf, pages: re.Match[bytes]) -> int:
+    body = pdf.object_body(int(pages[1]), int(pages[2])) or b""
     found = re.search(rb"/Count\s+([0-9]+)", body)
     return int(found[1]) if found else 1

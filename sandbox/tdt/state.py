@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from sandbox.common.clock import Clock
 from sandbox.common.simulator import Simulator
 from sandbox.tdt import messages
 from sandbox.tdt.config import Faults, SandboxAccount, SandboxConfig
+from sandbox.tdt.files import FileStore
 from sandbox.tdt.messages import Packed
 from sandbox.tdt.prefecture_xml import build_reponse_classification_sans_changement
 from sandbox.tdt.validation import PARIS, ActeSubmission, extension_of
@@ -71,24 +73,27 @@ class StatusEntry:
 
 @dataclass
 class Envelope:
-    """An archive as S²LOW stores it (``actes_envelopes``)."""
+    """An archive as S²LOW stores it (``actes_envelopes``: ``file_path``, ``file_size``),
+    on disk."""
 
     id: int
     login: str
     archive_name: str
-    archive_bytes: bytes
+    path: Path
+    size: int
 
 
 @dataclass
 class IncludedFile:
-    """A file of a transaction (``actes_included_files``)."""
+    """A file of a transaction (``actes_included_files``), on disk."""
 
     id: int
     transaction_id: int
     name: str
     posted_filename: str
     mimetype: str
-    data: bytes
+    path: Path
+    size: int
 
 
 @dataclass
@@ -187,6 +192,24 @@ class TransactionTable(dict[int, Transaction]):
 
 
 @dataclass(frozen=True)
+class StoredActe:
+    """An acte's archive (and its size) and posted files, written to disk before it is
+    recorded."""
+
+    archive: Path
+    size: int
+    files: tuple[Path, ...]
+
+    def remove(self) -> None:
+        for path in (self.archive, *self.files):
+            path.unlink(missing_ok=True)
+
+
+def _suffix(name: str) -> str:
+    return "." + name.rsplit(".", 1)[-1] if "." in name else ""
+
+
+@dataclass(frozen=True)
 class _Fate:
     """What will happen to one acte, drawn when it is posted."""
 
@@ -202,6 +225,7 @@ class TdtState(Simulator[Faults]):
 
     def __init__(self, config: SandboxConfig, clock: Clock, rng: random.Random) -> None:
         self.config = config
+        self.store = FileStore(config.data_dir)
         super().__init__(clock, rng, config.faults)
 
     def reset(self, *, keep_faults: bool = False) -> None:
@@ -210,6 +234,7 @@ class TdtState(Simulator[Faults]):
         The fault knobs go back to the configuration's unless ``keep_faults``.
         """
         super().reset(keep_faults=keep_faults)
+        self.store.clear()
         self.transactions: TransactionTable = TransactionTable()
         self.envelopes: dict[int, Envelope] = {}
         self.files: dict[int, IncludedFile] = {}
@@ -238,18 +263,25 @@ class TdtState(Simulator[Faults]):
         """The envelope counter the next archive of ``login`` will use on ``day``."""
         return self._envelope_seq[(login, day)] + 1
 
-    def _envelope(self, login: str, packed: Packed) -> int:
+    def _envelope(self, login: str, packed: Packed, stored: Path | None = None) -> int:
+        """Record an envelope: ``stored`` is its archive on disk, else ``packed``'s bytes
+        are written there."""
         self._last_envelope += 1
+        path = stored or self.store.save_bytes(packed.archive_bytes, ".tar.gz")
         self.envelopes[self._last_envelope] = Envelope(
-            self._last_envelope, login, packed.archive_name, packed.archive_bytes
+            self._last_envelope, login, packed.archive_name, path, path.stat().st_size
         )
         return self._last_envelope
 
     def _file(
-        self, transaction_id: int, name: str, posted: str, mimetype: str, data: bytes
+        self, transaction_id: int, name: str, posted: str, mimetype: str, source: Path | bytes,
     ) -> IncludedFile:
+        """Record a file: ``source`` is already on disk, or bytes written there now."""
         self._last_file += 1
-        included = IncludedFile(self._last_file, transaction_id, name, posted, mimetype, data)
+        path = self.store.save_bytes(source, _suffix(name)) if isinstance(source, bytes) \
+            else source
+        included = IncludedFile(self._last_file, transaction_id, name, posted, mimetype, path,
+                                path.stat().st_size)
         self.files[included.id] = included
         return included
 
@@ -289,9 +321,10 @@ class TdtState(Simulator[Faults]):
         )
 
     def build_acte(self, account: SandboxAccount, submission: ActeSubmission) -> Transmission:
-        """The acte's archive for today's next envelope; ValidationError if unbuildable."""
+        """The acte's transmission for today's next envelope (names and XML; the archive is
+        :meth:`write_acte_archive`'s); ValidationError if unbuildable."""
         day = local_day(self.now())
-        return messages.acte_transmission(
+        transmission = messages.acte_transmission(
             submission,
             account,
             self.classification,
@@ -299,28 +332,46 @@ class TdtState(Simulator[Faults]):
             day=day,
             sequence=self.next_sequence(account.login, day),
         )
+        # taken now, as S²LOW takes its serial before writing the archive (a post refused
+        # for its archive's size has used it): the archive is written after an await
+        self._sequence(account.login, day)
+        return transmission
+
+    def write_acte(self, transmission: Transmission, submission: ActeSubmission) -> StoredActe:
+        """The acte's tar.gz and its posted files written under the store, copied in chunks
+        from their uploads (blocking: run it in a thread); :meth:`StoredActe.remove` when the
+        post is refused."""
+        archive = self.store.new_path(".tar.gz")
+        size = messages.write_acte_archive(archive, transmission, submission)
+        names = (transmission.metadata.main_file, *transmission.metadata.annex_files)
+        files = tuple(
+            self.store.save(posted.upload.opened(), _suffix(name))
+            for name, posted in zip(names, (submission.main, *submission.annexes), strict=True)
+        )
+        return StoredActe(archive, size, files)
 
     def record_acte(
         self,
         account: SandboxAccount,
         submission: ActeSubmission,
         transmission: Transmission,
+        stored: StoredActe,
         *,
         initial_status: int,
         out_of_classification: str | None,
     ) -> Transaction:
         """Record an accepted acte in ``initial_status`` (1, 17 or 18) and schedule its life.
 
-        ``out_of_classification`` (matières or typologies the authority's classification does
-        not have) makes the préfecture answer with an ``AnomalieActe``.
+        ``stored`` is its tar.gz and posted files on disk (:meth:`write_acte`).
+        ``out_of_classification`` (matières or typologies the authority's
+        classification does not have) makes the préfecture answer with an ``AnomalieActe``.
         """
         now = self.now()
-        self._sequence(account.login, local_day(now))
         packed = Packed(
             "1-1",
             transmission.message_xml,  # as packed: the archive is not unpacked again
             transmission.archive_name,
-            transmission.archive_bytes,
+            b"",  # on disk: the envelope's file
         )
         transaction = Transaction(
             id=self._next_id(),
@@ -336,12 +387,13 @@ class TdtState(Simulator[Faults]):
             subject=submission.subject,
             classification=submission.classification,
             packed=packed,
-            envelope_id=self._envelope(account.login, packed),
+            envelope_id=self._envelope(account.login, packed, stored.archive),
         )
-        stored = (transmission.metadata.main_file, *transmission.metadata.annex_files)
-        for name, posted in zip(stored, (submission.main, *submission.annexes), strict=True):
+        names = (transmission.metadata.main_file, *transmission.metadata.annex_files)
+        for name, posted, path in zip(names, (submission.main, *submission.annexes),
+                                      stored.files, strict=True):
             transaction.files.append(
-                self._file(transaction.id, name, posted.posted_name, posted.mimetype, posted.data)
+                self._file(transaction.id, name, posted.posted_name, posted.mimetype, path)
             )
         messages_by_status = {
             POSTED: "Dépôt initial",

@@ -54,11 +54,16 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class PostedFile:
-    """A file S²LOW accepted: the name posted, the content type it sniffed, the bytes."""
+    """A file S²LOW accepted: the name posted, the content type it sniffed, and the upload
+    it is read from (its spool: never read whole)."""
 
     posted_name: str
     mimetype: str
-    data: bytes
+    upload: FormFile
+
+    @property
+    def size(self) -> int:
+        return self.upload.size
 
     @property
     def extension(self) -> str:
@@ -89,6 +94,10 @@ class ActeSubmission:
     @property
     def classification(self) -> str:
         return ".".join(str(m) for m in self.matieres)
+
+
+SNIFF_BYTES = 4096
+"""What :func:`sniff` reads of a file: its head."""
 
 
 def sniff(data: bytes) -> str:
@@ -142,7 +151,7 @@ def upload_error(file: FormFile) -> str | None:
     """``FileUploader::verifOK``'s message for one uploaded file, or None."""
     if not file.filename:
         return "Aucun fichier n'a été présenté"
-    if not file.data:
+    if file.size == 0:
         return "Le fichier semble vide"
     return None
 
@@ -151,8 +160,7 @@ def _add_file(
     role: str, file: FormFile, code_pj: str, nature: str, matieres: list[str], acte_is_xml: bool
 ) -> tuple[PostedFile | None, str | None]:
     """``ActesTransaction::addFile`` for an acte (``role`` "acte") or an annex ("attachment")."""
-    data = bytes(file.data)
-    mimetype = sniff(data)
+    mimetype = sniff(file.head(SNIFF_BYTES))
     ext = _EXTENSIONS.get(mimetype, "")
     name = basename(file.filename)
     if role == "acte":
@@ -182,7 +190,7 @@ def _add_file(
             return None, "Les pièces jointes doivent être au format PDF avec un acte au format XML"
     if code_pj and CODE_PJ_RE.fullmatch(code_pj) is None:
         return None, "Le code de la PJ doit faire 5 caractères"
-    return PostedFile(file.filename, mimetype, data), None
+    return PostedFile(file.filename, mimetype, file), None
 
 
 def check_acte_post(
@@ -286,9 +294,9 @@ def _signature_text(form: Any) -> str | None:
     """``actes_transac_create.php``: an uploaded ``acte_pdf_file_sign`` is read and
     right-trimmed (``addSign``); absent or empty, the acte has no signature."""
     signs = form.files.get("acte_pdf_file_sign", [])
-    if not signs or not signs[0].data:
+    if not signs or signs[0].size == 0:
         return None
-    return bytes(signs[0].data).decode("iso-8859-1").rstrip() or None
+    return signs[0].read().decode("iso-8859-1").rstrip() or None
 
 
 def _classification(levels: list[str]) -> tuple[int, ...]:

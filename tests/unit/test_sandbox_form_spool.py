@@ -1,6 +1,7 @@
 """The sandbox TdT's form reader spools file parts to a temporary file as they arrive (as
-PHP spools uploads) and reads each back once: the bytes are the ones posted, a large part
-goes to disk, and nothing is left open, also when the body is refused."""
+PHP spools uploads) and leaves them there: the bytes are the ones posted, a large part goes
+to disk and is never read back whole by the reader, and closing the form (or a refused
+body) leaves nothing open."""
 
 from __future__ import annotations
 
@@ -56,11 +57,15 @@ async def test_file_parts_are_spooled_and_read_back_exactly(
                           ("acte_attachments[]", UploadFile("annexe.pdf", small))])
     form = await read_form(await _request(body), max_file_bytes=10_000_000)
     assert form.text("objet") == "Délibération" and form.first("api") == b"1"
-    assert form.files["acte_pdf_file"][0].data == big
-    assert form.files["acte_attachments[]"][0].data == small
+    main, annex = form.files["acte_pdf_file"][0], form.files["acte_attachments[]"][0]
+    assert (main.size, annex.size) == (len(big), len(small))
+    assert spools.made[0]._rolled and not spools.made[1]._rolled  # the big one went to disk
+    assert main.spool is spools.made[0] and annex.spool is spools.made[1]
+    assert main.head(9) == b"%PDF-1.4\n" and main.read() == big and annex.read() == small
     assert form.file_bytes == len(big) + len(small)
     assert len(spools.made) == 2  # one per file part, none for the text fields
-    assert spools.made[0]._rolled and not spools.made[1]._rolled  # the big one went to disk
+    assert not any(s.closed for s in spools.made)
+    form.close()
     assert all(s.closed for s in spools.made)
 
 
