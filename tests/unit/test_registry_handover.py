@@ -9,8 +9,6 @@ the 429 blocks and a skew between the two workers' clocks.
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,35 +21,10 @@ from connectors.registries.models import NotFound, Registry
 from relais.registry.bucket import BucketState, TokenBucket, state_from_json, state_to_json
 from relais.registry.cache import RegistryCache
 from relais.wire.avro_codec import AvroCodec
+from tests.unit.quota_clock import admit, most_in_window
 from topics.registry import REGISTRY_LOOKUPS, REGISTRY_QUOTA
 
 LIMIT, WINDOW = 30, 60.0
-
-
-def admit(bucket: TokenBucket, asks: list[float], until: float | None = None) -> list[float]:
-    """Asks retried after the wait the bucket names; those admitted before ``until``."""
-    admitted: list[float] = []
-    for ask in sorted(asks):
-        now = max(ask, admitted[-1] if admitted else ask)
-        while (wait := bucket.take(now)) > 0:
-            now += wait
-            if until is not None and now >= until:
-                return admitted
-        if until is not None and now >= until:
-            return admitted
-        admitted.append(now)
-    return admitted
-
-
-def most_in_window(times: list[float], window: float) -> int:
-    seen: deque[float] = deque()
-    most = 0
-    for t in sorted(times):
-        seen.append(t)
-        while seen[0] <= t - window:
-            seen.popleft()
-        most = max(most, len(seen))
-    return most
 
 
 @settings(max_examples=80, deadline=None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 import pytest
 from hypothesis import given, settings
@@ -12,28 +11,7 @@ from hypothesis import strategies as st
 from relais.registry.breaker import BreakerState, CircuitBreaker
 from relais.registry.bucket import BucketState, TokenBucket
 from relais.registry.singleflight import SingleFlight
-
-
-def admitted_times(bucket: TokenBucket, asks: list[float]) -> list[float]:
-    """Every ask is retried after the wait the bucket names, until admitted."""
-    admitted: list[float] = []
-    for ask in sorted(asks):
-        now = max(ask, admitted[-1] if admitted else ask)
-        while (wait := bucket.take(now)) > 0:
-            now += wait
-        admitted.append(now)
-    return admitted
-
-
-def max_in_rolling_window(times: list[float], window: float) -> int:
-    seen: deque[float] = deque()
-    most = 0
-    for t in times:
-        seen.append(t)
-        while seen[0] <= t - window:
-            seen.popleft()
-        most = max(most, len(seen))
-    return most
+from tests.unit.quota_clock import admit, most_in_window
 
 
 @settings(max_examples=60, deadline=None)
@@ -43,15 +21,15 @@ def max_in_rolling_window(times: list[float], window: float) -> int:
 )
 def test_a_quota_bucket_never_exceeds_the_rolling_window(asks: list[float], limit: int) -> None:
     bucket = TokenBucket.for_quota(limit, 60.0, 0.0, margin=0.0)
-    times = admitted_times(bucket, asks)
+    times = admit(bucket, asks)
     assert len(times) == len(asks)
-    assert max_in_rolling_window(times, 60.0) <= limit
+    assert most_in_window(times, 60.0) <= limit
 
 
 def test_sirene_burst_of_two_thousand_goes_through_at_thirty_a_minute() -> None:
     bucket = TokenBucket.for_quota(30, 60.0, 0.0)
-    times = admitted_times(bucket, [0.0] * 2000)
-    assert max_in_rolling_window(times, 60.0) <= 30
+    times = admit(bucket, [0.0] * 2000)
+    assert most_in_window(times, 60.0) <= 30
     assert bucket.max_in_window(60.0) <= 30
     # the bucket is not needlessly slow: 2,000 calls in little more than 2,000/30 minutes
     assert times[-1] / 60 < 2000 / 30 * 1.12
