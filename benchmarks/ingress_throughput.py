@@ -67,6 +67,7 @@ from benchmarks import (
     upload_pdf,
     wait_topics_ready,
 )
+from benchmarks.ladder_roles import batch_outputs
 from benchmarks.notification_reader import NotificationReader
 from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
@@ -75,9 +76,8 @@ from ops.processes import ManagedProcess
 from ops.submissions import ActeDraft
 from ops.topics import apply_topics
 from relais.blobs.model import BlobRef
-from relais.errors import DecodeError, InfrastructureError
+from relais.errors import InfrastructureError
 from relais.flows.ids import flow_id_for
-from relais.flows.outbound import FlowContext, notification_record
 from relais.kafka import clients as kafka_clients
 from relais.kafka.admin import admin_client
 from relais.kafka.publisher import Publisher, dataschema_uri
@@ -86,7 +86,7 @@ from relais.wire.avro_codec import AvroCodec
 from relais.wire.headers import EventHeaders
 from topics import member as member_topics
 from topics.catalogue import hub_topics
-from topics.member import SUBMISSIONS_PATTERN, siren_of_submissions_topic
+from topics.member import SUBMISSIONS_PATTERN
 
 APP_ID = "relais-bench-tp"
 BASELINE_GROUP = f"{APP_ID}-baseline"  # under the hub's group prefix (ACLs)
@@ -122,30 +122,9 @@ async def baseline_worker(bootstrap: str, group_id: str, max_records: int) -> No
             batches = await consumer.getmany(timeout_ms=1000, max_records=max_records)
             if not batches:
                 continue
-            sends = []
-            offsets: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                siren = siren_of_submissions_topic(tp.topic) or ""
-                target = member_topics.notifications(siren).name
-                for record in records:
-                    try:
-                        submission = codec.decode(record.value or b"").record
-                        submission_id = str(submission.get("submission_id") or "")
-                        kind = "ACCEPTED"
-                    except DecodeError:
-                        submission_id = f"offset-{record.offset}"
-                        kind = "REJECTED"
-                    flow = FlowContext(
-                        flow_id_for(siren, submission_id), siren, "acte", submission_id
-                    )
-                    value = codec.encode(
-                        "Notification",
-                        notification_record(flow, kind=kind, state="received", message="ok"),
-                    )
-                    sends.append(
-                        await producer.send(target, value, key=flow.flow_id.encode("utf-8"))
-                    )
-                offsets[tp] = records[-1].offset + 1
+            outputs, offsets = batch_outputs(codec, batches, None)
+            sends = [await producer.send(topic, value, key=key)
+                     for topic, key, value, _headers in outputs]
             await asyncio.gather(*sends)
             await consumer.commit(offsets)
             handled += sum(len(r) for r in batches.values())

@@ -424,9 +424,10 @@ class Driver:
     async def role(self, name: str, role: str, count: int, what: str,
                    **options: Any) -> Rung:
         """Run one child role until it drained ``count`` records."""
+        partner = self.sandbox_pid() if role.startswith("stage:") else None  # bare loops: none
         args = ["--role", role, "--count", str(count), "--bootstrap", self.bootstrap,
                 "--broker-pid", str(self.broker.running_pid() or 0),
-                "--sandbox-pid", str(self.sandbox_pid() or 0)]
+                "--sandbox-pid", str(partner or 0)]
         if self.args.profile is not None:
             self.args.profile.mkdir(parents=True, exist_ok=True)
             options["profile"] = self.args.profile / f"{role.replace(':', '-')}.prof"

@@ -194,16 +194,17 @@ def batch_outputs(codec: AvroCodec, batches: dict[TopicPartition, list[Any]],
         siren = siren_of_submissions_topic(tp.topic) or ""
         target = member_topics.notifications(siren).name
         for record in records:
+            kind = "ACCEPTED"
             try:
                 submission = codec.decode(record.value or b"").record
                 submission_id = str(submission.get("submission_id") or "")
             except DecodeError:
-                submission_id = f"offset-{record.offset}"
+                submission_id, kind = f"offset-{record.offset}", "REJECTED"
             flow = FlowContext(flow_id_for(siren, submission_id), siren, "acte",
                                submission_id)
             if shaped is None:
                 value = codec.encode("Notification", notification_record(
-                    flow, kind="ACCEPTED", state="received", message="ok"))
+                    flow, kind=kind, state="received", message="ok"))
                 outputs.append((target, flow.flow_id.encode("utf-8"), value, []))
             else:
                 outputs.extend(shaped.for_input(flow))
