@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import TopicPartition
 
+from benchmarks.ladder import INGRESS, L1, L1B, L1B_BARE, Ladder, Rung, targets
 from benchmarks.ladder_roles import batch_outputs, count_sent
 from benchmarks.ladder_targets import Target, ratio, target_lines
 from benchmarks.output_shape import (
@@ -163,3 +164,24 @@ def test_a_mirror_record_smaller_than_a_notification_is_cut_to_the_hub_size() ->
     # a member's topic is read by its back-office: its notification stays whole
     assert len(member[2]) > 60
     assert codec.decode(member[2], expected="Notification").record["flow_id"] == "3" * 36
+
+
+def test_the_ladder_checks_each_target_its_rungs_measure() -> None:
+    ladder = Ladder(rungs=[
+        Rung(L1, "", per_second=8000.0), Rung(L1B, "", per_second=2500.0),
+        Rung(L1B_BARE, "", per_second=7000.0), Rung(INGRESS, "", per_second=2100.0),
+        Rung("L3 saturation", "", per_second=50.0, peak_rss_mib=133.0),
+        Rung("L3 latency", "", per_second=25.0, peak_rss_mib=140.0,
+             extra={"posted_p99_ms": 994.0}),
+    ])
+    found = {t.name: t for t in targets(ladder)}
+    # the 0.8 target is against L1b with the hub's headers, never the header-less one
+    assert found["L2 ingress / L1b"].measured == pytest.approx(2100 / 2500)
+    assert found["L2 ingress / L1b"].met
+    assert not found["L2 ingress / L1"].met
+    assert not found["L3 actes/s at saturation, 1 worker"].met
+    assert found["p99 publish -> posted, ms"].met
+    assert found["worker peak RSS, MiB"].measured == 140.0
+    assert len(found) == 5
+
+    assert [t.name for t in targets(Ladder(rungs=[Rung(INGRESS, "", per_second=900.0)]))] == []
