@@ -31,6 +31,22 @@ def _secret_looking(key: str) -> bool:
     return any(mark in lowered for mark in _SECRET_KEYS) and not lowered.endswith("_sha256")
 
 
+@functools.lru_cache(maxsize=16)
+def _writes_debug(wrapper_class: type) -> bool:
+    """Whether loggers of ``wrapper_class`` write DEBUG lines (when it cannot tell: True)."""
+    try:
+        return bool(wrapper_class(None, [], {}).is_enabled_for(logging.DEBUG))
+    except Exception:  # a wrapper that needs a real logger to answer: assume it writes
+        return True
+
+
+def debug_enabled() -> bool:
+    """Whether structlog, as configured now, writes DEBUG lines: a cheap test before a
+    DEBUG line written per record. Calling a lazy logger (``structlog.get_logger()``) binds
+    a logger first, about 6 µs even for a line the level drops."""
+    return _writes_debug(structlog.get_config()["wrapper_class"])
+
+
 def mask_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:

@@ -30,6 +30,7 @@ from relais.flows.kit import Route
 from relais.flows.machine import FlowMachine
 from relais.flows.outbound import FlowContext, Outbound
 from relais.flows.progress import machine_for
+from relais.logs import debug_enabled
 from relais.members.model import Member
 from relais.stages import headers as stage_headers
 from relais.stages.failures import describe
@@ -331,7 +332,8 @@ async def _check_submission(
         return _reject(deps, record, flow, parent, "invalid_envelope",
                        "the submission's envelope was refused", reasons, decoded=True)
     deps.counters.accept(flow_type)
-    log.debug("ingress.accepted", flow_id=flow.flow_id, flow_type=flow_type)
+    if debug_enabled():
+        log.debug("ingress.accepted", flow_id=flow.flow_id, flow_type=flow_type)
     received = emit(
         deps.codec, flow, machine_for(deps.machines, flow_type), stage=STAGE,
         state="received", previous=None, kind="ACCEPTED", parent=parent,

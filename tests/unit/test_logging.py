@@ -162,3 +162,14 @@ def test_console_format_renders_without_error(
     err = capsys.readouterr().err
     assert "hello" in err and "217500016" in err
     assert "hunter2" not in err
+
+
+def test_debug_enabled_follows_the_configured_level(restore_logging: None) -> None:
+    from relais.logs import debug_enabled
+
+    configure_logging("json", "INFO")
+    assert debug_enabled() is False
+    configure_logging("json", "DEBUG")
+    assert debug_enabled() is True
+    with capture_logs():  # the test configuration writes every level
+        assert debug_enabled() is True
