@@ -40,8 +40,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from connectors.http.limits import read_capped
-from connectors.http.streamed import capped_chunks
+from connectors.http.limits import capped_chunks, read_capped
 from connectors.tdt.errors import (
     is_ko,
     map_transport_errors,
@@ -139,6 +138,9 @@ acte that moves between two states while they are listed can be missed: the
 caller must treat "absent" as "post again" only because S²LOW itself refuses a
 number it already holds, and then ask again (acts-delivery does).
 """
+
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first bytes of a gzip stream: a prefecture message's .tar.gz."""
 
 ACTE_TRANSACTION_TYPE = "1"
 """``TypeTransaction::TransmissionActe``: the listing also holds replies, cancellations…"""
@@ -587,34 +589,35 @@ class S2lowConnector:
                     self.partner, operation, "expected a redirect to the PDF", answer.body
                 )
             target = self._redirect_target(answer, PATH_DOWNLOAD, operation)
-            return await self._stream_pdf(operation, target, store)
+            return await self._stream_checked(operation, target, store, b"%PDF-",
+                                              "the stamped acte is not a PDF")
 
         return await self._retrying(self._redirect_read_attempts, attempt)
 
-    async def _stream_pdf(
+    async def _stream_checked(
         self, operation: str, url: httpx.URL,
-        store: Callable[[AsyncIterator[bytes]], Awaitable[_R]],
+        store: Callable[[AsyncIterator[bytes]], Awaitable[_R]], magic: bytes, wrong: str,
     ) -> _R:
-        """GET ``url`` and hand its body, checked to be a PDF, to ``store`` as it arrives."""
+        """GET ``url`` and hand its body, checked to start with ``magic`` (else
+        :class:`PartnerReplyError` saying ``wrong``), to ``store`` as it arrives."""
         started = time.perf_counter()
         sent = 0
 
-        async def pdf(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async def checked(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             nonlocal sent
             head = b""
             async for chunk in chunks:
-                if len(head) < 5:
+                if len(head) < len(magic):
                     head += chunk
-                    if len(head) < 5:
+                    if len(head) < len(magic):
                         continue
-                    if not head.startswith(b"%PDF-"):
-                        raise reply_error(self.partner, operation,
-                                          "the stamped acte is not a PDF", head)
-                    chunk, head = head, b"%PDF-"
+                    if not head.startswith(magic):
+                        raise reply_error(self.partner, operation, wrong, head)
+                    chunk, head = head, magic
                 sent += len(chunk)
                 yield chunk
-            if len(head) < 5:
-                raise reply_error(self.partner, operation, "the stamped acte is not a PDF", head)
+            if len(head) < len(magic):
+                raise reply_error(self.partner, operation, wrong, head)
 
         # under the cap on calls in flight too: the download holds a connection
         async with self._slot(operation):
@@ -629,9 +632,9 @@ class S2lowConnector:
                                          partner=self.partner, operation=operation,
                                          url=self._base_url)
                     raise error or reply_error(self.partner, operation,
-                                               f"HTTP {response.status_code} instead of the PDF",
-                                               body)
-                stored = await store(pdf(capped_chunks(
+                                               f"HTTP {response.status_code} instead of the "
+                                               "document", body)
+                stored = await store(checked(capped_chunks(
                     response, self.caps.document, partner=self.partner, operation=operation,
                     deadline=self._body_deadline, label="TdT")))
             finally:
@@ -904,9 +907,41 @@ class S2lowConnector:
             raise reply_error(
                 self.partner, operation, "expected a redirect to the archive", answer.body
             )
-        if not answer.body.startswith(b"\x1f\x8b"):
+        if not answer.body.startswith(GZIP_MAGIC):
             raise reply_error(self.partner, operation, "the archive is not gzip data", answer.body)
         return answer.body
+
+    async def save_prefecture_document(
+        self, document_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[_R]]
+    ) -> _R:
+        """:meth:`get_prefecture_document`, streamed: the .tar.gz goes to ``store`` chunk by
+        chunk as it arrives (a blob store's ``put_stream``), never whole in memory; returns
+        what ``store`` returns.
+
+        Same calls, errors and caps as :meth:`get_prefecture_document`; the first hop's
+        answer (S²LOW's 302, a ``KO``, or the ``type-status-id`` lines it prints for an
+        acte's id) is capped at ``caps.text``. ``store`` must leave nothing behind when the
+        chunks it reads raise (``put_stream`` does not): each attempt after a transient
+        failure calls it again with a fresh stream.
+        """
+        operation = "get_prefecture_document"
+
+        async def attempt() -> _R:
+            answer = await self._hop(
+                operation, "GET", self._base_url + PATH_GET_DOCUMENT, cap=self.caps.text,
+                params={"id": document_id}, redirect_ok=True,
+            )
+            if not 300 <= answer.status < 400:
+                if is_ko(answer.body):
+                    raise self._refusal(answer, operation, "document")
+                raise reply_error(
+                    self.partner, operation, "expected a redirect to the archive", answer.body
+                )
+            target = self._redirect_target(answer, PATH_DOWNLOAD, operation)
+            return await self._stream_checked(operation, target, store, GZIP_MAGIC,
+                                              "the archive is not gzip data")
+
+        return await self._retrying(self._redirect_read_attempts, attempt)
 
     async def mark_prefecture_document_read(self, document_id: str) -> None:
         """Remove a prefecture message from the unread list. Idempotent: safe to repeat."""

@@ -1,5 +1,5 @@
 """The stamped acte streamed from the TdT into the blob store (``save_stamped_acte``) and
-the capped chunk reader under it (``connectors.http.streamed``): the bytes stored equal
+the capped chunk reader under it (``connectors.http.limits``): the bytes stored equal
 the ones ``get_stamped_acte`` reads whole, they arrive in chunks, and every refusal,
 cap and deadline leaves nothing in the store."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.http.streamed import capped_chunks
+from connectors.http.limits import capped_chunks
 from connectors.tdt.s2low import ReplyCaps
 from relais.blobs.filesystem import FilesystemBlobStore
 from relais.blobs.model import BlobRef
