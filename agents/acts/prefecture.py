@@ -19,18 +19,22 @@ a TdT outage of minutes does not dead-letter every message. Then it is dead-lett
 a record describing it goes to ``relais.dlq.acts-prefecture`` and the member gets a
 ``FAILED`` notification about its acte (the acte's state does not change). It
 stays unread at the TdT, so after the cause is fixed a restarted worker fetches it
-again. Archives are opened off the event loop with size, entry and time limits
-(:mod:`relais.actes.archive_reader`).
+again. The archive goes from the TdT into the blob store as it arrives
+(``save_prefecture_document``), owned by the member and named in the notification's
+``tdt_archive_sha256``; it is then opened off the event loop with size, entry and time limits
+(:mod:`relais.actes.archive_reader`, which reads it whole: up to ``max_acte_bytes``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -41,6 +45,7 @@ from connectors.tdt.models import PrefectureDocumentRef
 from relais.actes.archive_reader import ArchiveLimits, read_partner_archive
 from relais.actes.codes import MESSAGE_TYPE_BY_CODE
 from relais.actes.xml_parse import ActesMessage, parse_message
+from relais.blobs.model import BlobRef
 from relais.blobs.sniff import sniff_media_type
 from relais.errors import PartnerReplyError, Reason, RelaisError
 from relais.flows.outbound import FlowContext
@@ -157,7 +162,8 @@ class PrefectureWatcher:
                 continue
             flow_id = self._deps.links.flow_of_transaction(member.tdt.url,
                                                            ref.related_transaction_id)
-            if flow_id is None or self._deps.links.get(flow_id) is None:
+            link = self._deps.links.get(flow_id) if flow_id is not None else None
+            if flow_id is None or link is None:
                 if key not in self._waiting:
                     self._waiting.add(key)
                     log.info("acts.prefecture_message_waits", document=ref.id,
@@ -166,7 +172,9 @@ class PrefectureWatcher:
             self._waiting.discard(key)
             try:
                 if key not in self._done:
-                    archive = await connector.get_prefecture_document(ref.id)
+                    archive = await connector.save_prefecture_document(ref.id, partial(
+                        self._deps.blobs.put_stream, media_type="application/gzip",
+                        filename=f"tdt-document-{ref.id}.tar.gz", owner=link.member_siren))
                     if await self._deliver(flow_id, ref, archive):
                         delivered += 1
                     self._done.add(key)
@@ -255,12 +263,21 @@ class PrefectureWatcher:
             await deps.journal.publish_raw(out.topic, key=out.key, value=out.value,
                                            headers=out.headers)
 
-    async def _deliver(self, flow_id: str, ref: PrefectureDocumentRef, archive: bytes) -> bool:
+    async def _archive_bytes(self, archive: BlobRef) -> bytes:
+        """The stored archive, read back for :func:`read_partner_archive` (bytes in)."""
+        buffer = io.BytesIO()
+        chunks = self._deps.blobs.open(archive.sha256)
+        async for chunk in chunks:
+            buffer.write(chunk)
+        return buffer.getvalue()
+
+    async def _deliver(self, flow_id: str, ref: PrefectureDocumentRef, archive: BlobRef) -> bool:
         deps = self._deps
         link = deps.links.get(flow_id)
         if link is None:
             return False
-        files = await read_partner_archive(archive, partner="tdt", limits=self._limits)
+        files = await read_partner_archive(await self._archive_bytes(archive), partner="tdt",
+                                           limits=self._limits)
         message = await _business_message(files, ref.type)
         type_code = message.type_code
         content_key = hashlib.sha256(message.raw).hexdigest()[:16]
@@ -275,7 +292,8 @@ class PrefectureWatcher:
                                                   owner=link.member_siren)
             documents.append(ref_blob.to_dict())
         flow = FlowContext(flow_id, link.member_siren, "acte", link.submission_id)
-        details = {"type_code": type_code, "tdt_document_id": ref.id, "tdt_type": ref.type}
+        details = {"type_code": type_code, "tdt_document_id": ref.id, "tdt_type": ref.type,
+                   "tdt_archive_sha256": archive.sha256}
         for field in ("courrier_date", "motif", "description", "depot_date", "nature_illegalite"):
             value = message.fields.get(field)
             if isinstance(value, str) and value:

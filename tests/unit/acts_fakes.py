@@ -163,7 +163,9 @@ class FakeConnector:
     async def list_prefecture_documents(self) -> list[PrefectureDocumentRef]:
         return []
 
-    async def get_prefecture_document(self, document_id: str) -> bytes:
+    async def save_prefecture_document(
+        self, document_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[BlobRef]]
+    ) -> BlobRef:
         raise AssertionError("not used by these stages")
 
     async def mark_prefecture_document_read(self, document_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -14,6 +15,7 @@ from agents.acts.links import ActeLink
 from agents.acts.prefecture import PrefectureWatcher
 from connectors.tdt.models import PrefectureDocumentRef
 from relais.actes.archive import pack_archive
+from relais.blobs.model import BlobRef
 from relais.documents import sample_pdf
 from relais.errors import (
     InfrastructureError,
@@ -62,11 +64,20 @@ class PrefectureConnector(FakeConnector):
     async def list_prefecture_documents(self) -> list[PrefectureDocumentRef]:
         return list(self.documents)
 
-    async def get_prefecture_document(self, document_id: str) -> bytes:
+    async def save_prefecture_document(
+        self, document_id: str, store: Callable[[AsyncIterator[bytes]], Awaitable[BlobRef]]
+    ) -> BlobRef:
+        """As S²LOW's download page sends it: the .tar.gz in chunks, into ``store``."""
         self.fetched.append(document_id)
         if self.fetch_errors:
             raise self.fetch_errors.pop(0)
-        return self.archives[document_id]
+        archive = self.archives[document_id]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(archive), 4096):
+                yield archive[start:start + 4096]
+
+        return await store(chunks())
 
     async def mark_prefecture_document_read(self, document_id: str) -> None:
         self.marked.append(document_id)
@@ -127,6 +138,10 @@ async def test_a_message_is_delivered_with_the_code_from_its_xml(world: World) -
     assert note["details"]["motif"] == "Incompétence"
     assert len(note["documents"]) == 3
     assert all(world.blobs.owners[d["sha256"]] == {SIREN} for d in note["documents"])
+    # the archive went into the blob store as it came, the member's, named in the details
+    archive = note["details"]["tdt_archive_sha256"]
+    assert world.blobs.blobs[archive] == tdt.archives["9001"]
+    assert world.blobs.owners[archive] == {SIREN} and world.blobs.stream_puts == 1
     assert tdt.marked == ["9001"]
     # listed again (not yet marked read on the TdT side): not fetched, not delivered twice
     assert await watcher.run_once() == 0

@@ -37,6 +37,8 @@ from connectors.tdt import (
 from connectors.tdt.errors import TRANSPORT_ERRORS, error_class_for, parse_retry_after
 from connectors.tdt.models import TransactionStatus
 from connectors.tdt.s2low import LISTING_STATES, REPLY_TYPE_ENVOIE, ReplyCaps
+from relais.actes.archive import pack_archive
+from relais.documents import sample_pdf
 from relais.errors import (
     PartnerAuthError,
     PartnerError,
@@ -49,6 +51,7 @@ from relais.errors import (
     Reason,
     ValidationError,
 )
+from sandbox.tdt.prefecture_xml import build_demande_piece_complementaire, build_envelope_pref
 
 BASE = "https://tdt.example.test"
 PDF = b"%PDF-1.4\n%test\n"
@@ -496,7 +499,38 @@ async def test_retry_after_as_an_http_date() -> None:
 
 # -- prefecture messages -----------------------------------------------------------------------
 
-ARCHIVE = gzip.compress(b"034-213400021-20240228-D2024_017-DE-3-1_0.xml\x00" * 4)
+_MESSAGE_3_1 = "034-213400021-20240305-D2024_017-DE-3-1"
+ARCHIVE = pack_archive([
+    ("TACT--SPREF0341-213400021-20240305-1.xml",
+     build_envelope_pref("034", "213400021", [f"{_MESSAGE_3_1}_0.xml"])),
+    (f"{_MESSAGE_3_1}_0.xml",
+     build_demande_piece_complementaire("034-213400021-20240228-D2024_017-DE",
+                                        date(2024, 3, 5), "Pièce manquante : annexe 2",
+                                        f"{_MESSAGE_3_1}_1.pdf")),
+    (f"{_MESSAGE_3_1}_1.pdf", sample_pdf("Demande de pieces complementaires")),
+])
+"""A 3-1's .tar.gz as ``actes_download_file.php?env=`` sends it: the préfecture's envelope,
+the message, its letter."""
+
+
+async def whole(connector: S2lowConnector, document_id: str) -> bytes:
+    return await connector.get_prefecture_document(document_id)
+
+
+async def streamed(connector: S2lowConnector, document_id: str) -> bytes:
+    """``save_prefecture_document`` into a store that joins the chunks it is handed."""
+    received: list[bytes] = []
+
+    async def store(chunks: AsyncIterator[bytes]) -> bytes:
+        received.clear()  # a retried attempt starts again
+        received.extend([chunk async for chunk in chunks])
+        return b"".join(received)
+
+    return await connector.save_prefecture_document(document_id, store)
+
+
+FETCHES = pytest.mark.parametrize("fetch", [whole, streamed], ids=["whole", "streamed"])
+Fetch = Callable[[S2lowConnector, str], Any]
 DOCUMENT_ROWS = [
     {
         "id": "51",
@@ -581,10 +615,11 @@ async def test_unreadable_document_listings(body: bytes) -> None:
         await connector_for(answering(body)).list_prefecture_documents()
 
 
-async def test_the_document_redirect_is_followed_on_the_same_host() -> None:
+@FETCHES
+async def test_the_document_redirect_is_followed_on_the_same_host(fetch: Fetch) -> None:
     seen: list[httpx.Request] = []
     connector = connector_for(recording(seen, s2low_documents()))
-    assert await connector.get_prefecture_document("51") == ARCHIVE
+    assert await fetch(connector, "51") == ARCHIVE
     assert [r.url.path for r in seen] == [
         "/modules/actes/actes_transac_get_document.php",
         "/modules/actes/actes_download_file.php",
@@ -596,9 +631,10 @@ async def test_the_document_redirect_is_followed_on_the_same_host() -> None:
     assert seen[2].url.params["transaction_id"] == "51"
 
 
-async def test_an_absolute_redirect_to_the_same_origin_is_followed() -> None:
+@FETCHES
+async def test_an_absolute_redirect_to_the_same_origin_is_followed(fetch: Fetch) -> None:
     location = f"{BASE}:443/modules/actes/actes_download_file.php?env=77"
-    assert await connector_for(s2low_documents(location)).get_prefecture_document("51") == ARCHIVE
+    assert await fetch(connector_for(s2low_documents(location)), "51") == ARCHIVE
 
 
 @pytest.mark.parametrize(
@@ -613,22 +649,27 @@ async def test_an_absolute_redirect_to_the_same_origin_is_followed() -> None:
         "",
     ],
 )
-async def test_a_redirect_elsewhere_is_refused_without_following(location: str) -> None:
+@FETCHES
+async def test_a_redirect_elsewhere_is_refused_without_following(
+    location: str, fetch: Fetch,
+) -> None:
     seen: list[httpx.Request] = []
     connector = connector_for(recording(seen, s2low_documents(location)))
     with pytest.raises(PartnerReplyError) as caught:
-        await connector.get_prefecture_document("51")
+        await fetch(connector, "51")
     assert type(caught.value) is PartnerReplyError
     assert len(seen) == 1
 
 
-async def test_a_redirect_to_the_login_page_is_an_auth_error() -> None:
+@FETCHES
+async def test_a_redirect_to_the_login_page_is_an_auth_error(fetch: Fetch) -> None:
     connector = connector_for(s2low_documents("https://tdt.example.test/connexion-status"))
     with pytest.raises(PartnerAuthError):
-        await connector.get_prefecture_document("51")
+        await fetch(connector, "51")
 
 
-async def test_a_second_redirect_is_not_followed() -> None:
+@FETCHES
+async def test_a_second_redirect_is_not_followed(fetch: Fetch) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("actes_transac_get_document.php"):
             return httpx.Response(302, headers={"Location": "actes_download_file.php?env=77"})
@@ -636,9 +677,10 @@ async def test_a_second_redirect_is_not_followed() -> None:
         return httpx.Response(302, headers={"Location": "https://tdt.example.test/"})
 
     with pytest.raises(PartnerReplyError):
-        await connector_for(handler).get_prefecture_document("51")
+        await fetch(connector_for(handler), "51")
 
 
+@FETCHES
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -646,23 +688,55 @@ async def test_a_second_redirect_is_not_followed() -> None:
         (b"2-21-51\n3-7-52\n", PartnerReplyError),  # the messages of an acte's id
     ],
 )
-async def test_a_document_answer_without_redirect(body: bytes, error: type[PartnerError]) -> None:
+async def test_a_document_answer_without_redirect(
+    body: bytes, error: type[PartnerError], fetch: Fetch,
+) -> None:
     with pytest.raises(error) as caught:
-        await connector_for(answering(body)).get_prefecture_document("4242")
+        await fetch(connector_for(answering(body)), "4242")
     assert type(caught.value) is error
 
 
-async def test_a_downloaded_document_that_is_not_gzip_is_unreadable() -> None:
+@FETCHES
+async def test_a_downloaded_document_that_is_not_gzip_is_unreadable(fetch: Fetch) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("actes_transac_get_document.php"):
             return httpx.Response(302, headers={"Location": "actes_download_file.php?env=77"})
         return httpx.Response(200, content=b"\x00" * 1024)
 
     with pytest.raises(PartnerReplyError):
-        await connector_for(handler).get_prefecture_document("51")
+        await fetch(connector_for(handler), "51")
 
 
-async def test_each_hop_of_a_redirected_download_is_retried_after_a_transient_failure() -> None:
+async def test_a_streamed_download_is_tried_again_whole_after_a_transient_failure() -> None:
+    """Streamed, a failed attempt is tried again from the first hop (the store was handed a
+    stream that failed: it starts again with a fresh one), ``redirect_read_attempts`` in all."""
+    seen: list[str] = []
+    pauses: list[float] = []
+    failures = {"actes_transac_get_document.php": 1, "actes_download_file.php": 1}
+    documents = s2low_documents()
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        seen.append(name)
+        if failures.get(name, 0) > 0:
+            failures[name] -= 1
+            return httpx.Response(503, content=b"busy")
+        return documents(request)
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    assert await streamed(connector_for(flaky, sleep=sleep), "51") == ARCHIVE
+    assert seen == ["actes_transac_get_document.php", "actes_transac_get_document.php",
+                    "actes_download_file.php", "actes_transac_get_document.php",
+                    "actes_download_file.php"]
+    assert pauses == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("fetch", [whole], ids=["whole"])
+async def test_each_hop_of_a_redirected_download_is_retried_after_a_transient_failure(
+    fetch: Fetch,
+) -> None:
     seen: list[httpx.Request] = []
     pauses: list[float] = []
     failures = {"actes_transac_get_document.php": 2, "actes_download_file.php": 1}
@@ -679,7 +753,7 @@ async def test_each_hop_of_a_redirected_download_is_retried_after_a_transient_fa
     async def sleep(seconds: float) -> None:
         pauses.append(seconds)
 
-    assert await connector_for(flaky, sleep=sleep).get_prefecture_document("51") == ARCHIVE
+    assert await fetch(connector_for(flaky, sleep=sleep), "51") == ARCHIVE
     assert [r.url.path.rsplit("/", 1)[-1] for r in seen] == [
         "actes_transac_get_document.php",
         "actes_transac_get_document.php",
@@ -768,10 +842,13 @@ async def test_caps_are_per_endpoint_documents_may_be_larger() -> None:
 
     connector = connector_for(handler, caps=caps)
     assert await connector.get_prefecture_document("51") == big
+    assert await streamed(connector, "51") == big
     with pytest.raises(PartnerReplyTooLargeError):
         await connector.get_status("1")
     with pytest.raises(PartnerReplyTooLargeError):
         await connector_for(handler, caps=ReplyCaps(document=100_000)).get_prefecture_document("5")
+    with pytest.raises(PartnerReplyTooLargeError):
+        await streamed(connector_for(handler, caps=ReplyCaps(document=100_000)), "5")
 
 
 def test_default_caps_allow_s2low_archive_limit_and_keep_text_small() -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from connectors.tdt import ActeForm, S2lowConnector, UploadFile
+from relais.actes.archive import read_transmission
 from relais.documents import sample_pdf
 from relais.errors import (
     PartnerAuthError,
@@ -165,6 +166,16 @@ async def test_a_prefecture_letter_is_listed_downloaded_through_the_redirect_and
         assert (ref.type, ref.related_transaction_id) == ("2", posted.transaction_id)
         archive = await box.connector.get_prefecture_document(ref.id)
         assert archive.startswith(b"\x1f\x8b")
+        chunks: list[bytes] = []
+
+        async def store(stream: AsyncIterator[bytes]) -> int:
+            chunks.extend([chunk async for chunk in stream])
+            return len(chunks)
+
+        assert await box.connector.save_prefecture_document(ref.id, store) >= 1
+        assert b"".join(chunks) == archive  # the same file, streamed
+        members = read_transmission(archive)
+        assert any(name.endswith("-2-1_0.xml") for name in members)
         await box.connector.mark_prefecture_document_read(ref.id)
         assert await box.connector.list_prefecture_documents() == []
         reply = await box.connector.post_reply(
