@@ -16,6 +16,7 @@ connections) while the broker is starting in the background.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -78,6 +79,34 @@ def broker_port_pair() -> tuple[int, int]:
     raise RuntimeError(f"no two free ports found in {_PORT_RANGE}")
 
 
+WARM_UP_ID = "relais-tests-warm-up"
+"""The transactional id and consumer group the pool uses to warm a broker up."""
+
+
+def _warm_up(bootstrap: str) -> None:
+    """Create the broker's internal topics now, in the background: a fresh broker creates
+    ``__transaction_state`` and ``__consumer_offsets`` (50 partitions each) for the first
+    transactional producer and the first consumer group, 2–4 s the module's first hub
+    worker would otherwise wait at its start."""
+    from relais.kafka import clients
+
+    async def warm() -> None:
+        producer = clients.producer(bootstrap, transactional_id=WARM_UP_ID,
+                                    enable_idempotence=True)
+        await producer.start()
+        await producer.stop()
+        consumer = clients.consumer(bootstrap_servers=bootstrap, group_id=WARM_UP_ID,
+                                    enable_auto_commit=False)
+        consumer.subscribe(pattern=r"^relais\.tests\.warm-up$")
+        await consumer.start()
+        await consumer.stop()
+
+    started = time.monotonic()
+    asyncio.run(warm())
+    log.info("tests.broker_warmed_up", bootstrap=bootstrap,
+             seconds=round(time.monotonic() - started, 2))
+
+
 class BrokerPool:
     """Started brokers handed out one at a time, the next one starting in the background.
 
@@ -136,6 +165,7 @@ class BrokerPool:
             broker = LocalBroker(self._settings_for(data_dir, *broker_port_pair()))
             try:
                 broker.start()
+                _warm_up(broker.bootstrap)
             except Exception as exc:
                 broker.stop()
                 if attempt == 2:
