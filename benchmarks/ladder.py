@@ -734,11 +734,12 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
     durable = next((r for r in ladder.rungs if r.name == L1B), None)
     rows = []
     for rung in ladder.rungs:
-        if rung.name.startswith("L4"):  # one document: its rate compares with nothing
-            limit = durable = None
-        vs_l1 = f"{rung.per_second / limit.per_second:.2f}" if limit and limit.per_second else "-"
+        # records/s compare with records/s: L3's actes/s and L4's one document do not
+        records = rung.name.startswith(("L1", "L2"))
+        vs_l1 = (f"{rung.per_second / limit.per_second:.2f}"
+                 if records and limit and limit.per_second else "-")
         vs_l1b = (f"{rung.per_second / durable.per_second:.2f}"
-                  if durable and durable.per_second else "-")
+                  if records and durable and durable.per_second else "-")
         latency = ""
         if "posted_p50_ms" in rung.extra:
             e = rung.extra

@@ -4,12 +4,23 @@ and L1b's outputs built to it, headers included."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 from aiokafka import TopicPartition
 
-from benchmarks.ladder import INGRESS, L1, L1B, L1B_BARE, Ladder, Rung, targets
+from benchmarks.ladder import (
+    INGRESS,
+    L1,
+    L1B,
+    L1B_BARE,
+    Ladder,
+    Rung,
+    parse_args,
+    report,
+    targets,
+)
 from benchmarks.ladder_roles import batch_outputs, count_sent
 from benchmarks.ladder_targets import Target, ratio, target_lines
 from benchmarks.output_shape import (
@@ -185,3 +196,20 @@ def test_the_ladder_checks_each_target_its_rungs_measure() -> None:
     assert len(found) == 5
 
     assert [t.name for t in targets(Ladder(rungs=[Rung(INGRESS, "", per_second=900.0)]))] == []
+
+
+def test_the_report_prints_the_ratios_of_records_rungs_and_the_targets() -> None:
+    ladder = Ladder(rungs=[
+        Rung(L1, "", records=10, per_second=8000.0), Rung(L1B, "", records=10, per_second=4000.0),
+        Rung(INGRESS, "", records=10, per_second=2000.0),
+        Rung("L3 saturation", "", records=10, per_second=50.0),
+    ], shape=measured_shape())
+    text = report(parse_args([]), ladder)
+    rows = {cells[0]: cells for line in text.splitlines()
+            if line.startswith(("L1 ", "L1b ", "L2 ", "L3 "))
+            and (cells := re.split(r"\s{2,}", line.strip()))}
+    assert rows[INGRESS][3:5] == ["0.25", "0.50"]  # x L1, x L1b
+    assert rows["L3 saturation"][3:5] == ["-", "-"]
+    assert "  L2 ingress / L1b = 0.50 (2,000/s over L1b bare durable's 4,000/s); target >= " \
+        "0.80: NOT MET" in text
+    assert "L2 ingress wrote per input: 3.00 records" in text
