@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from relais.kafka.security import KafkaSecurity, security_for
+from relais.wire.partitioner import Murmur2Partitioner
 
 
 def _options(bootstrap_servers: str, security: KafkaSecurity | None) -> dict[str, Any]:
@@ -35,8 +36,10 @@ def producer(
     bootstrap_servers: str, *, security: KafkaSecurity | None = None, **options: Any
 ) -> AIOKafkaProducer:
     """An ``AIOKafkaProducer`` (not started); ``options`` are aiokafka's
-    (``max_batch_size`` defaults to :data:`DEFAULT_MAX_BATCH_BYTES`)."""
+    (``max_batch_size`` defaults to :data:`DEFAULT_MAX_BATCH_BYTES`, ``partitioner`` to
+    :class:`~relais.wire.partitioner.Murmur2Partitioner`: aiokafka's placement, faster)."""
     options.setdefault("max_batch_size", DEFAULT_MAX_BATCH_BYTES)
+    options.setdefault("partitioner", Murmur2Partitioner())
     return AIOKafkaProducer(**_options(bootstrap_servers, security), **options)
 
 
