@@ -86,20 +86,21 @@ async def provision(bootstrap: str, codec: AvroCodec, app_id: str,
         await publisher.stop()
 
 
-async def create_mirrors(bootstrap: str, app_id: str, names: Sequence[str],
-                         partitions: int | None = None) -> list[str]:
-    """Topics standing in for the hub topics ``names`` (``mirror_topic``), each with the
-    hub topic's partitions and configs; their names."""
-    wanted = {name: mirror_topic(name) for name in names}
-    specs = [dataclasses.replace(s, name=wanted[s.name]) for s in hub_specs(app_id, partitions)
-             if s.name in wanted]
+async def create_mirrors(bootstrap: str, app_id: str, partitions: dict[str, int]) -> None:
+    """Topics standing in for the topics ``partitions`` names (``mirror_topic``), each
+    with that many partitions, and the hub topic's configs when it is one."""
+    known = {s.name: s for s in hub_specs(app_id)}
+    specs = [dataclasses.replace(known[name], name=mirror_topic(name), partitions=count)
+             if name in known else
+             TopicSpec(mirror_topic(name), count, key="flow id", value_schema="Notification",
+                       doc=f"the benchmark ladder's L1b, in place of {name}")
+             for name, count in partitions.items()]
     try:
         async with admin_client(bootstrap) as admin:
             await apply_topics(admin, specs)
             await wait_topics_ready(admin, [s.name for s in specs], 60)
     except InfrastructureError as exc:
         raise BenchmarkError(str(exc)) from exc
-    return [s.name for s in specs]
 
 
 def start_sandbox_tdt(hub: Stack, registrations: Sequence[Registration]) -> None:

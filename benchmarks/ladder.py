@@ -95,7 +95,7 @@ from benchmarks.ladder_targets import (
     target_lines,
 )
 from benchmarks.notification_reader import NotificationReader
-from benchmarks.output_shape import OutputShape, ShapeMeter, shape_summary
+from benchmarks.output_shape import OutputShape, ShapeMeter, is_member_family, shape_summary
 from hub.flows import FLOWS
 from ops.kafka.broker import LocalBroker
 from ops.members import Registration
@@ -471,19 +471,18 @@ class Driver:
         n = self.args.records
         print(f"Publishing {n} submissions over {len(self.sirens)} members ...", flush=True)
         await self.fill("lad", n)
-        notifications = [member_topics.notifications(s).name for s in self.sirens]
-        outputs = [ACTS_SUBMITTED.name, FLOW_EVENTS.name, *notifications]
+        inputs = [member_topics.submissions(s).name for s in self.sirens]
+        # the ingress's outputs: whatever it writes, wherever (it runs alone here)
+        outputs = [t for t in await self.data_topics() if t not in inputs]
         before = await end_offsets_of(self.bootstrap, outputs)
         await self.role(INGRESS, "stage:ingress", n, "hub ingress stage")
         wanted = set(self.args.rungs.split(","))
-        shape = await measure_shape(
-            self.bootstrap, [member_topics.submissions(s).name for s in self.sirens],
-            outputs, before, n)
+        shape = await measure_shape(self.bootstrap, inputs, outputs, before, n)
         self.ladder.shape = shape
         self.ladder.fanout = shape.outputs_per_input
-        await create_mirrors(self.bootstrap, APP_ID,
-                             [s.topic for s in shape.slots if "*" not in s.topic],
-                             self.args.partitions)
+        mirrored = {s.topic for s in shape.slots if not is_member_family(s.topic)}
+        await create_mirrors(self.bootstrap, APP_ID, {
+            topic: sum(1 for tp in before if tp.topic == topic) for topic in mirrored})
         path = self.work / "l1b-shape.json"
         path.write_text(shape.to_json(), encoding="utf-8")
         if "l1" in wanted:
@@ -762,7 +761,7 @@ def report(args: argparse.Namespace, ladder: Ladder) -> str:
         "",
         f"x L1: against {L1!r}; x L1b: against {L1B!r}, the bare loop writing per input "
         f"the records the ingress wrote, with their headers (the 0.8 target's baseline)"
-        + (f"; {L1B_BARE!r}: the same without headers, for comparison with earlier runs"
+        + (f"; {L1B_BARE!r}: the same records without their headers (what the headers cost)"
            if any(r.name == L1B_BARE for r in ladder.rungs) else ""),
         *shape_lines(ladder),
         f"broker peak RSS {fmt(ladder.broker_peak_rss_mib, 0)} MiB; sandbox TdT peak RSS "

@@ -29,10 +29,15 @@ def topic_family(topic: str) -> str:
     return topic
 
 
+def is_member_family(family: str) -> bool:
+    """Whether ``family`` (:func:`topic_family`) is a kind of member topic."""
+    return family.startswith("relais.member.*.")
+
+
 def l1b_topic(family: str, siren: str) -> str:
     """Where L1b writes an output of ``family`` for member ``siren``: the member's own
     topic for a member topic, else the family's mirror (:func:`mirror_topic`)."""
-    if family.startswith("relais.member.*."):
+    if is_member_family(family):
         return family.replace("*", siren, 1)
     return mirror_topic(family)
 
