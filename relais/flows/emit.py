@@ -121,6 +121,7 @@ def emit(
     note = notification_record(
         flow, kind=kind, state=state, message=message, reasons=reasons,
         partner_ref=partner_ref, documents=documents, details=all_details, event_key=key,
+        event_id=note_id,
     )
     failing = kind in ERROR_KINDS
     if failing and error_code is None and reasons:
@@ -144,10 +145,8 @@ def _encode(
     codec: AvroCodec, flow: FlowContext, topic: str, schema_name: str,
     record: dict[str, Any], *, stage: str, event_id: str, parent: EventHeaders | None,
 ) -> Outbound:
-    out = encode_outbound(
+    return encode_outbound(
         codec, topic=topic, key=flow.flow_id, schema_name=schema_name, record=record,
         source=f"/relais/hub/{stage}", event_id=event_id, subject=flow.flow_id,
-        flow_id=flow.flow_id, parent=parent,
+        flow_id=flow.flow_id, parent=parent, extra={h.MEMBER: flow.member_siren},
     )
-    return Outbound(out.topic, out.key, out.value,
-                    h.replace(out.headers, **{h.MEMBER: flow.member_siren}))

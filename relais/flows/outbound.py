@@ -9,7 +9,7 @@ from typing import Any
 from relais.errors import Reason
 from relais.flows.ids import transition_ids
 from relais.kafka.publisher import dataschema_uri
-from relais.wire.avro_codec import AvroCodec
+from relais.wire.avro_codec import AvroCodec, SchemaVersion
 from relais.wire.headers import EventHeaders
 
 
@@ -36,22 +36,36 @@ def encode_outbound(
     subject: str,
     flow_id: str,
     parent: EventHeaders | None,
+    extra: dict[str, str] | None = None,
 ) -> Outbound:
+    """``record`` encoded with the current ``schema_name``, with its CloudEvents headers
+    (and ``extra`` ones after them, e.g. ``relais_member``)."""
+    schema = codec.catalog.current(schema_name)
     headers = EventHeaders.new(
         source=source,
-        type=codec.catalog.current(schema_name).full_name,
+        type=schema.full_name,
         subject=subject,
         flow_id=flow_id,
-        dataschema=dataschema_uri(codec, schema_name),
+        dataschema=_dataschema(codec, schema_name, schema),
         event_id=event_id,
         parent=parent,
+        extra=extra,
     )
-    return Outbound(
-        topic=topic,
-        key=key.encode("utf-8"),
-        value=codec.encode(schema_name, record),
-        headers=headers.to_kafka(),
-    )
+    return Outbound(topic, key.encode("utf-8"), codec.encode(schema_name, record),
+                    headers.to_kafka())
+
+
+#: ``ce_dataschema`` by (full name, version) of the writer schema (a few dozen): built
+#: once, not once per record.
+_DATASCHEMAS: dict[tuple[str, int], str] = {}
+
+
+def _dataschema(codec: AvroCodec, schema_name: str, schema: SchemaVersion) -> str:
+    key = (schema.full_name, schema.version)
+    uri = _DATASCHEMAS.get(key)
+    if uri is None:
+        uri = _DATASCHEMAS[key] = dataschema_uri(codec, schema_name)
+    return uri
 
 
 @dataclass(frozen=True)
@@ -75,11 +89,13 @@ def notification_record(
     documents: list[dict[str, Any]] | None = None,
     details: dict[str, str] | None = None,
     event_key: str | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     """A Notification record; its event id is stable for (flow, state, event_key): the
-    notification id of :func:`relais.flows.ids.transition_ids`."""
+    notification id of :func:`relais.flows.ids.transition_ids` (``event_id``: that id,
+    when the caller has it already)."""
     return {
-        "event_id": transition_ids(flow.flow_id, state, event_key or "")[0],
+        "event_id": event_id or transition_ids(flow.flow_id, state, event_key or "")[0],
         "flow_id": flow.flow_id,
         "member_siren": flow.member_siren,
         "submission_id": flow.submission_id,
