@@ -37,6 +37,12 @@ SIGNING_MEMBERS = 3
 TERMINAL = {"acknowledged", "partially-accepted", "rejected", "uncertain", "failed"}
 TDT_FAULTS = {"error_rate": 0.3, "timeout_rate": 0.1, "hang_seconds": 4}
 """The fault suite's TdT transport faults (tests/faults/test_partner_faults.py)."""
+SETTLE_SECONDS = 300
+"""The wait for every file to end, besides 1.2 s a file. Usually 120-175 s in all, but one
+file whose first import fails ambiguously early (a 503 or a hang) has its delivery walk
+every Hélios id created since, all ten members' imports, under the same faults, cut short
+and resumed on the 5 s retry tier: in one CI run at load such a file was still at its 11th
+attempt when a 216 s wait ended (all 79 others acknowledged)."""
 HELIOS_KNOBS = {"ko_rate": 0.1, "partial_rate": 0.1, "duplicate_rate": 0.2, "retour_rate": 0.1}
 ENV = {
     # as the fault suite: a delivery under 30 % errors may need many attempts
@@ -107,15 +113,16 @@ async def test_pes_files_from_ten_members_under_tdt_faults(
 
     states = await stacks.wait_for_states(
         settings, FlowFilter(flow_type="pes"), stacks.settled_in(expected, TERMINAL),
-        timeout=120 + 1.2 * len(expected), every=3, flows=expected)
+        timeout=SETTLE_SECONDS + 1.2 * len(expected), every=3, flows=expected)
     elapsed = time.monotonic() - started
     outcome = Counter(states.values())
     helios = await _helios_stats(settings)
     print(f"\n{len(expected)} PES files: all terminal after {elapsed:.1f} s; hub {dict(outcome)};"
           f" sandbox {helios['outcomes']}, imports received {helios['imports_received']}, "
           f"transactions {helios['transactions']}, retours {helios['retours']}")
-    assert len(states) == len(expected), f"{len(expected) - len(states)} flows have no state"
-    assert set(outcome) <= TERMINAL, outcome
+    unsettled = {flow: states.get(flow, "no state") for flow in expected
+                 if states.get(flow) not in TERMINAL}
+    assert not unsettled, f"not terminal after {elapsed:.0f} s: {unsettled}"
     # the comptable's verdict is the flow's: S²LOW's -1 never happens to these files
     assert {k: v for k, v in outcome.items()} == helios["outcomes"], (outcome, helios)
     assert outcome["acknowledged"] and outcome["partially-accepted"] and outcome["rejected"]
