@@ -88,9 +88,15 @@ def _trace_of(parent: str) -> tuple[str, str] | None:
     return f"{version}-{trace}-", f"-{flags}"
 
 
+#: The length of every valid traceparent (version 00 and any later one this reads).
+_TRACEPARENT_LENGTH = 55
+
+
 def child_traceparent(parent: str | None) -> str:
     """Same trace as ``parent`` with a new span id; a fresh trace when ``parent`` is unusable."""
-    trace = _trace_of(parent) if parent else None
+    # only a value of the right length is looked up: a member's header of any other
+    # length is not valid, and is not kept in the cache
+    trace = _trace_of(parent) if parent and len(parent) == _TRACEPARENT_LENGTH else None
     if trace is None:
         return new_traceparent()
     return f"{trace[0]}{_span_id()}{trace[1]}"

@@ -49,6 +49,10 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+#: Keys up to this length have their hash remembered (flow ids, SIRENs: 9 to 60 bytes).
+_REMEMBERED_KEY_BYTES = 128
+
+
 @functools.lru_cache(maxsize=8192)
 def _positive_hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
@@ -63,6 +67,8 @@ class Murmur2Partitioner:
                  available: Sequence[int]) -> int:
         if key is None:
             return random.choice(available or all_partitions)  # noqa: S311 (placement, no secret)
-        hashed = (_positive_hash(key) if type(key) is bytes
-                  else murmur2(bytes(key)) & 0x7FFFFFFF)
+        if type(key) is bytes and len(key) <= _REMEMBERED_KEY_BYTES:
+            hashed = _positive_hash(key)
+        else:  # a long key (a member's, on a dead letter) is not kept in memory
+            hashed = murmur2(bytes(key)) & 0x7FFFFFFF
         return all_partitions[hashed % len(all_partitions)]

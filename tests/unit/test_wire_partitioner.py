@@ -53,3 +53,13 @@ def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
 async def test_every_hub_producer_uses_it() -> None:
     producer = clients.producer("127.0.0.1:1")
     assert isinstance(producer._partitioner, Murmur2Partitioner)
+
+
+def test_long_keys_are_placed_alike_and_not_remembered() -> None:
+    from relais.wire import partitioner
+
+    partitioner._positive_hash.cache_clear()
+    key = b"k" * 100_000
+    assert Murmur2Partitioner()(key, [0, 1, 2], [0, 1, 2]) == DefaultPartitioner()(
+        key, [0, 1, 2], [0, 1, 2])
+    assert partitioner._positive_hash.cache_info().currsize == 0
