@@ -104,9 +104,9 @@ async def read_dead_letters(
             topic = dlq(stage).name
             partitions = await consumer._client._wait_on_metadata(topic)
             assignments += [TopicPartition(topic, p) for p in sorted(partitions)]
+        end = await consumer.end_offsets(assignments)  # before the fetcher's long poll starts
         consumer.assign(assignments)
         await consumer.seek_to_beginning(*assignments)
-        end = await consumer.end_offsets(assignments)
         remaining = {tp for tp in assignments if end[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)

@@ -40,9 +40,9 @@ async def _read_all(
     try:
         partitions = await consumer._client._wait_on_metadata(topic)
         assignments = [TopicPartition(topic, p) for p in pick(len(partitions))]
+        end = await consumer.end_offsets(assignments)  # before the fetcher's long poll starts
         consumer.assign(assignments)
         await consumer.seek_to_beginning(*assignments)
-        end = await consumer.end_offsets(assignments)
         while True:
             positions = {tp: await consumer.position(tp) for tp in assignments}
             if all(positions[tp] >= end[tp] for tp in assignments):

@@ -108,9 +108,11 @@ class CompactedView(Generic[T]):
             await consumer.start()
             partitions = await consumer._client._wait_on_metadata(self.topic)
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            # Before assigning: once assigned, the fetcher's long poll (500 ms) holds the
+            # connection and the offsets request waits behind it.
+            end_offsets = await consumer.end_offsets(assigned)
             consumer.assign(assigned)
             await consumer.seek_to_beginning(*assigned)
-            end_offsets = await consumer.end_offsets(assigned)
         except KafkaError as exc:
             await consumer.stop()
             raise InfrastructureError(

@@ -275,9 +275,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     try:
         partitions = await consumer._client._wait_on_metadata(topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        end = await consumer.end_offsets(assigned)  # before the fetcher's long poll starts
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        end = await consumer.end_offsets(assigned)
         out: list[Any] = []
         while [tp for tp in assigned if await consumer.position(tp) < end[tp]]:
             for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():

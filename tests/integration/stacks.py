@@ -113,9 +113,9 @@ async def notifications(bootstrap: str, siren: str) -> list[Note]:
                                       isolation_level="read_committed")
     await consumer.start()
     try:
+        end = (await consumer.end_offsets([tp]))[tp]  # before the fetcher's long poll starts
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
         out = []
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
