@@ -165,6 +165,7 @@ def stage_runner(
         on_assigned=on_assigned if hook is not None else None,
         max_records=stage.max_batch_records or DEFAULT_MAX_RECORDS,
         fetch_max_wait_ms=stage.fetch_max_wait_ms or DEFAULT_FETCH_MAX_WAIT_MS,
+        overlap_commits=settings.stage_overlap_commits,
     )
 
 
@@ -195,6 +196,7 @@ def build_dependencies(
                         counters=ingress_counters, routes=routes_of(flows),
                         machines=machines_of(flows)),
             group_id=f"{settings.app_id}-ingress",
+            overlap_commits=settings.stage_overlap_commits,
         ),
     }
     for flow_run in running:

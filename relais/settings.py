@@ -95,6 +95,12 @@ class Settings:
         metadata={"help": "The TdT's archive limit (S²LOW's ACTES_ARCHIVE_MAX_SIZE, 150 MiB): "
                           "an acte's files and the TdT's tar.gz of them must fit in it."},
     )
+    stage_overlap_commits: bool = field(
+        default=True,
+        metadata={"help": "Stage runners handle the next batch while the previous one's "
+                          "transaction commits (`false`: handle, then commit, one batch at a "
+                          "time)."},
+    )
     api_host: str = field(default="127.0.0.1", metadata={"help": "Bind address of the hub API."})
     api_port: int = field(default=8470, metadata={"help": "Port of the hub API (blob uploads)."})
     api_max_connections: int = field(
@@ -257,4 +263,13 @@ def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
         return float(raw)
     if kind == "Path":
         return Path(raw)
+    if kind == "bool":
+        word = raw.strip().lower()
+        if word not in _BOOL_WORDS:
+            raise ValueError(f"RELAIS_{f.name.upper()}: expected true or false, got {raw!r}")
+        return _BOOL_WORDS[word]
     return raw
+
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}

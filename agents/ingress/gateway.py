@@ -49,7 +49,8 @@ class IngressRunner(StageRunner):
 
 
 def ingress_runner(
-    bootstrap_servers: str, deps: IngressDeps, *, group_id: str, metadata_max_age_ms: int = 3000
+    bootstrap_servers: str, deps: IngressDeps, *, group_id: str, metadata_max_age_ms: int = 3000,
+    overlap_commits: bool = True,
 ) -> StageRunner:
     """The ingress as a stage runner.
 
@@ -73,4 +74,5 @@ def ingress_runner(
         metadata_max_age_ms=metadata_max_age_ms,
         max_records=500,
         prepare=without_internal_headers,
+        overlap_commits=overlap_commits,
     )

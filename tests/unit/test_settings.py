@@ -52,6 +52,7 @@ def test_every_field_is_read_from_its_environment_variable() -> None:
         "float": ("2.5", 2.5),
         "str": ("from-env", "from-env"),
         "Path": ("/srv/relais", Path("/srv/relais")),
+        "bool": ("off", False),
     }
     environ = {
         f"RELAIS_{f.name.upper()}": samples[str(f.type)][0] for f in dataclasses.fields(Settings)
@@ -61,6 +62,16 @@ def test_every_field_is_read_from_its_environment_variable() -> None:
         expected = samples[str(f.type)][1]
         value = getattr(settings, f.name)
         assert value == expected and type(value) is type(expected), f.name
+
+
+def test_a_switch_reads_true_or_false_words_and_refuses_anything_else() -> None:
+    for word, expected in (("true", True), ("ON", True), ("1", True), ("no", False),
+                           (" false ", False)):
+        assert Settings.from_env({"RELAIS_STAGE_OVERLAP_COMMITS": word}).stage_overlap_commits \
+            is expected, word
+    assert Settings.from_env({}).stage_overlap_commits is True
+    with pytest.raises(ValueError, match="expected true or false"):
+        Settings.from_env({"RELAIS_STAGE_OVERLAP_COMMITS": "sometimes"})
 
 
 def test_bad_number_in_environment_raises() -> None:

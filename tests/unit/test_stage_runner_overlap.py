@@ -253,3 +253,15 @@ async def test_a_partition_only_the_batch_ahead_read_is_rewound_too() -> None:
     values = [o.value for o in broker.outputs("out")]
     assert sorted(values) == sorted([b"v0", b"v1", b"v2", b"w0", b"w1", b"w2"]), values
     assert stage.stats.consumer_restarts == 0
+
+
+def test_the_hub_builds_every_stage_runner_with_the_overlap_setting(tmp_path: Any) -> None:
+    from hub.app import build_dependencies
+    from relais.settings import Settings
+
+    for overlap in (False, True):
+        deps = build_dependencies(Settings.from_env(
+            {}, data_dir=tmp_path / str(overlap), stage_overlap_commits=overlap))
+        assert "ingress" in deps.stage_runners and "acts-delivery" in deps.stage_runners
+        assert {name: stage._overlap_commits for name, stage in deps.stage_runners.items()} \
+            == dict.fromkeys(deps.stage_runners, overlap)
