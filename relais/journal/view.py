@@ -3,14 +3,21 @@ flow-specific key and by the partner's reference.
 
 Entries are keyed ``<flow_id>/<partner>`` (:func:`relais.journal.entry.journal_key`):
 one flow may hold an entry per partner (its i-Parapheur signature and its TdT delivery).
-Records written before that change, keyed by the bare flow id, are still found."""
+Records written before that change, keyed by the bare flow id, are still found.
+
+A worker holds several such views (the acts', the signature's, the PES and archive
+flows'), each with its own lookups and its own local writes; they share one reader of
+the topic (:class:`_JournalFeed`): each journal record is fetched and decoded once per
+process, not once per view, then applied to every view as its own consumer would have."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 
 from relais.journal.entry import JournalEntry, journal_key
 from relais.kafka.compacted_view import CompactedView
+from relais.stages import local_writes
 from relais.wire.avro_codec import AvroCodec
 from topics.journal import DELIVERY_JOURNAL
 
@@ -59,6 +66,54 @@ class JournalIndex:
         return frozenset(self._partners.get(flow_id, ()))
 
 
+class _JournalFeed:
+    """The journal topic read once for every :class:`JournalView` of a process on the same
+    broker, codec and event loop (``base``: the broker's records only, no local write).
+
+    A view that subscribes gets a copy of every entry read so far, then each record as
+    ``base`` applies it, in the same order: what its own consumer would have applied.
+    Local writes stay in each view (``put_local``), so a stage's uncommitted writes are
+    seen by that stage only, as before."""
+
+    def __init__(self, bootstrap_servers: str, codec: AvroCodec,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # held: its id, in the key, cannot be reused while the feed lives
+        self.base: CompactedView[JournalEntry] = CompactedView(
+            bootstrap_servers, codec, topic=DELIVERY_JOURNAL.name,
+            schema_name=DELIVERY_JOURNAL.value_schema, parse=JournalEntry.from_record,
+            on_change=self.apply,
+        )
+        self.entries: dict[str, JournalEntry] = {}
+        self.views: list[CompactedView[JournalEntry]] = []
+        self.users = 0
+        self.started: asyncio.Task[None] | None = None
+
+    def apply(self, key: str, entry: JournalEntry | None) -> None:
+        """``base`` applied a broker record: every view applies it too."""
+        if entry is None:
+            self.entries.pop(key, None)
+        else:
+            self.entries[key] = entry
+        with local_writes.durable():  # the broker's record, never taken back
+            for view in self.views:
+                view.put_local(key, entry)
+
+    def subscribe(self, view: CompactedView[JournalEntry]) -> None:
+        with local_writes.durable():
+            for key, entry in self.entries.items():
+                view.put_local(key, entry)
+        self.views.append(view)
+
+    def unsubscribe(self, view: CompactedView[JournalEntry]) -> None:
+        if view in self.views:
+            self.views.remove(view)
+
+
+_FeedKey = tuple[str, int, int]
+#: The running feeds, by (bootstrap servers, codec, event loop) identity.
+_FEEDS: dict[_FeedKey, _JournalFeed] = {}
+
+
 class JournalView:
     """The delivery journal topic as a table: (flow id, partner) → latest entry, plus the
     index."""
@@ -67,6 +122,9 @@ class JournalView:
         self, bootstrap_servers: str, codec: AvroCodec,
         indexed: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self._feed: tuple[_FeedKey, _JournalFeed] | None = None
         self.index = JournalIndex(indexed or {})
         self.view: CompactedView[JournalEntry] = CompactedView(
             bootstrap_servers, codec, topic=DELIVERY_JOURNAL.name,
@@ -103,7 +161,42 @@ class JournalView:
         return self.index.flow_of_partner_ref(account, partner_ref)
 
     async def start(self) -> None:
-        await self.view.start()
+        """Returns once every entry written before the process's first journal view
+        started is visible; then follows the topic (one reader per process)."""
+        loop = asyncio.get_running_loop()
+        key = (self._bootstrap, id(self._codec), id(loop))
+        feed = _FEEDS.get(key)
+        if feed is None:
+            feed = _FEEDS[key] = _JournalFeed(self._bootstrap, self._codec, loop)
+            feed.started = asyncio.create_task(feed.base.start(), name="journal-feed-start")
+        started = feed.started
+        assert started is not None
+        feed.users += 1
+        try:
+            await asyncio.shield(started)
+        except BaseException:
+            if started.done() and _FEEDS.get(key) is feed:
+                del _FEEDS[key]  # a failed start: the next view starts a reader of its own
+            await self._leave(key, feed)
+            raise
+        feed.subscribe(self.view)
+        self.view.ready.set()
+        self._feed = (key, feed)
 
     async def stop(self) -> None:
-        await self.view.stop()
+        if self._feed is not None:
+            key, feed = self._feed
+            self._feed = None
+            feed.unsubscribe(self.view)
+            await self._leave(key, feed)
+
+    @staticmethod
+    async def _leave(key: _FeedKey, feed: _JournalFeed) -> None:
+        feed.users -= 1
+        if feed.users > 0:
+            return
+        if _FEEDS.get(key) is feed:
+            del _FEEDS[key]
+        if feed.started is not None and not feed.started.done():
+            feed.started.cancel()
+        await feed.base.stop()
