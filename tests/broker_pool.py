@@ -4,14 +4,15 @@ A secured local broker takes 5–10 s to be ready (storage format, JVM start, re
 hub's ACLs), and about fourteen modules each need one of their own: a hub consumes every
 member's submissions topic by pattern from the earliest offset (two modules' hubs on one
 broker would read each other's records), and fault tests stop and restart theirs. The pool
-starts the next broker in a background thread while the current module runs, so a module
-waits only for what is left of its broker's start. It starts no more brokers than the
+starts the next broker in a background thread while the current module runs, and warms it
+up (its internal topics created), so a module waits only for what is left of that. A broker
+given back is stopped in the background too. The pool starts no more brokers than the
 collected tests will take (see :func:`brokers_wanted`): a run of unit tests starts none.
 
 Every broker is a plain ``LocalBroker`` with its own data dir and ports, secured like the
-demo's; whoever takes one stops it. Ports are picked below the kernel's ephemeral range,
-so they cannot collide with the ports tests get from the OS (sandboxes, APIs, client
-connections) while the broker is starting in the background.
+demo's. Ports are picked below the kernel's ephemeral range, so they cannot collide with
+the ports tests get from the OS (sandboxes, APIs, client connections) while a broker starts
+in the background.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class BrokerPool:
         self._started = 0
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-pool")
+        self._stopper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-stop")
+        self._stopping: list[Future[bool]] = []
 
     def prepare(self) -> None:
         """Start the next broker in the background if one will still be taken."""
@@ -131,7 +134,8 @@ class BrokerPool:
 
     def take(self) -> LocalBroker:
         """A running broker (the one started in the background, or a new one); the caller
-        stops it. The next one starts in the background if more will be taken."""
+        gives it back to :meth:`release`. The next one starts in the background if more
+        will be taken."""
         waited = time.monotonic()
         with self._lock:
             spare, self._spare = self._spare, None
@@ -142,17 +146,28 @@ class BrokerPool:
         self.prepare()
         return broker
 
+    def release(self, broker: LocalBroker) -> None:
+        """Stop a taken broker in the background (1-3 s the next module need not wait);
+        :meth:`close` waits for it and fails if it could not be stopped."""
+        with self._lock:
+            self._stopping.append(self._stopper.submit(broker.stop))
+
     def close(self) -> None:
-        """Stop a broker started for nobody (a run stopped early) and the pool's thread."""
+        """Stop a broker started for nobody (a run stopped early), wait for the brokers
+        being stopped, and end the pool's threads."""
         with self._lock:
             spare, self._spare = self._spare, None
             self._remaining = 0
+            stopping, self._stopping = self._stopping, []
         if spare is not None:
             try:
                 spare.result().stop()
             except Exception as exc:  # its start failed: nothing runs
                 log.warning("tests.spare_broker_failed", error=str(exc))
         self._executor.shutdown(wait=True)
+        self._stopper.shutdown(wait=True)
+        for stopped in stopping:
+            stopped.result()  # raises what a stop raised: a broker left running
 
     def _start_one(self) -> LocalBroker:
         """A started broker in a new data dir; once more on fresh ports if the first start

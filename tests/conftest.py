@@ -111,11 +111,6 @@ def broker_pool(
         signal.signal(signal.SIGTERM, previous)
 
 
-def module_broker(request: pytest.FixtureRequest) -> LocalBroker:
-    """A started broker of the requesting fixture's own, from the pool; the caller stops it."""
-    return _pool(request).take()
-
-
 def _pool(request: pytest.FixtureRequest) -> BrokerPool:
     pool: BrokerPool | None = request.getfixturevalue("broker_pool")
     if pool is None:  # only if the collection counted none: start one on demand
@@ -131,11 +126,12 @@ def kafka_broker(request: pytest.FixtureRequest) -> Iterator[LocalBroker | None]
     if _external_bootstrap():
         yield None
         return
-    broker = _pool(request).take()
+    pool = _pool(request)
+    broker = pool.take()
     try:
         yield broker
     finally:
-        broker.stop()
+        pool.release(broker)
 
 
 @pytest.fixture(scope="session")
@@ -180,11 +176,12 @@ def hub_kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     if external:
         yield external
         return
-    broker = module_broker(request)
+    pool = _pool(request)
+    broker = pool.take()
     try:
         yield broker.bootstrap
     finally:
-        broker.stop()
+        pool.release(broker)
 
 
 @pytest.fixture(scope="module")
@@ -197,12 +194,13 @@ def fault_broker(request: pytest.FixtureRequest) -> Iterator[LocalBroker]:
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        broker = module_broker(request)
+        pool = _pool(request)
+        broker = pool.take()
     except BaseException:
         signal.signal(signal.SIGTERM, previous)
         raise
     try:
         yield broker
     finally:
-        broker.stop()
+        pool.release(broker)
         signal.signal(signal.SIGTERM, previous)
