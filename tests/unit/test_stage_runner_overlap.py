@@ -6,7 +6,7 @@ touch) are read again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -59,6 +59,19 @@ def gated(broker: FakeBroker, gate: asyncio.Event) -> dict[str, Any]:
         return producer
 
     return {"producer_factory": producer_factory, "producer": producer}
+
+
+def first_commit_fails() -> Callable[[Outbound], BaseException | None]:
+    """A send hook: the first commit (the one sending v0) meets a broker outage, once."""
+    failed = {"once": False}
+
+    def fail_first_commit(out: Outbound) -> BaseException | None:
+        if out.value == b"v0" and not failed["once"]:
+            failed["once"] = True
+            return KafkaConnectionError("broker away")
+        return None
+
+    return fail_first_commit
 
 
 async def wait_for(condition: Any, timeout: float = 2.0) -> None:
@@ -121,15 +134,7 @@ async def test_without_overlap_the_next_batch_waits_for_the_commit() -> None:
 
 async def test_a_failed_commit_takes_back_the_batch_ahead_first_then_reads_both_again() -> None:
     broker = FakeBroker(records(6))
-    failed = {"once": False}
-
-    def fail_first_commit(out: Outbound) -> BaseException | None:
-        if out.value == b"v0" and not failed["once"]:
-            failed["once"] = True
-            return KafkaConnectionError("broker away")
-        return None
-
-    broker.send_fails = fail_first_commit
+    broker.send_fails = first_commit_fails()
     view: dict[str, bytes | None] = {}  # one key every record writes, like a flow's state
     undone: list[bytes | None] = []
     handled: list[bytes | None] = []
@@ -232,15 +237,7 @@ async def test_a_partition_only_the_batch_ahead_read_is_rewound_too() -> None:
     broker = FakeBroker(records(3))
     other = [FakeRecord(topic=TOPIC, value=f"w{i}".encode(), key=b"w", partition=1, offset=i)
              for i in range(3)]
-    failed = {"once": False}
-
-    def fail_first_commit(out: Outbound) -> BaseException | None:
-        if out.value == b"v0" and not failed["once"]:
-            failed["once"] = True
-            return KafkaConnectionError("broker away")
-        return None
-
-    broker.send_fails = fail_first_commit
+    broker.send_fails = first_commit_fails()
 
     async def handle(record: InputRecord) -> list[Outbound]:
         await asyncio.sleep(0)
