@@ -41,9 +41,9 @@ async def read_audit(bootstrap: str, codec: AvroCodec | None = None) -> list[dic
     await consumer.start()
     entries: list[dict[str, Any]] = []
     try:
+        end = (await consumer.end_offsets([tp]))[tp]  # before the fetcher's long poll starts
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
                 entries += [codec.decode(r.value, expected="AuditEntry").record

@@ -268,9 +268,9 @@ class KafkaResolveIO:
         try:
             partitions = await consumer._client._wait_on_metadata(ACTS_DELIVERY.name)
             tp = TopicPartition(ACTS_DELIVERY.name, partition_of(flow_id, len(partitions)))
+            end = (await consumer.end_offsets([tp]))[tp]  # before the fetcher's long poll
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
                 for record in batch.get(tp, []):
