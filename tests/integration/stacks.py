@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,18 @@ def running_stack(
 ) -> Iterator[Stack]:
     """The hub's topics and ``registrations`` applied, then the sandbox partners (the TdT
     with ``tdt_config``, the others as ``sandboxes`` name them: ``registries=…``,
-    ``iparapheur=…``) and ``workers`` started; everything stopped on the way out."""
+    ``iparapheur=…``) and ``workers`` started (side by side); everything stopped on the way
+    out."""
     asyncio.run(apply_hub_topics(settings))
     asyncio.run(register(settings, registrations))
     stack = Stack(settings, settings.data_dir / "logs", tls=tls, extra_env=extra_env)
     try:
         stack.start_sandbox(tdt_config, **sandboxes)
-        for name in workers:
-            stack.start_worker(name)
+        # Several workers start side by side (each waits for its own ready line); the
+        # pool's exit waits for every one, so a failed start leaves none to stop later.
+        with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
+            for started in [pool.submit(stack.start_worker, name) for name in workers]:
+                started.result()
         yield stack
     finally:
         stack.stop()
