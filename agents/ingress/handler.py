@@ -1,8 +1,9 @@
 """The ingress decision for one submission record: accept and route, or reject with reasons.
 
-A member's record is outside input: its ``relais_*`` headers are dropped before
-anything reads them (the stage runner does so too, before its failure router and
-logs), and every exception while decoding or checking it becomes a REJECTED
+A member's record is outside input: of its headers, the handler reads only the
+``traceparent`` (its outputs continue the member's trace), never a ``relais_*`` one (the
+stage runner drops those before its failure router and logs), and every exception while
+decoding or checking it becomes a REJECTED
 notification to the member whose topic it came from, naming the field and the
 reason. Every outcome is a list of records to publish (a notification to the
 member, a flow-state event, the accepted submission for the next stage). It
