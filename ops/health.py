@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from ops.audit import read_audit
 from ops.dlq import DeadLetterFilter, hub_stages, read_dead_letters
@@ -79,6 +80,29 @@ def stage_inputs(
     }
 
 
+async def _first_records(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
+    end: dict[TopicPartition, int], *, seconds: float,
+) -> dict[TopicPartition, ConsumerRecord[bytes, bytes]]:
+    """The first record of each of ``partitions`` before ``end``, read for at most
+    ``seconds``. A partition whose position reaches its end offset without a record held
+    only transaction markers: nothing waits there, and the read stops waiting for it
+    (one fetch wait per stage could otherwise last the whole ``seconds``)."""
+    firsts: dict[TopicPartition, ConsumerRecord[bytes, bytes]] = {}
+    pending = set(partitions)
+    deadline = time.monotonic() + seconds
+    while pending and time.monotonic() < deadline:
+        batches = await consumer.getmany(*pending, timeout_ms=100, max_records=10)
+        for tp, records in batches.items():
+            if records and tp in pending:
+                firsts[tp] = records[0]
+                pending.discard(tp)
+        for tp in list(pending):
+            if await consumer.position(tp) >= end[tp]:
+                pending.discard(tp)
+    return firsts
+
+
 async def stage_health(
     bootstrap: str,
     app_id: str,
@@ -91,7 +115,10 @@ async def stage_health(
     import re
 
     admin = kafka_clients.admin(bootstrap_servers=bootstrap)
-    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # A short fetch wait: once partitions are assigned, each next stage's offsets request
+    # waits behind the fetcher's long poll on the same connection.
+    consumer = kafka_clients.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      fetch_max_wait_ms=100)
     await admin.start()
     await consumer.start()
     try:
@@ -128,13 +155,12 @@ async def stage_health(
                 consumer.assign(waiting)
                 for tp in waiting:
                     consumer.seek(tp, committed.get(tp, 0))
-                batches = await consumer.getmany(timeout_ms=2000, max_records=len(waiting) * 10)
+                firsts = await _first_records(consumer, waiting, end, seconds=2.0)
                 now = time.time()
                 heads = []
-                for tp, records in batches.items():
-                    if records:
-                        lag += end[tp] - records[0].offset
-                        heads.append(records[0].timestamp / 1000)
+                for tp, record in firsts.items():
+                    lag += end[tp] - record.offset
+                    heads.append(record.timestamp / 1000)
                 if heads:
                     oldest = max(0.0, now - (min(heads) + delay))
             dead = dead_letters.get(stage, 0)
