@@ -86,13 +86,14 @@ def _extension(field: str, name: str, reasons: list[Reason]) -> str:
     return suffix.lower()
 
 
-class _GzipWriter:
+class GzipStreamWriter:
     """The write side of a file (``write``, ``tell``: what ``tarfile`` uses) compressing
-    what it is given into ``out``, as ``gzip.compress`` with ``mtime=0`` does in one shot
-    (zlib's own gzip header, level 9): the tar is compressed as it is written, never held
-    uncompressed beside its compressed copy."""
+    what it is given into ``out``, as ``gzip.compress`` with ``mtime=0`` (or ``gzip -9``)
+    does in one shot (zlib's own gzip header, level 9): the tar is compressed as it is
+    written, never held uncompressed beside its compressed copy. ``finish`` writes the
+    trailer."""
 
-    def __init__(self, out: io.BytesIO) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self._out = out
         self._zlib = zlib.compressobj(9, zlib.DEFLATED, 31)
         self._written = 0
@@ -121,13 +122,13 @@ def pack_archive(members: Sequence[tuple[str, bytes]], mtime: int = 0) -> bytes:
         _write_tar(tar_buffer, members, mtime)
         return gzip.compress(tar_buffer.getvalue(), mtime=mtime)
     out = io.BytesIO()
-    writer = _GzipWriter(out)
+    writer = GzipStreamWriter(out)
     _write_tar(writer, members, mtime)
     writer.finish()
     return out.getvalue()
 
 
-def _write_tar(fileobj: IO[bytes] | _GzipWriter, members: Sequence[tuple[str, bytes]],
+def _write_tar(fileobj: IO[bytes] | GzipStreamWriter, members: Sequence[tuple[str, bytes]],
                mtime: int) -> None:
     with tarfile.open(fileobj=fileobj, mode="w",  # type: ignore[call-overload]
                       format=tarfile.USTAR_FORMAT) as tar:

@@ -15,10 +15,11 @@ import shutil
 import tarfile
 import tempfile
 import weakref
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from relais.actes.archive import GzipStreamWriter
 
 CHUNK = 1024 * 1024
 """Bytes read or written at a time."""
@@ -71,28 +72,6 @@ def chunks_of(path: Path, *, chunk: int = CHUNK) -> Iterator[bytes]:
             yield block
 
 
-class _GzipFile:
-    """The write side ``tarfile`` needs, compressing into ``out`` as ``gzip -9`` does with
-    ``mtime`` 0 (zlib's gzip framing, level 9): the tar is never held uncompressed."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-        self._zlib = zlib.compressobj(9, zlib.DEFLATED, 31)
-        self._written = 0
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._out.write(self._zlib.compress(view))
-        self._written += view.nbytes
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self._written
-
-    def finish(self) -> None:
-        self._out.write(self._zlib.flush())
-
-
 def write_archive(path: Path, members: Sequence[tuple[str, int, IO[bytes]]]) -> int:
     """Write a tar.gz of ``members`` (name, size, readable file at its start) to ``path``,
     in order, reproducibly (USTAR, mtime 0, mode 0644, no owner names), reading each member
@@ -101,7 +80,7 @@ def write_archive(path: Path, members: Sequence[tuple[str, int, IO[bytes]]]) -> 
     The bytes are those :func:`relais.actes.archive.pack_archive` makes of the same members.
     """
     with path.open("wb") as out:
-        gz = _GzipFile(out)
+        gz = GzipStreamWriter(out)
         with tarfile.open(fileobj=gz, mode="w",  # type: ignore[call-overload]
                           format=tarfile.USTAR_FORMAT) as tar:
             for name, size, source in members:
