@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -16,6 +17,7 @@ from aiokafka.errors import KafkaConnectionError
 from relais.flows.outbound import Outbound
 from relais.stages import local_writes
 from relais.stages.records import FakeRecord, InputRecord
+from relais.stages.runner import Handler, StageRunner
 from tests.unit.test_stage_runner import (
     DLQ,
     TOPIC,
@@ -52,13 +54,30 @@ class GatedProducer(FakeProducer):
             self.open -= 1
 
 
-def gated(broker: FakeBroker, gate: asyncio.Event) -> dict[str, Any]:
+@dataclass
+class Gated:
+    stage: StageRunner
+    producer: GatedProducer
+    gate: asyncio.Event
+
+
+@asynccontextmanager
+async def gated_stage(broker: FakeBroker, handle: Handler, **options: Any) -> AsyncIterator[Gated]:
+    """A running stage whose commits wait for ``gate``; opened and stopped on the way out."""
+    gate = asyncio.Event()
     producer = GatedProducer(broker, gate)
 
     async def producer_factory(previous: Any) -> GatedProducer:
         return producer
 
-    return {"producer_factory": producer_factory, "producer": producer}
+    stage = runner(broker, handle, **options)
+    stage._producer_factory = producer_factory
+    await stage.start()
+    try:
+        yield Gated(stage, producer, gate)
+    finally:
+        gate.set()
+        await stage.stop()
 
 
 def first_commit_fails() -> Callable[[Outbound], BaseException | None]:
@@ -83,52 +102,36 @@ async def wait_for(condition: Any, timeout: float = 2.0) -> None:
 
 async def test_the_next_batch_is_handled_while_the_previous_one_commits() -> None:
     broker = FakeBroker(records(6))  # two batches of three
-    gate = asyncio.Event()
     handled: list[bytes | None] = []
 
     async def handle(record: InputRecord) -> list[Outbound]:
         handled.append(record.value)
         return echo(record)
 
-    parts = gated(broker, gate)
-    stage = runner(broker, handle)
-    stage._producer_factory = parts["producer_factory"]
-    await stage.start()
-    try:
+    async with gated_stage(broker, handle) as run:
         await wait_for(lambda: len(handled) == 6)
         assert broker.transactions == 0 and not broker.committed, "the first commit is held"
-        assert parts["producer"].most_open == 1, "the second commit waits for the first"
-        gate.set()
+        assert run.producer.most_open == 1, "the second commit waits for the first"
+        run.gate.set()
         await wait_for(lambda: broker.committed.get(TP) == 6)
-    finally:
-        gate.set()
-        await stage.stop()
     assert [o.value for o in broker.outputs("out")] == [f"v{i}".encode() for i in range(6)]
-    assert broker.transactions == 2 and parts["producer"].most_open == 1
+    assert broker.transactions == 2 and run.producer.most_open == 1
 
 
 async def test_without_overlap_the_next_batch_waits_for_the_commit() -> None:
     broker = FakeBroker(records(6))
-    gate = asyncio.Event()
     handled: list[bytes | None] = []
 
     async def handle(record: InputRecord) -> list[Outbound]:
         handled.append(record.value)
         return echo(record)
 
-    parts = gated(broker, gate)
-    stage = runner(broker, handle, overlap_commits=False)
-    stage._producer_factory = parts["producer_factory"]
-    await stage.start()
-    try:
+    async with gated_stage(broker, handle, overlap_commits=False) as run:
         await wait_for(lambda: len(handled) == 3)
         await asyncio.sleep(0.05)
         assert handled == [b"v0", b"v1", b"v2"], "nothing handled before the commit"
-        gate.set()
+        run.gate.set()
         await wait_for(lambda: broker.committed.get(TP) == 6)
-    finally:
-        gate.set()
-        await stage.stop()
     assert [o.value for o in broker.outputs("out")] == [f"v{i}".encode() for i in range(6)]
 
 
@@ -178,7 +181,6 @@ async def test_a_batch_ahead_of_a_commit_past_the_bug_cap_is_read_again_after_is
 
 async def test_a_handler_bug_while_the_previous_batch_commits_keeps_that_commit() -> None:
     broker = FakeBroker(records(6))
-    gate = asyncio.Event()
     bugs = {"left": 1}
 
     async def handle(record: InputRecord) -> list[Outbound]:
@@ -187,19 +189,12 @@ async def test_a_handler_bug_while_the_previous_batch_commits_keeps_that_commit(
             raise RuntimeError("transient bug")
         return echo(record)
 
-    parts = gated(broker, gate)
-    stage = runner(broker, handle, router=None)
-    stage._producer_factory = parts["producer_factory"]
-    await stage.start()
-    try:
-        await wait_for(lambda: stage.stats.failed == 1)
-        gate.set()
+    async with gated_stage(broker, handle, router=None) as run:
+        await wait_for(lambda: run.stage.stats.failed == 1)
+        run.gate.set()
         await wait_for(lambda: broker.committed.get(TP) == 6)
-    finally:
-        gate.set()
-        await stage.stop()
     assert [o.value for o in broker.outputs("out")] == [f"v{i}".encode() for i in range(6)]
-    assert stage.stats.batch_bugs == 1 and broker.outputs(DLQ) == []
+    assert run.stage.stats.batch_bugs == 1 and broker.outputs(DLQ) == []
 
 
 TP1 = TopicPartition(TOPIC, 1)
