@@ -30,7 +30,6 @@ import pstats
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,24 +43,11 @@ from relais.blobs.filesystem import FilesystemBlobStore
 from relais.flows.kit import machines_of, routes_of
 from relais.logs import configure_logging
 from relais.members.model import Member
-from relais.stages.records import without_internal_headers
+from relais.stages.records import FakeRecord, without_internal_headers
 from relais.wire.avro_codec import AvroCodec
 
 BATCH = 500
 WORKERS = 16
-
-
-@dataclass
-class ConsumedRecord:
-    """What aiokafka hands a stage, as far as the ingress reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    timestamp: int = 0
 
 
 class Members:
@@ -87,20 +73,21 @@ async def measure(args: argparse.Namespace) -> list[float]:
     deps = IngressDeps(codec=codec, members=Members(sirens), blobs=FilesystemBlobStore(root),
                        max_submission_bytes=1024 * 1024, counters=IngressCounters(),
                        routes=routes_of(FLOWS), machines=machines_of(FLOWS))
-    records = [ConsumedRecord(p.topic, 0, offset, p.key, p.value, list(p.headers))
+    records = [FakeRecord(topic=p.topic, offset=offset, key=p.key, value=p.value,
+                          headers=list(p.headers))
                for offset, p in enumerate(prepare(codec, sirens, blob, "cpu", args.records,
                                                   args.size))]
-    handle: Callable[[ConsumedRecord], Awaitable[object]]
+    handle: Callable[[FakeRecord], Awaitable[object]]
     if args.mode == "runner":
         runner = ingress_runner("127.0.0.1:1", deps, group_id="ingress-cpu")
 
-        async def handle(record: ConsumedRecord) -> object:
+        async def handle(record: FakeRecord) -> object:
             return await runner._handle(runner._prepared(record), [])
     else:
-        async def handle(record: ConsumedRecord) -> object:
+        async def handle(record: FakeRecord) -> object:
             return await handle_submission(without_internal_headers(record), deps)
 
-    async def one_batch(batch: list[ConsumedRecord]) -> None:
+    async def one_batch(batch: list[FakeRecord]) -> None:
         waiting = iter(batch)
 
         async def work() -> None:

@@ -4,7 +4,6 @@ such as member_mismatch or blob_not_found), in text and JSON, and `--error` matc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from relais.flows.kit import routes_of
 from relais.flows.outbound import FlowContext, flow_state_record
 from relais.members.model import Member
 from relais.settings import Settings
+from relais.stages.records import FakeRecord
 from relais.wire.avro_codec import AvroCodec
 from topics import member as member_topics
 from topics.catalogue import FLOW_EVENTS
@@ -28,16 +28,6 @@ from topics.catalogue import FLOW_EVENTS
 SIREN = "217500016"
 OTHER = "200066389"
 MISSING_SHA = "c" * 64
-
-
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class OneMember:
@@ -76,8 +66,8 @@ async def _ingress_rejection(codec: AvroCodec) -> dict[str, Any]:
     deps = IngressDeps(codec=codec, members=OneMember(), blobs=NoBlobs(),
                        max_submission_bytes=64 * 1024, counters=IngressCounters(),
                        routes=routes_of(FLOWS))
-    record = FakeRecord(member_topics.submissions(SIREN).name, 0, 7, b"DELIB-1",
-                        codec.encode("ActeSubmission", _submission()))
+    record = FakeRecord(topic=member_topics.submissions(SIREN).name, offset=7, key=b"DELIB-1",
+                        value=codec.encode("ActeSubmission", _submission()))
     outs = await handle_submission(record, deps)  # type: ignore[arg-type]
     events = [o for o in outs if o.topic == FLOW_EVENTS.name]
     assert len(events) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ from relais.flows.ids import flow_id_for
 from relais.flows.kit import routes_of
 from relais.flows.outbound import Outbound
 from relais.members.model import Member
-from relais.stages.records import without_internal_headers
+from relais.stages.records import FakeRecord, without_internal_headers
 from relais.wire.avro_codec import SINGLE_OBJECT_MARKER, AvroCodec
 from relais.wire.headers import FLOW_ID_HEADER, EventHeaders, header_value, new_traceparent
 from topics import member as member_topics
@@ -40,17 +39,6 @@ DOC_SHA = "a" * 64
 ANNEX_SHA = "b" * 64
 SUBMISSIONS = member_topics.submissions(SIREN).name
 NOTIFICATIONS = member_topics.notifications(SIREN).name
-
-
-@dataclass
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    timestamp: int = 0
 
 
 class DictMembers:

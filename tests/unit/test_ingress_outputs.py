@@ -29,7 +29,7 @@ from relais.blobs.filesystem import FilesystemBlobStore
 from relais.errors import Reason, UnknownMemberError, ValidationError
 from relais.flows.kit import machines_of, routes_of
 from relais.flows.outbound import Outbound
-from relais.stages.records import without_internal_headers
+from relais.stages.records import FakeRecord, without_internal_headers
 from relais.wire.avro_codec import AvroCodec
 from tests.unit.test_ingress_handler import (
     ANNEX_SHA,
@@ -58,17 +58,6 @@ MEMBER_HEADERS = [
 ]
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    timestamp: int = 0
 
 
 class Blobs:
@@ -283,7 +272,8 @@ def _without_runner_context(line: dict[str, Any]) -> dict[str, Any]:
 async def _run(codec: AvroCodec, case: Case, *, prepared: bool = True,
                store: FilesystemBlobStore | None = None) -> dict[str, Any]:
     deps = _deps(codec, case.blobs() if store is None else store)
-    record = Rec(SUBMISSIONS, 0, 42, case.key, case.value, list(case.headers))
+    record = FakeRecord(topic=SUBMISSIONS, partition=0, offset=42, key=case.key, value=case.value,
+                        headers=list(case.headers))
     norm = Normaliser(_flow(*case.flow), case.state, case.event_key, datetime.now(UTC))
     # the log context the stage runner binds around each record; the lines carry it
     with capture_logs(processors=[merge_contextvars]) as logs, bound_contextvars(
@@ -961,7 +951,8 @@ async def test_a_record_of_an_unknown_member_still_raises(codec: AvroCodec, sire
     for value in (codec.encode("ActeSubmission", _acte(member_siren=siren)), b"\x00garbage"):
         deps = _deps(codec)
         with capture_logs() as logs, pytest.raises(UnknownMemberError) as raised:
-            await handle_submission(Rec(topic, 0, 7, b"K-1", value, list(MEMBER_HEADERS)), deps)
+            await handle_submission(FakeRecord(topic=topic, offset=7, key=b"K-1", value=value,
+                                                  headers=list(MEMBER_HEADERS)), deps)
         assert raised.value.code == "unknown_member"
         assert f"member {siren} is not registered, nobody to tell" in str(raised.value)
         assert logs == []
